@@ -1,0 +1,32 @@
+# cnnprof: the two commands of the README, and the developer targets.
+#   make demo   set up (if needed), then compare ESPNetV2 and GhostNet on this machine
+#   make test   set up (if needed), then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-all bench clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned: the CPU build of 2.13.0 comes from local disk, while a
+# bare `torch` requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/cnnprof compare espnetv2 ghostnet
+
+test: install
+	$(PY) -m pytest
+
+# slow and benchmark-like tests too (never part of CI's default run)
+test-all: install
+	$(PY) -m pytest -m 'not cuda'
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,181 @@
+"""The Python API: name -> model -> counts (and latency) -> report rows.
+
+Everything the command line does goes through these functions, so a notebook gets the same
+numbers as ``cnnprof``. Heavy imports (torch, fvcore) happen inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from cnnprof.errors import UsageError
+from cnnprof.models import registry
+from cnnprof.rows import Counts, ProfileRow, counts_row
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model ready to build: a registered variant (``spec`` set) or a user's own model."""
+
+    name: str
+    family: str
+    input: tuple[int, int, int]
+    builder: Callable[[], "nn.Module"]
+    min_input: int = 1
+    spec: registry.ModelSpec | None = None
+
+    def build(self) -> "nn.Module":
+        return self.builder()
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style pattern, in natural order.
+
+    >>> list_models("efficientnet_b?")[:3]
+    ['efficientnet_b0', 'efficientnet_b1', 'efficientnet_b2']
+    """
+    return registry.list_models(pattern)
+
+
+def build_model(name: str, **options: Any) -> "nn.Module":
+    """Build a registered variant (in eval mode), passing ``options`` to its builder.
+
+    >>> model = build_model("mobilenetv3_small")
+    >>> sum(p.numel() for p in model.parameters())
+    2542856
+    """
+    model = registry.get(name).build(**options)
+    return model.eval()
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    """The native input (C, H, W) of a registered variant.
+
+    >>> input_shape("espnet")
+    (3, 512, 1024)
+    """
+    return registry.get(name).input
+
+
+def parse_resolution(text: str | int | None) -> tuple[int, int] | None:
+    """``"224"`` -> (224, 224); ``"512x1024"`` -> (512, 1024) (H x W); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    s = str(text).strip().lower()
+    m = re.fullmatch(r"(-?\d+)(?:x(-?\d+))?", s)
+    if not m:
+        raise UsageError(f"resolution must be N or HxW (e.g. 224 or 512x1024), got {text!r}")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) is not None else h
+    if h <= 0 or w <= 0:
+        raise UsageError(f"resolution must be positive, got {text!r}")
+    return h, w
+
+
+def resolve_targets(refs: Iterable[str]) -> list[Target]:
+    """Model names, family aliases and patterns -> buildable targets (unknown names: exit 2)."""
+    targets = []
+    for name in registry.resolve(refs):
+        spec = registry.get(name)
+        targets.append(
+            Target(
+                name=spec.name,
+                family=spec.family,
+                input=spec.input,
+                builder=lambda spec=spec: spec.build().eval(),
+                min_input=spec.min_input,
+                spec=spec,
+            )
+        )
+    return targets
+
+
+def target_input(target: Target, resolution: tuple[int, int] | None) -> tuple[int, int, int]:
+    """The (C, H, W) to use for ``target``: its native input, or ``resolution`` checked against
+    the network's downsampling."""
+    if resolution is None:
+        return target.input
+    h, w = resolution
+    if h < target.min_input or w < target.min_input:
+        raise UsageError(
+            f"resolution {h}x{w} is too small for {target.name}: its downsampling needs at least "
+            f"{target.min_input}x{target.min_input}"
+        )
+    return (target.input[0], h, w)
+
+
+def check_batch(batch: int) -> int:
+    if batch < 1:
+        raise UsageError(f"batch must be at least 1, got {batch}")
+    return batch
+
+
+def count(
+    model_or_name: "str | nn.Module", input_shape: Sequence[int] | None = None, *, batch: int = 1
+) -> Counts:
+    """Count parameters, MACs, activations and bytes moved of a model.
+
+    >>> c = count("efficientnet_b0")
+    >>> c.params, round(c.macs / 1e6, 1)
+    (5288548, 385.8)
+    """
+    from cnnprof import counting
+
+    check_batch(batch)
+    if isinstance(model_or_name, str):
+        target = resolve_targets([model_or_name])[0]
+        shape = tuple(input_shape) if input_shape is not None else target.input
+        return counting.count(target.build(), shape, batch=batch, label=target.name)
+    if input_shape is None:
+        raise UsageError("count(model) needs input_shape=(C, H, W) for a model that is not registered")
+    return counting.count(model_or_name, tuple(input_shape), batch=batch)
+
+
+def count_rows(
+    targets: Sequence[Target],
+    *,
+    resolution: tuple[int, int] | None = None,
+    batch: int = 1,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[tuple[ProfileRow, Counts | None]]:
+    """Count each target; a model that fails becomes a row with ``error`` set."""
+    from cnnprof import counting
+    from cnnprof.errors import CnnprofError
+
+    check_batch(batch)
+    shapes = [target_input(t, resolution) for t in targets]  # validate all before any work
+    out: list[tuple[ProfileRow, Counts | None]] = []
+    for target, shape in zip(targets, shapes):
+        if on_progress:
+            on_progress(f"counting {target.name} at {shape[1]}x{shape[2]}")
+        try:
+            counts = counting.count(target.build(), shape, batch=batch, label=target.name)
+        except CnnprofError as exc:
+            if len(targets) == 1:
+                raise
+            out.append((ProfileRow(model=target.name, family=target.family, batch=batch, error=str(exc)), None))
+            continue
+        out.append((counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape, batch=batch), counts))
+    return out
+
+
+def profile(
+    names: str | Iterable[str], *, resolution: str | int | None = None, batch: int = 1
+) -> "pandas.DataFrame":
+    """The report rows of ``names`` (names, aliases or patterns) as a DataFrame.
+
+    >>> df = profile(["mobilenetv3_small"])
+    >>> int(df.loc[0, "params"]), df.loc[0, "input"]
+    (2542856, '3x224x224')
+    """
+    from cnnprof.report import rows_to_frame
+
+    refs = [names] if isinstance(names, str) else list(names)
+    rows = count_rows(resolve_targets(refs), resolution=parse_resolution(resolution), batch=batch)
+    return rows_to_frame([row for row, _ in rows])

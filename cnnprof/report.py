@@ -1,0 +1,255 @@
+"""Result rows -> table | csv | json | md, written atomically; the terminal rendering.
+
+One row source, many outputs: every command hands its rows (dataclasses or dicts) here with
+the column list it wants on screen. Files carry every field at full precision (CSV headers are
+the row type's field names, stable whatever was measured); rounding and units are for the
+terminal table and markdown only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from cnnprof.errors import UsageError
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    md = "md"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the terminal table: which field, its header, how to show its value."""
+
+    field: str
+    header: str
+    kind: str = "text"  # text | count | macs | bytes | ms | ratio | float | pct | int
+    wrap: bool = False  # long prose (citations, details) may wrap; names and numbers never do
+
+
+# -- rows --------------------------------------------------------------------------------------
+def as_records(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        if dataclasses.is_dataclass(row):
+            out.append(row.to_dict() if hasattr(row, "to_dict") else dataclasses.asdict(row))
+        else:
+            out.append(dict(row))
+    return out
+
+
+def rows_to_frame(rows: Sequence[Any], fields: Sequence[str] | None = None):
+    """Rows -> a pandas DataFrame whose columns are ``fields`` (default: the row type's fields)."""
+    import pandas as pd
+
+    records = as_records(rows)
+    if fields is None:
+        fields = _default_fields(rows, records)
+    return pd.DataFrame.from_records(records, columns=list(fields))
+
+
+def _default_fields(rows: Sequence[Any], records: list[dict[str, Any]]) -> list[str]:
+    if rows and dataclasses.is_dataclass(rows[0]):
+        return [f.name for f in dataclasses.fields(rows[0])]
+    if records:
+        return list(records[0])
+    from cnnprof.rows import ProfileRow
+
+    return ProfileRow.field_names()
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(records: list[dict[str, Any]], fields: Sequence[str] | None = None) -> str:
+    if fields is not None:
+        records = [{f: r.get(f) for f in fields} for r in records]
+    return json.dumps([_clean(r) for r in records], indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(records: list[dict[str, Any]], fields: Sequence[str]) -> str:
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({f: ("" if r.get(f) is None else _csv_value(r.get(f))) for f in fields})
+    return buf.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(_clean(value))
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+# -- human formatting (terminal and markdown) --------------------------------------------------
+def human(value: Any, kind: str) -> str:
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if kind == "count":
+        return _scaled(value, "")
+    if kind == "macs":
+        return _scaled(value, "")
+    if kind == "bytes":
+        return _scaled(value, "B")
+    if kind == "ms":
+        return f"{value:.3g} ms" if value < 1 else f"{value:.2f} ms"
+    if kind == "ratio":
+        return f"{value:.2f}x"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
+    if kind == "float":
+        return f"{value:.4g}"
+    if kind == "int":
+        return f"{int(value):,}"
+    return str(value)
+
+
+def _scaled(value: float, unit: str) -> str:
+    value = float(value)
+    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f}{suffix}{unit}"
+    return f"{value:.0f}{unit}"
+
+
+def to_markdown(records: list[dict[str, Any]], columns: Sequence[Column]) -> str:
+    """A markdown table with exact values (numbers unrounded), headers carrying units."""
+    lines = ["| " + " | ".join(c.header for c in columns) + " |"]
+    lines.append("|" + "|".join("---:" if c.kind != "text" else "---" for c in columns) + "|")
+    for r in records:
+        cells = []
+        for c in columns:
+            v = r.get(c.field)
+            cells.append("" if v is None else str(v).replace("|", "\\|"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, title: str | None = None):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    for c in columns:
+        table.add_column(c.header, justify="left" if c.kind == "text" else "right", no_wrap=not c.wrap,
+                         overflow="fold" if c.wrap else "ellipsis")
+    for r in records:
+        table.add_row(*(human(r.get(c.field), c.kind) for c in columns))
+    return table
+
+
+# -- files ---------------------------------------------------------------------------------------
+def check_writable(path: str | os.PathLike | None) -> None:
+    """Fail early (exit 2) when ``path`` cannot be written, before any expensive work."""
+    if path is None:
+        return
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise UsageError(f"output path {str(p)!r} is a directory")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {str(p)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UsageError(f"cannot write {str(p)!r}: permission denied")
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    p = Path(path)
+    check_writable(p)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+    return p
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True
+
+
+def stdout_console():
+    """A console for stdout; wide when stdout is not a terminal (pipes, files, CI logs), so
+    tables are not squeezed to 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def render_text(records: list[dict[str, Any]], fields: Sequence[str], columns: Sequence[Column], fmt: Format) -> str:
+    """The text of a csv / json / md rendering."""
+    if fmt == Format.csv:
+        return to_csv(records, fields)
+    if fmt == Format.json:
+        return to_json(records, fields)
+    if fmt == Format.md:
+        return to_markdown(records, columns)
+    raise ValueError(f"no text rendering for {fmt}")
+
+
+def emit(
+    rows: Sequence[Any],
+    *,
+    columns: Sequence[Column],
+    fmt: Format = Format.table,
+    output: str | os.PathLike | None = None,
+    fields: Sequence[str] | None = None,
+    title: str | None = None,
+    console=None,
+) -> None:
+    """Render ``rows`` to stdout (table, or the text format) or to ``output`` (atomically).
+
+    With ``output`` and the table format, the file gets CSV (a table is for eyes only) unless
+    its extension names another format (.json, .md).
+    """
+    records = as_records(rows)
+    fields = list(fields) if fields is not None else _default_fields(rows, records)
+    if output is not None:
+        file_fmt = fmt
+        if fmt == Format.table:
+            file_fmt = {".json": Format.json, ".md": Format.md}.get(Path(output).suffix.lower(), Format.csv)
+        write_atomic(output, render_text(records, fields, columns, file_fmt))
+        return
+    if fmt == Format.table:
+        (console or stdout_console()).print(rich_table(records, columns, title=title))
+        return
+    import sys
+
+    sys.stdout.write(render_text(records, fields, columns, fmt))

@@ -1,0 +1,222 @@
+"""The result types every command is made of.
+
+Plain frozen dataclasses holding numbers in base units (parameters, multiply-adds, bytes,
+milliseconds). Nothing here imports torch, so reports can be read and written without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """One leaf module as it ran: shapes, parameters, multiply-adds and bytes it touched."""
+
+    name: str
+    kind: str  # module class name, e.g. "Conv2d"
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int  # conv + linear multiply-adds attributed to this module
+    bytes_moved: int  # fp32 bytes of input + weights + output
+    calls: int = 1
+
+
+@dataclass(frozen=True)
+class ModuleCount:
+    """One module of the tree (any depth), with its children's totals."""
+
+    name: str
+    kind: str
+    depth: int
+    params: int
+    macs: int
+    macs_fvcore: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a model costs, counted from the built module (never from a table).
+
+    ``macs`` follows the papers' "FLOPs": multiply-adds of convolutions (incl. transposed) and
+    linear layers / matrix products. ``macs_fvcore`` is fvcore's total, which also counts batch
+    norm, pooling and upsampling. ``uncounted`` lists operators that ran but that neither figure
+    includes, with how many times they ran: a count is never a silent zero. ``status`` is
+    ``complete`` when every uncounted operator is free of multiply-adds by the papers' convention
+    (element-wise, activation, pooling, shape), else ``partial: <the others>``.
+    """
+
+    params: int
+    macs: int
+    macs_fvcore: int
+    activations: int  # output elements of conv / linear layers
+    bytes_moved: int  # sum over leaf modules of fp32 input + weight + output bytes
+    input_shape: tuple[int, ...]  # with batch
+    status: str = "complete"
+    by_op: dict[str, int] = field(default_factory=dict)  # fvcore operator -> multiply-adds
+    uncounted: dict[str, int] = field(default_factory=dict)  # operator -> calls
+    layers: tuple[LayerCount, ...] = ()  # leaf modules, in execution order
+    modules: tuple[ModuleCount, ...] = ()  # every module of the tree
+
+    @property
+    def flops(self) -> int:
+        """2 x MACs, for readers who want floating-point operations."""
+        return 2 * self.macs
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where a measurement was taken: enough to tell two machines or set-ups apart."""
+
+    python: str
+    platform: str
+    cpu: str
+    cores: int
+    torch: str
+    onnxruntime: str
+    gpu: str
+    threads: int
+    env: dict[str, str]
+    loadavg: tuple[float, float, float]
+    tool: str  # cnnprof version and git revision
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """The statistics of one timed configuration. Times in milliseconds."""
+
+    backend: str
+    device: str
+    threads: int
+    batch: int
+    samples: tuple[float, ...]
+    median: float
+    mean: float
+    std: float
+    p10: float
+    p90: float
+    p99: float
+    iqr: float
+    min: float
+    ci_low: float  # 95% confidence interval of the median
+    ci_high: float
+    warnings: tuple[str, ...] = ()
+    setup_s: float | None = None  # compile time, or ONNX export + session creation
+    first_run_ms: float | None = None
+    parity_max_abs: float | None = None  # max |output - torch eager output|
+
+    @property
+    def runs(self) -> int:
+        return len(self.samples)
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """One model x input x backend: what every report is made of.
+
+    CSV headers come from these fields in this order, so columns are stable whatever a run
+    measured; a field a run did not measure is ``None`` (an empty CSV cell, JSON null).
+    """
+
+    model: str
+    family: str = ""
+    input: str = ""  # CxHxW, without batch
+    batch: int = 1
+    params: int | None = None
+    macs: int | None = None
+    macs_fvcore: int | None = None
+    activations: int | None = None
+    bytes_moved: int | None = None
+    uncounted_ops: str = ""
+    counts_status: str = ""
+    backend: str = ""
+    device: str = ""
+    threads: int | None = None
+    latency_ms_median: float | None = None
+    latency_ms_mean: float | None = None
+    latency_ms_std: float | None = None
+    latency_ms_p10: float | None = None
+    latency_ms_p90: float | None = None
+    latency_ms_p99: float | None = None
+    latency_ms_iqr: float | None = None
+    latency_ms_min: float | None = None
+    latency_ms_ci_low: float | None = None
+    latency_ms_ci_high: float | None = None
+    runs: int | None = None
+    throughput_per_s: float | None = None
+    gmacs_per_s: float | None = None
+    setup_s: float | None = None
+    first_run_ms: float | None = None
+    parity_max_abs: float | None = None
+    warnings: str = ""
+    error: str = ""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    """(3, 224, 224) -> '3x224x224'."""
+    return "x".join(str(int(s)) for s in shape)
+
+
+def format_uncounted(uncounted: dict[str, int]) -> str:
+    """{'aten::silu': 49} -> 'aten::silu:49' (sorted, ';'-separated): stable in a CSV cell."""
+    return ";".join(f"{op}:{n}" for op, n in sorted(uncounted.items()))
+
+
+def counts_row(
+    *, model: str, family: str, counts: Counts, input_shape: tuple[int, ...], batch: int
+) -> ProfileRow:
+    """The counting part of a report row."""
+    return ProfileRow(
+        model=model,
+        family=family,
+        input=format_shape(input_shape),
+        batch=batch,
+        params=counts.params,
+        macs=counts.macs,
+        macs_fvcore=counts.macs_fvcore,
+        activations=counts.activations,
+        bytes_moved=counts.bytes_moved,
+        uncounted_ops=format_uncounted(counts.uncounted),
+        counts_status=counts.status,
+    )
+
+
+def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> ProfileRow:
+    """A copy of ``row`` carrying ``latency``'s statistics."""
+    seconds = latency.median / 1e3
+    return dataclasses.replace(
+        row,
+        backend=latency.backend,
+        device=latency.device,
+        threads=latency.threads,
+        latency_ms_median=latency.median,
+        latency_ms_mean=latency.mean,
+        latency_ms_std=latency.std,
+        latency_ms_p10=latency.p10,
+        latency_ms_p90=latency.p90,
+        latency_ms_p99=latency.p99,
+        latency_ms_iqr=latency.iqr,
+        latency_ms_min=latency.min,
+        latency_ms_ci_low=latency.ci_low,
+        latency_ms_ci_high=latency.ci_high,
+        runs=latency.runs,
+        throughput_per_s=latency.batch / seconds if seconds > 0 else None,
+        gmacs_per_s=(macs / seconds / 1e9) if (macs and seconds > 0) else None,
+        setup_s=latency.setup_s,
+        first_run_ms=latency.first_run_ms,
+        parity_max_abs=latency.parity_max_abs,
+        warnings="; ".join(latency.warnings),
+    )
