@@ -6,9 +6,10 @@ numbers as ``cnnprof``. Heavy imports (torch, fvcore) happen inside the function
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from cnnprof.errors import UsageError
 from cnnprof.models import registry
@@ -30,8 +31,14 @@ class Target:
     min_input: int = 1
     spec: registry.ModelSpec | None = None
 
-    def build(self) -> "nn.Module":
-        return self.builder()
+    def build(self, seed: int | None = 0) -> "nn.Module":
+        """Build in eval mode; seeded so that two builds have the same weights (and an ONNX
+        export of one can be reused for the other)."""
+        if seed is not None:
+            import torch
+
+            torch.manual_seed(seed)
+        return self.builder().eval()
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -179,3 +186,93 @@ def profile(
     refs = [names] if isinstance(names, str) else list(names)
     rows = count_rows(resolve_targets(refs), resolution=parse_resolution(resolution), batch=batch)
     return rows_to_frame([row for row, _ in rows])
+
+
+def parse_threads(text: str | int) -> int:
+    """``"1"`` -> 1, ``"all"`` -> the cores this process may use."""
+    from cnnprof.timing.environment import cpu_count
+
+    s = str(text).strip().lower()
+    if s == "all":
+        return cpu_count()
+    if not s.isdigit() or int(s) < 1:
+        raise UsageError(f"threads must be a positive integer or 'all', got {text!r}")
+    return int(s)
+
+
+def parse_list(text: str, *, what: str, choices: Sequence[str] | None = None) -> list[str]:
+    items = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"{what}: empty list")
+    if choices is not None:
+        bad = [t for t in items if t not in choices]
+        if bad:
+            raise UsageError(f"unknown {what} {bad[0]!r}; choose from {', '.join(choices)}")
+    return list(dict.fromkeys(items))
+
+
+def parse_batches(text: str) -> list[int]:
+    """``"1,8,32"`` -> [1, 8, 32]."""
+    try:
+        batches = [int(t) for t in parse_list(text, what="batch")]
+    except ValueError:
+        raise UsageError(f"batch list must be integers separated by commas (e.g. 1,8), got {text!r}") from None
+    for b in batches:
+        check_batch(b)
+    return batches
+
+
+def bench_rows(
+    targets: Sequence[Target],
+    *,
+    backends: Sequence[str] = ("torch",),
+    device: str = "cpu",
+    batches: Sequence[int] = (1,),
+    threads: int = 1,
+    channels_last: bool = False,
+    train: bool = False,
+    resolution: tuple[int, int] | None = None,
+    protocol=None,
+    onnx_dir: str = "models",
+    on_progress: Callable[[str], None] | None = None,
+) -> "Iterator[ProfileRow]":
+    """Count and time every target x batch x backend, yielding one row as each is done.
+
+    A model that fails on one backend (export, compile, session) yields a row with ``error``
+    and the others go on. Counting happens once per target, at batch 1.
+    """
+    from cnnprof import counting, timing
+    from cnnprof.errors import CnnprofError
+    from cnnprof.rows import with_latency
+    from cnnprof.timing.environment import fingerprint
+
+    for backend in backends:
+        timing.check_options(timing.TimingOptions(backend=backend, device=device, threads=threads))
+    for b in batches:
+        check_batch(b)
+    shapes = [target_input(t, resolution) for t in targets]
+    for target, shape in zip(targets, shapes):
+        if on_progress:
+            on_progress(f"{target.name}: counting")
+        try:
+            base = counting.count(target.build(), shape, label=target.name)
+        except CnnprofError as exc:
+            yield ProfileRow(model=target.name, family=target.family, error=str(exc))
+            continue
+        for batch in batches:
+            counts = counting.scale_to_batch(base, batch)
+            row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape, batch=batch)
+            for backend in backends:
+                opts = timing.TimingOptions(
+                    backend=backend, device=device, threads=threads, batch=batch, channels_last=channels_last,
+                    train=train, onnx_dir=onnx_dir, **({"protocol": protocol} if protocol is not None else {}),
+                )
+                if on_progress:
+                    on_progress(f"{target.name}: timing {backend} on {device}, batch {batch}, {threads} thread(s)")
+                try:
+                    latency = timing.time_model(target.build(), shape, name=target.name, opts=opts, macs=counts.macs)
+                except CnnprofError as exc:
+                    yield dataclasses.replace(row, backend=backend, device=device, threads=threads, error=str(exc))
+                    continue
+                env = fingerprint(threads).to_dict()
+                yield dataclasses.replace(with_latency(row, latency, counts.macs), environment=env)

@@ -15,6 +15,7 @@ shape operators (no multiply-adds by the papers' convention), otherwise ``partia
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import warnings
 
@@ -181,6 +182,10 @@ def count(model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, lab
     model.eval()
     x = torch.randn(batch, *input_shape)
     recorder = _LeafRecorder(model)
+    threads = torch.get_num_threads()
+    # One thread: counting needs one forward pass, not speed, and several OpenMP threads on a
+    # shared machine can make that pass tens of times slower (spin-waiting).
+    torch.set_num_threads(1)
     try:
         with _quiet(), torch.inference_mode():
             analysis = FlopCountAnalysis(model, x)
@@ -197,6 +202,7 @@ def count(model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, lab
             uncounted = {str(k): int(v) for k, v in analysis.unsupported_ops().items()}
     finally:
         recorder.close()
+        torch.set_num_threads(threads)
 
     by_op = {str(k): int(v) for k, v in by_module_op.get("", {}).items()}
     macs = sum(v for k, v in by_op.items() if k in CONV_LINEAR_OPS)
@@ -249,4 +255,38 @@ def count(model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, lab
         uncounted=uncounted,
         layers=tuple(layers),
         modules=tuple(modules),
+    )
+
+
+def scale_to_batch(counts: Counts, batch: int) -> Counts:
+    """Counts taken at batch 1, restated for ``batch`` (MACs and activations scale linearly;
+    weights are read once per call, activations once per sample)."""
+    if counts.input_shape[0] != 1:
+        raise ValueError("scale_to_batch needs counts taken at batch 1")
+    if batch == 1:
+        return counts
+    layers = tuple(
+        dataclasses.replace(
+            layer,
+            input_shape=(batch, *layer.input_shape[1:]) if layer.input_shape else (),
+            output_shape=(batch, *layer.output_shape[1:]) if layer.output_shape else (),
+            macs=layer.macs * batch,
+            bytes_moved=BYTES_PER_ELEMENT
+            * (batch * (_numel(layer.input_shape) + _numel(layer.output_shape)) + layer.params)
+            * layer.calls,
+        )
+        for layer in counts.layers
+    )
+    return dataclasses.replace(
+        counts,
+        macs=counts.macs * batch,
+        macs_fvcore=counts.macs_fvcore * batch,
+        activations=counts.activations * batch,
+        bytes_moved=sum(layer.bytes_moved for layer in layers),
+        input_shape=(batch, *counts.input_shape[1:]),
+        by_op={k: v * batch for k, v in counts.by_op.items()},
+        layers=layers,
+        modules=tuple(
+            dataclasses.replace(m, macs=m.macs * batch, macs_fvcore=m.macs_fvcore * batch) for m in counts.modules
+        ),
     )

@@ -154,13 +154,14 @@ def to_markdown(records: list[dict[str, Any]], columns: Sequence[Column]) -> str
 def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, title: str | None = None):
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for c in columns:
         table.add_column(c.header, justify="left" if c.kind == "text" else "right", no_wrap=not c.wrap,
                          overflow="fold" if c.wrap else "ellipsis")
     for r in records:
-        table.add_row(*(human(r.get(c.field), c.kind) for c in columns))
+        table.add_row(*(Text(human(r.get(c.field), c.kind)) for c in columns))  # text, never markup
     return table
 
 

@@ -107,7 +107,8 @@ class Latency:
     ci_low: float  # 95% confidence interval of the median
     ci_high: float
     warnings: tuple[str, ...] = ()
-    setup_s: float | None = None  # compile time, or ONNX export + session creation
+    setup_s: float | None = None  # compile time, or ONNX Runtime session creation
+    export_s: float | None = None  # ONNX export (0-ish when a cached export was reused)
     first_run_ms: float | None = None
     parity_max_abs: float | None = None  # max |output - torch eager output|
 
@@ -152,9 +153,11 @@ class ProfileRow:
     throughput_per_s: float | None = None
     gmacs_per_s: float | None = None
     setup_s: float | None = None
+    export_s: float | None = None
     first_run_ms: float | None = None
     parity_max_abs: float | None = None
     warnings: str = ""
+    environment: dict[str, Any] | None = None  # fingerprint of where a latency was measured
     error: str = ""
 
     @classmethod
@@ -216,6 +219,7 @@ def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> Profile
         throughput_per_s=latency.batch / seconds if seconds > 0 else None,
         gmacs_per_s=(macs / seconds / 1e9) if (macs and seconds > 0) else None,
         setup_s=latency.setup_s,
+        export_s=latency.export_s,
         first_run_ms=latency.first_run_ms,
         parity_max_abs=latency.parity_max_abs,
         warnings="; ".join(latency.warnings),

@@ -17,3 +17,11 @@ def cli(runner):
         return runner.invoke(app, list(args))
 
     return invoke
+
+
+def pytest_configure(config):
+    # One intra-op thread for the whole suite: deterministic, and immune to OpenMP threads
+    # spin-waiting against other processes on a shared 2-core machine.
+    import torch
+
+    torch.set_num_threads(1)

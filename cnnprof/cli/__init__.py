@@ -63,6 +63,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+from cnnprof.cli import bench as _bench  # noqa: E402
 from cnnprof.cli import compare as _compare  # noqa: E402
 from cnnprof.cli import listing as _listing  # noqa: E402
 from cnnprof.cli import profile as _profile  # noqa: E402
@@ -70,6 +71,7 @@ from cnnprof.cli import profile as _profile  # noqa: E402
 app.command("list")(_listing.list_command)
 app.command("profile")(_profile.profile_command)
 app.command("compare")(_compare.compare_command)
+app.command("bench")(_bench.bench_command)
 
 
 def main() -> None:  # console-script entry point

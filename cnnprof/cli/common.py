@@ -26,4 +26,4 @@ def progress(enabled: bool = True) -> Iterator:
         with console.status("") as status:
             yield lambda message: status.update(f"{message}  [dim]{time.perf_counter() - start:.0f}s[/dim]")
     else:
-        yield lambda message: console.print(f"[{time.perf_counter() - start:5.1f}s] {message}", highlight=False)
+        yield lambda message: console.print(f"[{time.perf_counter() - start:5.1f}s] {message}", highlight=False, markup=False)

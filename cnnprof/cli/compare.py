@@ -1,25 +1,28 @@
-"""``cnnprof compare``: models side by side, with ratios to the first."""
+"""``cnnprof compare``: models side by side, with ratios to the first, counted and timed."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+from typing import Annotated
 
-from cnnprof.cli.common import progress, stderr_console
-from cnnprof.cli.options import BatchOpt, FormatOpt, ModelsArg, OutputOpt, ResolutionOpt
-from cnnprof.report import Column, Format, check_writable, emit, render_text, write_atomic
+import typer
+
+from cnnprof.cli.common import stderr_console
+from cnnprof.cli.options import (
+    BackendOpt, BatchOpt, DeviceOpt, FormatOpt, MinRunsOpt, MinTimeOpt, ModelsArg, OutputOpt, PlotOpt, ResolutionOpt,
+    ThreadsOpt,
+)
+from cnnprof.cli.timed import collect, finish, save_report
+from cnnprof.report import Column, Format, check_writable, emit
 from cnnprof.rows import ProfileRow
 
-RATIO_FIELDS = ["params_ratio", "macs_ratio"]
-COLUMNS = [
+RATIO_FIELDS = ["params_ratio", "macs_ratio", "latency_ratio"]
+COUNT_COLUMNS = [
     Column("model", "model"),
     Column("input", "input"),
     Column("params", "params", "count"),
-    Column("params_ratio", "params / first", "ratio"),
+    Column("params_ratio", "/ first", "ratio"),
     Column("macs", "MACs", "macs"),
-    Column("macs_ratio", "MACs / first", "ratio"),
-    Column("activations", "activations", "count"),
-    Column("error", "error", wrap=True),
+    Column("macs_ratio", "/ first", "ratio"),
 ]
 
 
@@ -27,47 +30,109 @@ def _ratio(value, base):
     return value / base if value is not None and base else None
 
 
+def with_ratios(rows: list[ProfileRow]) -> list[dict]:
+    """Long rows (one per model x backend) with ratios to the first model on the same backend."""
+    first_model = rows[0].model
+    firsts = {r.backend: r for r in rows if r.model == first_model}
+    out = []
+    for r in rows:
+        base = firsts.get(r.backend, rows[0])
+        out.append({
+            **r.to_dict(),
+            "params_ratio": _ratio(r.params, base.params),
+            "macs_ratio": _ratio(r.macs, base.macs),
+            "latency_ratio": _ratio(r.latency_ms_median, base.latency_ms_median),
+        })
+    return out
+
+
+def wide(records: list[dict], backends: list[str]) -> tuple[list[dict], list[Column]]:
+    """One line per model for the terminal: counts, then median latency and ratio per backend."""
+    by_model: dict[str, dict] = {}
+    for r in records:
+        row = by_model.setdefault(r["model"], {k: r.get(k) for k in ("model", "input", "params", "params_ratio",
+                                                                      "macs", "macs_ratio")})
+        if r.get("backend"):
+            row[f"{r['backend']}_ms"] = r.get("latency_ms_median")
+            row[f"{r['backend']}_ratio"] = r.get("latency_ratio")
+            if r.get("parity_max_abs") is not None:
+                row["parity"] = max(row.get("parity") or 0.0, r["parity_max_abs"])
+        errors = [e for e in (row.get("error"), r.get("error")) if e]
+        row["error"] = "; ".join(dict.fromkeys(errors))
+        if r.get("warnings"):
+            tags = ", ".join(dict.fromkeys(w.split(":")[0] for w in r["warnings"].split("; ")))
+            row["warnings"] = "; ".join(filter(None, [row.get("warnings"), f"{r['backend']}: {tags}"]))
+    columns = list(COUNT_COLUMNS)
+    for b in backends:
+        columns += [Column(f"{b}_ms", f"{b} median", "ms"), Column(f"{b}_ratio", "/ first", "ratio")]
+    if any("parity" in row for row in by_model.values()):
+        columns.append(Column("parity", "max |diff| vs torch", "float"))
+    columns += [Column("warnings", "warnings", wrap=True), Column("error", "error", wrap=True)]
+    return list(by_model.values()), columns
+
+
 def compare_command(
     models: ModelsArg,
+    backend: BackendOpt = "torch,onnxruntime",
+    no_timing: Annotated[bool, typer.Option("--no-timing", help="Counts only: skip the latency columns.")] = False,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = "1",
     resolution: ResolutionOpt = None,
     batch: BatchOpt = 1,
+    min_time: MinTimeOpt = 2.0,
+    min_runs: MinRunsOpt = 10,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Compare models side by side, with ratios to the first model.
+    """Compare models side by side: params, MACs and latency per backend, with ratios to the first.
 
-    The rows are also saved as CSV under reports/ (the path is printed on stderr).
+    Latency is measured on PyTorch eager and ONNX Runtime (CPU, 1 thread) unless --backend or
+    --no-timing say otherwise; ONNX Runtime's output is checked against PyTorch's (max |diff|).
+    The long rows (one per model and backend) are also saved as CSV under reports/.
 
     Examples:
 
       cnnprof compare espnetv2 ghostnet
 
-      cnnprof compare efficientnet_b0 mobilenetv3_large fbnet_c --format md
+      cnnprof compare efficientnet_b0 mobilenetv3_large fbnet_c --plot pareto.png
+
+      cnnprof compare 'ghostnet*' --no-timing --format md
     """
-    from cnnprof import api
+    from cnnprof import api, timing
+    from cnnprof.plots import check_plot_path, macs_vs_latency
+    from cnnprof.timing.protocol import Protocol
 
     check_writable(output)
+    check_plot_path(plot)
+    backends = [] if no_timing else api.parse_list(backend, what="backend", choices=timing.BACKENDS)
+    n_threads = api.parse_threads(threads)
     targets = api.resolve_targets(models)
     res = api.parse_resolution(resolution)
     api.check_batch(batch)
-    with progress() as update:
-        results = api.count_rows(targets, resolution=res, batch=batch, on_progress=update)
-    rows = [row for row, _ in results]
-    base = rows[0]
-    records = [
-        {**row.to_dict(), "params_ratio": _ratio(row.params, base.params), "macs_ratio": _ratio(row.macs, base.macs)}
-        for row in rows
-    ]
+    if no_timing:
+        def produce(update):
+            return (row for row, _ in api.count_rows(targets, resolution=res, batch=batch, on_progress=update))
+    else:
+        protocol = Protocol(min_time_s=min_time, min_runs=min_runs)
+
+        def produce(update):
+            return api.bench_rows(targets, backends=backends, device=device, batches=[batch], threads=n_threads,
+                                  resolution=res, protocol=protocol, on_progress=update)
+    rows, interrupted = collect(produce)
+    if not rows:
+        finish([], interrupted)
+        return
+    records = with_ratios(rows)
     fields = ProfileRow.field_names() + RATIO_FIELDS
-    emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields,
-         title="compared with " + base.model + " (MACs = conv + linear multiply-adds)")
+    if fmt == Format.table and output is None:
+        table_rows, columns = wide(records, backends)
+        emit(table_rows, columns=columns, title=f"compared with {rows[0].model} "
+             f"(MACs = conv + linear multiply-adds; latency: batch {batch}, {n_threads} thread(s), {device})")
+    else:
+        emit(records, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=fields)
     saved = save_report("compare", records, fields)
-    stderr_console().print(f"saved {saved}", highlight=False)
-
-
-def save_report(kind: str, records: list[dict], fields: list[str]) -> Path:
-    """Keep a CSV copy under reports/ (created if needed), named by command and time."""
-    folder = Path("reports")
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-    return write_atomic(path, render_text(records, fields, [], Format.csv))
+    stderr_console().print(f"saved {saved}", highlight=False, markup=False)
+    if plot is not None and backends:
+        macs_vs_latency(records, plot, title=f"MACs against latency ({n_threads} thread(s), batch {batch})")
+    finish(records, interrupted)

@@ -25,3 +25,20 @@ BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Batch size.")]
 ModelsArg = Annotated[
     list[str], typer.Argument(help="Model names, family aliases or patterns such as 'ghostnet*' (see `cnnprof list`).")
 ]
+
+BackendOpt = Annotated[
+    str, typer.Option("--backend", help="Comma-separated backends: torch, onnxruntime, compile.")
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
+ThreadsOpt = Annotated[
+    str,
+    typer.Option("--threads", "-t", help="Intra-op threads for torch and ONNX Runtime alike: N or 'all' (default 1, "
+                 "the papers' single-core protocol and the steadiest on a shared machine)."),
+]
+PlotOpt = Annotated[
+    Optional[Path], typer.Option("--plot", help="Also draw a picture to this .png/.svg file.", dir_okay=False)
+]
+MinTimeOpt = Annotated[
+    float, typer.Option("--min-time", help="Measure for at least this many seconds per configuration.", min=0.0)
+]
+MinRunsOpt = Annotated[int, typer.Option("--min-runs", help="Measure at least this many calls.", min=1)]

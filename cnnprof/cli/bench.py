@@ -1,0 +1,95 @@
+"""``cnnprof bench``: latency of models on PyTorch eager, torch.compile and ONNX Runtime."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cnnprof.cli.options import (
+    BackendOpt, DeviceOpt, FormatOpt, MinRunsOpt, MinTimeOpt, ModelsArg, OutputOpt, PlotOpt, ResolutionOpt, ThreadsOpt,
+)
+from cnnprof.cli.timed import LATENCY_COLUMNS, collect, finish, save_report
+from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.rows import ProfileRow
+
+COLUMNS = [
+    Column("model", "model"),
+    Column("backend", "backend"),
+    Column("device", "device"),
+    Column("threads", "threads", "int"),
+    Column("batch", "batch", "int"),
+    *LATENCY_COLUMNS,
+    Column("latency_ms_ci_low", "CI95 low", "ms"),
+    Column("latency_ms_ci_high", "CI95 high", "ms"),
+    Column("throughput_per_s", "items/s", "float"),
+    Column("gmacs_per_s", "GMAC/s", "float"),
+    Column("setup_s", "setup s", "float"),
+    Column("parity_max_abs", "max |diff|", "float"),
+    Column("warnings", "warnings", wrap=True),
+    Column("error", "error", wrap=True),
+]
+
+
+def bench_command(
+    models: ModelsArg,
+    backend: BackendOpt = "torch",
+    device: DeviceOpt = "cpu",
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, comma-separated (e.g. 1,8,32).")] = "1",
+    threads: ThreadsOpt = "1",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format (torch backends).")] = False,
+    train: Annotated[bool, typer.Option("--train", help="Time a training step: forward, backward, SGD step.")] = False,
+    resolution: ResolutionOpt = None,
+    min_time: MinTimeOpt = 2.0,
+    min_runs: MinRunsOpt = 10,
+    plot: PlotOpt = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Time models: warm-up, then at least --min-runs calls and --min-time seconds per configuration.
+
+    Rows carry median, mean, std, p10/p90/p99, IQR, min, a 95% interval of the median,
+    throughput, achieved GMAC/s, set-up time (compile, ONNX session) and first-run time, the
+    output difference against PyTorch eager, and warnings (noisy, few runs, machine busy).
+    Rows are also saved as CSV under reports/.
+
+    Examples:
+
+      cnnprof bench efficientnet_b0
+
+      cnnprof bench ghostnet mobilenetv3 --backend torch,onnxruntime --batch 1,8
+
+      cnnprof bench efficientnetv2_s --train --resolution 224
+
+      cnnprof bench fbnet_c --threads all --plot latency.png
+    """
+    from cnnprof import api, timing
+    from cnnprof.plots import check_plot_path, latency_bars
+    from cnnprof.timing.protocol import Protocol
+
+    check_writable(output)
+    check_plot_path(plot)
+    backends = api.parse_list(backend, what="backend", choices=timing.BACKENDS)
+    batches = api.parse_batches(batch)
+    n_threads = api.parse_threads(threads)
+    targets = api.resolve_targets(models)
+    res = api.parse_resolution(resolution)
+    protocol = Protocol(min_time_s=min_time, min_runs=min_runs)
+    rows, interrupted = collect(
+        lambda update: api.bench_rows(
+            targets, backends=backends, device=device, batches=batches, threads=n_threads,
+            channels_last=channels_last, train=train, resolution=res, protocol=protocol, on_progress=update,
+        )
+    )
+    records = [r.to_dict() for r in rows]
+    fields = ProfileRow.field_names()
+    if records:
+        emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields,
+             title="training step" if train else "inference latency")
+        saved = save_report("bench", records, fields)
+        from cnnprof.cli.common import stderr_console
+
+        stderr_console().print(f"saved {saved}", highlight=False, markup=False)
+        if plot is not None:
+            latency_bars(records, plot, title="training step" if train else "inference latency")
+    finish(records, interrupted)

@@ -1,0 +1,62 @@
+"""What ``bench`` and ``compare`` share: running the measurements with progress, keeping what was
+measured when interrupted, the environment line, the latency columns."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+from cnnprof.cli.common import progress, stderr_console
+from cnnprof.report import Column, Format, render_text, write_atomic
+
+LATENCY_COLUMNS = [
+    Column("latency_ms_median", "median", "ms"),
+    Column("latency_ms_p90", "p90", "ms"),
+    Column("latency_ms_iqr", "IQR", "ms"),
+    Column("runs", "runs", "int"),
+]
+
+
+def collect(rows: Iterable) -> tuple[list, bool]:
+    """Consume a row generator under a progress line; Ctrl-C keeps the rows already measured."""
+    out = []
+    with progress() as update:
+        try:
+            for row in rows(update) if callable(rows) else rows:
+                out.append(row)
+        except KeyboardInterrupt:
+            return out, True
+    return out, False
+
+
+def environment_line(records: list[dict]) -> str | None:
+    env = next((r["environment"] for r in records if r.get("environment")), None)
+    if not env:
+        return None
+    load = ", ".join(f"{v:.2f}" for v in env["loadavg"])
+    gpu = f", {env['gpu']}" if env.get("gpu") else ""
+    extra = "".join(f", {k}={v}" for k, v in env.get("env", {}).items())
+    return (
+        f"{env['tool']}; torch {env['torch']}, onnxruntime {env['onnxruntime']}, python {env['python']}; "
+        f"{env['cpu']}, {env['cores']} cores{gpu}; {env['threads']} thread(s); load {load}{extra}"
+    )
+
+
+def save_report(kind: str, records: list[dict], fields: list[str]) -> Path:
+    """Keep a CSV copy under reports/ (created if needed), named by command and time."""
+    folder = Path("reports")
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    return write_atomic(path, render_text(records, fields, [], Format.csv))
+
+
+def finish(records: list[dict], interrupted: bool) -> None:
+    """Say on stderr where things stand; exit 130 after an interruption (rows already saved)."""
+    console = stderr_console()
+    line = environment_line(records)
+    if line:
+        console.print(f"environment: {line}", highlight=False, markup=False, soft_wrap=True)
+    if interrupted:
+        console.print(f"interrupted: kept the {len(records)} row(s) measured so far", highlight=False, markup=False)
+        raise SystemExit(130)

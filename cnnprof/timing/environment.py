@@ -1,0 +1,107 @@
+"""The environment fingerprint every timing report carries."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from cnnprof.rows import Environment
+
+# Variables that change how fast the same code runs.
+TIMING_ENV_VARS = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME",
+    "KMP_AFFINITY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLACES", "CUDA_VISIBLE_DEVICES",
+    "ORT_DISABLE_ALL_OPTIMIZATION", "TORCHINDUCTOR_FREEZING", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
+)
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (the affinity mask, not the whole machine)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_model() -> str:
+    """'Intel(R) Xeon(R) ... [avx512f amx]' from /proc/cpuinfo, or the platform's guess."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags_line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    flags = set(flags_line.split(":", 1)[1].split()) if flags_line else set()
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
+    name = name or platform.processor() or platform.machine()
+    return f"{name} [{' '.join(isa)}]" if isa else name
+
+
+@functools.lru_cache(maxsize=None)
+def tool_revision() -> str:
+    from cnnprof import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev, dirty = "", ""
+    return f"cnnprof {__version__}" + (f" ({rev}{'+dirty' if dirty else ''})" if rev else "")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def gpu_name() -> str:
+    if "torch" not in sys.modules:
+        return ""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    return ""
+
+
+def fingerprint(threads: int) -> Environment:
+    """Where and how this process times: versions, CPU, GPU, threads, env vars, load."""
+    torch_version = _version("torch")
+    if "torch" in sys.modules:
+        torch_version = sys.modules["torch"].__version__
+    return Environment(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpu=cpu_model(),
+        cores=cpu_count(),
+        torch=torch_version,
+        onnxruntime=_version("onnxruntime") or _version("onnxruntime-gpu"),
+        gpu=gpu_name(),
+        threads=threads,
+        env={k: os.environ[k] for k in TIMING_ENV_VARS if k in os.environ},
+        loadavg=tuple(round(v, 2) for v in os.getloadavg()) if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0),
+        tool=tool_revision(),
+    )
+
+
+def differences(a: dict, b: dict, keys=("torch", "onnxruntime", "cpu", "threads", "gpu", "cores")) -> list[str]:
+    """Human-readable differences between two fingerprints (as dicts) on the keys that matter."""
+    out = []
+    for k in keys:
+        if a.get(k) != b.get(k):
+            out.append(f"{k}: {a.get(k)!r} -> {b.get(k)!r}")
+    return out
