@@ -335,6 +335,9 @@ for _v, _r, _paper, _released, _official in [
     )
 
 # -- FBNet V3 (mobile-vision fbnet_modeldef_cls_fbnetv3.py, MODEL_ARCH_FBNETV3) ----------------
+# The official depthwise padding overrides (k5 pad 1, k3 pad 0 at stride 2) shrink the late
+# stages faster than "same" padding: below these sizes a stage-5 conv gets an empty input.
+_FBNETV3_MIN_INPUT = {"a": 49, "b": 49, "c": 49, "f": 33}
 for _v, _r, _paper, _released, _official in [
     ("a", 224, (None, 357, 79.1), (8.542, 356.6, 79.57), (8.599, 355.5)),
     ("b", 248, (None, 461, 79.8), (8.542, 461.6, 80.21), (8.599, 460.2)),
@@ -367,6 +370,7 @@ for _v, _r, _paper, _released, _official in [
         ),
         params_tol=0.015,
         macs_tol=0.015,
+        min_input=_FBNETV3_MIN_INPUT.get(_v, 32),
     )
 
 # -- family aliases: each family's reference variant -------------------------------------------
