@@ -22,18 +22,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Target:
-    """A model ready to build: a registered variant (``spec`` set) or a user's own model."""
+    """A model ready to build: a registered variant (``spec`` set), a user's own model, or an
+    ONNX file (``onnx_path`` set, no builder: counted from its graph, timed by ONNX Runtime)."""
 
     name: str
     family: str
-    input: tuple[int, int, int]
-    builder: Callable[[], "nn.Module"]
+    input: tuple[int, ...]
+    builder: Callable[[], "nn.Module"] | None
     min_input: int = 1
     spec: registry.ModelSpec | None = None
+    onnx_path: str | None = None
 
     def build(self, seed: int | None = 0) -> "nn.Module":
         """Build in eval mode; seeded so that two builds have the same weights (and an ONNX
         export of one can be reused for the other)."""
+        if self.builder is None:
+            raise UsageError(f"{self.name} is an ONNX file: it has no PyTorch module to build")
         if seed is not None:
             import torch
 
@@ -85,21 +89,46 @@ def parse_resolution(text: str | int | None) -> tuple[int, int] | None:
     return h, w
 
 
-def resolve_targets(refs: Iterable[str]) -> list[Target]:
-    """Model names, family aliases and patterns -> buildable targets (unknown names: exit 2)."""
-    targets = []
-    for name in registry.resolve(refs):
-        spec = registry.get(name)
-        targets.append(
-            Target(
-                name=spec.name,
-                family=spec.family,
-                input=spec.input,
-                builder=lambda spec=spec: spec.build().eval(),
-                min_input=spec.min_input,
-                spec=spec,
+def resolve_targets(
+    refs: Iterable[str], *, input_shape: Sequence[int] | str | None = None, model_args: Sequence[str] | dict | None = None
+) -> list[Target]:
+    """Model references -> targets, in the order given (unknown names: exit 2 with suggestions).
+
+    A reference is a registry name, family alias or pattern (``'ghostnet*'``); a user's
+    ``path/to/file.py:factory`` or ``package.module:factory(width=1.5)``; an ``.onnx`` file; or
+    ``timm:NAME`` / ``torchvision:NAME`` where those are installed. ``input_shape`` (CxHxW)
+    sets the input of every target; ``model_args`` (``key=value`` strings or a dict) are passed
+    to user factories.
+    """
+    from cnnprof import references
+
+    shape = references.parse_input(input_shape) if isinstance(input_shape, str) else (
+        tuple(input_shape) if input_shape is not None else None)
+    kwargs = model_args if isinstance(model_args, dict) else references.parse_model_args(list(model_args or []))
+    targets: list[Target] = []
+    names: list[str] = []
+    for ref in refs:
+        if references.is_reference(ref):
+            r = references.resolve_user(ref, input_shape=shape, model_args=kwargs)
+            targets.append(Target(name=r.name, family=r.family, input=r.input, builder=r.builder, onnx_path=r.onnx_path))
+            continue
+        for name in registry.resolve([ref]):
+            if name in names:
+                continue
+            names.append(name)
+            spec = registry.get(name)
+            targets.append(
+                Target(
+                    name=spec.name,
+                    family=spec.family,
+                    input=shape or spec.input,
+                    builder=lambda spec=spec: spec.build(),
+                    min_input=spec.min_input,
+                    spec=spec,
+                )
             )
-        )
+    if not targets:
+        raise UsageError("no model given")
     return targets
 
 
@@ -108,6 +137,8 @@ def target_input(target: Target, resolution: tuple[int, int] | None) -> tuple[in
     the network's downsampling."""
     if resolution is None:
         return target.input
+    if target.onnx_path is not None:
+        raise UsageError(f"{target.name} is an ONNX file with a fixed input; --resolution cannot change it")
     h, w = resolution
     if h < target.min_input or w < target.min_input:
         raise UsageError(
@@ -136,12 +167,36 @@ def count(
 
     check_batch(batch)
     if isinstance(model_or_name, str):
-        target = resolve_targets([model_or_name])[0]
-        shape = tuple(input_shape) if input_shape is not None else target.input
-        return counting.count(target.build(), shape, batch=batch, label=target.name)
+        target = resolve_targets([model_or_name], input_shape=input_shape)[0]
+        return count_target(target, target.input, batch=batch)
     if input_shape is None:
         raise UsageError("count(model) needs input_shape=(C, H, W) for a model that is not registered")
     return counting.count(model_or_name, tuple(input_shape), batch=batch)
+
+
+def count_target(target: Target, shape: Sequence[int], *, batch: int = 1) -> Counts:
+    """Count a target: fvcore on the built module, or the ONNX-graph counter for an ONNX file."""
+    from cnnprof import counting
+
+    if target.onnx_path is None:
+        return counting.count(target.build(), tuple(shape), batch=batch, label=target.name)
+    from cnnprof.onnx_count import count_onnx
+
+    oc = count_onnx(target.onnx_path, batch=batch)
+    by_op: dict[str, int] = {}
+    for node in oc.nodes:
+        by_op[node.op] = by_op.get(node.op, 0) + node.macs
+    activations = 0
+    for node in oc.nodes:
+        n = 1
+        for d in node.output_shape:
+            n *= d
+        activations += n
+    return Counts(
+        params=oc.params, macs=oc.macs, macs_fvcore=None, activations=activations, bytes_moved=None,
+        input_shape=oc.input_shape, status=oc.status, by_op=by_op,
+        uncounted={op: n for op, n in oc.op_histogram.items() if op not in by_op and op != "Constant"},
+    )
 
 
 def count_rows(
@@ -152,7 +207,6 @@ def count_rows(
     on_progress: Callable[[str], None] | None = None,
 ) -> list[tuple[ProfileRow, Counts | None]]:
     """Count each target; a model that fails becomes a row with ``error`` set."""
-    from cnnprof import counting
     from cnnprof.errors import CnnprofError
 
     check_batch(batch)
@@ -162,7 +216,7 @@ def count_rows(
         if on_progress:
             on_progress(f"counting {target.name} at {shape[1]}x{shape[2]}")
         try:
-            counts = counting.count(target.build(), shape, batch=batch, label=target.name)
+            counts = count_target(target, shape, batch=batch)
         except CnnprofError as exc:
             if len(targets) == 1:
                 raise
@@ -255,12 +309,12 @@ def bench_rows(
         if on_progress:
             on_progress(f"{target.name}: counting")
         try:
-            base = counting.count(target.build(), shape, label=target.name)
+            base = count_target(target, shape)
         except CnnprofError as exc:
             yield ProfileRow(model=target.name, family=target.family, error=str(exc))
             continue
         for batch in batches:
-            counts = counting.scale_to_batch(base, batch)
+            counts = base if target.onnx_path else counting.scale_to_batch(base, batch)
             row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape, batch=batch)
             for backend in backends:
                 opts = timing.TimingOptions(
@@ -270,7 +324,17 @@ def bench_rows(
                 if on_progress:
                     on_progress(f"{target.name}: timing {backend} on {device}, batch {batch}, {threads} thread(s)")
                 try:
-                    latency = timing.time_model(target.build(), shape, name=target.name, opts=opts, macs=counts.macs)
+                    if target.onnx_path is not None:
+                        if backend != "onnxruntime":
+                            raise UsageError(f"{target.name} is an ONNX file: it is timed with onnxruntime only")
+                        if batch != counts.input_shape[0]:
+                            counts = count_target(target, shape, batch=batch)
+                            row = counts_row(model=target.name, family=target.family, counts=counts,
+                                             input_shape=shape, batch=batch)
+                        latency = timing.time_model(None, shape, name=target.name, opts=opts,
+                                                    onnx_path=target.onnx_path)
+                    else:
+                        latency = timing.time_model(target.build(), shape, name=target.name, opts=opts)
                 except CnnprofError as exc:
                     yield dataclasses.replace(row, backend=backend, device=device, threads=threads, error=str(exc))
                     continue

@@ -85,7 +85,16 @@ def _first_tensor(obj) -> torch.Tensor | None:
 
 
 def _shape(t: torch.Tensor | None) -> tuple[int, ...]:
-    return tuple(int(s) for s in t.shape) if t is not None else ()
+    """Plain integer sizes, read outside the tracer (under tracing, sizes would be recorded as
+    graph nodes: slow, and noise in the traced graph)."""
+    if t is None:
+        return ()
+    state = torch._C._get_tracing_state()
+    torch._C._set_tracing_state(None)
+    try:
+        return tuple(int(s) for s in t.shape)
+    finally:
+        torch._C._set_tracing_state(state)
 
 
 def _numel(shape: tuple[int, ...]) -> int:

@@ -51,9 +51,9 @@ class Counts:
 
     params: int
     macs: int
-    macs_fvcore: int
+    macs_fvcore: int | None  # None where fvcore did not run (an ONNX file)
     activations: int  # output elements of conv / linear layers
-    bytes_moved: int  # sum over leaf modules of fp32 input + weight + output bytes
+    bytes_moved: int | None  # sum over leaf modules of fp32 input + weight + output bytes
     input_shape: tuple[int, ...]  # with batch
     status: str = "complete"
     by_op: dict[str, int] = field(default_factory=dict)  # fvcore operator -> multiply-adds

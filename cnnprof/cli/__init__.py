@@ -65,13 +65,19 @@ app = typer.Typer(
 
 from cnnprof.cli import bench as _bench  # noqa: E402
 from cnnprof.cli import compare as _compare  # noqa: E402
+from cnnprof.cli import export as _export  # noqa: E402
 from cnnprof.cli import listing as _listing  # noqa: E402
 from cnnprof.cli import profile as _profile  # noqa: E402
+from cnnprof.cli import machine as _machine  # noqa: E402
+from cnnprof.cli.gate import gate_app as _gate_app  # noqa: E402
 
 app.command("list")(_listing.list_command)
 app.command("profile")(_profile.profile_command)
 app.command("compare")(_compare.compare_command)
 app.command("bench")(_bench.bench_command)
+app.command("export")(_export.export_command)
+app.command("machine")(_machine.machine_command)
+app.add_typer(_gate_app, name="gate")
 
 
 def main() -> None:  # console-script entry point

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.options import (
-    BackendOpt, DeviceOpt, FormatOpt, MinRunsOpt, MinTimeOpt, ModelsArg, OutputOpt, PlotOpt, ResolutionOpt, ThreadsOpt,
+    BackendOpt, DeviceOpt, FormatOpt, InputOpt, MinRunsOpt, MinTimeOpt, ModelArgOpt, ModelsArg, OutputOpt, PlotOpt, ResolutionOpt, ThreadsOpt,
 )
 from cnnprof.cli.timed import LATENCY_COLUMNS, collect, finish, save_report
 from cnnprof.report import Column, Format, check_writable, emit
@@ -43,6 +43,8 @@ def bench_command(
     min_time: MinTimeOpt = 2.0,
     min_runs: MinRunsOpt = 10,
     plot: PlotOpt = None,
+    input_shape: InputOpt = None,
+    model_arg: ModelArgOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -72,7 +74,7 @@ def bench_command(
     backends = api.parse_list(backend, what="backend", choices=timing.BACKENDS)
     batches = api.parse_batches(batch)
     n_threads = api.parse_threads(threads)
-    targets = api.resolve_targets(models)
+    targets = api.resolve_targets(models, input_shape=input_shape, model_args=model_arg)
     res = api.parse_resolution(resolution)
     protocol = Protocol(min_time_s=min_time, min_runs=min_runs)
     rows, interrupted = collect(

@@ -13,10 +13,14 @@ def stderr_console():
     return Console(stderr=True)
 
 
+QUIET_S = 2.0
+
+
 @contextlib.contextmanager
 def progress(enabled: bool = True) -> Iterator:
-    """A status line on stderr; yields ``update(message)``. Silent when stderr is not a terminal
-    (messages are then printed plainly once each, so CI logs show where time went)."""
+    """A status line on stderr; yields ``update(message)``. When stderr is not a terminal, each
+    message is printed plainly once it comes more than a couple of seconds into the work (so CI
+    logs show where long runs spend their time, and quick commands and errors stay one line)."""
     console = stderr_console()
     start = time.perf_counter()
     if not enabled:
@@ -26,4 +30,9 @@ def progress(enabled: bool = True) -> Iterator:
         with console.status("") as status:
             yield lambda message: status.update(f"{message}  [dim]{time.perf_counter() - start:.0f}s[/dim]")
     else:
-        yield lambda message: console.print(f"[{time.perf_counter() - start:5.1f}s] {message}", highlight=False, markup=False)
+        def update(message: str) -> None:
+            elapsed = time.perf_counter() - start
+            if elapsed >= QUIET_S:
+                console.print(f"[{elapsed:5.1f}s] {message}", highlight=False, markup=False)
+
+        yield update

@@ -8,7 +8,7 @@ import typer
 
 from cnnprof.cli.common import stderr_console
 from cnnprof.cli.options import (
-    BackendOpt, BatchOpt, DeviceOpt, FormatOpt, MinRunsOpt, MinTimeOpt, ModelsArg, OutputOpt, PlotOpt, ResolutionOpt,
+    BackendOpt, BatchOpt, DeviceOpt, FormatOpt, InputOpt, MinRunsOpt, MinTimeOpt, ModelArgOpt, ModelsArg, OutputOpt, PlotOpt, ResolutionOpt,
     ThreadsOpt,
 )
 from cnnprof.cli.timed import collect, finish, save_report
@@ -82,6 +82,8 @@ def compare_command(
     min_time: MinTimeOpt = 2.0,
     min_runs: MinRunsOpt = 10,
     plot: PlotOpt = None,
+    input_shape: InputOpt = None,
+    model_arg: ModelArgOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -107,7 +109,7 @@ def compare_command(
     check_plot_path(plot)
     backends = [] if no_timing else api.parse_list(backend, what="backend", choices=timing.BACKENDS)
     n_threads = api.parse_threads(threads)
-    targets = api.resolve_targets(models)
+    targets = api.resolve_targets(models, input_shape=input_shape, model_args=model_arg)
     res = api.parse_resolution(resolution)
     api.check_batch(batch)
     if no_timing:

@@ -42,3 +42,11 @@ MinTimeOpt = Annotated[
     float, typer.Option("--min-time", help="Measure for at least this many seconds per configuration.", min=0.0)
 ]
 MinRunsOpt = Annotated[int, typer.Option("--min-runs", help="Measure at least this many calls.", min=1)]
+InputOpt = Annotated[
+    Optional[str],
+    typer.Option("--input", "-i", help="Input shape CxHxW (needed for a user model that declares none)."),
+]
+ModelArgOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--model-arg", "-a", help="key=value passed to a user model's factory (repeatable)."),
+]

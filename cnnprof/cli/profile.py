@@ -1,14 +1,19 @@
-"""``cnnprof profile``: what each model costs (params, MACs, activations, bytes moved)."""
+"""``cnnprof profile``: what each model costs (params, MACs, activations, bytes moved) and, with
+``--timing``, where its time goes layer by layer (latency against MACs, bytes and the roofline)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 from cnnprof.cli.common import progress
-from cnnprof.cli.options import BatchOpt, FormatOpt, ModelsArg, OutputOpt, ResolutionOpt
+from cnnprof.cli.options import BatchOpt, FormatOpt, InputOpt, ModelArgOpt, ModelsArg, OutputOpt, ResolutionOpt
 from cnnprof.report import Column, Format, check_writable, emit
+
+TOP_DEFAULT = 5
+DEPTH_DEFAULT = 2
 
 COUNT_COLUMNS = [
     Column("model", "model"),
@@ -42,14 +47,48 @@ def profile_command(
     models: ModelsArg,
     resolution: ResolutionOpt = None,
     batch: BatchOpt = 1,
-    depth: Annotated[int, typer.Option("--depth", "-d", min=0, help="Depth of the per-module table (one model, table format).")] = 2,
+    depth: Annotated[Optional[int], typer.Option(
+        "--depth", "-d", min=0, show_default=False,
+        help="Depth of the per-module table (one model, table format; default 2). With --timing: time the "
+             "modules at this depth instead of the leaf layers.")] = None,
+    input_shape: InputOpt = None,
+    model_arg: ModelArgOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
+    timing: Annotated[bool, typer.Option(
+        "--timing", help="Time every layer and join it with its MACs and bytes: achieved GMAC/s, MACs per byte, "
+                         "share of latency against share of MACs, op kind, per-kind summary, coverage.")] = False,
+    backend: Annotated[Optional[str], typer.Option(
+        "--backend", show_default=False,
+        help="With --timing: torch (eager, forward hooks; default) or onnxruntime (its profiler, nodes mapped "
+             "back to modules).")] = None,
+    top: Annotated[Optional[int], typer.Option(
+        "--top", show_default=False,
+        help=f"With --timing: list first the N layers whose latency share most exceeds their MAC share "
+             f"(default {TOP_DEFAULT}).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", dir_okay=False, show_default=False,
+        help="With --timing: draw the roofline (MACs/byte against achieved GMAC/s, this machine's roofs) "
+             "to this .png/.svg/.pdf.")] = None,
+    threads: Annotated[Optional[str], typer.Option(
+        "--threads", "-t", show_default=False,
+        help="With --timing: intra-op threads, N or 'all' (default 1).")] = None,
+    min_time: Annotated[Optional[float], typer.Option(
+        "--min-time", min=0.0, show_default=False,
+        help="With --timing: measure for at least this many seconds per model (default 3).")] = None,
+    min_runs: Annotated[Optional[int], typer.Option(
+        "--min-runs", min=1, show_default=False,
+        help="With --timing: at least this many timed runs per model (default 30).")] = None,
 ) -> None:
     """Count params, MACs (conv + linear multiply-adds: the papers' "FLOPs"), activations and bytes moved.
 
     For a single model in table format, also the per-module table (to --depth) and the
     per-operator split, including the operators that ran but were not counted.
+
+    With --timing: per-layer latency (median over many runs, 1 thread by default) joined
+    with each layer's MACs and bytes moved, the top mismatches (latency share most above
+    MAC share) first, a summary per op kind, and the coverage (sum of per-layer times
+    against the whole-model latency). CSV/JSON: one row per layer.
 
     Examples:
 
@@ -58,11 +97,33 @@ def profile_command(
       cnnprof profile 'ghostnet*' --format csv -o reports/ghostnet.csv
 
       cnnprof profile espnet --resolution 256x512 --depth 1
+
+      cnnprof profile path/to/my_net.py:build --input 3x224x224
+
+      cnnprof profile models/my_net.onnx
+
+      cnnprof profile efficientnet_b0 --timing --top 10 --plot roofline.png
+
+      cnnprof profile ghostnet --timing --backend onnxruntime -f csv -o ghostnet-layers.csv
     """
     from cnnprof import api
 
     check_writable(output)
-    targets = api.resolve_targets(models)
+    if not timing:
+        given = [name for name, value in (("--backend", backend), ("--top", top), ("--plot", plot),
+                                          ("--threads", threads), ("--min-time", min_time),
+                                          ("--min-runs", min_runs)) if value is not None]
+        if given:
+            from cnnprof.errors import UsageError
+
+            raise UsageError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --timing")
+    else:
+        _run_timing(models, resolution=resolution, batch=batch, depth=depth, input_shape=input_shape,
+                   model_arg=model_arg, fmt=fmt, output=output, backend=backend, top=top, plot=plot,
+                   threads=threads, min_time=min_time, min_runs=min_runs)
+        return
+    depth = DEPTH_DEFAULT if depth is None else depth
+    targets = api.resolve_targets(models, input_shape=input_shape, model_args=model_arg)
     res = api.parse_resolution(resolution)
     api.check_batch(batch)
     with progress() as update:
@@ -90,3 +151,134 @@ def _print_details(counts, depth: int) -> None:
     ]
     ops += [{"op": op, "macs": None, "counted_in": "not counted", "calls": n} for op, n in sorted(counts.uncounted.items())]
     emit(ops, columns=OP_COLUMNS, title=f"per operator (counts: {counts.status})", console=console)
+
+
+# -- --timing -------------------------------------------------------------------------------------
+LAYER_COLUMNS = [
+    Column("index", "#", "int"),
+    Column("name", "layer"),
+    Column("op_kind", "op kind"),
+    Column("output", "output"),
+    Column("macs", "MACs", "macs"),
+    Column("bytes_moved", "bytes", "bytes"),
+    Column("intensity", "MACs/B", "float"),
+    Column("latency_ms", "latency", "ms"),
+    Column("latency_share", "% time", "pct"),
+    Column("macs_share", "% MACs", "pct"),
+    Column("gmacs_per_s", "GMAC/s", "float"),
+    Column("roof_fraction", "% roof", "pct"),
+]
+TOP_COLUMNS = [
+    Column("mismatch_rank", "rank", "int"),
+    Column("name", "layer"),
+    Column("op_kind", "op kind"),
+    Column("output", "output"),
+    Column("macs", "MACs", "macs"),
+    Column("latency_ms", "latency", "ms"),
+    Column("latency_share", "% time", "pct"),
+    Column("macs_share", "% MACs", "pct"),
+    Column("share_gap", "gap", "pct"),
+    Column("gmacs_per_s", "GMAC/s", "float"),
+    Column("gbytes_per_s", "GB/s", "float"),
+    Column("intensity", "MACs/B", "float"),
+]
+KIND_COLUMNS = [
+    Column("op_kind", "op kind"),
+    Column("layers", "layers", "int"),
+    Column("macs", "MACs", "macs"),
+    Column("macs_share", "% MACs", "pct"),
+    Column("latency_ms", "latency", "ms"),
+    Column("latency_share", "% time", "pct"),
+    Column("gmacs_per_s", "GMAC/s", "float"),
+]
+
+
+def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt, output, backend, top, plot,
+                threads, min_time, min_runs) -> None:
+    """``profile --timing``: per-layer latency joined with counts; tables, rows, roofline."""
+    from cnnprof import api, layerprof, machine
+    from cnnprof.cli.common import stderr_console
+    from cnnprof.errors import UsageError
+    from cnnprof.plots import check_plot_path
+    from cnnprof.timing.layers import DEFAULT_PROTOCOL
+    from cnnprof.timing.protocol import Protocol
+
+    backend = layerprof.check_backend(backend or "torch")
+    top = TOP_DEFAULT if top is None else top
+    if top < 1:
+        raise UsageError(f"--top must be at least 1, got {top}")
+    check_plot_path(plot)
+    n_threads = api.parse_threads(threads or "1")
+    protocol = Protocol(
+        warmup_runs=DEFAULT_PROTOCOL.warmup_runs, warmup_s=DEFAULT_PROTOCOL.warmup_s,
+        min_runs=DEFAULT_PROTOCOL.min_runs if min_runs is None else min_runs,
+        min_time_s=DEFAULT_PROTOCOL.min_time_s if min_time is None else min_time,
+        max_time_s=DEFAULT_PROTOCOL.max_time_s,
+    )
+    targets = api.resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    res = api.parse_resolution(resolution)
+    api.check_batch(batch)
+    for t in targets:
+        api.target_input(t, res)  # a bad resolution fails before the machine is measured
+    profiles = []
+    with progress() as update:
+        if machine.load(n_threads) is None:
+            update(f"measuring this machine's roofs at {n_threads} thread(s), once (see `cnnprof machine`)")
+        roofs, _ = machine.roofs(n_threads)
+        for profile in layerprof.profile_targets(
+            targets, backend=backend, threads=n_threads, batch=batch, depth=depth, resolution=res,
+            protocol=protocol, roofs=roofs, on_progress=update,
+        ):
+            profiles.append(profile)
+    records = [r.to_dict() for p in profiles for r in p.ordered(top)]
+    fields = layerprof.LayerRow.field_names()
+    console = stderr_console()
+    if fmt != Format.table or output is not None:
+        emit(records, columns=LAYER_COLUMNS, fmt=fmt, output=output, fields=fields)
+    else:
+        _print_timing_tables(profiles, top, roofs)
+    for p in profiles:
+        for w in p.warnings:
+            console.print(f"warning: {p.model}: {w}", highlight=False, markup=False, soft_wrap=True)
+    if plot is not None and any(not p.error for p in profiles):
+        from cnnprof.plots import roofline
+
+        names = ", ".join(p.model for p in profiles if not p.error)
+        shape = next((p.input for p in profiles if not p.error), "")
+        roofline(records, roofs, plot, label_top=top,
+                 title=f"{names} ({shape}, {backend}, {n_threads} thread(s), batch {batch}) on {roofs.cpu}")
+        console.print(f"saved {plot}", highlight=False, markup=False)
+
+
+def coverage_line(p) -> str:
+    """The coverage statement: per-layer sum against whole-model latency."""
+    what = "hooks" if p.backend == "torch" else "profiling"
+    return (f"coverage: the per-layer medians sum to {p.layers_sum_ms:.2f} ms = {100 * p.coverage:.1f}% of the "
+            f"whole-model median {p.model_latency_ms:.2f} ms (runs without {what}, interleaved with the "
+            f"{p.runs} runs with {what}); within each run with {what} the layers account for "
+            f"{100 * p.coverage_in_run:.1f}% of it (median; that run's median {p.instrumented_latency_ms:.2f} ms)")
+
+
+def _print_timing_tables(profiles, top: int, roofs) -> None:
+    from cnnprof.report import stdout_console
+
+    console = stdout_console()
+    console.print(f"machine: {roofs.cpu}, {roofs.threads} thread(s): compute roof {roofs.peak_gmacs:.1f} GMAC/s, "
+                  f"bandwidth roof {roofs.bandwidth_gbs:.1f} GB/s, ridge {roofs.ridge:.2f} MACs/byte "
+                  f"(measured {roofs.measured_at})", highlight=False, markup=False, soft_wrap=True)
+    for p in profiles:
+        console.print(f"\n{p.model} ({p.input}, batch {p.batch}, {p.backend}, {p.threads} thread(s))",
+                      style="bold", highlight=False, markup=False, soft_wrap=True)
+        if p.error:
+            emit([{"model": p.model, "error": p.error}], columns=[Column("model", "model"),
+                 Column("error", "error", wrap=True)], console=console)
+            continue
+        rows = [r.to_dict() for r in p.ordered(top)]
+        ranked = [r for r in rows if r["mismatch_rank"] is not None]
+        emit(ranked, columns=TOP_COLUMNS, console=console,
+             title=f"top {len(ranked)}: share of latency most above share of MACs")
+        emit([r.to_dict() for r in p.rows], columns=LAYER_COLUMNS, console=console,
+             title=f"per layer, in execution order ({len(p.rows)} layers)")
+        emit([k.to_dict() for k in p.kinds], columns=KIND_COLUMNS, console=console,
+             title="per op kind (shares of the per-layer sums)")
+        console.print(coverage_line(p), highlight=False, markup=False, soft_wrap=True)

@@ -67,7 +67,7 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def make_runner(model, example, opts: TimingOptions, name: str):
+def make_runner(model, example, opts: TimingOptions, name: str, onnx_path: str | None = None):
     """The backend's runner, with failures turned into a one-line ``BackendError``."""
     try:
         if opts.backend == "torch":
@@ -82,7 +82,8 @@ def make_runner(model, example, opts: TimingOptions, name: str):
             raise UsageError("onnxruntime times inference only; --train needs the torch or compile backend")
         from cnnprof.timing.ort import OrtRunner
 
-        return OrtRunner(model, example, device=opts.device, threads=opts.threads, name=name, onnx_dir=opts.onnx_dir)
+        return OrtRunner(model, example, device=opts.device, threads=opts.threads, name=name, onnx_dir=opts.onnx_dir,
+                         onnx_path=onnx_path)
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes this row's error, not a traceback
@@ -90,8 +91,11 @@ def make_runner(model, example, opts: TimingOptions, name: str):
         raise BackendError(f"{opts.backend} failed: {type(exc).__name__}: {first[:300]}") from exc
 
 
-def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOptions, macs: int | None = None) -> Latency:
-    """Time ``model`` on a seeded random input of ``(batch, *input_shape)`` under ``opts``."""
+def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOptions,
+               onnx_path: str | None = None) -> Latency:
+    """Time ``model`` on a seeded random input of ``(batch, *input_shape)`` under ``opts``.
+
+    With ``onnx_path`` (and ``model=None``) an existing ONNX file is timed with ONNX Runtime."""
     import torch
 
     from cnnprof.timing.environment import cpu_count
@@ -99,13 +103,15 @@ def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOp
     check_options(opts)
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(opts.batch, *input_shape, generator=gen)
-    model = model.eval()
+    if model is None and (onnx_path is None or opts.backend != "onnxruntime"):
+        raise UsageError(f"{name}: only an ONNX file can be timed without a PyTorch module, with onnxruntime")
+    model = model.eval() if model is not None else None
     reference = None
-    if opts.parity and not opts.train and (opts.backend != "torch" or opts.device != "cpu"):
+    if model is not None and opts.parity and not opts.train and (opts.backend != "torch" or opts.device != "cpu"):
         with torch.inference_mode():
             reference = model(example).float()
     with torch_threads(opts.threads):
-        runner = make_runner(model, example, opts, name)
+        runner = make_runner(model, example, opts, name, onnx_path=onnx_path)
         monitor = CpuMonitor()
         samples = run(runner.step, opts.protocol)
         others = monitor.others_cores()

@@ -1,0 +1,75 @@
+"""``cnnprof export``: a model to ONNX, checked, run once, counted by the ONNX-graph counter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cnnprof.cli.common import progress, stderr_console
+from cnnprof.cli.options import FormatOpt, InputOpt, ModelArgOpt
+from cnnprof.report import Column, Format, check_writable, emit
+
+COLUMNS = [
+    Column("model", "model"),
+    Column("path", "file"),
+    Column("bytes", "size", "bytes"),
+    Column("opset", "opset", "int"),
+    Column("export_s", "export s", "float"),
+    Column("params", "params (torch)", "count"),
+    Column("params_onnx", "params (ONNX, BN folded)", "count"),
+    Column("macs", "MACs (fvcore)", "macs"),
+    Column("macs_onnx", "MACs (ONNX graph)", "macs"),
+    Column("macs_rel_diff", "diff", "pct"),
+    Column("counts_status", "status"),
+    Column("parity_max_abs", "max |ORT - torch|", "float"),
+]
+FIELDS = [
+    "model", "input", "path", "bytes", "opset", "dynamic_batch", "export_s", "params", "params_onnx", "macs",
+    "macs_onnx", "macs_rel_diff", "counters_agree", "counts_status", "parity_max_abs", "parity_batch2_max_abs",
+    "layer_diffs",
+]
+
+
+def export_command(
+    model: Annotated[str, typer.Argument(help="A registered model name or alias, or a user model reference.")],
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 17,
+    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Make the batch dimension dynamic.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the .onnx file "
+                                                   "(default models/NAME.onnx).", dir_okay=False)] = None,
+    input_shape: InputOpt = None,
+    model_arg: ModelArgOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Export a model to one self-contained ONNX file, check it, run it once in ONNX Runtime and
+    report the output difference against PyTorch and the ONNX-graph MACs against fvcore's.
+
+    Examples:
+
+      cnnprof export ghostnet_100
+
+      cnnprof export efficientnet_b0 --dynamic-batch --opset 18 -o b0.onnx
+
+      cnnprof export tests/user_model.py:tiny_net --input 3x64x64
+    """
+    from cnnprof import api
+    from cnnprof.exporting import export_and_check
+
+    if output is not None and output.suffix.lower() != ".onnx":
+        raise typer.BadParameter("the file name must end in .onnx", param_hint="--output")
+    check_writable(output)
+    target = api.resolve_targets([model], input_shape=input_shape, model_args=model_arg)[0]
+    with progress() as update:
+        update(f"exporting {target.name}")
+        row = export_and_check(target, output=output, opset=opset, dynamic_batch=dynamic_batch)
+    emit([row.to_dict()], columns=COLUMNS, fmt=fmt, fields=FIELDS, title="ONNX export")
+    if row.layer_diffs and fmt == Format.table:
+        emit([d.__dict__ for d in row.layer_diffs], columns=[
+            Column("module", "module"), Column("macs_fvcore", "MACs (fvcore)", "macs"),
+            Column("macs_onnx", "MACs (ONNX)", "macs")], title="layers where the counters differ")
+    console = stderr_console()
+    console.print(f"wrote {row.path}", highlight=False, markup=False)
+    if not row.counters_agree:
+        console.print(f"the two MAC counters differ by {100 * row.macs_rel_diff:.2f}% (> 0.5%)", highlight=False,
+                      markup=False)

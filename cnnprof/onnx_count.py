@@ -1,0 +1,234 @@
+"""A second, independent counter: parameters and multiply-adds read from an ONNX graph.
+
+After ONNX shape inference every node's input and output shapes are known, so the multiply-adds
+of the nodes that carry them follow from shapes alone:
+
+* ``Conv``: output elements x (input channels / group) x kernel area;
+* ``ConvTranspose``: input elements x (output channels / group) x kernel area;
+* ``Gemm`` / ``MatMul``: batch x M x K x N.
+
+Parameters are the floating-point initializers (an exported model in eval mode has batch norm
+folded into the convolutions, so this differs from the PyTorch module's count by the BN terms).
+Nodes whose shapes could not be inferred, or operators that carry multiply-adds but are not
+handled (``Einsum``, recurrent layers, ...), make the status ``partial`` and are named.
+This counter knows nothing of PyTorch or fvcore: it is how cnnprof cross-checks them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnprof.errors import UsageError
+
+MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+UNHANDLED_MAC_OPS = {"Einsum", "LSTM", "GRU", "RNN", "ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul",
+                     "Attention", "MultiHeadAttention"}
+_FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+@dataclass(frozen=True)
+class NodeCount:
+    name: str
+    op: str
+    macs: int
+    output_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OnnxCounts:
+    params: int
+    macs: int
+    input_name: str
+    input_shape: tuple[int, ...]  # with batch (a symbolic batch dimension is reported as 1)
+    opset: int
+    nodes: tuple[NodeCount, ...] = ()
+    op_histogram: dict[str, int] = field(default_factory=dict)
+    uncounted: tuple[str, ...] = ()  # nodes that carry multiply-adds but could not be counted
+
+    @property
+    def status(self) -> str:
+        if not self.uncounted:
+            return "complete"
+        return "partial: " + ", ".join(sorted(set(self.uncounted))[:8])
+
+
+def load(path: str | os.PathLike):
+    """Load and check an ONNX file; a missing, corrupt or non-ONNX file is a one-line UsageError."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"ONNX file {str(p)!r} does not exist")
+    try:
+        model = onnx.load(str(p))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - any parser/checker failure means "not a valid ONNX model"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{str(p)!r} is not a valid ONNX model: {first[:200]}") from None
+    if not model.graph.node:
+        raise UsageError(f"{str(p)!r} is not a valid ONNX model: the graph has no nodes")
+    return model
+
+
+def _dims(value_info) -> tuple[int, ...] | None:
+    tt = value_info.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    dims = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        else:
+            return None
+    return tuple(dims)
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= int(v)
+    return out
+
+
+def graph_input(model) -> tuple[str, tuple[int, ...]]:
+    """The first real input (not an initializer) and its shape; a symbolic batch counts as 1."""
+    init = {i.name for i in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in init:
+            continue
+        dims = []
+        for i, d in enumerate(inp.type.tensor_type.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(int(d.dim_value))
+            elif i == 0:
+                dims.append(1)
+            else:
+                raise UsageError(f"ONNX input {inp.name!r} has a symbolic dimension {i}; cnnprof needs fixed C, H, W")
+        return inp.name, tuple(dims)
+    raise UsageError("the ONNX graph has no input")
+
+
+def _with_batch(model, batch: int):
+    """A copy of the model whose first input has a fixed batch dimension, for shape inference."""
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    init = {i.name for i in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name not in init:
+            dim0 = inp.type.tensor_type.shape.dim[0]
+            if not (dim0.HasField("dim_value") and dim0.dim_value > 0):
+                dim0.Clear()
+                dim0.dim_value = batch
+            break
+    return model
+
+
+def count_onnx(path_or_model, *, batch: int = 1) -> OnnxCounts:
+    """Count parameters and conv / matmul multiply-adds of an ONNX model (file or ModelProto)."""
+    from onnx import shape_inference
+
+    model = load(path_or_model) if isinstance(path_or_model, (str, os.PathLike)) else path_or_model
+    model = _with_batch(model, batch)
+    inferred = shape_inference.infer_shapes(model, data_prop=True)
+    graph = inferred.graph
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        shapes[vi.name] = _dims(vi)
+    params = 0
+    for init in graph.initializer:
+        dims = tuple(int(d) for d in init.dims)
+        shapes[init.name] = dims
+        if init.data_type in _FLOAT_TYPES:
+            params += _prod(dims)
+    # Constant nodes (the TorchScript exporter sometimes stores weights as such)
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    shapes[node.output[0]] = tuple(int(d) for d in attr.t.dims)
+
+    nodes: list[NodeCount] = []
+    uncounted: list[str] = []
+    histogram: dict[str, int] = {}
+    for node in graph.node:
+        histogram[node.op_type] = histogram.get(node.op_type, 0) + 1
+        if node.op_type in UNHANDLED_MAC_OPS:
+            uncounted.append(f"{node.op_type} {node.name}")
+            continue
+        if node.op_type not in MAC_OPS:
+            continue
+        macs = _node_macs(node, shapes)
+        if macs is None:
+            uncounted.append(f"{node.op_type} {node.name} (shape unknown)")
+            continue
+        nodes.append(NodeCount(node.name, node.op_type, macs, shapes.get(node.output[0]) or ()))
+    name, shape = graph_input(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return OnnxCounts(
+        params=params,
+        macs=sum(n.macs for n in nodes),
+        input_name=name,
+        input_shape=shape,
+        opset=int(opset),
+        nodes=tuple(nodes),
+        op_histogram=histogram,
+        uncounted=tuple(uncounted),
+    )
+
+
+def _attr(node, name: str, default):
+    for a in node.attribute:
+        if a.name == name:
+            if a.ints:
+                return list(a.ints)
+            return a.i
+    return default
+
+
+def _node_macs(node, shapes) -> int | None:
+    ins = [shapes.get(i) for i in node.input]
+    out = shapes.get(node.output[0])
+    if node.op_type == "Conv":
+        w = ins[1] if len(ins) > 1 else None
+        if out is None or w is None:
+            return None
+        # weight: (C_out, C_in / group, k...) -> each output element needs C_in/group * k... MACs
+        return _prod(out) * _prod(w[1:])
+    if node.op_type == "ConvTranspose":
+        x, w = ins[0], (ins[1] if len(ins) > 1 else None)
+        if x is None or w is None:
+            return None
+        # weight: (C_in, C_out / group, k...) -> each input element feeds C_out/group * k... outputs
+        return _prod(x) * _prod(w[1:])
+    if node.op_type == "Gemm":
+        a, b = ins[0], ins[1]
+        if a is None or b is None:
+            return None
+        m, k = (a[1], a[0]) if _attr(node, "transA", 0) else (a[0], a[1])
+        n = b[0] if _attr(node, "transB", 0) else b[1]
+        return int(m) * int(k) * int(n)
+    if node.op_type == "MatMul":
+        a, b = ins[0], ins[1]
+        if a is None or b is None or out is None:
+            return None
+        k = a[-1] if len(a) >= 1 else 1
+        return _prod(out) * int(k)
+    return None
+
+
+def module_path(node_name: str) -> str:
+    """'/blocks/blocks.0/conv_dw/conv/Conv' -> 'blocks.0.conv_dw.conv' (the PyTorch module path
+    the TorchScript exporter encodes in node names), or '' when the name carries none."""
+    parts = [p for p in node_name.split("/") if p]
+    if len(parts) < 2:
+        return ""
+    path: list[str] = []
+    previous = ""
+    for scope in parts[:-1]:
+        # a Sequential's child is named after its parent ('blocks' -> 'blocks.0'): keep the new part
+        path.append(scope[len(previous) + 1:] if previous and scope.startswith(previous + ".") else scope)
+        previous = scope
+    return ".".join(path)

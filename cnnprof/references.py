@@ -1,0 +1,190 @@
+"""Model references beyond registry names: a user's own PyTorch model, an ONNX file, timm / torchvision.
+
+* ``package.module:factory`` or ``path/to/file.py:factory``, optionally with keyword options
+  ``:factory(width=1.5)`` (literals only) and repeated ``--model-arg key=value``: a callable that
+  returns an ``nn.Module``. Its input comes from ``--input CxHxW``, else from an ``input_shape``
+  attribute declared on the module (or on the factory).
+* ``path/to/model.onnx``: counted from the graph, timed with ONNX Runtime only.
+* ``timm:NAME`` / ``torchvision:NAME``: when those packages are installed (never dependencies).
+
+Every way a reference can be wrong is a one-line ``UsageError``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cnnprof.errors import UsageError
+
+_CALL = re.compile(r"^(?P<target>[^()]+?)(?:\((?P<args>.*)\))?$", re.S)
+HUBS = ("timm", "torchvision")
+
+
+def is_reference(ref: str) -> bool:
+    """True for anything that is not a registry name, alias or pattern."""
+    return ":" in ref or ref.lower().endswith(".onnx")
+
+
+def parse_input(text: str | None) -> tuple[int, ...] | None:
+    """``"3x224x224"`` -> (3, 224, 224)."""
+    if text is None:
+        return None
+    parts = str(text).lower().replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--input must be CxHxW (e.g. 3x224x224), got {text!r}") from None
+    if len(dims) != 3 or min(dims) < 1:
+        raise UsageError(f"--input must be three positive sizes CxHxW (e.g. 3x224x224), got {text!r}")
+    return dims
+
+
+def parse_model_args(items: list[str] | None) -> dict[str, Any]:
+    """``["width=1.5", "name=small"]`` -> {"width": 1.5, "name": "small"} (Python literals, else text)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UsageError(f"--model-arg must be key=value with a Python name as key, got {item!r}")
+        out[key.strip()] = _literal(value.strip())
+    return out
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _parse_call(spec: str, ref: str) -> tuple[str, dict[str, Any]]:
+    """'factory(width=1.5, name="a")' -> ('factory', {...})."""
+    m = _CALL.match(spec.strip())
+    if not m:
+        raise UsageError(f"cannot read model reference {ref!r}")
+    name, args = m.group("target").strip(), m.group("args")
+    if not args or not args.strip():
+        return name, {}
+    try:
+        call = ast.parse(f"f({args})", mode="eval").body
+        if not isinstance(call, ast.Call) or call.args:
+            raise ValueError
+        return name, {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+    except (ValueError, SyntaxError):
+        raise UsageError(f"options of {ref!r} must be keyword literals, e.g. {name}(width=1.5)") from None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a reference resolved to: a model factory (or an ONNX file) and its input."""
+
+    name: str
+    family: str
+    input: tuple[int, ...]
+    builder: Callable[[], Any] | None
+    onnx_path: str | None = None
+
+
+def _import_target(location: str, ref: str):
+    """'pkg.mod' or 'path/to/file.py' -> the module object."""
+    if location.endswith(".py") or "/" in location or "\\" in location:
+        path = Path(location)
+        if not path.is_file():
+            raise UsageError(f"{ref!r}: file {location!r} does not exist")
+        mod_name = f"cnnprof_user_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise UsageError(f"{ref!r}: cannot import {location!r}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        loader: Any = spec.loader
+    else:
+        module, loader = None, None
+    try:
+        if loader is not None:
+            loader.exec_module(module)
+            return module
+        return importlib.import_module(location)
+    except Exception as exc:  # noqa: BLE001 - the user's module failed to import: say how, in one line
+        raise UsageError(f"{ref!r}: cannot import {location!r}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def _call_factory(factory: Callable, kwargs: dict[str, Any], ref: str):
+    from torch import nn
+
+    try:
+        model = factory(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the user's factory raised: report it in one line
+        raise UsageError(f"{ref!r}: the factory raised {_one_line(exc)}") from None
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"{ref!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def resolve_user(ref: str, *, input_shape: tuple[int, ...] | None, model_args: dict[str, Any]) -> Resolved:
+    if ref.lower().endswith(".onnx"):
+        return resolve_onnx(ref, input_shape=input_shape)
+    prefix, _, rest = ref.partition(":")
+    if prefix in HUBS:
+        return resolve_hub(prefix, rest, ref, input_shape=input_shape, model_args=model_args)
+    location, _, call = ref.partition(":")
+    attr, kwargs = _parse_call(call, ref)
+    kwargs = {**kwargs, **model_args}
+    module = _import_target(location, ref)
+    factory = module
+    for part in attr.split("."):
+        if not hasattr(factory, part):
+            raise UsageError(f"{ref!r}: {location!r} has no attribute {attr!r}")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise UsageError(f"{ref!r}: {attr!r} is a {type(factory).__name__}, not a callable that returns a model")
+    model = _call_factory(factory, kwargs, ref)
+    declared = getattr(model, "input_shape", None) or getattr(factory, "input_shape", None)
+    shape = input_shape or (tuple(int(d) for d in declared) if declared else None)
+    if shape is None:
+        raise UsageError(f"{ref!r} declares no input shape: pass --input CxHxW")
+    return Resolved(name=ref, family="user", input=shape, builder=lambda: _call_factory(factory, kwargs, ref))
+
+
+def resolve_onnx(ref: str, *, input_shape: tuple[int, ...] | None) -> Resolved:
+    from cnnprof.onnx_count import graph_input, load
+
+    model = load(ref)
+    _, shape = graph_input(model)
+    if input_shape is not None and tuple(input_shape) != tuple(shape[1:]):
+        raise UsageError(f"{ref!r} has a fixed input {'x'.join(map(str, shape[1:]))}; --input cannot change it")
+    return Resolved(name=ref, family="onnx", input=tuple(shape[1:]), builder=None, onnx_path=str(Path(ref)))
+
+
+def resolve_hub(hub: str, name: str, ref: str, *, input_shape, model_args) -> Resolved:
+    if importlib.util.find_spec(hub) is None:
+        raise UsageError(f"{ref!r}: {hub} is not installed (pip install {hub}); cnnprof does not depend on it")
+    if not name:
+        raise UsageError(f"{ref!r}: give a model name after '{hub}:'")
+    if hub == "timm":
+        import timm
+
+        def factory():
+            return timm.create_model(name, pretrained=False, **model_args)
+    else:
+        import torchvision
+
+        def factory():
+            return torchvision.models.get_model(name, weights=None, **model_args)
+
+    model = _call_factory(factory, {}, ref)
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    shape = input_shape or tuple(cfg.get("input_size", (3, 224, 224)))
+    return Resolved(name=ref, family=hub, input=shape, builder=lambda: _call_factory(factory, {}, ref))
