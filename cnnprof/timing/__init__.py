@@ -53,6 +53,10 @@ def check_options(opts: TimingOptions) -> None:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available on this machine")
+        if opts.backend == "onnxruntime":
+            from cnnprof.timing.ort import providers_for
+
+            providers_for("cuda")  # raises a UsageError when the CUDA provider is missing
 
 
 @contextlib.contextmanager
