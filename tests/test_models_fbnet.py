@@ -15,6 +15,7 @@ from cnnprof.models.fbnet import CANDIDATES, FBNET_ARCHS, FBNET_SPACE, fbnet, fb
 from cnnprof.models.fbnetv2 import fbnetv2
 from cnnprof.models.fbnetv3 import fbnetv3
 from cnnprof.models.registry import get, list_models
+from shape_counter import meta_counts
 
 NAMES = list_models("fbnet*")
 
@@ -44,57 +45,18 @@ def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def hook_counts(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[int, int]:
-    """Params and conv + linear MACs by forward hooks: a fast independent check of ``count``,
-    whose tracing costs seconds per model (it runs below on one variant per family)."""
-    macs = 0
-
-    def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal macs
-        if isinstance(module, nn.Conv2d):
-            k_h, k_w = module.kernel_size
-            macs += out.numel() * (module.in_channels // module.groups) * k_h * k_w
-        else:
-            macs += out.numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.inference_mode():
-            model.eval()(torch.randn(1, *input_shape))
-    finally:
-        for h in handles:
-            h.remove()
-    return n_params(model), macs
-
-
 def test_all_variants_are_registered():
     assert sorted(NAMES) == sorted(OFFICIAL)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_forward_and_counts(name):
+def test_counts_are_exactly_the_official_definitions(name):
     spec = get(name)
-    model = spec.build().eval()
-    side = max(64, spec.min_input)
-    with torch.inference_mode():
-        out = model(torch.randn(2, 3, side, side))
-    assert out.shape == (2, 1000)
-    assert torch.isfinite(out).all()
-
-    params, macs = hook_counts(model, spec.input)
+    params, macs = meta_counts(spec)  # tests/shape_counter.py; count() agrees with it (test_zoo.py)
     ref = spec.reference
     assert abs(params / ref.params - 1) <= spec.params_tol
     assert abs(macs / ref.macs - 1) <= spec.macs_tol
     assert (params, macs) == OFFICIAL[name]  # exactly the official definitions' counts
-
-
-@pytest.mark.parametrize("name", ["fbnet_b", "fbnetv2_f4", "fbnetv3_a"])
-def test_cnnprof_count_matches_official(name):
-    spec = get(name)
-    c = count(spec.build(), spec.input)
-    assert c.status == "complete"
-    assert (c.params, c.macs) == OFFICIAL[name]
-    assert abs(c.macs / spec.reference.macs - 1) <= spec.macs_tol
 
 
 @pytest.mark.parametrize("name", ["fbnetv3_a", "fbnetv3_b", "fbnetv3_c", "fbnetv3_f", "fbnetv3_d"])
