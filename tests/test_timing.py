@@ -108,7 +108,7 @@ def test_onnxruntime_backend_matches_torch_and_reuses_its_export(tmp_path):
     files = list(tmp_path.glob("*.onnx"))
     assert len(files) == 1 and not list(tmp_path.glob("*.data"))  # one self-contained file
     assert lat.parity_max_abs < 1e-4 and lat.setup_s > 0 and lat.export_s > 0
-    again = time_model(tiny(), (3, 16, 16), name="tiny", opts=opts)
+    time_model(tiny(), (3, 16, 16), name="tiny", opts=opts)
     assert list(tmp_path.glob("*.onnx")) == files  # same seeded weights: the export is reused
 
 
