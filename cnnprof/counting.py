@@ -84,17 +84,23 @@ def _first_tensor(obj) -> torch.Tensor | None:
     return None
 
 
-def _shape(t: torch.Tensor | None) -> tuple[int, ...]:
-    """Plain integer sizes, read outside the tracer (under tracing, sizes would be recorded as
-    graph nodes: slow, and noise in the traced graph)."""
-    if t is None:
-        return ()
+@contextlib.contextmanager
+def _untraced():
+    """Read sizes outside torch.jit's tracer: under tracing they would come back as tensors and be
+    recorded as graph nodes (slow, and noise in the traced graph)."""
     state = torch._C._get_tracing_state()
     torch._C._set_tracing_state(None)
     try:
-        return tuple(int(s) for s in t.shape)
+        yield
     finally:
         torch._C._set_tracing_state(state)
+
+
+def _shape(t: torch.Tensor | None) -> tuple[int, ...]:
+    if t is None:
+        return ()
+    with _untraced():
+        return tuple(int(s) for s in t.shape)
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -117,17 +123,18 @@ class _LeafRecorder:
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs, output) -> None:
             rec = self.records.get(name)
-            if rec is None:
+            if rec is not None:
+                rec["calls"] += 1
+                return
+            with _untraced():
                 self.records[name] = {
                     "kind": type(module).__name__,
                     "in": _shape(_first_tensor(inputs)),
                     "out": _shape(_first_tensor(output)),
-                    "params": sum(p.numel() for p in module.parameters(recurse=False)),
+                    "params": int(sum(p.numel() for p in module.parameters(recurse=False))),
                     "calls": 1,
                     "conv_linear": isinstance(module, CONV_LINEAR_MODULES),
                 }
-            else:
-                rec["calls"] += 1
 
         return hook
 

@@ -95,3 +95,78 @@ def latency_bars(records: Sequence[dict[str, Any]], path: str | os.PathLike, *, 
     out = save(fig, path)
     plt.close(fig)
     return out
+
+
+# -- roofline (cnnprof profile --timing --plot) -----------------------------------------------------
+ROOFLINE_KIND_COLOURS = {
+    "dense conv": "tab:blue", "pointwise": "tab:orange", "depthwise": "tab:green", "dilated": "tab:olive",
+    "grouped": "tab:purple", "squeeze-excite": "tab:red", "Ghost cheap op": "tab:cyan", "DFC attention": "tab:pink",
+    "linear": "tab:brown", "pooling/upsampling": "tab:gray", "elementwise": "black", "mixed": "gold", "other": "silver",
+}
+_MODEL_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def roofline(records: Sequence[dict[str, Any]], roofs: Any, path: str | os.PathLike, *, title: str = "",
+             label_top: int = 5) -> Path:
+    """Log-log roofline: arithmetic intensity (MACs per byte moved) against achieved GMAC/s, one
+    point per layer with MACs (area ~ its latency share), coloured by op kind, one marker per
+    model; the machine's compute roof and bandwidth roof; the ``label_top`` plotted layers of each
+    model whose latency share most exceeds their MAC share are labelled. ``roofs`` needs
+    ``peak_gmacs`` and ``bandwidth_gbs`` (``cnnprof.machine.Roofs``)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(9, 6))
+    rows = [r for r in records if not r.get("error")]
+    points = [r for r in rows if (r.get("intensity") or 0) > 0 and (r.get("gmacs_per_s") or 0) > 0]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    peak, bandwidth = float(roofs.peak_gmacs), float(roofs.bandwidth_gbs)
+    ridge = peak / bandwidth
+    xs = [r["intensity"] for r in points] or [ridge]
+    x_lo, x_hi = min(min(xs), ridge) / 3, max(max(xs), ridge) * 3
+    grid = [x_lo * (x_hi / x_lo) ** (i / 200) for i in range(201)]
+    ax.plot(grid, [min(peak, bandwidth * x) for x in grid], color="black", linewidth=1.5, zorder=2)
+    ax.axvline(ridge, color="black", linestyle=":", linewidth=0.8, zorder=1)
+    seen_kinds = []
+    labelled: list = []
+    for m, model in enumerate(models):
+        mine = [r for r in points if r["model"] == model]
+        for r in mine:
+            kind = r.get("op_kind") or "other"
+            if kind not in seen_kinds:
+                seen_kinds.append(kind)
+            ax.scatter(r["intensity"], r["gmacs_per_s"], s=12 + 900 * (r.get("latency_share") or 0.0),
+                       color=ROOFLINE_KIND_COLOURS.get(kind, "silver"), marker=_MODEL_MARKERS[m % len(_MODEL_MARKERS)],
+                       alpha=0.75, edgecolors="white", linewidths=0.4, zorder=3)
+        ranked = sorted((r for r in mine if r.get("share_gap") is not None), key=lambda r: -r["share_gap"])
+        labelled += [(r, m) for r in ranked[:label_top]]
+    # Labels go in a column at the left, above the bandwidth roof (where no layer can be), top to
+    # bottom in the order of their points, each with a leader line: close points stay legible.
+    labelled.sort(key=lambda rm: -rm[0]["gmacs_per_s"])
+    for i, (r, m) in enumerate(labelled):
+        name = r["name"] if len(models) == 1 else f"{r['model']}: {r['name']}"
+        ax.annotate(f"{name} ({r['op_kind']})", (r["intensity"], r["gmacs_per_s"]),
+                    xytext=(x_lo * 1.15, peak * 0.75 / 1.35 ** i), textcoords="data", fontsize=7, va="center",
+                    zorder=4, arrowprops={"arrowstyle": "-", "linewidth": 0.5, "color": "gray", "relpos": (1.0, 0.5)})
+    handles = [
+        plt.Line2D([], [], color="black", label=f"roofs: {peak:.1f} GMAC/s, {bandwidth:.1f} GB/s"),
+        plt.Line2D([], [], color="black", linestyle=":", label=f"ridge {ridge:.2f} MACs/byte"),
+    ]
+    handles += [plt.Line2D([], [], marker="o", linestyle="", color=ROOFLINE_KIND_COLOURS.get(k, "silver"), label=k)
+                for k in seen_kinds]
+    if len(models) > 1:
+        handles += [plt.Line2D([], [], marker=_MODEL_MARKERS[i % len(_MODEL_MARKERS)], linestyle="", color="gray",
+                               label=model) for i, model in enumerate(models)]
+    hidden = [r for r in rows if r not in points and (r.get("latency_share") or 0) > 0]
+    hidden_share = sum(r.get("latency_share") or 0.0 for r in hidden) / max(1, len(models))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (MACs per byte moved, fp32 inputs + weights + outputs)")
+    ax.set_ylabel("achieved GMAC/s (MACs / median latency)")
+    subtitle = (f"{len(points)} layers with MACs (area ~ latency share); {len(hidden)} without MACs "
+                f"(elementwise, pooling: {100 * hidden_share:.0f}% of latency) not shown")
+    ax.set_title((title or "roofline") + "\n" + subtitle, fontsize=9)
+    ax.grid(True, which="both", alpha=0.25)
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="lower right")
+    out = save(fig, path)
+    plt.close(fig)
+    return out

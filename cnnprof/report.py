@@ -189,12 +189,21 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     try:
         with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
             fh.write(data)
+        # mkstemp makes the file private (0600): give it the mode a plain open() would have, or
+        # keep the mode of the file it replaces
+        os.chmod(tmp, p.stat().st_mode & 0o7777 if p.exists() else 0o666 & ~_umask())
         os.replace(tmp, p)
     except BaseException:
         with _suppress():
             os.unlink(tmp)
         raise
     return p
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 class _suppress:

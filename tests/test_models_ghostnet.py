@@ -11,7 +11,8 @@ from torch import nn
 from cnnprof.counting import count
 from cnnprof.models.blocks.core import make_divisible
 from cnnprof.models.blocks.ghost import DFCAttention, GhostBottleneck, GhostModule
-from cnnprof.models.ghostnet import V1_STAGES, Row, ghostnet, stage_rows
+from cnnprof.models.blocks.core import stage_rows
+from cnnprof.models.ghostnet import V1_STAGES, Row, ghostnet
 from cnnprof.models.ghostnetv2 import V2_STAGES, ghostnetv2
 from cnnprof.models.registry import get
 from shape_counter import meta_counts

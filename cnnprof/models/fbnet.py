@@ -31,7 +31,7 @@ from typing import Sequence
 
 from torch import nn
 
-from cnnprof.models.blocks.core import ConvBNAct
+from cnnprof.models.blocks.core import ConvBNAct, make_divisible, stage_rows
 from cnnprof.models.blocks.fbnet import ConvHead, FBNetNetwork, SkipBlock, irf_block
 
 
@@ -225,8 +225,47 @@ FBNET_ARCHS: dict[str, tuple[str, ...]] = {
 FBNET_HEAD_CHS = {"a": 1504, "b": HEAD_CHS, "c": HEAD_CHS}
 
 
-def fbnet(*, arch: str = "b", num_classes: int = 1000) -> FBNetNetwork:
-    """FBNet ``a``, ``b`` or ``c``: the 224x224 search space built with the published choices."""
+@dataclass(frozen=True)
+class _Choice:
+    """A searched layer's choice with its stride, so that ``stage_rows`` can repeat it."""
+
+    name: str
+    stride: int
+
+
+def scale_choices(
+    choices: Sequence[str], stages: tuple[Stage, ...], depth_mult: float
+) -> tuple[tuple[Stage, ...], tuple[str, ...]]:
+    """Stages with ``ceil(n * depth_mult)`` layers each, and the choices for them: a stage's
+    choices spread evenly over its new layers (``blocks.stage_rows``)."""
+    new_stages, new_choices, start = [], [], 0
+    for stage in stages:
+        names = choices[start : start + stage.repeats]
+        rows = tuple(_Choice(name, stage.stride if i == 0 else 1) for i, name in enumerate(names))
+        start += stage.repeats
+        picked = stage_rows(rows, depth_mult)
+        new_stages.append(Stage(stage.out_chs, len(picked), stage.stride))
+        new_choices.extend(row.name for row in picked)
+    return tuple(new_stages), tuple(new_choices)
+
+
+def fbnet(
+    *, arch: str = "b", width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000
+) -> FBNetNetwork:
+    """FBNet ``a``, ``b`` or ``c``: the 224x224 search space built with the published choices.
+
+    ``width_mult`` and ``depth_mult`` (for compound scaling; the paper has neither) scale the
+    stem, stage and head widths by ``make_divisible(c * w, 8)`` and each stage's layer count by
+    ``ceil(n * d)``, repeating its choices evenly. At 1.0 and 1.0 the network is the published one.
+    """
     if arch not in FBNET_ARCHS:
         raise ValueError(f"arch must be one of {sorted(FBNET_ARCHS)}, got {arch!r}")
-    return FBNET_SPACE.build_network(FBNET_ARCHS[arch], head_chs=FBNET_HEAD_CHS[arch], num_classes=num_classes)
+    if width_mult <= 0 or depth_mult <= 0:
+        raise ValueError(f"width_mult and depth_mult must be > 0, got {width_mult}, {depth_mult}")
+    if width_mult == 1.0 and depth_mult == 1.0:
+        return FBNET_SPACE.build_network(FBNET_ARCHS[arch], head_chs=FBNET_HEAD_CHS[arch], num_classes=num_classes)
+    stages, choices = scale_choices(FBNET_ARCHS[arch], STAGES, depth_mult)
+    stages = tuple(Stage(make_divisible(s.out_chs * width_mult, 8), s.repeats, s.stride) for s in stages)
+    space = fbnet_space(224, stem=Stem(out_chs=make_divisible(Stem().out_chs * width_mult, 8)), stages=stages)
+    head_chs = make_divisible(FBNET_HEAD_CHS[arch] * width_mult, 8)
+    return space.build_network(choices, head_chs=head_chs, num_classes=num_classes)

@@ -28,13 +28,12 @@ code builds). A stage of ``n`` rows becomes ``ceil(n * depth_mult)`` blocks (see
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from cnnprof.models.blocks.core import ConvBNAct, make_divisible, round_repeats
+from cnnprof.models.blocks.core import ConvBNAct, make_divisible, stage_rows
 from cnnprof.models.blocks.ghost import GhostBottleneck
 
 
@@ -85,28 +84,6 @@ STEM_CHS = 16
 HEAD_CHS = 1280  # not width-scaled in the official code
 SE_RATIO = 0.25
 DIVISOR = 4  # GhostNet rounds channels to multiples of 4, not 8
-
-
-def stage_rows(stage: Stage, depth_mult: float) -> Stage:
-    """The rows of a stage of ``n`` rows scaled to ``N = ceil(n * depth_mult)`` blocks.
-
-    Block ``j`` takes row ``round(j * (n - 1) / (N - 1))``: rows evenly spaced from the first to
-    the last, so every row is kept (each repeated about ``N / n`` times, copies next to each
-    other) when ``N >= n``, and the first and last rows are kept when ``N < n`` (``N = 1`` keeps
-    the last, which sets the stage's output width). Only the first block keeps the stage's
-    stride; later copies of a row are stride-1 repeats at its output width (identity shortcut).
-    """
-    if depth_mult <= 0:
-        raise ValueError(f"depth_mult must be > 0, got {depth_mult}")
-    if any(row.stride != 1 for row in stage[1:]):
-        raise ValueError("only the first row of a stage may have a stride")
-    n = len(stage)
-    blocks = round_repeats(n, depth_mult)  # >= 1 for depth_mult > 0
-    if blocks == 1:
-        picked = [stage[-1]]
-    else:
-        picked = [stage[math.floor(j * (n - 1) / (blocks - 1) + 0.5)] for j in range(blocks)]
-    return tuple(replace(row, stride=stage[0].stride if j == 0 else 1) for j, row in enumerate(picked))
 
 
 class GhostNet(nn.Module):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnprof.models.blocks import ConvBNAct, MBConv, make_divisible
+from cnnprof.models.blocks import ConvBNAct, MBConv, make_divisible, stage_rows
 
 BN_EPS = 1e-3
 
@@ -70,6 +70,27 @@ ARCHS = {"large": (LARGE, 1280), "small": (SMALL, 1024)}
 STEM_CHS = 16
 
 
+def stages_of(bnecks: tuple[Bneck, ...]) -> tuple[tuple[Bneck, ...], ...]:
+    """Consecutive rows with the same output width, the first of each possibly strided: the
+    stages that ``depth_mult`` repeats (the paper's tables have no stage column; Large has
+    16 | 24 x2 | 40 x3 | 80 x4 | 112 x2 | 160 x3)."""
+    stages: list[list[Bneck]] = []
+    for b in bnecks:
+        if stages and stages[-1][-1].out == b.out and b.stride == 1:
+            stages[-1].append(b)
+        else:
+            stages.append([b])
+    return tuple(tuple(s) for s in stages)
+
+
+def scale_depth(bnecks: tuple[Bneck, ...], depth_mult: float) -> tuple[Bneck, ...]:
+    """Each stage of ``n`` rows becomes ``ceil(n * depth_mult)`` rows, spread evenly over the
+    original rows (``blocks.stage_rows``); 1.0 returns ``bnecks`` unchanged."""
+    if depth_mult == 1.0:
+        return bnecks
+    return tuple(row for stage in stages_of(bnecks) for row in stage_rows(stage, depth_mult))
+
+
 class MobileNetV3(nn.Module):
     def __init__(
         self, *, bnecks: tuple[Bneck, ...], last_chs: int, width_mult: float = 1.0, dropout: float = 0.2,
@@ -113,10 +134,20 @@ class MobileNetV3(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-def mobilenetv3(*, arch: str = "large", width_mult: float = 1.0, num_classes: int = 1000) -> MobileNetV3:
-    """MobileNetV3 ``large`` or ``small`` at a width multiplier."""
+def mobilenetv3(
+    *, arch: str = "large", width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000
+) -> MobileNetV3:
+    """MobileNetV3 ``large`` or ``small`` at a width multiplier and a depth multiplier.
+
+    The paper scales width only; ``depth_mult`` (for compound scaling) repeats the rows of each
+    stage (``scale_depth``). ``depth_mult=1.0`` is the paper's network exactly.
+    """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
+    if depth_mult <= 0:
+        raise ValueError(f"depth_mult must be > 0, got {depth_mult}")
     bnecks, last = ARCHS[arch]
     last_chs = make_divisible(last * width_mult, 8) if width_mult > 1.0 else last
-    return MobileNetV3(bnecks=bnecks, last_chs=last_chs, width_mult=width_mult, num_classes=num_classes)
+    return MobileNetV3(
+        bnecks=scale_depth(bnecks, depth_mult), last_chs=last_chs, width_mult=width_mult, num_classes=num_classes
+    )

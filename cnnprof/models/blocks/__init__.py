@@ -12,6 +12,7 @@ from cnnprof.models.blocks.core import (
     SqueezeExcite,
     make_divisible,
     round_repeats,
+    stage_rows,
 )
 from cnnprof.models.blocks.esp import EESP, ESP, StridedEESP, StridedESP, eesp_dilations
 from cnnprof.models.blocks.ghost import DFCAttention, GhostBottleneck, GhostModule
@@ -33,4 +34,5 @@ __all__ = [
     "eesp_dilations",
     "make_divisible",
     "round_repeats",
+    "stage_rows",
 ]

@@ -8,11 +8,14 @@ module sets from its table, never a version switch inside the block.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Sequence, TypeVar
 
 import torch
 from torch import nn
 
 Act = type[nn.Module]
+Row = TypeVar("Row")
 
 
 # -- rounding rules --------------------------------------------------------------------------
@@ -35,6 +38,30 @@ def make_divisible(value: float, divisor: int = 8, *, min_value: int | None = No
 def round_repeats(repeats: int, depth_mult: float) -> int:
     """Scale a stage's layer count by ``depth_mult``, rounding up (EfficientNet ``round_repeats``)."""
     return int(math.ceil(depth_mult * repeats))
+
+
+def stage_rows(stage: Sequence[Row], depth_mult: float) -> tuple[Row, ...]:
+    """The rows of a stage of ``n`` rows scaled to ``N = ceil(n * depth_mult)`` blocks (the
+    depth rule GhostNet, MobileNetV3 and FBNet use for compound scaling; rows are frozen
+    dataclasses with a ``stride`` field).
+
+    Block ``j`` takes row ``round(j * (n - 1) / (N - 1))``: rows evenly spaced from the first to
+    the last, so every row is kept (each repeated about ``N / n`` times, copies next to each
+    other) when ``N >= n``, and the first and last rows are kept when ``N < n`` (``N = 1`` keeps
+    the last, which sets the stage's output width). Only the first block keeps the stage's
+    stride; later copies of a row are stride-1 repeats at its output width (identity shortcut).
+    """
+    if depth_mult <= 0:
+        raise ValueError(f"depth_mult must be > 0, got {depth_mult}")
+    if any(row.stride != 1 for row in stage[1:]):
+        raise ValueError("only the first row of a stage may have a stride")
+    n = len(stage)
+    blocks = round_repeats(n, depth_mult)  # >= 1 for depth_mult > 0
+    if blocks == 1:
+        picked = [stage[-1]]
+    else:
+        picked = [stage[math.floor(j * (n - 1) / (blocks - 1) + 0.5)] for j in range(blocks)]
+    return tuple(replace(row, stride=stage[0].stride if j == 0 else 1) for j, row in enumerate(picked))
 
 
 # -- building blocks -------------------------------------------------------------------------

@@ -1,0 +1,366 @@
+"""``cnnprof lut build`` and ``cnnprof lut predict``: FBNet-style latency lookup tables.
+
+Thin: parse, call ``cnnprof.lut``, render with ``report.emit``. Exit codes: 0 success, 1 a model
+has blocks missing from the table, 2 bad usage or a bad table (one line each).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+from cnnprof.cli.common import stderr_console
+from cnnprof.cli.options import FormatOpt, ModelArgOpt, OutputOpt
+from cnnprof.report import Column, Format
+
+lut_app = typer.Typer(
+    help=(
+        "Latency lookup tables (FBNet): time every candidate block once on this machine, then predict a "
+        "network's latency as the sum of its blocks' and see how far that holds here.\n\n"
+        "Examples:\n\n"
+        "  cnnprof lut build\n\n"
+        "  cnnprof lut predict fbnet_a fbnet_b fbnet_c --measure\n\n"
+        "  cnnprof lut predict --sample 50 --measure\n\n"
+        "  cnnprof lut predict --sample 1000000 --loss 2.0 --top 10"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+EXPERT = "Expert"
+TableOpt = Annotated[
+    Optional[Path],
+    typer.Option("--table", help="The table file (default: models/lut-<backend>-t<threads>.json).", dir_okay=False),
+]
+LutBackendOpt = Annotated[Optional[str], typer.Option("--backend", help="torch or onnxruntime (build default: torch; "
+                                                      "predict default: the table's).")]
+ClockOpt = Annotated[
+    str, typer.Option("--clock", rich_help_panel=EXPERT, help="wall (perf_counter, the default) or cpu (the calling "
+                      "thread's CPU time: leaves out pre-emption by other processes; --threads 1 only).")]
+LutThreadsOpt = Annotated[Optional[str], typer.Option("--threads", "-t", help="Intra-op threads: N or 'all' (build "
+                                                      "default 1; predict default: the table's).")]
+
+BUILD_COLUMNS = [
+    Column("group", "part of the table"),
+    Column("entries", "entries", "int"),
+    Column("measured", "measured now", "int"),
+    Column("reused", "reused", "int"),
+    Column("sum_ms", "sum of medians", "ms"),
+]
+PREDICT_COLUMNS = [
+    Column("model", "network"),
+    Column("arch", "arch"),
+    Column("parts", "parts", "int"),
+    Column("predicted_ms", "predicted (sum)", "ms"),
+    Column("calibrated_ms", "calibrated", "ms"),
+    Column("measured_ms", "measured", "ms"),
+    Column("error", "error", "pct"),
+    Column("calibrated_error", "calibrated error", "pct"),
+    Column("loss", "loss", "float"),
+    Column("rank", "rank", "int"),
+    Column("missing", "missing from the table", wrap=True),
+    Column("warnings", "note", wrap=True),
+]
+SUMMARY_COLUMNS = [Column("group", "group"), Column("metric", "metric"), Column("raw", "raw sum"),
+                   Column("calibrated", "calibrated")]
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool = True) -> Iterator:
+    """A progress bar on stderr (a line every few seconds when stderr is not a terminal);
+    yields ``update(done, total, label)``."""
+    console = stderr_console()
+    if not enabled:
+        yield lambda done, total, label: None
+        return
+    if console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("timing blocks", total=None)
+
+            def update(done: int, total: int, label: str) -> None:
+                bar.update(task, completed=done, total=total, description=f"timing {label[:32]:32}")
+
+            yield update
+        return
+    start = time.perf_counter()
+    last = [start]
+
+    def update_plain(done: int, total: int, label: str) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= 5.0 or (done == total and now - start >= 5.0):
+            last[0] = now
+            console.print(f"[{now - start:5.0f}s] {done}/{total} {label}", highlight=False, markup=False)
+
+    yield update_plain
+
+
+def _backend(text: str | None, default: str) -> str:
+    from cnnprof.errors import UsageError
+    from cnnprof.lut.table import BACKENDS
+
+    value = (text or default).strip().lower()
+    if value not in BACKENDS:
+        raise UsageError(f"unknown backend {value!r}; a table is built with {' or '.join(BACKENDS)}")
+    return value
+
+
+@lut_app.command("build")
+def build_command(
+    space: Annotated[str, typer.Option("--space", help="Search space to fill: fbnet (9 candidates x 22 layers, "
+                                       "stem, heads) or none.")] = "fbnet",
+    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Also add the blocks of these models "
+                                                         "(comma-separated or repeated; names or patterns).")] = None,
+    backend: LutBackendOpt = None,
+    threads: LutThreadsOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Table file (default: "
+                                                   "models/lut-<backend>-t<threads>.json).", dir_okay=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-measure entries this environment already measured.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Also time FBNet-A/B/C whole and "
+                                            "store one scale factor (whole / sum of blocks) that `lut predict` "
+                                            "shows beside the raw sum. On a shared machine it mostly records "
+                                            "the load at fitting time.")] = False,
+    clock: ClockOpt = "wall",
+    min_time: Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
+                                            help="Seconds of timed calls per entry (over all rounds).")] = 0.3,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
+                                        help="Passes over all entries; an entry keeps the median of its rounds.")] = 3,
+    min_runs: Annotated[int, typer.Option("--min-runs", min=1, rich_help_panel=EXPERT,
+                                          help="Timed calls per entry, at least.")] = 10,
+    layers: Annotated[Optional[str], typer.Option("--layers", rich_help_panel=EXPERT,
+                                                  help="Only these searchable layers, e.g. 0,1 (index stays whole).")] = None,
+    max_entries: Annotated[Optional[int], typer.Option("--max-entries", min=0, rich_help_panel=EXPERT,
+                                                       help="Measure at most this many entries now.")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Time every block once, in isolation, and save the table with its environment.
+
+    The FBNet space at 224x224 has 9 candidates at each of 22 layers plus the stem and the heads
+    (1984, and FBNet-A's 1504); identical blocks at identical inputs share one entry. Entries this
+    environment (CPU model, backend, threads, torch / onnxruntime versions) already measured are
+    kept unless --force, so an interrupted build resumes. One thread by default. Each entry is
+    timed in --rounds passes over all entries and keeps the median of its rounds. On a shared
+    machine, --clock cpu times each call by the thread's CPU time (pre-emption left out).
+
+    Examples:
+
+      cnnprof lut build
+
+      cnnprof lut build --space none --models mobilenetv3_large,ghostnet_100,efficientnet_b0
+
+      cnnprof lut build --backend onnxruntime --threads 2
+
+      cnnprof lut build --clock cpu
+    """
+    from cnnprof import api
+    from cnnprof.errors import UsageError
+    from cnnprof.lut import builder as lut_build
+    from cnnprof.lut.table import default_path
+    from cnnprof.report import check_writable, emit
+    from cnnprof.timing.protocol import Protocol
+
+    backend_name = _backend(backend, "torch")
+    n_threads = api.parse_threads(threads or "1")
+    clock = _clock(clock, n_threads)
+    path = output or default_path(backend_name, n_threads, clock)
+    if space not in ("fbnet", "none"):
+        raise UsageError(f"unknown --space {space!r}; choose fbnet or none")
+    layer_list = None
+    if layers is not None:
+        try:
+            layer_list = sorted({int(v) for v in layers.split(",") if v.strip()})
+        except ValueError:
+            raise UsageError(f"--layers takes layer numbers such as 0,1; got {layers!r}") from None
+    names = [n.strip() for item in (models or []) for n in item.split(",") if n.strip()]
+    if space == "none" and not names:
+        raise UsageError("nothing to build: give --space fbnet or --models")
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
+    targets = api.resolve_targets(names) if names else []
+    console = stderr_console()
+    jobs, spaces = [], {}
+    if space == "fbnet":
+        space_jobs, index = lut_build.fbnet_space_jobs(layers=layer_list)
+        jobs += space_jobs
+        spaces[lut_build.FBNET_SPACE_NAME] = index
+    for target in targets:
+        jobs += lut_build.model_jobs(target)
+    protocol = Protocol(warmup_runs=3, warmup_s=0.05, min_runs=min_runs, min_time_s=min_time, max_time_s=20.0)
+    with progress_bar() as update:
+        table, report = lut_build.build(jobs, path=path, backend=backend_name, threads=n_threads, clock=clock,
+                                        protocol=protocol, rounds=rounds,
+                                        force=force, spaces=spaces, max_entries=max_entries, on_progress=update)
+    rows = [{"group": g, **counts} for g, counts in report.groups.items()]
+    emit(rows, columns=BUILD_COLUMNS, fmt=fmt, fields=["group", "entries", "measured", "reused", "sum_ms"],
+         title=f"latency table {path} ({backend_name}, {n_threads} thread(s), {clock} clock)")
+    say = lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    measured = sum(int(g["measured"]) for g in report.groups.values())
+    say(f"wrote {path}: {len(table.entries)} entries ({measured} measured now) in {report.seconds:.0f} s")
+    if report.foreign:
+        say("warning: some entries come from another environment and were not re-measured: " + "; ".join(report.foreign))
+    if report.interrupted:
+        say("interrupted: kept the entries measured so far; run the same command again to resume")
+        raise SystemExit(130)
+    full = space == "fbnet" and layer_list is None and max_entries is None
+    stale = table.calibration is None or measured > 0 or force or table.calibration.get("env") != _env_id(table)
+    if calibrate and not full:
+        say("--calibrate needs the whole FBNet space (no --layers or --max-entries): skipped")
+    if calibrate and full and stale:
+        say("timing FBNet-A/B/C whole for the calibration")
+        cal = lut_build.calibrate(table, path=path, rounds=rounds)
+        if cal is not None:
+            ratios = ", ".join(f"{m} {v['ratio']:.3f}" for m, v in cal["fitted_on"].items())
+            say(f"sum of blocks / whole network: {ratios}; calibration scale {cal['scale']:.3f} (stored in the table)")
+
+
+def _clock(text: str, threads: int) -> str:
+    from cnnprof.errors import UsageError
+
+    value = text.strip().lower()
+    if value not in ("wall", "cpu"):
+        raise UsageError(f"unknown --clock {text!r}; choose wall or cpu")
+    if value == "cpu" and threads != 1:
+        raise UsageError("--clock cpu times the calling thread only: use it with --threads 1")
+    return value
+
+
+def _shorten(text: str, limit: int = 6) -> str:
+    items = text.split(", ") if text else []
+    return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _env_id(table) -> str:
+    from cnnprof.lut.table import env_id, environment
+
+    return env_id(environment(table.backend, table.threads, table.clock))
+
+
+@lut_app.command("predict")
+def predict_command(
+    models: Annotated[Optional[list[str]], typer.Argument(help="Models (names, aliases, patterns) whose blocks are "
+                                                          "all in the table.")] = None,
+    sample: Annotated[int, typer.Option("--sample", min=0, help="Also predict N random FBNet architectures.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --sample.")] = 0,
+    measure: Annotated[bool, typer.Option("--measure", help="Also time each whole network and report the error.")] = False,
+    table_path: TableOpt = None,
+    backend: LutBackendOpt = None,
+    threads: LutThreadsOpt = None,
+    clock: ClockOpt = "wall",
+    strict_env: Annotated[bool, typer.Option("--strict-env", help="A table from another environment (CPU, threads, "
+                                             "backend, versions) is an error (exit 2), not a warning.")] = False,
+    loss: Annotated[Optional[float], typer.Option("--loss", help="Rank by FBNet's loss CE * alpha * log(LAT)^beta "
+                                                  "with this cross-entropy value (e.g. 2.0).")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="FBNet loss alpha.")] = 0.2,
+    beta: Annotated[float, typer.Option("--beta", help="FBNet loss beta.")] = 0.6,
+    top: Annotated[Optional[int], typer.Option("--top", min=1, help="Show only the K best sampled networks (lowest "
+                                               "loss, else fastest); default all up to 1000, else 20.")] = None,
+    min_time: Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
+                                            help="Seconds of timed calls per whole network (--measure; over all "
+                                            "rounds).")] = 1.0,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
+                                        help="Passes over all networks (--measure); each keeps the median of its "
+                                        "rounds.")] = 3,
+    model_arg: ModelArgOpt = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Predict latency as the sum of the table's block latencies; with --measure, check it.
+
+    For sampled architectures the table is a (layers x candidates) matrix: a million predictions
+    take about a second. With --measure each whole network is timed too (same backend and
+    threads) and the error reported; over a sample: the share within +-10% (nn-Meter's accuracy
+    figure), |error| mean/median/p90, and Spearman's rank correlation. Whole networks are timed
+    in --rounds passes (a busy spell spoils one round, not one network). When the table holds a
+    calibration (`lut build --calibrate`), the calibrated prediction is shown beside the raw sum.
+    The arch column gives one digit per layer: 0 k3_e1, 1 k3_e1_g2, 2 k3_e3, 3 k3_e6,
+    4 k5_e1, 5 k5_e1_g2, 6 k5_e3, 7 k5_e6, 8 skip.
+
+    Examples:
+
+      cnnprof lut predict fbnet_a fbnet_b fbnet_c --measure
+
+      cnnprof lut predict --sample 50 --measure
+
+      cnnprof lut predict --sample 1000000 --loss 2.0 --top 10
+
+      cnnprof lut predict mobilenetv3_large --table models/lut-torch-t1.json --strict-env
+    """
+    from cnnprof import api
+    from cnnprof.errors import CheckFailed, UsageError
+    from cnnprof.lut import evaluate
+    from cnnprof.lut.table import default_path, load
+    from cnnprof.report import check_writable, emit, human
+    from cnnprof.timing.protocol import Protocol
+
+    check_writable(output)
+    if not models and not sample:
+        raise UsageError("give model names or --sample N")
+    if loss is not None and loss <= 0:
+        raise UsageError(f"--loss takes a positive cross-entropy value, got {loss}")
+    n_threads = api.parse_threads(threads) if threads is not None else None
+    backend_name = _backend(backend, "torch") if backend is not None else None
+    path = table_path or default_path(backend_name or "torch", n_threads or 1, _clock(clock, n_threads or 1))
+    table = load(path)
+    targets = api.resolve_targets(models, model_args=model_arg) if models else []
+    console = stderr_console()
+    say = lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    protocol = Protocol(warmup_runs=3, warmup_s=0.3, min_runs=10, min_time_s=min_time, max_time_s=60.0)
+    from cnnprof.cli.common import progress
+
+    with progress() as update:
+        result = evaluate.predict(
+            table, targets, sample=sample, seed=seed, measure=measure, loss_ce=loss, alpha=alpha, beta=beta,
+            threads=n_threads, backend=backend_name, strict_env=strict_env, top=top, protocol=protocol, rounds=rounds,
+            on_progress=update, on_warning=lambda m: say(f"warning: {m}"),
+        )
+    title = f"latency predicted from {path} ({table.backend}, {table.threads} thread(s), {table.clock} clock)"
+    rows, columns = result.rows, PREDICT_COLUMNS
+    if fmt == Format.table and output is None:  # the terminal: no empty columns, short lists
+        columns = [c for c in columns if c.field in ("model", "predicted_ms") or any(r.get(c.field) not in (None, "")
+                                                                                      for r in rows)]
+        rows = [{**r, "missing": _shorten(r["missing"])} for r in rows]
+    emit(rows, columns=columns, fmt=fmt, output=output, fields=evaluate.ROW_FIELDS, title=title)
+    summary = list(result.summary)
+    if result.rate is not None:
+        r = result.rate
+        summary += [
+            {"group": "prediction", "metric": "architectures sampled", "raw": r["n"], "kind": "int"},
+            {"group": "prediction", "metric": "seconds to sample them", "raw": r["sample_s"], "kind": "float"},
+            {"group": "prediction", "metric": "seconds to predict them", "raw": r["predict_s"], "kind": "float"},
+            {"group": "prediction", "metric": "architectures per second", "raw": r["rate_per_s"], "kind": "count"},
+        ]
+        if result.shown < result.sampled:
+            say(f"showing {result.shown} of {result.sampled} sampled networks (--top)")
+    if summary:
+        shown = [{**s, "raw": human(s["raw"], s["kind"]), "calibrated": human(s.get("calibrated"), s["kind"])}
+                 for s in summary]
+        summary_columns = SUMMARY_COLUMNS if table.calibration else SUMMARY_COLUMNS[:3]
+        if fmt == Format.table:
+            emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS,
+                 title="how well the sum predicts the whole network" if result.summary else "prediction rate")
+        elif fmt == Format.md and output is None:
+            emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS)
+        else:
+            for s in shown:
+                say(f"{s['group']}: {s['metric']}: {s['raw']}" + (f" (calibrated {s['calibrated']})"
+                                                                  if s["calibrated"] != "-" else ""))
+    if result.flagged:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.flagged.items()))
+        say(f"note: of the {result.used} table entries used, these were flagged when measured: {kinds}")
+    if table.calibration and result.summary:
+        fitted = ", ".join(table.calibration["fitted_on"])
+        say(f"calibrated = raw sum x {table.calibration['scale']:.3f}, the scale fitted on {fitted} by `lut build`")
+    if result.incomplete:
+        missing = [r["model"] for r in result.rows if r["model"] in result.incomplete and r["missing"]]
+        hint = (f"; add their blocks with `cnnprof lut build --space none --models {','.join(missing)}`"
+                if missing else "")
+        raise CheckFailed(f"{len(result.incomplete)} model(s) could not be predicted from the table: "
+                          f"{', '.join(result.incomplete)}{hint}")

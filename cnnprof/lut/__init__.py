@@ -1,0 +1,29 @@
+"""Per-block latency lookup tables and additive latency prediction (FBNet, Wu et al., CVPR 2019).
+
+FBNet estimates a network's latency as the sum of its blocks' latencies, each read from a table
+measured once on the target device (LAT(a) = sum_l LAT(b_l), paper Eq. 3), and ranks candidates
+with it. This package builds such a table on the user's own machine (``build``), predicts from it
+(``predict``, ``evaluate``) and measures how far the sum holds there (``additivity``).
+
+* ``keys``: block signatures and the split of a network into stem, blocks and head;
+* ``table``: the JSON file, its environments, loading with one-line errors;
+* ``measure``: timing one block or one network with the project's protocol;
+* ``builder``: what to time (the FBNet space, a model's parts), resume / skip, calibration;
+* ``predict``: the vectorised space predictor, error statistics, Spearman, FBNet's loss,
+  ``additivity``; ``evaluate``: ``lut predict`` as one call.
+"""
+
+from cnnprof.lut.builder import BuildReport, Job, build, calibrate, fbnet_space_jobs, model_jobs, space_jobs
+from cnnprof.lut.keys import Part, SplitError, block_key, split
+from cnnprof.lut.predict import (
+    FBNET_ALPHA, FBNET_BETA, AdditivityRow, SpaceMatrix, additivity, error_stats, fbnet_loss, sample_choices,
+    spearman,
+)
+from cnnprof.lut.table import Entry, SpaceIndex, Table, TableError, default_path, load
+
+__all__ = [
+    "FBNET_ALPHA", "FBNET_BETA", "AdditivityRow", "BuildReport", "Entry", "Job", "Part", "SpaceIndex",
+    "SpaceMatrix", "SplitError", "Table", "TableError", "additivity", "block_key", "build", "calibrate",
+    "default_path", "error_stats", "fbnet_loss", "fbnet_space_jobs", "load", "model_jobs", "sample_choices",
+    "space_jobs", "spearman", "split",
+]

@@ -1,0 +1,226 @@
+"""The latency table file: entries, the environments they were measured in, and space indexes.
+
+One JSON file per backend, thread count and clock (default ``models/lut-<backend>-t<threads>.json``,
+``...-cpu.json`` for the CPU-time clock):
+
+* ``entries``: block key -> label, input shape, median / IQR / p10 / p90 (ms), runs, warnings,
+  when, and the id of the environment it was measured in;
+* ``environments``: id -> fingerprint (CPU model, backend, threads, clock, torch and onnxruntime
+  versions decide the id; cores, Python, load and the tool's revision are kept for the record);
+* ``spaces``: a search space's layer x candidate grid of keys, its stem and heads, so that an
+  architecture is a vector of indices (``cnnprof.lut.predict``);
+* ``calibration``: whole-network latencies of reference networks measured with the table, and the
+  one scale factor fitted on them (never applied silently: predictions report the raw sum first).
+
+Files are written atomically. A file that is not valid JSON, or not this schema, is refused with
+one line (exit 2); an entry from another environment is reported with the difference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnprof.errors import UsageError
+
+SCHEMA = "cnnprof-lut/1"
+BACKENDS = ("torch", "onnxruntime")
+CLOCKS = ("wall", "cpu")
+ENV_KEYS = ("cpu", "backend", "threads", "clock", "torch", "onnxruntime")  # what makes measurements comparable
+
+
+class TableError(UsageError):
+    """A table file that cannot be used: missing, corrupt, truncated, wrong schema (exit 2)."""
+
+
+def default_path(backend: str = "torch", threads: int = 1, clock: str = "wall", folder: str | Path = "models") -> Path:
+    """Where ``lut build`` writes, and ``lut predict`` reads, by default."""
+    suffix = "" if clock == "wall" else f"-{clock}"
+    return Path(folder) / f"lut-{backend}-t{threads}{suffix}.json"
+
+
+def environment(backend: str, threads: int, clock: str = "wall") -> dict[str, Any]:
+    """This process's fingerprint for a table: the comparable keys first, then the record."""
+    from cnnprof.timing.environment import fingerprint
+
+    fp = fingerprint(threads).to_dict()
+    env = {k: fp.get(k) for k in ENV_KEYS if k not in ("backend", "clock")}
+    env["backend"] = backend
+    env["clock"] = clock
+    for k in ("cores", "python", "platform", "env", "tool", "loadavg"):
+        env[k] = fp.get(k)
+    if backend == "torch":
+        env["onnxruntime"] = ""  # not involved: a new ORT must not invalidate a torch table
+    return env
+
+
+def env_id(env: dict[str, Any]) -> str:
+    text = json.dumps({k: env.get(k) for k in ENV_KEYS}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def env_differences(measured: dict[str, Any], here: dict[str, Any]) -> list[str]:
+    """'cpu: 'A' -> 'B'' for each comparable key that differs (measured -> here)."""
+    return [f"{k}: {measured.get(k)!r} -> {here.get(k)!r}" for k in ENV_KEYS if measured.get(k) != here.get(k)]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One measured block. Times in milliseconds."""
+
+    label: str
+    input: tuple[int, ...]
+    median_ms: float
+    iqr_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+    env: str
+    measured_at: str = ""
+    warnings: tuple[str, ...] = ()
+    rounds: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input"] = list(self.input)
+        d["warnings"] = list(self.warnings)
+        return d
+
+
+@dataclass(frozen=True)
+class SpaceIndex:
+    """A search space in the table: ``layers[l][c]`` is the key of candidate ``c`` at layer ``l``."""
+
+    candidates: tuple[str, ...]
+    layers: tuple[tuple[str, ...], ...]
+    stem: str
+    heads: dict[str, str]  # head width -> key
+    default_head: str
+    input: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidates": list(self.candidates), "layers": [list(r) for r in self.layers], "stem": self.stem,
+            "heads": dict(self.heads), "default_head": self.default_head, "input": list(self.input),
+        }
+
+
+@dataclass
+class Table:
+    backend: str
+    threads: int
+    clock: str = "wall"  # "cpu": the calling thread's CPU time, immune to pre-emption by other processes
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entries: dict[str, Entry] = field(default_factory=dict)
+    spaces: dict[str, SpaceIndex] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        doc = {
+            "schema": SCHEMA,
+            "backend": self.backend,
+            "threads": self.threads,
+            "clock": self.clock,
+            "protocol": self.protocol,
+            "environments": self.environments,
+            "calibration": self.calibration,
+            "spaces": {name: s.to_dict() for name, s in self.spaces.items()},
+            "entries": {k: e.to_dict() for k, e in sorted(self.entries.items())},
+        }
+        return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+    def save(self, path: str | Path) -> Path:
+        from cnnprof.report import write_atomic
+
+        return write_atomic(path, self.to_json())
+
+    def lookup(self, keys: list[str]) -> tuple[list[float | None], list[str]]:
+        """Medians of ``keys`` (None where missing) and the keys that are missing."""
+        values = [self.entries[k].median_ms if k in self.entries else None for k in keys]
+        return values, [k for k, v in zip(keys, values) if v is None]
+
+    def foreign(self, keys: list[str], here: dict[str, Any]) -> list[str]:
+        """Differences between ``here`` and the environments that measured ``keys`` (deduplicated)."""
+        out: list[str] = []
+        for eid in sorted({self.entries[k].env for k in keys if k in self.entries}):
+            for d in env_differences(self.environments.get(eid, {}), here):
+                if d not in out:
+                    out.append(d)
+        return out
+
+
+# -- reading -------------------------------------------------------------------------------------
+def load(path: str | Path) -> Table:
+    """Read and check a table; any problem is one ``TableError`` line naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise TableError(f"no latency table at {str(p)!r}; build one with `cnnprof lut build`")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TableError(f"cannot read latency table {str(p)!r}: {exc}") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TableError(
+            f"{str(p)!r} is not a valid latency table: truncated or corrupt JSON (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    try:
+        return parse(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise TableError(f"{str(p)!r} is not a valid latency table: {what}") from exc
+
+
+def _positive(value: Any, what: str) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{what} must be a finite non-negative number, got {value!r}")
+    return v
+
+
+def parse(doc: Any) -> Table:
+    if not isinstance(doc, dict):
+        raise TypeError("the file holds no JSON object")
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
+    backend = doc["backend"]
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}")
+    threads = int(doc["threads"])
+    clock = doc.get("clock", "wall")
+    if clock not in CLOCKS:
+        raise ValueError(f"unknown clock {clock!r}")
+    environments = {str(k): dict(v) for k, v in doc["environments"].items()}
+    entries = {}
+    for key, e in doc["entries"].items():
+        if e["env"] not in environments:
+            raise ValueError(f"entry {key!r} names an unknown environment {e['env']!r}")
+        entries[str(key)] = Entry(
+            label=str(e["label"]), input=tuple(int(s) for s in e["input"]),
+            median_ms=_positive(e["median_ms"], f"{key}: median_ms"), iqr_ms=_positive(e["iqr_ms"], f"{key}: iqr_ms"),
+            p10_ms=_positive(e["p10_ms"], f"{key}: p10_ms"), p90_ms=_positive(e["p90_ms"], f"{key}: p90_ms"),
+            runs=int(e["runs"]), env=str(e["env"]), measured_at=str(e.get("measured_at", "")),
+            warnings=tuple(str(w) for w in e.get("warnings", [])), rounds=int(e.get("rounds", 1)),
+        )
+    spaces = {}
+    for name, s in (doc.get("spaces") or {}).items():
+        layers = tuple(tuple(str(k) for k in row) for row in s["layers"])
+        candidates = tuple(str(c) for c in s["candidates"])
+        if any(len(row) != len(candidates) for row in layers):
+            raise ValueError(f"space {name!r}: a layer does not have one key per candidate")
+        heads = {str(k): str(v) for k, v in s["heads"].items()}
+        if s["default_head"] not in heads:
+            raise ValueError(f"space {name!r}: default head {s['default_head']!r} is not among its heads")
+        spaces[str(name)] = SpaceIndex(candidates, layers, str(s["stem"]), heads, str(s["default_head"]),
+                                       tuple(int(v) for v in s["input"]))
+    calibration = doc.get("calibration")
+    if calibration is not None:
+        _positive(calibration["scale"], "calibration scale")
+    return Table(backend=backend, threads=threads, clock=clock, environments=environments, entries=entries, spaces=spaces,
+                 calibration=calibration, protocol=dict(doc.get("protocol") or {}))

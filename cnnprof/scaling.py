@@ -1,0 +1,331 @@
+"""Compound scaling (EfficientNet, Tan & Le 2019, Sec. 3.3): depth d = α^φ, width w = β^φ,
+resolution r = γ^φ, with α·β²·γ² ≈ 2 so that MACs grow about 2^φ.
+
+Pure arithmetic (``multipliers``, ``scaled_resolution``, ``compound_factor``) plus ``scale_rows``,
+which builds the scaled network of any registered family whose builder takes a width and a depth
+multiplier (EfficientNet ``width_mult``/``depth_mult``, GhostNet ``width``/``depth_mult``,
+MobileNetV3 and FBNet ``width_mult``/``depth_mult``), and reports what was actually built: the
+channels and repeats read from the model (rounding to multiples of 8 or 4 and ``ceil`` of the
+repeats make them differ from the multipliers), its counted params and MACs, and optionally its
+measured latency. Resolutions are rounded to the nearest pixel; the multipliers are applied on
+top of the base variant's own (``efficientnet_b1`` as a base starts from depth 1.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cnnprof.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from cnnprof.models.registry import ModelSpec
+    from cnnprof.timing.protocol import Protocol
+
+# Paper Sec. 3.3: the grid search at φ = 1 on B0.
+ALPHA = 1.2
+BETA = 1.1
+GAMMA = 1.15
+WIDTH_OPTIONS = ("width_mult", "width")
+DEPTH_OPTIONS = ("depth_mult",)
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """α (depth), β (width), γ (resolution); each at least 1 (paper Eq. 3)."""
+
+    alpha: float = ALPHA
+    beta: float = BETA
+    gamma: float = GAMMA
+
+    def check(self) -> Coefficients:
+        for name, value in (("alpha", self.alpha), ("beta", self.beta), ("gamma", self.gamma)):
+            if not math.isfinite(value) or value < 1.0:
+                raise UsageError(f"--{name} must be at least 1 (compound scaling needs α, β, γ ≥ 1), got {value:g}")
+        return self
+
+    @property
+    def factor(self) -> float:
+        return compound_factor(self.alpha, self.beta, self.gamma)
+
+
+def compound_factor(alpha: float, beta: float, gamma: float) -> float:
+    """α·β²·γ²: how much the MACs of a conv network grow per unit of φ (paper: ≈ 2)."""
+    return alpha * beta**2 * gamma**2
+
+
+def check_phi(phi: float) -> float:
+    if not math.isfinite(phi) or phi < 0:
+        raise UsageError(f"--phi must be a number >= 0, got {phi:g}")
+    return phi
+
+
+def multipliers(phi: float, coeffs: Coefficients = Coefficients()) -> tuple[float, float, float]:
+    """(depth, width, resolution) multipliers at ``phi``: (α^φ, β^φ, γ^φ)."""
+    check_phi(phi)
+    return coeffs.alpha**phi, coeffs.beta**phi, coeffs.gamma**phi
+
+
+def scaled_resolution(base: int, res_mult: float) -> int:
+    """The input side at ``base * res_mult``, to the nearest pixel (exactly ``base`` at 1.0)."""
+    return math.floor(base * res_mult + 0.5)
+
+
+def phis_up_to(phi: float) -> list[float]:
+    """0, 1, ..., floor(phi), and phi itself when it is fractional."""
+    check_phi(phi)
+    out = [float(i) for i in range(math.floor(phi) + 1)]
+    if phi != out[-1]:
+        out.append(float(phi))
+    return out
+
+
+# -- bases --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScalingBase:
+    """A registered variant that compound scaling can start from."""
+
+    spec: ModelSpec
+    width_option: str
+    depth_option: str
+    width: float  # the base variant's own multipliers
+    depth: float
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def resolution(self) -> int:
+        return self.spec.input[1]
+
+
+def _builder(spec: ModelSpec) -> Callable[..., Any]:
+    import importlib
+
+    module_name, _, func_name = spec.builder.partition(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def scaling_base(name: str) -> ScalingBase:
+    """The base ``name`` (registered variant or family alias) with its multiplier options; a
+    variant whose builder has no width or no depth multiplier is a UsageError."""
+    from cnnprof.models import registry
+
+    spec = registry.get(name)
+    params = inspect.signature(_builder(spec)).parameters
+    width_opt = next((o for o in WIDTH_OPTIONS if o in params), None)
+    depth_opt = next((o for o in DEPTH_OPTIONS if o in params), None)
+    if width_opt is None or depth_opt is None:
+        raise UsageError(
+            f"{spec.name} has no width and depth multipliers to scale; bases that have them: "
+            "efficientnet_b0 (any efficientnet_b*), ghostnet_100, mobilenetv3_large, fbnet_b"
+        )
+    if spec.input[1] != spec.input[2]:
+        raise UsageError(f"{spec.name} has a non-square input {spec.input[1]}x{spec.input[2]}; scale a square one")
+    options = dict(spec.options)
+
+    def default(opt: str) -> float:
+        value = options.get(opt, params[opt].default)
+        return float(value) if value is not inspect.Parameter.empty else 1.0
+
+    return ScalingBase(spec, width_opt, depth_opt, default(width_opt), default(depth_opt))
+
+
+def build_scaled(base: ScalingBase, depth_mult: float, width_mult: float) -> nn.Module:
+    return base.spec.build(**{base.width_option: base.width * width_mult, base.depth_option: base.depth * depth_mult})
+
+
+# -- what was built -------------------------------------------------------------------------------------
+def _block_modules(model: nn.Module) -> list[nn.Module]:
+    """The blocks of ``model.blocks``, nested ``nn.Sequential`` stages flattened."""
+    from torch import nn
+
+    blocks = getattr(model, "blocks", None)
+    if blocks is None:
+        return []
+    out: list[nn.Module] = []
+
+    def walk(m: nn.Module) -> None:
+        if isinstance(m, nn.Sequential):
+            for child in m:
+                walk(child)
+        else:
+            out.append(m)
+
+    walk(blocks)
+    return out
+
+
+def built_structure(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(channels, repeats) of the built network, read from one forward pass: channels = the stem's
+    output width, then the output width of each run of blocks; repeats = the length of each run.
+    A run is consecutive blocks with the same output width where all but the first keep the
+    spatial size (a stage: its first block may stride)."""
+    import torch
+
+    blocks = _block_modules(model)
+    shapes: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    handles = []
+    for i, block in enumerate(blocks):
+        handles.append(block.register_forward_hook(
+            lambda m, inp, out, i=i: shapes.__setitem__(i, (tuple(inp[0].shape), tuple(out.shape)))))
+    stem_out: list[int] = []
+    stem = getattr(model, "stem", None)
+    if stem is not None:
+        handles.append(stem.register_forward_hook(lambda m, inp, out: stem_out.append(out.shape[1])))
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    channels: list[int] = list(stem_out[:1])
+    repeats: list[int] = []
+    prev_out = None
+    for i in range(len(blocks)):
+        if i not in shapes:
+            continue
+        (_, _, h_in, _), (_, c_out, h_out, _) = shapes[i]
+        if prev_out == c_out and h_in == h_out and repeats:
+            repeats[-1] += 1
+        else:
+            channels.append(c_out)
+            repeats.append(1)
+        prev_out = c_out
+    return tuple(channels), tuple(repeats)
+
+
+# -- rows -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScaleRow:
+    base: str
+    phi: float
+    depth_mult: float  # α^φ
+    width_mult: float  # β^φ
+    res_mult: float  # γ^φ
+    resolution: int  # the input side actually built
+    channels: tuple[int, ...]  # stem, then each run of blocks (see built_structure)
+    repeats: tuple[int, ...]
+    params: int
+    macs: int
+    macs_ratio: float  # MACs / MACs at φ = 0
+    two_pow_phi: float
+    compound_pow_phi: float  # (α·β²·γ²)^φ
+    closest: str  # the official variant of the base's family closest in MACs
+    closest_width: float | None
+    closest_depth: float | None
+    closest_resolution: int
+    closest_macs: int | None  # its official count (catalog reference)
+    latency_ms_median: float | None = None
+    latency_ms_iqr: float | None = None
+    latency_warnings: str = ""
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        d["repeats"] = list(self.repeats)
+        return d
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+def official_variants(family: str) -> list[ModelSpec]:
+    """The registered variants of ``family`` that have an official MACs count."""
+    from cnnprof.models import registry
+
+    specs = [registry.get(n) for n in registry.list_models("*")]
+    return [s for s in specs if s.family == family and s.reference is not None and s.reference.macs]
+
+
+def closest_official(family: str, macs: float) -> ModelSpec | None:
+    """The official variant of ``family`` nearest to ``macs`` on a log scale (by MACs, using the
+    catalog's official counts: they are only compared with, never reported as measured)."""
+    candidates = official_variants(family)
+    if not candidates or macs <= 0:
+        return None
+    return min(candidates, key=lambda s: abs(math.log(s.reference.macs / macs)))
+
+
+def _option(spec: ModelSpec, names: Sequence[str]) -> float | None:
+    options = dict(spec.options)
+    for n in names:
+        if n in options:
+            return float(options[n])
+    return None
+
+
+def scale_rows(
+    base_name: str,
+    phis: Sequence[float],
+    coeffs: Coefficients = Coefficients(),
+    *,
+    resolution: int | None = None,
+    latency: bool = False,
+    protocol: Protocol | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[ScaleRow]:
+    """Build and count ``base_name`` compound-scaled at each φ from its native input side (or
+    ``resolution``), and time it with ``latency`` (torch eager, CPU, 1 thread). Bad input raises
+    UsageError before any model is built."""
+    from cnnprof.counting import count
+
+    coeffs.check()
+    for phi in phis:
+        check_phi(phi)
+    base = scaling_base(base_name)
+    base_res = base.resolution if resolution is None else resolution
+    for phi in phis:
+        res = scaled_resolution(base_res, multipliers(phi, coeffs)[2])
+        if res < base.spec.min_input:
+            raise UsageError(f"φ={phi:g} gives a {res}x{res} input, below {base.name}'s minimum {base.spec.min_input}")
+    rows: list[ScaleRow] = []
+    base_macs: int | None = None
+    for phi in phis:
+        d, w, r = multipliers(phi, coeffs)
+        res = scaled_resolution(base_res, r)
+        if on_progress:
+            on_progress(f"{base.name} φ={phi:g}: building and counting at {res}x{res}")
+        model = build_scaled(base, d, w)
+        shape = (base.spec.input[0], res, res)
+        counts = count(model, shape, label=f"{base.name} φ={phi:g}")
+        channels, repeats = built_structure(model, shape)
+        if base_macs is None:
+            base_shape = (base.spec.input[0], base_res, base_res)
+            base_macs = counts.macs if phi == 0 else count(build_scaled(base, 1.0, 1.0), base_shape).macs
+        near = closest_official(base.spec.family, counts.macs)
+        lat = None
+        if latency:
+            if on_progress:
+                on_progress(f"{base.name} φ={phi:g}: timing (torch eager, 1 thread)")
+            lat = _time(model, shape, f"{base.name}@phi{phi:g}", protocol)
+        rows.append(ScaleRow(
+            base=base.name, phi=phi, depth_mult=d, width_mult=w, res_mult=r, resolution=res,
+            channels=channels, repeats=repeats, params=counts.params, macs=counts.macs,
+            macs_ratio=counts.macs / base_macs, two_pow_phi=2.0**phi, compound_pow_phi=coeffs.factor**phi,
+            closest=near.name if near else "",
+            closest_width=_option(near, WIDTH_OPTIONS) if near else None,
+            closest_depth=_option(near, DEPTH_OPTIONS) if near else None,
+            closest_resolution=near.input[1] if near else 0,
+            closest_macs=near.reference.macs if near else None,
+            latency_ms_median=lat.median if lat else None, latency_ms_iqr=lat.iqr if lat else None,
+            latency_warnings="; ".join(lat.warnings) if lat else "",
+        ))
+    return rows
+
+
+def _time(model: nn.Module, shape: tuple[int, ...], name: str, protocol: Protocol | None):
+    from cnnprof.timing import TimingOptions, time_model
+    from cnnprof.timing.protocol import Protocol
+
+    protocol = protocol or Protocol(warmup_runs=2, warmup_s=0.3, min_runs=10, min_time_s=1.0)
+    return time_model(model, shape, name=name, opts=TimingOptions(threads=1, protocol=protocol))
