@@ -25,29 +25,15 @@ repository's networks, so our counts match the README figures, not the paper's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import torch
 from torch import nn
 
-from cnnprof.models.blocks.core import ConvBNAct, FusedMBConv, MBConv, make_divisible, round_repeats
+from cnnprof.models.blocks.core import ConvBNAct, FusedMBConv, MBConv
+from cnnprof.models.efficientnet import BN_EPS, DROP_CONNECT, EfficientNet, Stage, build_stages
+from cnnprof.models.efficientnet import round_filters as _round_filters
 
-BN_EPS = 1e-3
-HEAD_CHS = 1280
-DROP_PATH = 0.2
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One row of a stage table: ``repeats`` blocks of one kind, the first with ``stride``."""
-
-    block: type[FusedMBConv] | type[MBConv]
-    expand: int
-    kernel: int
-    stride: int
-    out_chs: int
-    repeats: int
-    se_ratio: float  # SE reduce relative to the block's input channels; 0 = no SE
+ROUND_LIMIT = 0.0  # V2's round_filters has no "+divisor if rounded down by more than 10%" step
 
 
 # google/automl effnetv2_configs.py `v2_base_block` (the B-series before scaling); stem 32.
@@ -107,81 +93,7 @@ ARCHS: dict[str, tuple[tuple[Stage, ...], int]] = {
 
 def round_filters(chs: int, width_mult: float) -> int:
     """V2 channel rounding: nearest multiple of 8, without V1's 90% floor."""
-    return make_divisible(chs * width_mult, 8, round_limit=0.0)
-
-
-def se_chs_for(in_chs: int, se_ratio: float) -> int:
-    """SE reduce width: relative to the block's input channels, at least 1 (0 = no SE)."""
-    return max(1, int(in_chs * se_ratio)) if se_ratio > 0 else 0
-
-
-def build_stages(
-    stages: tuple[Stage, ...],
-    in_chs: int,
-    *,
-    width_mult: float = 1.0,
-    depth_mult: float = 1.0,
-    drop_path: float = DROP_PATH,
-) -> tuple[nn.Sequential, int]:
-    """Blocks of ``stages`` as one flat sequence, and their output channels.
-
-    FusedMBConv and MBConv take the same keyword arguments, so the row's ``block`` is called
-    directly. Drop-path grows linearly with the block's index over the whole network.
-    """
-    total = sum(round_repeats(s.repeats, depth_mult) for s in stages)
-    blocks: list[nn.Module] = []
-    for stage in stages:
-        out_chs = round_filters(stage.out_chs, width_mult)
-        for i in range(round_repeats(stage.repeats, depth_mult)):
-            blocks.append(
-                stage.block(
-                    in_chs,
-                    out_chs,
-                    mid_chs=in_chs * stage.expand,
-                    kernel_size=stage.kernel,
-                    stride=stage.stride if i == 0 else 1,
-                    se_chs=se_chs_for(in_chs, stage.se_ratio),
-                    act=nn.SiLU,
-                    bn_eps=BN_EPS,
-                    drop_path=drop_path * len(blocks) / total,
-                )
-            )
-            in_chs = out_chs
-    return nn.Sequential(*blocks), in_chs
-
-
-class EfficientNetV2(nn.Module):
-    """Stem -> Fused-MBConv / MBConv stages -> 1x1 head -> global pool -> dropout -> classifier."""
-
-    def __init__(
-        self,
-        *,
-        stages: tuple[Stage, ...],
-        stem_chs: int,
-        width_mult: float = 1.0,
-        depth_mult: float = 1.0,
-        dropout: float = 0.2,
-        num_classes: int = 1000,
-        drop_path: float = DROP_PATH,
-    ):
-        super().__init__()
-        stem_out = round_filters(stem_chs, width_mult)
-        self.stem = ConvBNAct(3, stem_out, 3, stride=2, act=nn.SiLU, bn_eps=BN_EPS)
-        self.blocks, in_chs = build_stages(
-            stages, stem_out, width_mult=width_mult, depth_mult=depth_mult, drop_path=drop_path
-        )
-        head_chs = round_filters(HEAD_CHS, width_mult)
-        self.head = ConvBNAct(in_chs, head_chs, 1, act=nn.SiLU, bn_eps=BN_EPS)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(head_chs, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        x = self.blocks(x)
-        x = self.head(x)
-        x = self.pool(x).flatten(1)
-        return self.classifier(self.dropout(x))
+    return _round_filters(chs, width_mult, round_limit=ROUND_LIMIT)
 
 
 def _arch(arch: str) -> tuple[tuple[Stage, ...], int]:
@@ -197,16 +109,17 @@ def efficientnetv2(
     depth_mult: float = 1.0,
     dropout: float = 0.2,
     num_classes: int = 1000,
-) -> EfficientNetV2:
+) -> EfficientNet:
     """EfficientNetV2 ``s``, ``m``, ``l``, or ``base`` scaled by (width, depth) for B0-B3."""
     stages, stem_chs = _arch(arch)
-    return EfficientNetV2(
+    return EfficientNet(
         stages=stages,
         stem_chs=stem_chs,
         width_mult=width_mult,
         depth_mult=depth_mult,
         dropout=dropout,
         num_classes=num_classes,
+        round_limit=ROUND_LIMIT,
     )
 
 
@@ -227,5 +140,5 @@ def early_stages(*, fused: bool, arch: str = "s") -> nn.Module:
     stem = ConvBNAct(3, stem_chs, 3, stride=2, act=nn.SiLU, bn_eps=BN_EPS)
     # drop-path rates as in the full network: 0.2 * index / (all blocks of the network)
     n_first, n_all = sum(s.repeats for s in first), sum(s.repeats for s in stages)
-    blocks, _ = build_stages(first, stem_chs, drop_path=DROP_PATH * n_first / n_all)
+    blocks, _ = build_stages(first, stem_chs, drop_path=DROP_CONNECT * n_first / n_all, round_limit=ROUND_LIMIT)
     return nn.Sequential(stem, blocks)
