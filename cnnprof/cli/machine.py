@@ -34,10 +34,11 @@ def machine_command(
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Measure this machine's roofs once and cache them: peak multiply-add rate (best of 15
-    runs each of 512^3, 768^3 and 1024^3 fp32 matrix products) and memory bandwidth (best of 15
-    copies of 256 MiB, bytes read + written), at the thread count in use, and the ridge point
-    between them (MACs per byte).
+    """Measure this machine's roofs once and cache them: peak multiply-add rate and memory bandwidth.
+
+    Peak: the best of 15 runs each of 512^3, 768^3 and 1024^3 fp32 matrix products; bandwidth:
+    the best of 15 copies of 256 MiB (bytes read + written); both at the thread count in use,
+    with the ridge point between them (MACs per byte).
 
     The cache ($XDG_CACHE_HOME/cnnprof/machine.json, else ~/.cache/cnnprof/machine.json) is
     keyed by CPU model, threads and torch version; `profile --timing` and its roofline use it.
