@@ -111,7 +111,7 @@ def test_output_file_is_written_whole_and_kept_on_failure(cli, tmp_path):
 
 def test_compare_ratios_and_saved_csv(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = cli("compare", "mobilenetv3_small", "mobilenetv3_large", "-r", "96", "-f", "json")
+    result = cli("compare", "mobilenetv3_small", "mobilenetv3_large", "-r", "96", "--no-timing", "-f", "json")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert rows[0]["macs_ratio"] == 1.0
