@@ -242,3 +242,25 @@ def test_cli_plot_writes_the_gridding_picture(cli, tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
     bad = cli("claims", "--plot", str(tmp_path / "afile"))
     assert bad.exit_code == 2 and "wants a folder" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "device, needle",
+    [("tpu", "unknown device 'tpu'")]
+    + ([("cuda", "no CUDA device")] if not __import__("torch").cuda.is_available() else []),
+)
+def test_claims_device_must_exist(cli, device, needle):
+    result = cli("claims", "--family", "mobilenetv3", "--device", device)
+    assert result.exit_code == 2 and needle in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_training_claims_run_on_the_device_asked_for(monkeypatch):
+    from cnnprof.claims import common
+
+    seen = []
+    monkeypatch.setattr("cnnprof.timing.eager.EagerRunner.__init__",
+                        lambda self, model, x, *, device, channels_last, train: seen.append(device))
+    with common.on_device("meta-device-for-test"):
+        common.train_step_runners([object()], (3, 8, 8))
+    common.train_step_runners([object()], (3, 8, 8))
+    assert seen == ["meta-device-for-test", "cpu"]

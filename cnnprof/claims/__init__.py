@@ -231,14 +231,17 @@ def select(claims: Sequence[Claim], families: Iterable[str] | None) -> list[Clai
 
 
 def run_claims(
-    claims: Sequence[Claim], *, on_progress: Callable[[str], None] | None = None
+    claims: Sequence[Claim], *, on_progress: Callable[[str], None] | None = None, device: str = "cpu"
 ) -> ClaimRun:
-    """Measure (or cite) each claim in order."""
+    """Measure (or cite) each claim in order; training-step timings run on ``device``."""
+    from cnnprof.claims.common import on_device
+
     run = ClaimRun()
-    for i, claim in enumerate(claims, 1):
-        if on_progress is not None:
-            on_progress(f"claim {i}/{len(claims)}: {claim.id}")
-        result, plots = evaluate(claim)
-        run.results.append(result)
-        run.plots.extend(plots)
+    with on_device(device):
+        for i, claim in enumerate(claims, 1):
+            if on_progress is not None:
+                on_progress(f"claim {i}/{len(claims)}: {claim.id}")
+            result, plots = evaluate(claim)
+            run.results.append(result)
+            run.plots.extend(plots)
     return run

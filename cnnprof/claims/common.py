@@ -6,9 +6,11 @@ Heavy imports (torch, the zoo) happen inside the functions, so listing claims st
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,6 +24,24 @@ SEED = "seed 000_bb3f2cd0ea179623 (CNN 模型小型化（下）)"
 QUICK_WARMUP_S = 0.3
 QUICK_MIN_RUNS = 8
 QUICK_MIN_TIME_S = 1.5
+
+
+# Where the training-step claims time: "cpu" unless `cnnprof claims --device cuda` says otherwise.
+_DEVICE: contextvars.ContextVar[str] = contextvars.ContextVar("cnnprof_claims_device", default="cpu")
+
+
+def timing_device() -> str:
+    return _DEVICE.get()
+
+
+@contextlib.contextmanager
+def on_device(device: str) -> Iterator[None]:
+    """Run the timing claims on ``device`` ("cpu" or "cuda") inside this block."""
+    token = _DEVICE.set(device)
+    try:
+        yield
+    finally:
+        _DEVICE.reset(token)
 
 
 def source(section: str, paper: str) -> str:
@@ -104,15 +124,15 @@ def interleaved(steps: Sequence[Callable[[], float]], protocol: Protocol) -> lis
 
 
 def train_step_runners(models: Sequence[nn.Module], input_shape: tuple[int, ...], *, batch: int = 1) -> list:
-    """Eager CPU runners that time one training step each (forward, cross-entropy, backward,
-    SGD): the same seeded input for all."""
+    """Eager runners (on ``timing_device()``) that time one training step each (forward,
+    cross-entropy, backward, SGD): the same seeded input for all."""
     import torch
 
     from cnnprof.timing.eager import EagerRunner
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *input_shape, generator=gen)
-    return [EagerRunner(m, x, device="cpu", channels_last=False, train=True) for m in models]
+    return [EagerRunner(m, x, device=timing_device(), channels_last=False, train=True) for m in models]
 
 
 def ratio_summary(num: Sequence[float], den: Sequence[float]) -> tuple[float, float, float, float]:

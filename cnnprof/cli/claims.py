@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.common import progress, stderr_console
-from cnnprof.cli.options import FormatOpt, OutputOpt
+from cnnprof.cli.options import DeviceOpt, FormatOpt, OutputOpt
 from cnnprof.report import Column, Format, check_writable, emit
 
 COLUMNS = [
@@ -66,6 +66,7 @@ def claims_command(
         "--plot", help="Folder for the pictures (created if needed): esp-hff-gridding.png, "
                        "fbnetv2-masking-cost.png, efficientnet-compound-scaling.png, "
                        "ghostnetv2-dfc-vs-fc.png.")] = None,
+    device: DeviceOpt = "cpu",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -75,8 +76,9 @@ def claims_command(
     the tolerance and the verdict: holds, deviates, or cited (accuracy and anything else that
     cannot be measured offline, with the reason). --format json/csv/md adds the source and a
     detail saying how each figure was measured. Timing claims (FBNet additivity, EfficientNetV2)
-    use short interleaved protocols on this machine's CPU, one thread; the whole run takes one
-    to two minutes on a 2-core machine.
+    use short interleaved protocols on this machine's CPU, one thread (--device cuda times the
+    EfficientNetV2 training steps on the GPU); the whole run takes one to two minutes on a 2-core
+    machine.
 
     Examples:
 
@@ -87,14 +89,21 @@ def claims_command(
       cnnprof claims --format json --output claims.json --strict
     """
     from cnnprof import claims as registry
-    from cnnprof.errors import CheckFailed
+    from cnnprof.errors import CheckFailed, UsageError
 
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {device!r}; choose cpu or cuda")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available on this machine")
     families = registry.parse_families(family)
     check_writable(output)
     _check_plot_dir(plot)
     selected = registry.select(registry.all_claims(), families)
     with progress() as update:
-        run = registry.run_claims(selected, on_progress=update)
+        run = registry.run_claims(selected, on_progress=update, device=device)
     records = []
     for r in run.results:
         rec = r.to_dict()
