@@ -33,3 +33,5 @@ show "$out/bench_train.csv"
 echo "== onnxruntime with --device cuda"
 cnnprof bench ghostnet_100 --device cuda --backend onnxruntime --min-time 1 -f csv -o "$out/bench_ort.csv"; echo "exit $?"
 show "$out/bench_ort.csv"
+echo "== EfficientNetV2's training-step claims on the GPU"
+cnnprof claims --family efficientnetv2 --device cuda -f md 2>&1 | cut -c1-600
