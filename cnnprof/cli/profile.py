@@ -144,9 +144,17 @@ def _print_details(counts, depth: int) -> None:
         for m in counts.modules
         if m.depth <= depth and (m.params or m.macs or m.depth == 0)
     ]
-    emit(modules, columns=MODULE_COLUMNS, title=f"per module (depth <= {depth})", console=console)
+    if modules:  # an ONNX file has no module tree
+        emit(modules, columns=MODULE_COLUMNS, title=f"per module (depth <= {depth})", console=console)
+    onnx_graph = counts.macs_fvcore is None  # counted from an ONNX graph: every listed op is in macs
+
+    def counted_in(op: str) -> str:
+        if onnx_graph:
+            return "macs (ONNX graph)"
+        return "macs, macs_fvcore" if op in CONV_LINEAR_OPS else "macs_fvcore only"
+
     ops = [
-        {"op": op, "macs": v, "counted_in": "macs, macs_fvcore" if op in CONV_LINEAR_OPS else "macs_fvcore only", "calls": None}
+        {"op": op, "macs": v, "counted_in": counted_in(op), "calls": None}
         for op, v in sorted(counts.by_op.items(), key=lambda kv: -kv[1])
     ]
     ops += [{"op": op, "macs": None, "counted_in": "not counted", "calls": n} for op, n in sorted(counts.uncounted.items())]
