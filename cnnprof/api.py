@@ -33,16 +33,25 @@ class Target:
     spec: registry.ModelSpec | None = None
     onnx_path: str | None = None
 
-    def build(self, seed: int | None = 0) -> "nn.Module":
+    def build(self, seed: int | None = 0, *, calibrate: bool = True, shape: Sequence[int] | None = None) -> "nn.Module":
         """Build in eval mode; seeded so that two builds have the same weights (and an ONNX
-        export of one can be reused for the other)."""
+        export of one can be reused for the other). A registered variant's batch norms are
+        calibrated at ``shape`` (default: the target's input), the input it will run on, so that
+        its random-weight activations keep a realistic scale (``cnnprof.models.calibrate``);
+        ``calibrate=False`` skips that (counting does not need it). A user's model is built as
+        its factory returns it."""
         if self.builder is None:
             raise UsageError(f"{self.name} is an ONNX file: it has no PyTorch module to build")
         if seed is not None:
             import torch
 
             torch.manual_seed(seed)
-        return self.builder().eval()
+        model = self.builder().eval()
+        if calibrate and self.spec is not None:
+            from cnnprof.models.calibrate import calibrate_batchnorm
+
+            calibrate_batchnorm(model, tuple(shape or self.input))
+        return model
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -179,7 +188,7 @@ def count_target(target: Target, shape: Sequence[int], *, batch: int = 1) -> Cou
     from cnnprof import counting
 
     if target.onnx_path is None:
-        return counting.count(target.build(), tuple(shape), batch=batch, label=target.name)
+        return counting.count(target.build(calibrate=False), tuple(shape), batch=batch, label=target.name)
     from cnnprof.onnx_count import count_onnx
 
     oc = count_onnx(target.onnx_path, batch=batch)
@@ -334,7 +343,7 @@ def bench_rows(
                         latency = timing.time_model(None, shape, name=target.name, opts=opts,
                                                     onnx_path=target.onnx_path)
                     else:
-                        latency = timing.time_model(target.build(), shape, name=target.name, opts=opts)
+                        latency = timing.time_model(target.build(shape=shape), shape, name=target.name, opts=opts)
                 except CnnprofError as exc:
                     yield dataclasses.replace(row, backend=backend, device=device, threads=threads, error=str(exc))
                     continue

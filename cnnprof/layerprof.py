@@ -459,7 +459,7 @@ def profile_targets(
         if on_progress:
             on_progress(f"{target.name}: counting, then timing each layer on {backend} ({threads} thread(s))")
         try:
-            yield profile_model(target.build(), shape, name=target.name, backend=backend, threads=threads,
+            yield profile_model(target.build(shape=shape), shape, name=target.name, backend=backend, threads=threads,
                                 batch=batch, depth=depth, protocol=protocol, onnx_dir=onnx_dir, roofs=roofs)
         except CnnprofError as exc:
             yield LayerProfile(**base, error=str(exc))

@@ -307,6 +307,9 @@ def scale_rows(
         if latency:
             if on_progress:
                 on_progress(f"{base.name} φ={phi:g}: timing (torch eager, 1 thread)")
+            from cnnprof.models.calibrate import calibrate_batchnorm
+
+            calibrate_batchnorm(model, shape)  # random weights: keep activations at a realistic scale
             lat = _time(model, shape, f"{base.name}@phi{phi:g}", protocol)
         rows.append(ScaleRow(
             base=base.name, phi=phi, depth_mult=d, width_mult=w, res_mult=r, resolution=res,

@@ -57,11 +57,19 @@ class ModelSpec:
     min_input: int = 32  # smallest H and W the network's downsampling accepts
     notes: str = ""
 
-    def build(self, **overrides: Any):
-        """Instantiate the network (imports torch and the family module on first use)."""
+    def build(self, *, calibrate_at: tuple[int, int, int] | None = None, **overrides: Any):
+        """Instantiate the network (imports torch and the family module on first use) with random
+        weights. ``calibrate_at=(C, H, W)`` also calibrates its batch norms on one random input of
+        that shape, so that activations keep a realistic scale when it is timed there (see
+        ``cnnprof.models.calibrate``); counting does not need it."""
         module_name, _, func_name = self.builder.partition(":")
         builder = getattr(importlib.import_module(module_name), func_name)
-        return builder(**{**dict(self.options), **overrides})
+        model = builder(**{**dict(self.options), **overrides})
+        if calibrate_at is not None:
+            from cnnprof.models.calibrate import calibrate_batchnorm
+
+            calibrate_batchnorm(model, tuple(calibrate_at))
+        return model
 
     @property
     def paper_figure(self) -> Figure | None:
