@@ -11,6 +11,7 @@ machine that is busy while we time is flagged in the row, not hidden.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass
@@ -41,7 +42,22 @@ FEW_RUNS = 20
 
 
 def run(step: Callable[[], float], protocol: Protocol) -> list[float]:
-    """Warm up, then collect samples (ms) from ``step`` (which times one call and returns ms)."""
+    """Warm up, then collect samples (ms) from ``step`` (which times one call and returns ms).
+
+    Python's garbage collector is paused while timing (as ``timeit`` and
+    ``torch.utils.benchmark`` do): a collection landing inside one call is not the model's time.
+    """
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(step, protocol)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run(step: Callable[[], float], protocol: Protocol) -> list[float]:
     start = time.perf_counter()
     n = 0
     while n < protocol.warmup_runs or time.perf_counter() - start < protocol.warmup_s:
