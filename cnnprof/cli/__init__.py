@@ -70,6 +70,9 @@ from cnnprof.cli import listing as _listing  # noqa: E402
 from cnnprof.cli import profile as _profile  # noqa: E402
 from cnnprof.cli import machine as _machine  # noqa: E402
 from cnnprof.cli.gate import gate_app as _gate_app  # noqa: E402
+from cnnprof.cli.lut import lut_app as _lut_app  # noqa: E402
+from cnnprof.cli import claims as _claims  # noqa: E402
+from cnnprof.cli import scale as _scale  # noqa: E402
 
 app.command("list")(_listing.list_command)
 app.command("profile")(_profile.profile_command)
@@ -78,6 +81,9 @@ app.command("bench")(_bench.bench_command)
 app.command("export")(_export.export_command)
 app.command("machine")(_machine.machine_command)
 app.add_typer(_gate_app, name="gate")
+app.add_typer(_lut_app, name="lut")
+app.command("claims")(_claims.claims_command)
+app.command("scale")(_scale.scale_command)
 
 
 def main() -> None:  # console-script entry point

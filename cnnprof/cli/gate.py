@@ -1,0 +1,199 @@
+"""``cnnprof gate record`` and ``cnnprof gate check``: a CI latency-regression gate.
+
+Thin: parse, call ``cnnprof.gate.core``, render with ``report.emit``. Exit codes: 0 pass, 1 a
+regression or a changed parameter / MAC count, 2 bad usage or a bad baseline (one line each).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cnnprof.cli.common import progress, stderr_console
+from cnnprof.cli.options import FormatOpt, ModelsArg, OutputOpt, ResolutionOpt, ThreadsOpt
+from cnnprof.report import Column, Format
+
+gate_app = typer.Typer(
+    help=(
+        "Latency-regression gate for CI: record a baseline on the main branch, check pull requests against it.\n\n"
+        "Latency is timed in several fresh processes, relative to a fixed calibration network timed between "
+        "the models, so a slower or busier machine does not read as a regression.\n\n"
+        "Examples:\n\n"
+        "  cnnprof gate record mobilenetv3_small ghostnet_100 efficientnet_b0 --baseline reports/baseline.json\n\n"
+        "  cnnprof gate check --baseline reports/baseline.json\n\n"
+        "  cnnprof gate check --baseline reports/baseline.json --factor 1.05 --strict-env --format md"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+EXPERT = "Expert (protocol)"
+BaselineOpt = Annotated[Path, typer.Option("--baseline", help="The baseline JSON file.", dir_okay=False)]
+ProcessesOpt = Annotated[int, typer.Option("--processes", min=1, rich_help_panel=EXPERT,
+                                           help="Fresh measurement processes, run one after another.")]
+MinTimeOpt = Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
+                                           help="Seconds of timed rounds per process (and at least 12 rounds).")]
+
+RECORD_COLUMNS = [
+    Column("model", "model"),
+    Column("input", "input"),
+    Column("params", "params", "count"),
+    Column("macs", "MACs", "macs"),
+    Column("median_ms", "median", "ms"),
+    Column("normalised", "/ calibration", "float"),
+    Column("calibration_ms", "calibration", "ms"),
+    Column("processes", "processes", "int"),
+    Column("calls", "calls", "int"),
+]
+RECORD_FIELDS = ["model", "input", "params", "macs", "median_ms", "normalised", "calibration_ms", "processes", "calls"]
+CHECK_COLUMNS = [
+    Column("model", "model"),
+    Column("input", "input"),
+    Column("baseline_ms", "baseline", "ms"),
+    Column("now_ms", "now", "ms"),
+    Column("ratio_ci", "ratio (normalised) [interval]"),
+    Column("p_value", "p-value", "float"),
+    Column("verdict", "verdict"),
+    Column("note", "note", wrap=True),
+]
+
+
+@gate_app.command("record")
+def record_command(
+    models: ModelsArg,
+    baseline: BaselineOpt = Path("reports/baseline.json"),
+    backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime or compile.")] = "torch",
+    threads: ThreadsOpt = "1",
+    resolution: ResolutionOpt = None,
+    update: Annotated[bool, typer.Option("--update", help="Replace an existing baseline file.")] = False,
+    processes: ProcessesOpt = 6,
+    min_time: MinTimeOpt = 3.0,
+    instances: Annotated[int, typer.Option("--instances", min=1, rich_help_panel=EXPERT,
+                                           help="Copies of every network per process, timed in turn "
+                                           "(checks use the baseline's).")] = 4,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Measure models and write the baseline: exact params and MACs, latency samples, environment.
+
+    The file is written atomically; an existing one is replaced only with --update. Run it on the
+    main branch (and commit the file or keep it as a CI artifact).
+
+    Examples:
+
+      cnnprof gate record mobilenetv3_small ghostnet_100 efficientnet_b0 --baseline reports/baseline.json
+
+      cnnprof gate record 'ghostnet*' --baseline reports/ghost.json --threads 2 --update
+    """
+    from cnnprof import api, timing
+    from cnnprof.errors import UsageError
+    from cnnprof.gate import core, stats
+    from cnnprof.gate.measure import Settings
+    from cnnprof.report import check_writable, emit, write_atomic
+
+    started = time.perf_counter()
+    if baseline.exists() and not update:
+        raise UsageError(f"baseline {str(baseline)!r} exists; pass --update to replace it")
+    if baseline.is_dir():
+        raise UsageError(f"baseline {str(baseline)!r} is a directory")
+    check_writable(output)
+    if backend not in timing.BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(timing.BACKENDS)}")
+    n_threads = api.parse_threads(threads)
+    targets = core.plan(models, api.parse_resolution(resolution))
+    if str(baseline.parent) and not baseline.parent.exists():  # a fresh CI checkout may lack reports/
+        baseline.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(baseline)
+    settings = Settings(backend=backend, threads=n_threads, processes=processes, min_time_s=min_time,
+                        instances=instances)
+    with progress() as update_line:
+        result = core.record(targets, settings, threads_spec=threads, on_progress=update_line)
+    write_atomic(baseline, result.to_json())
+    rows = []
+    for m in result.models:
+        rows.append({
+            "model": m.name, "input": "x".join(map(str, m.input)), "params": m.params, "macs": m.macs,
+            "median_ms": stats.raw_median(m.processes),
+            "normalised": stats.normalised_level(m.processes, settings.clock),
+            "calibration_ms": stats.calibration_median(m.processes),
+            "processes": len(m.processes), "calls": sum(len(p.ms) for p in m.processes),
+        })
+    emit(rows, columns=RECORD_COLUMNS, fmt=fmt, output=output, fields=RECORD_FIELDS,
+         title=f"baseline {baseline} ({backend}, {n_threads} thread(s))")
+    stderr_console().print(f"wrote {baseline} ({len(rows)} model(s), {processes} process(es), "
+                           f"{time.perf_counter() - started:.0f} s)", highlight=False, markup=False)
+
+
+@gate_app.command("check")
+def check_command(
+    baseline: BaselineOpt = Path("reports/baseline.json"),
+    factor: Annotated[float, typer.Option("--factor", help="Fail only if slower by more than this ratio "
+                                          "(and significantly so).")] = 1.10,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test (and 1 - the "
+                                         "interval's confidence).")] = 0.01,
+    strict_env: Annotated[bool, typer.Option("--strict-env", help="Make a different environment (torch, CPU, "
+                                             "threads, ...) an error (exit 2) instead of a warning.")] = False,
+    processes: ProcessesOpt = 4,
+    extra_processes: Annotated[int, typer.Option("--extra-processes", min=0, rich_help_panel=EXPERT,
+                                                 help="At most this many more processes for ambiguous models.")] = 2,
+    budget: Annotated[float, typer.Option("--budget", min=0.0, rich_help_panel=EXPERT,
+                                          help="Seconds from the start: no process beyond the first three (and no "
+                                          "re-measurement) starts that would end later.")] = 50.0,
+    min_time: MinTimeOpt = 3.0,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Re-measure the baseline's models and fail on a real slowdown.
+
+    A model fails if its params or MACs changed, or if its latency, relative to the calibration
+    network, is slower by more than --factor AND the difference is significant at --alpha
+    (Welch's t-test on per-process medians). Models whose interval holds the factor are
+    measured again in extra processes. Exit 0 pass, 1 regression, 2 bad baseline or usage.
+
+    Examples:
+
+      cnnprof gate check --baseline reports/baseline.json
+
+      cnnprof gate check --baseline reports/baseline.json --factor 1.05 --format md --output gate.md
+    """
+    from cnnprof.errors import CheckFailed
+    from cnnprof.gate import core
+    from cnnprof.gate.baseline import load_baseline
+    from cnnprof.gate.measure import Settings
+    from cnnprof.report import check_writable, emit
+
+    started = time.perf_counter()
+    check_writable(output)
+    core.check_arguments(factor, alpha)
+    base = load_baseline(baseline)
+    settings = Settings(processes=processes, min_time_s=min_time)
+    console = stderr_console()
+    with progress() as update_line:
+        result = core.check(base, settings, factor=factor, alpha=alpha, source=str(baseline), strict_env=strict_env,
+                            extra_processes=extra_processes, budget_s=budget, started=started,
+                            on_progress=update_line)
+    records = []
+    for r in result.rows:
+        rec = r.to_dict()
+        rec["ratio_ci"] = f"{r.ratio:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+        records.append(rec)
+    fields = [f for f in records[0] if f != "ratio_ci"]
+    emit(records, columns=CHECK_COLUMNS, fmt=fmt, output=output, fields=fields,
+         title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}")
+    say = lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    cal_base = sum(r.calibration_baseline_ms for r in result.rows) / len(result.rows)
+    cal_now = sum(r.calibration_now_ms for r in result.rows) / len(result.rows)
+    say(f"calibration workload: {cal_base:.2f} ms at the baseline, {cal_now:.2f} ms now "
+        f"(this machine is {cal_now / cal_base:.2f}x the baseline's time; ratios are relative to it)")
+    if result.environment_differences:
+        say("environment differs from the baseline (--strict-env makes this an error): "
+            + "; ".join(result.environment_differences))
+    say(f"checked {len(result.rows)} model(s) in {time.perf_counter() - started:.0f} s "
+        f"({len(result.runs)} measurement process(es))")
+    failed = result.failed
+    if failed:
+        raise CheckFailed(f"{len(failed)} of {len(result.rows)} model(s) failed the gate: " + ", ".join(
+            f"{r.model} ({r.verdict}" + (f", {r.ratio:.3f}x)" if r.verdict != "count changed" else ")") for r in failed))

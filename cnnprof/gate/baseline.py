@@ -1,0 +1,258 @@
+"""The baseline file: what ``cnnprof gate record`` writes and ``cnnprof gate check`` reads.
+
+A baseline is JSON with a versioned ``schema``. It keeps everything a later check needs to
+judge without trusting anything it cannot see again: the exact parameter and MAC counts, every
+timed call (model and the calibration calls right before and after it, per process), how they
+were taken (backend, threads, protocol, calibration version) and where (environment fingerprint).
+
+Layout (``schema`` = ``cnnprof.gate.baseline/1``)::
+
+    {"schema": ..., "created": "2026-...Z", "backend": "torch", "threads": 1, "threads_spec": "1",
+     "calibration": {"version": 1, "name": "gate_calibration_v1", "input": [3, 128, 128]},
+     "protocol": {"processes": 5, "min_time_s": 4.0, "min_rounds": 10, "warmup_s": 0.3},
+     "environment": {...fingerprint...},
+     "runs": [{"others_cores": 0.4, "rounds": 52, "measure_s": 4.1, "wall_s": 8.6}, ...],
+     "models": [{"name": "efficientnet_b0", "input": [3, 224, 224], "params": 5288548,
+                 "macs": 385814752,
+                 "processes": [{"ms": [...], "calibration_before_ms": [...],
+                                "calibration_after_ms": [...], "cpu_ms": [...],
+                                "calibration_before_cpu_ms": [...],
+                                "calibration_after_cpu_ms": [...]}, ...]}, ...]}
+
+Loading never trusts the file: a missing, empty, truncated or corrupt file, another schema, a
+missing or mistyped field, or a model the registry no longer has is a ``UsageError`` (exit 2)
+with one line saying which file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnprof.errors import UsageError
+
+SCHEMA = "cnnprof.gate.baseline/1"
+
+
+@dataclass(frozen=True)
+class ProcessSamples:
+    """One process's calls of one model, each with the calibration calls around it.
+
+    Wall-clock milliseconds, and the same calls on the CPU clock of the timing thread (``cpu_``,
+    empty when not recorded): with one thread, that clock leaves out the time another process
+    held the core, the commonest noise on a shared machine.
+    """
+
+    ms: tuple[float, ...]
+    calibration_before_ms: tuple[float, ...]
+    calibration_after_ms: tuple[float, ...]
+    cpu_ms: tuple[float, ...] = ()
+    calibration_before_cpu_ms: tuple[float, ...] = ()
+    calibration_after_cpu_ms: tuple[float, ...] = ()
+
+    def clock(self, clock: str) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+        """(model, calibration before, calibration after) on the ``"wall"`` or ``"cpu"`` clock."""
+        if clock == "cpu":
+            return self.cpu_ms, self.calibration_before_cpu_ms, self.calibration_after_cpu_ms
+        return self.ms, self.calibration_before_ms, self.calibration_after_ms
+
+    @property
+    def has_cpu(self) -> bool:
+        return bool(self.cpu_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"ms": list(self.ms), "calibration_before_ms": list(self.calibration_before_ms),
+               "calibration_after_ms": list(self.calibration_after_ms)}
+        if self.has_cpu:
+            out.update(cpu_ms=list(self.cpu_ms), calibration_before_cpu_ms=list(self.calibration_before_cpu_ms),
+                       calibration_after_cpu_ms=list(self.calibration_after_cpu_ms))
+        return out
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model as recorded: exact counts at its input, and its samples per process."""
+
+    name: str
+    input: tuple[int, int, int]
+    params: int
+    macs: int
+    processes: tuple[ProcessSamples, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "input": list(self.input), "params": self.params, "macs": self.macs,
+                "processes": [p.to_dict() for p in self.processes]}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    backend: str
+    threads: int
+    threads_spec: str  # what the user asked for ("1", "all"): a check resolves it again
+    calibration: dict[str, Any]
+    protocol: dict[str, Any]
+    environment: dict[str, Any]
+    models: tuple[ModelRecord, ...]
+    runs: tuple[dict[str, Any], ...] = ()
+    created: str = ""
+    schema: str = SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelRecord:
+        return next(m for m in self.models if m.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema, "created": self.created, "backend": self.backend, "threads": self.threads,
+            "threads_spec": self.threads_spec, "calibration": self.calibration, "protocol": self.protocol,
+            "environment": self.environment, "runs": list(self.runs), "models": [m.to_dict() for m in self.models],
+            **self.extra,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+
+
+# -- loading and validation ------------------------------------------------------------------------
+class _Invalid(Exception):
+    """A problem in the document; turned into one UsageError line naming the file."""
+
+
+def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(obj, dict):
+        raise _Invalid(f"{where or 'top level'} is not an object")
+    if key not in obj:
+        raise _Invalid(f"field {where + '.' if where else ''}{key} is missing")
+    value = obj[key]
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind))
+    if not ok:
+        raise _Invalid(f"field {where + '.' if where else ''}{key} should be {_kind_name(kind)}, "
+                       f"got {type(value).__name__}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number", bool: "true/false"}
+    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+
+
+def _times(obj: dict, key: str, where: str) -> tuple[float, ...]:
+    values = _field(obj, key, list, where)
+    if not values:
+        raise _Invalid(f"field {where}.{key} is empty")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise _Invalid(f"field {where}.{key} holds {v!r}, not a positive time in ms")
+    return tuple(float(v) for v in values)
+
+
+def _shape(value: Any, where: str) -> tuple[int, int, int]:
+    if (not isinstance(value, list) or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise _Invalid(f"field {where} should be [C, H, W] positive integers, got {value!r}")
+    return (value[0], value[1], value[2])
+
+
+def _count(obj: dict, key: str, where: str) -> int:
+    value = _field(obj, key, int, where)
+    if value < 0:
+        raise _Invalid(f"field {where}.{key} is negative")
+    return value
+
+
+def parse_baseline(doc: Any) -> Baseline:
+    """A validated ``Baseline`` from a decoded JSON document (raises ``_Invalid``)."""
+    schema = _field(doc, "schema", str, "")
+    if schema != SCHEMA:
+        raise _Invalid(f"schema is {schema!r}, this cnnprof reads {SCHEMA!r}")
+    calibration = _field(doc, "calibration", dict, "")
+    _field(calibration, "version", int, "calibration")
+    models = []
+    seen = set()
+    for i, item in enumerate(_field(doc, "models", list, "")):
+        where = f"models[{i}]"
+        name = _field(item, "name", str, where)
+        if name in seen:
+            raise _Invalid(f"model {name!r} appears twice")
+        seen.add(name)
+        procs = []
+        for j, proc in enumerate(_field(item, "processes", list, where)):
+            pw = f"{where}.processes[{j}]"
+            ms = _times(proc, "ms", pw)
+            before = _times(proc, "calibration_before_ms", pw)
+            after = _times(proc, "calibration_after_ms", pw)
+            cpu: tuple[tuple[float, ...], ...] = ((), (), ())
+            if "cpu_ms" in proc:
+                cpu = tuple(_times(proc, k, pw) for k in ("cpu_ms", "calibration_before_cpu_ms",
+                                                          "calibration_after_cpu_ms"))
+            if len({len(ms), len(before), len(after), *(len(c) for c in cpu if c)}) != 1:
+                raise _Invalid(f"{pw}: its lists of times differ in length")
+            procs.append(ProcessSamples(ms, before, after, *cpu))
+        if not procs:
+            raise _Invalid(f"field {where}.processes is empty")
+        models.append(ModelRecord(name=name, input=_shape(_field(item, "input", list, where), f"{where}.input"),
+                                  params=_count(item, "params", where), macs=_count(item, "macs", where),
+                                  processes=tuple(procs)))
+    if not models:
+        raise _Invalid("field models is empty")
+    threads = _field(doc, "threads", int, "")
+    if threads < 1:
+        raise _Invalid("field threads is below 1")
+    return Baseline(
+        schema=schema,
+        created=str(doc.get("created", "")),
+        backend=_field(doc, "backend", str, ""),
+        threads=threads,
+        threads_spec=str(doc.get("threads_spec", threads)),
+        calibration=calibration,
+        protocol=_field(doc, "protocol", dict, ""),
+        environment=_field(doc, "environment", dict, ""),
+        runs=tuple(r for r in doc.get("runs", []) if isinstance(r, dict)),
+        models=tuple(models),
+    )
+
+
+def load_baseline(path: str | os.PathLike) -> Baseline:
+    """Read and validate a baseline; every problem is a one-line ``UsageError`` (exit 2)."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"baseline {str(p)!r} does not exist (write one with `cnnprof gate record MODEL... "
+                         f"--baseline {p}`)")
+    if p.is_dir():
+        raise UsageError(f"baseline {str(p)!r} is a directory, not a file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"baseline {str(p)!r} is corrupt: not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read baseline {str(p)!r}: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise UsageError(f"baseline {str(p)!r} is empty")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"baseline {str(p)!r} is not valid JSON (truncated or corrupt?): {exc.msg} at line "
+                         f"{exc.lineno} column {exc.colno}") from None
+    try:
+        return parse_baseline(doc)
+    except _Invalid as exc:
+        raise UsageError(f"baseline {str(p)!r} is not a cnnprof gate baseline: {exc}") from None
+
+
+def check_models_exist(baseline: Baseline, source: str) -> None:
+    """Every model of the baseline must still be registered (under exactly that name)."""
+    from cnnprof.models import registry
+
+    known = set(registry.list_models("*"))
+    for m in baseline.models:
+        if m.name not in known:
+            raise UsageError(f"baseline {source!r} names model {m.name!r}, which cnnprof no longer has; "
+                             f"record the baseline again (`cnnprof gate record ... --update`)")

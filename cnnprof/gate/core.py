@@ -1,0 +1,279 @@
+"""``record`` and ``check``: the two things the gate does, as library calls.
+
+``record`` measures models in several fresh processes (see ``measure``) while counting their
+parameters and MACs, and returns a ``Baseline``. ``check`` re-measures the baseline's models the
+same way, compares counts (exact: any change fails) and normalised latency (see ``stats``), then
+measures *only the ambiguous models* again in extra processes, as long as the cap and the time
+budget allow, and returns one ``Verdict`` per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from cnnprof.errors import UsageError
+from cnnprof.gate import stats
+from cnnprof.gate.baseline import SCHEMA, Baseline, ModelRecord, ProcessSamples, check_models_exist
+from cnnprof.gate.calibration import CALIBRATION_INPUT, CALIBRATION_NAME, CALIBRATION_VERSION
+from cnnprof.gate.measure import PROTOCOL_VERSION, GateModel, Run, Settings, measure, next_process_s
+
+Progress = Callable[[str], None]
+# What makes two environments time differently (the fingerprint's other keys, load and tool
+# revision, change from run to run and say nothing about comparability).
+ENV_KEYS = ("torch", "cpu", "cores", "threads", "python", "env")
+
+
+def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None) -> list[GateModel]:
+    """Names, aliases or patterns -> the models to gate, at their native input or ``resolution``."""
+    from cnnprof import api
+
+    targets = api.resolve_targets(refs)
+    return [GateModel(t.name, api.target_input(t, resolution)) for t in targets]
+
+
+def count_models(models: Sequence[GateModel]) -> dict[str, tuple[int, int]]:
+    """Exact (params, MACs) of each model at its input, from the built model (``counting.count``)."""
+    from cnnprof import api, counting
+
+    out = {}
+    for m in models:
+        target = api.resolve_targets([m.name])[0]
+        c = counting.count(target.build(seed=0, calibrate=False), m.input, label=m.name)
+        out[m.name] = (c.params, c.macs)
+    return out
+
+
+def _fingerprint(threads: int) -> dict:
+    from cnnprof.timing.environment import fingerprint
+
+    return fingerprint(threads).to_dict()
+
+
+def environment_differences(base: Mapping, now: Mapping, backend: str) -> list[str]:
+    from cnnprof.timing.environment import differences
+
+    keys = ENV_KEYS + (("onnxruntime",) if backend == "onnxruntime" else ())
+    return differences(dict(base), dict(now), keys=keys)
+
+
+def record(models: Sequence[GateModel], settings: Settings, *, threads_spec: str | None = None,
+           on_progress: Progress | None = None) -> Baseline:
+    """Measure and count ``models``: a baseline ready to be written."""
+    if not models:
+        raise UsageError("gate record needs at least one model")
+    counts: dict[str, tuple[int, int]] = {}
+
+    def count_now() -> None:
+        if on_progress:
+            on_progress("counting params and MACs while the first process starts")
+        counts.update(count_models(models))
+
+    samples, runs = measure(models, settings, while_first_starts=count_now, on_progress=on_progress)
+    return Baseline(
+        schema=SCHEMA,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        backend=settings.backend,
+        threads=settings.threads,
+        threads_spec=threads_spec or str(settings.threads),
+        calibration={"version": CALIBRATION_VERSION, "name": CALIBRATION_NAME, "input": list(CALIBRATION_INPUT)},
+        protocol=settings.protocol(),
+        environment=_fingerprint(settings.threads),
+        runs=tuple(r.to_dict() for r in runs),
+        models=tuple(
+            ModelRecord(name=m.name, input=m.input, params=counts[m.name][0], macs=counts[m.name][1],
+                        processes=tuple(samples[m.name]))
+            for m in models
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One model's row of the verdict table (times in ms, ratios now / baseline)."""
+
+    model: str
+    input: str
+    verdict: str
+    ratio: float | None = None  # normalised (calibration-relative) latency, now / baseline
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    baseline_ms: float | None = None  # median of all calls, raw
+    now_ms: float | None = None
+    raw_ratio: float | None = None  # now_ms / baseline_ms: what a naive gate would look at
+    calibration_baseline_ms: float | None = None
+    calibration_now_ms: float | None = None
+    params_baseline: int | None = None
+    params_now: int | None = None
+    macs_baseline: int | None = None
+    macs_now: int | None = None
+    processes_baseline: int = 0
+    processes_now: int = 0
+    method: str = ""
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class CheckResult:
+    rows: list[Verdict]
+    factor: float
+    alpha: float
+    environment_differences: list[str]
+    environment: dict
+    runs: list[Run] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    samples: dict[str, list[ProcessSamples]] = field(default_factory=dict)  # per model, in process order
+
+    @property
+    def failed(self) -> list[Verdict]:
+        return [r for r in self.rows if r.verdict in (stats.REGRESSION, stats.COUNT_CHANGED)]
+
+
+def check_arguments(factor: float, alpha: float) -> None:
+    if not factor >= 1.0:
+        raise UsageError(f"--factor must be at least 1.0 (1.10 = 10% slower), got {factor}")
+    if not 0.0 < alpha < 1.0:
+        raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
+
+
+def prepare(baseline: Baseline, *, source: str, strict_env: bool,
+            threads: int | None = None) -> tuple[int, dict, list[str]]:
+    """Checks that need no measurement: models still exist, same yardstick, environment.
+
+    Returns (threads to use, this environment, differences from the baseline's)."""
+    from cnnprof import api, timing
+
+    check_models_exist(baseline, source)
+    version = baseline.calibration.get("version")
+    if version != CALIBRATION_VERSION:
+        raise UsageError(f"baseline {source!r} was recorded with calibration workload v{version}, this cnnprof has "
+                         f"v{CALIBRATION_VERSION}; record the baseline again (`cnnprof gate record ... --update`)")
+    if baseline.protocol.get("version") != PROTOCOL_VERSION:
+        raise UsageError(f"baseline {source!r} was measured with protocol v{baseline.protocol.get('version')}, this "
+                         f"cnnprof uses v{PROTOCOL_VERSION}; record the baseline again (`cnnprof gate record ... --update`)")
+    if baseline.backend not in timing.BACKENDS:
+        raise UsageError(f"baseline {source!r} names backend {baseline.backend!r}; cnnprof has {', '.join(timing.BACKENDS)}")
+    n_threads = threads if threads is not None else api.parse_threads(baseline.threads_spec)
+    env = _fingerprint(n_threads)
+    diffs = environment_differences(baseline.environment, env, baseline.backend)
+    if strict_env and diffs:
+        raise UsageError(f"environment differs from baseline {source!r} (--strict-env): {'; '.join(diffs)}")
+    return n_threads, env, diffs
+
+
+def choose_clock(baseline: Baseline, threads: int) -> str:
+    """The CPU clock when the baseline used it and both sides have one thread and CPU times, else wall."""
+    procs = [p for m in baseline.models for p in m.processes]
+    if baseline.protocol.get("clock") == "cpu" and baseline.threads == 1 and threads == 1 and all(
+            p.has_cpu for p in procs):
+        return "cpu"
+    return "wall"
+
+
+def judge(base: ModelRecord, now: Sequence[ProcessSamples], *, input_shape: tuple[int, int, int],
+          counts: tuple[int, int] | None, factor: float, alpha: float, clock: str = "wall") -> Verdict:
+    """The verdict for one model from its samples on both sides (and its counts, if compared)."""
+    if clock == "cpu" and not all(p.has_cpu for p in now):
+        clock = "wall"
+    c = stats.compare(base.processes, now, alpha=alpha, clock=clock)
+    verdict = stats.decide(c, factor=factor, alpha=alpha)
+    notes = []
+    if counts is not None and counts != (base.params, base.macs):
+        verdict = stats.COUNT_CHANGED
+        if counts[0] != base.params:
+            notes.append(f"params {base.params:,} -> {counts[0]:,}")
+        if counts[1] != base.macs:
+            notes.append(f"MACs {base.macs:,} -> {counts[1]:,}")
+    if c.method.startswith("within-process"):
+        notes.append("1 process per side: p-value ignores process-to-process noise")
+    base_ms, now_ms = stats.raw_median(base.processes), stats.raw_median(now)
+    return Verdict(
+        model=base.name, input="x".join(map(str, input_shape)), verdict=verdict, ratio=c.ratio, ci_low=c.ci_low,
+        ci_high=c.ci_high, p_value=c.p_value, baseline_ms=base_ms, now_ms=now_ms, raw_ratio=now_ms / base_ms,
+        calibration_baseline_ms=stats.calibration_median(base.processes),
+        calibration_now_ms=stats.calibration_median(now),
+        params_baseline=base.params, params_now=None if counts is None else counts[0],
+        macs_baseline=base.macs, macs_now=None if counts is None else counts[1],
+        processes_baseline=c.processes_base, processes_now=c.processes_now, method=f"{c.method}, {clock} clock",
+        note="; ".join(notes),
+    )
+
+
+def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha: float = 0.01,
+          source: str = "baseline", strict_env: bool = False, extra_processes: int = 2, budget_s: float = 50.0,
+          inputs: Mapping[str, tuple[int, int, int]] | None = None, compare_counts: bool = True,
+          started: float | None = None, on_progress: Progress | None = None) -> CheckResult:
+    """Re-measure the baseline's models and judge each one.
+
+    ``settings`` gives the protocol (its backend, threads and instances are replaced by the
+    baseline's).
+    No process (beyond the first three) starts that would likely end more than ``budget_s`` seconds
+    after ``started``; ``extra_processes`` caps the re-measurement of ambiguous models. ``inputs``
+    replaces a model's input (the benchmark plants slowdowns that way, with ``compare_counts=False``).
+    """
+    started = time.perf_counter() if started is None else started
+    check_arguments(factor, alpha)
+    threads, env, diffs = prepare(baseline, source=source, strict_env=strict_env)
+    # same backend, threads and instances per process as the baseline (instances change how warm
+    # the caches are, hence the level); the number and length of processes may differ
+    instances = baseline.protocol.get("instances", 1)
+    settings = dataclasses.replace(settings, backend=baseline.backend, threads=threads,
+                                   instances=instances if isinstance(instances, int) and instances > 0 else 1)
+    clock = choose_clock(baseline, threads)
+    models = [GateModel(m.name, tuple((inputs or {}).get(m.name, m.input))) for m in baseline.models]
+    counts: dict[str, tuple[int, int]] = {}
+
+    def count_now() -> None:
+        if compare_counts:
+            if on_progress:
+                on_progress("counting params and MACs while the first process starts")
+            counts.update(count_models(models))
+
+    deadline = started + budget_s
+    samples, runs = measure(models, settings, while_first_starts=count_now, deadline=deadline,
+                            min_processes=min(3, settings.processes), on_progress=on_progress)
+    first_pass = len(runs)
+    extra_done: dict[str, int] = {m.name: 0 for m in models}
+
+    def judge_all() -> list[Verdict]:
+        return [judge(baseline.model(m.name), samples[m.name], input_shape=m.input, counts=counts.get(m.name),
+                      factor=factor, alpha=alpha, clock=clock) for m in models]
+
+    rows = judge_all()
+    budget_note = ""
+    for _ in range(extra_processes):
+        unsure = [m for m, r in zip(models, rows) if r.verdict != stats.COUNT_CHANGED
+                  and stats.ambiguous(_comparison(r), factor=factor)]
+        if not unsure:
+            break
+        if time.perf_counter() + next_process_s(runs, settings.min_time_s) > deadline:
+            budget_note = f"not re-measured: the {budget_s:.0f} s budget is spent"
+            break
+        more, more_runs = measure(unsure, settings, processes=1, on_progress=on_progress)
+        for name, s in more.items():
+            samples[name].extend(s)
+            extra_done[name] += 1
+        runs.extend(more_runs)
+        rows = judge_all()
+    final = []
+    for m, r in zip(models, rows):
+        notes = [r.note] if r.note else []
+        if first_pass < settings.processes:
+            notes.append(f"{first_pass} of {settings.processes} processes: the {budget_s:.0f} s budget")
+        if extra_done[m.name]:
+            notes.append(f"re-measured in {extra_done[m.name]} more process(es)")
+        if r.verdict != stats.COUNT_CHANGED and stats.ambiguous(_comparison(r), factor=factor):
+            notes.append(f"inconclusive: interval holds {factor:g}" + (f" ({budget_note})" if budget_note else ""))
+        final.append(dataclasses.replace(r, note="; ".join(notes)))
+    return CheckResult(final, factor, alpha, diffs, env, runs, time.perf_counter() - started, samples)
+
+
+def _comparison(v: Verdict) -> stats.Comparison:
+    return stats.Comparison(v.ratio, v.ci_low, v.ci_high, v.p_value, v.method, v.processes_baseline,
+                            v.processes_now)

@@ -1,0 +1,187 @@
+"""Run measurement processes one after another and collect their samples.
+
+Each process is a fresh interpreter (``python -m cnnprof.gate.worker``), so each one draws its
+own per-process state, as a CI job would. Processes run strictly one at a time: two of them
+timing at once on a 2-core machine would each be the other's noise. While the first one imports
+torch and builds its models, this process may do other work (``while_first_starts``: counting
+parameters and MACs), and only then tells it to start timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from cnnprof.errors import CnnprofError
+from cnnprof.gate.baseline import ProcessSamples
+from cnnprof.gate.worker import READY
+
+Progress = Callable[[str], None]
+PROTOCOL_VERSION = 1
+# glibc's malloc serves large blocks with fresh mmap()ed pages (page faults, zeroing) until a free
+# raises its mmap threshold, which then depends on every allocation the process made before. The
+# result is a per-process, per-history speed "state": measured here, the calibration network ran
+# at 20 ms per call next to the 224x224 models and at 13.5 ms next to the same models at larger
+# inputs, and EfficientNet-B0 spent 30% of its time faulting pages in. Fixed thresholds (the
+# 64-bit maximum of 32 MiB; never trim) keep batch-1 activations on the reused heap, in every
+# worker, so the gate measures the network's work and not its allocation history.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 36),
+              "MALLOC_TOP_PAD_": str(64 << 20)}
+
+
+class MeasureError(CnnprofError):
+    """A measurement process failed (a model that does not run on this backend, a crash)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class GateModel:
+    """What the gate times: a registered model at an input (C, H, W)."""
+
+    name: str
+    input: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How each measurement process times (``processes`` is how many of them)."""
+
+    backend: str = "torch"
+    threads: int = 1
+    processes: int = 4
+    min_time_s: float = 3.0  # timed rounds per process, at least this long ...
+    min_rounds: int = 12  # ... and at least this many rounds
+    instances: int = 4  # copies of every network per process, used in turn (see worker)
+    max_time_s: float = 120.0
+    warmup_s: float = 0.3
+    onnx_dir: str = "models"
+    worker_timeout_s: float = 600.0
+
+    @property
+    def clock(self) -> str:
+        """Which clock the verdict uses: the timing thread's CPU clock with one thread (it leaves
+        out the time another process held the core), else wall time (several threads' CPU time
+        would count OpenMP workers spinning while they wait)."""
+        return "cpu" if self.threads == 1 else "wall"
+
+    def protocol(self) -> dict:
+        return {"version": PROTOCOL_VERSION, "processes": self.processes, "min_time_s": self.min_time_s,
+                "min_rounds": self.min_rounds, "instances": self.instances, "warmup_s": self.warmup_s,
+                "clock": self.clock, "interleave": "C M1 C M2 ... C Mn C, one call each", "malloc": MALLOC_ENV}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One process: how long it took and how busy the machine was while it timed."""
+
+    models: tuple[str, ...]
+    rounds: int
+    measure_s: float
+    wall_s: float
+    others_cores: float | None
+
+    def to_dict(self) -> dict:
+        return {"models": list(self.models), "rounds": self.rounds, "measure_s": self.measure_s,
+                "wall_s": self.wall_s, "others_cores": self.others_cores}
+
+
+def _job(models: Sequence[GateModel], s: Settings) -> dict:
+    return {
+        "models": [{"name": m.name, "input": list(m.input)} for m in models],
+        "backend": s.backend, "threads": s.threads, "warmup_s": s.warmup_s, "min_time_s": s.min_time_s,
+        "min_rounds": s.min_rounds, "max_rounds": 1_000_000, "max_time_s": s.max_time_s, "onnx_dir": s.onnx_dir,
+        "instances": s.instances,
+        "handshake": True,
+    }
+
+
+def _stderr_tail(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
+def run_process(models: Sequence[GateModel], settings: Settings,
+                while_starting: Callable[[], None] | None = None) -> tuple[dict[str, ProcessSamples], Run]:
+    """One measurement process over ``models``; ``while_starting`` runs here while it imports."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cnnprof-gate-") as tmp:
+        job_path, result_path, err_path = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "stderr.txt")
+        job_path.write_text(json.dumps(_job(models, settings)))
+        with open(err_path, "w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cnnprof.gate.worker", str(job_path), str(result_path)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **MALLOC_ENV},
+            )
+            try:
+                if while_starting is not None:
+                    while_starting()
+                for line in proc.stdout:  # the worker's own prints (if any) are skipped
+                    if line.strip() == READY:
+                        proc.stdin.write("go\n")
+                        proc.stdin.flush()
+                        break
+                proc.communicate(timeout=settings.worker_timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise MeasureError(f"a measurement process ran longer than {settings.worker_timeout_s:.0f} s") from None
+            except BaseException:  # Ctrl-C or an error in while_starting: do not leave it behind
+                proc.kill()
+                proc.wait()
+                raise
+        result = json.loads(result_path.read_text()) if result_path.exists() else None
+        if result is None or result.get("error") or proc.returncode != 0:
+            why = (result or {}).get("error") or _stderr_tail(err_path) or f"exit status {proc.returncode}"
+            raise MeasureError(f"measurement process failed: {why}")
+    keys = ("ms", "calibration_before_ms", "calibration_after_ms", "cpu_ms", "calibration_before_cpu_ms",
+            "calibration_after_cpu_ms")
+    samples = {m["name"]: ProcessSamples(*(tuple(m[k]) for k in keys)) for m in result["models"]}
+    run = Run(tuple(m.name for m in models), int(result["rounds"]), float(result["measure_s"]),
+              time.perf_counter() - t0, result.get("others_cores"))
+    return samples, run
+
+
+def next_process_s(runs: Sequence[Run], min_time_s: float) -> float:
+    """How long one more process will take: the median start-up seen (the first process is left
+    out when there are others: it also waited for the counting) plus the timed part."""
+    overheads = sorted(r.wall_s - r.measure_s for r in (runs[1:] or runs))
+    return (overheads[len(overheads) // 2] if overheads else 0.0) + min_time_s
+
+
+def measure(models: Sequence[GateModel], settings: Settings, *, processes: int | None = None,
+            while_first_starts: Callable[[], None] | None = None, deadline: float | None = None,
+            min_processes: int = 1, on_progress: Progress | None = None,
+            ) -> tuple[dict[str, list[ProcessSamples]], list[Run]]:
+    """``processes`` (default ``settings.processes``) processes, one after another, pooled per model.
+
+    With a ``deadline`` (a ``time.perf_counter()`` value), no process beyond the first
+    ``min_processes`` starts if it would likely end after it: on a machine so busy that every
+    process is slow, the check stays within its time and measures fewer processes (its intervals
+    get wider, and the test stays honest)."""
+    n = settings.processes if processes is None else processes
+    out: dict[str, list[ProcessSamples]] = {m.name: [] for m in models}
+    runs: list[Run] = []
+    for i in range(n):
+        if deadline is not None and i >= min_processes and \
+                time.perf_counter() + next_process_s(runs, settings.min_time_s) > deadline:
+            break
+        if on_progress:
+            what = models[0].name if len(models) == 1 else f"{len(models)} models"
+            on_progress(f"timing {what} in process {i + 1} of {n}")
+        samples, run = run_process(models, settings, while_first_starts if i == 0 else None)
+        for name, s in samples.items():
+            out[name].append(s)
+        runs.append(run)
+    return out, runs

@@ -1,0 +1,168 @@
+"""One measurement process of the gate: ``python -m cnnprof.gate.worker JOB.json RESULT.json``.
+
+Why a separate process: the same model on the same machine settles into a different speed in
+each process (measurements.md section B: 1-thread medians of 26 vs 32 ms, a per-process state,
+stable inside the process). A baseline recorded in one CI job and a check in another therefore
+differ by that state even when nothing changed. The gate samples it: every measurement runs in
+several fresh interpreters, and the statistics treat the process, not the call, as the unit.
+
+What one process does:
+
+1. import torch, build the calibration network and every model of the job (seeded weights, the
+   job's input shapes) and make ``instances`` copies of each (new memory for weights, input and
+   buffers), with a runner for each on the job's backend and thread count; warm them up;
+2. print ``READY`` and wait for a line on stdin, so the parent can count parameters and MACs
+   while this process imports (never while it times);
+3. time rounds ``C M1 C M2 ... C Mn`` until both ``min_time_s`` seconds and ``min_rounds`` rounds
+   are done, one call each (``C`` = one call of the calibration network; the ``C`` after ``Mn``
+   opens the next round), keeping for each model call the calibration calls right before and
+   right after it. Round ``r`` uses instance ``r mod K`` of every network. One call, not a block
+   of calls, so a change of machine speed is tracked call by call. Several instances, because a
+   copy's memory placement is part of its speed: measured here (8 processes each, malloc fixed
+   as ``measure.MALLOC_ENV`` says), the spread of per-process medians of normalised times was
+   2.8 / 3.1 / 1.9% (mobilenetv3_small / ghostnet_100 / efficientnet_b0) with one instance and
+   2.2 / 1.7 / 1.5% with six, for 2.3 s more per process; the default is 4;
+4. write every call's milliseconds, wall clock and the timing thread's CPU clock, to
+   RESULT.json (atomically) and exit at once.
+
+Nothing here decides anything; ``cnnprof.gate.stats`` turns the calls into normalised samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+READY = "cnnprof-gate-worker: READY"
+
+
+def _warm_up(step: Callable[[], float], seconds: float, min_calls: int) -> None:
+    start = time.perf_counter()
+    n = 0
+    while n < min_calls or time.perf_counter() - start < seconds:
+        step()
+        n += 1
+
+
+def _timed(step: Callable[[], float], cpu_clock: Callable[[], int]) -> tuple[float, float]:
+    """One call: (wall ms as the runner measures it, CPU ms of this thread / process)."""
+    c0 = cpu_clock()
+    wall = step()
+    return wall, (cpu_clock() - c0) / 1e6
+
+
+def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Build, warm up, ``wait()``, then time the interleaved rounds; returns the result record."""
+    import copy
+
+    import torch
+
+    from cnnprof import api, timing
+    from cnnprof.gate.calibration import CALIBRATION_INPUT, CALIBRATION_NAME, build_calibration
+    from cnnprof.timing.protocol import CpuMonitor
+
+    threads = int(job["threads"])
+    opts = timing.TimingOptions(backend=job["backend"], threads=threads, onnx_dir=job.get("onnx_dir", "models"))
+    gen = torch.Generator().manual_seed(0)
+    names = [CALIBRATION_NAME] + [item["name"] for item in job["models"]]
+    models = [build_calibration()] + [api.resolve_targets([item["name"]])[0].build(seed=0) for item in job["models"]]
+    examples = [torch.randn(1, *CALIBRATION_INPUT, generator=gen)]
+    examples += [torch.randn(1, *item["input"], generator=gen) for item in job["models"]]
+    # torch.compile would compile every copy again: one instance there.
+    instances = 1 if job["backend"] == "compile" else max(1, int(job.get("instances", 1)))
+
+    with timing.torch_threads(threads):
+        # Instance k of every network is a separate copy (weights, input, buffers in new memory).
+        sets = [[timing.make_runner(copy.deepcopy(m), x.clone(), opts, n) for m, x, n in zip(models, examples, names)]
+                for _ in range(instances)]
+        for j in range(len(names)):  # warm-up time is per network, shared by its instances
+            for k in range(instances):
+                _warm_up(sets[k][j].step, float(job["warmup_s"]) / instances, 1)
+        wait()
+        monitor = CpuMonitor()
+        # One thread runs the whole call on this thread: its CPU clock excludes the time other
+        # processes held the core. With more threads, the process clock (all threads) is kept.
+        cpu_clock = time.thread_time_ns if threads == 1 else time.process_time_ns
+        fine = time.get_clock_info("thread_time" if threads == 1 else "process_time").resolution <= 1e-6
+        n_models = len(names) - 1
+        ms: list[list[float]] = [[] for _ in range(n_models)]
+        cpu: list[list[float]] = [[] for _ in range(n_models)]
+        before: list[list[float]] = [[] for _ in range(n_models)]
+        after: list[list[float]] = [[] for _ in range(n_models)]
+        before_cpu: list[list[float]] = [[] for _ in range(n_models)]
+        after_cpu: list[list[float]] = [[] for _ in range(n_models)]
+        start = time.perf_counter()
+        rounds = 0
+        prev = _timed(sets[0][0].step, cpu_clock)
+        while True:
+            calib, *runners = sets[rounds % instances]  # round r runs instance r mod K of everything
+            for i, runner in enumerate(runners):
+                wall, cpu_ms = _timed(runner.step, cpu_clock)
+                nxt = _timed(calib.step, cpu_clock)
+                ms[i].append(wall)
+                cpu[i].append(cpu_ms)
+                before[i].append(prev[0])
+                after[i].append(nxt[0])
+                before_cpu[i].append(prev[1])
+                after_cpu[i].append(nxt[1])
+                prev = nxt
+            rounds += 1
+            elapsed = time.perf_counter() - start
+            if rounds >= job["min_rounds"] and elapsed >= job["min_time_s"]:
+                break
+            if rounds >= job["max_rounds"] or elapsed >= job["max_time_s"]:
+                break
+        others = monitor.others_cores()
+    return {
+        "models": [
+            {"name": item["name"], "input": list(item["input"]), "ms": ms[i], "cpu_ms": cpu[i] if fine else [],
+             "calibration_before_ms": before[i], "calibration_after_ms": after[i],
+             "calibration_before_cpu_ms": before_cpu[i] if fine else [],
+             "calibration_after_cpu_ms": after_cpu[i] if fine else []}
+            for i, item in enumerate(job["models"])
+        ],
+        "rounds": rounds,
+        "instances": instances,
+        "measure_s": time.perf_counter() - start,
+        "others_cores": others,
+        "error": None,
+    }
+
+
+def _write(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+
+    def wait() -> None:
+        if job.get("handshake", True):
+            sys.stdout.write(READY + "\n")
+            sys.stdout.flush()
+            if not sys.stdin.readline():  # the parent is gone: nobody wants these numbers
+                os._exit(4)
+
+    from cnnprof.errors import CnnprofError
+
+    try:
+        record = run_job(job, wait)
+    except CnnprofError as exc:  # a model or backend that cannot run: one line for the parent
+        _write(result_path, {"error": str(exc)})
+        return 3
+    _write(result_path, record)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip torch's slow interpreter teardown: the result is already on disk
