@@ -291,3 +291,41 @@ def test_time_budget_stops_starting_processes(monkeypatch):
     samples, runs = gm.measure(models, gm.Settings(processes=5), deadline=_time.perf_counter() + 1000, min_processes=3)
     assert len(runs) == 5
     assert gm.next_process_s(runs, 3.0) == pytest.approx(6.0 + 3.0)
+
+
+def test_a_users_model_and_an_onnx_file_are_gated_by_reference(cli, tmp_path):
+    import shutil
+
+    import torch
+
+    from cnnprof.onnx_export import export_onnx
+
+    user_file = tmp_path / "my_nets.py"
+    shutil.copy(Path(__file__).with_name("user_model.py"), user_file)
+    ref = f"{user_file}:tiny_net(width=4)"
+    path = tmp_path / "user.json"
+    result = cli("gate", "record", ref, "--input", "3x40x40", "--baseline", str(path), *FAST, "--format", "json")
+    assert result.exit_code == 0, result.output
+    b = load_baseline(path)
+    assert b.models[0].name == ref and b.models[0].input == (3, 40, 40)
+    assert b.models[0].params == json.loads(result.stdout)[0]["params"] > 0
+    result = cli("gate", "check", "--baseline", str(path), *FAST, "--extra-processes", "0", "--factor", "3")
+    assert result.exit_code == 0, result.output
+
+    # an ONNX file is timed by ONNX Runtime, and only there
+    from user_model import tiny_net
+
+    onnx_file = tmp_path / "tiny.onnx"
+    export_onnx(tiny_net().eval(), torch.randn(1, 3, 32, 32), onnx_file)
+    result = cli("gate", "record", str(onnx_file), "--baseline", str(tmp_path / "o.json"), *FAST)
+    assert result.exit_code == 2 and "--backend onnxruntime" in result.stderr
+    result = cli("gate", "record", str(onnx_file), "--backend", "onnxruntime", "--baseline",
+                 str(tmp_path / "o.json"), *FAST, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["macs"] > 0
+
+    # the user's file is gone: the baseline names a model that no longer loads
+    user_file.unlink()
+    result = cli("gate", "check", "--baseline", str(path), *FAST)
+    assert result.exit_code == 2 and "no longer loads" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

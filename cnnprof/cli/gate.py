@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.common import progress, stderr_console
-from cnnprof.cli.options import FormatOpt, ModelsArg, OutputOpt, ResolutionOpt, ThreadsOpt
+from cnnprof.cli.options import FormatOpt, InputOpt, ModelsArg, OutputOpt, ResolutionOpt, ThreadsOpt
 from cnnprof.report import Column, Format
 
 gate_app = typer.Typer(
@@ -68,6 +68,7 @@ def record_command(
     backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime or compile.")] = "torch",
     threads: ThreadsOpt = "1",
     resolution: ResolutionOpt = None,
+    input_shape: InputOpt = None,
     update: Annotated[bool, typer.Option("--update", help="Replace an existing baseline file.")] = False,
     processes: ProcessesOpt = 6,
     min_time: MinTimeOpt = 3.0,
@@ -87,6 +88,11 @@ def record_command(
       cnnprof gate record mobilenetv3_small ghostnet_100 efficientnet_b0 --baseline reports/baseline.json
 
       cnnprof gate record 'ghostnet*' --baseline reports/ghost.json --threads 2 --update
+
+      cnnprof gate record 'nets/my_net.py:build(width=2)' --input 3x224x224 --baseline reports/mine.json
+
+    A user's model is stored as its reference and loaded again by `gate check`, so its factory's
+    options go in the reference itself, not in --model-arg.
     """
     from cnnprof import api, timing
     from cnnprof.errors import UsageError
@@ -103,7 +109,7 @@ def record_command(
     if backend not in timing.BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(timing.BACKENDS)}")
     n_threads = api.parse_threads(threads)
-    targets = core.plan(models, api.parse_resolution(resolution))
+    targets = core.plan(models, api.parse_resolution(resolution), input_shape=input_shape, backend=backend)
     if str(baseline.parent) and not baseline.parent.exists():  # a fresh CI checkout may lack reports/
         baseline.parent.mkdir(parents=True, exist_ok=True)
     check_writable(baseline)

@@ -248,11 +248,21 @@ def load_baseline(path: str | os.PathLike) -> Baseline:
 
 
 def check_models_exist(baseline: Baseline, source: str) -> None:
-    """Every model of the baseline must still be registered (under exactly that name)."""
+    """Every model of the baseline must still exist: a registered one under exactly that name, a
+    user's reference (file, factory, ONNX file) must still resolve at its recorded input."""
+    from cnnprof import references
+    from cnnprof.errors import CnnprofError
+    from cnnprof.gate.worker import target_for
     from cnnprof.models import registry
 
     known = set(registry.list_models("*"))
     for m in baseline.models:
+        if references.is_reference(m.name):
+            try:
+                target_for(m.name, m.input)
+            except CnnprofError as exc:
+                raise UsageError(f"baseline {source!r} names model {m.name!r}, which no longer loads: {exc}") from None
+            continue
         if m.name not in known:
             raise UsageError(f"baseline {source!r} names model {m.name!r}, which cnnprof no longer has; "
                              f"record the baseline again (`cnnprof gate record ... --update`)")

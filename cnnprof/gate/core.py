@@ -19,6 +19,7 @@ from cnnprof.gate import stats
 from cnnprof.gate.baseline import SCHEMA, Baseline, ModelRecord, ProcessSamples, check_models_exist
 from cnnprof.gate.calibration import CALIBRATION_INPUT, CALIBRATION_NAME, CALIBRATION_VERSION
 from cnnprof.gate.measure import PROTOCOL_VERSION, GateModel, Run, Settings, measure, next_process_s
+from cnnprof.gate.worker import target_for
 
 Progress = Callable[[str], None]
 # What makes two environments time differently (the fingerprint's other keys, load and tool
@@ -26,22 +27,29 @@ Progress = Callable[[str], None]
 ENV_KEYS = ("torch", "cpu", "cores", "threads", "python", "env")
 
 
-def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None) -> list[GateModel]:
-    """Names, aliases or patterns -> the models to gate, at their native input or ``resolution``."""
+def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None, *, input_shape: str | None = None,
+         backend: str = "torch") -> list[GateModel]:
+    """Names, aliases, patterns or a user's references -> the models to gate, at their native
+    input, ``resolution``, or ``input_shape`` (CxHxW, needed by a user model that declares none).
+
+    A user's factory options must be part of the reference (``file.py:factory(width=2)``): the
+    baseline stores the reference and a check resolves it again."""
     from cnnprof import api
 
-    targets = api.resolve_targets(refs)
+    targets = api.resolve_targets(refs, input_shape=input_shape)
+    for t in targets:
+        if t.onnx_path is not None and backend != "onnxruntime":
+            raise UsageError(f"{t.name} is an ONNX file: gate it with --backend onnxruntime")
     return [GateModel(t.name, api.target_input(t, resolution)) for t in targets]
 
 
 def count_models(models: Sequence[GateModel]) -> dict[str, tuple[int, int]]:
     """Exact (params, MACs) of each model at its input, from the built model (``counting.count``)."""
-    from cnnprof import api, counting
+    from cnnprof import api
 
     out = {}
     for m in models:
-        target = api.resolve_targets([m.name])[0]
-        c = counting.count(target.build(seed=0, calibrate=False), m.input, label=m.name)
+        c = api.count_target(target_for(m.name, m.input), m.input)
         out[m.name] = (c.params, c.macs)
     return out
 

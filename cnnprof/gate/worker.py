@@ -40,6 +40,17 @@ from typing import Any, Callable
 READY = "cnnprof-gate-worker: READY"
 
 
+def target_for(name: str, input_shape: tuple[int, ...]):
+    """The ``api.Target`` a gate model names: a registered variant, or a user's reference (a
+    ``file.py:factory(...)``, ``package.module:factory``, ``.onnx`` file, ``timm:``/``torchvision:``
+    name) resolved again at the input it was recorded with."""
+    from cnnprof import api, references
+
+    if references.is_reference(name):
+        return api.resolve_targets([name], input_shape=tuple(input_shape))[0]
+    return api.resolve_targets([name])[0]
+
+
 def _warm_up(step: Callable[[], float], seconds: float, min_calls: int) -> None:
     start = time.perf_counter()
     n = 0
@@ -69,7 +80,10 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
     opts = timing.TimingOptions(backend=job["backend"], threads=threads, onnx_dir=job.get("onnx_dir", "models"))
     gen = torch.Generator().manual_seed(0)
     names = [CALIBRATION_NAME] + [item["name"] for item in job["models"]]
-    models = [build_calibration()] + [api.resolve_targets([item["name"]])[0].build(seed=0) for item in job["models"]]
+    targets = [target_for(item["name"], tuple(item["input"])) for item in job["models"]]
+    # an ONNX file has no module: ONNX Runtime times the file itself
+    models = [build_calibration()] + [None if t.onnx_path else t.build(seed=0) for t in targets]
+    onnx_paths = [None] + [t.onnx_path for t in targets]
     examples = [torch.randn(1, *CALIBRATION_INPUT, generator=gen)]
     examples += [torch.randn(1, *item["input"], generator=gen) for item in job["models"]]
     # torch.compile would compile every copy again: one instance there.
@@ -77,8 +91,8 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
 
     with timing.torch_threads(threads):
         # Instance k of every network is a separate copy (weights, input, buffers in new memory).
-        sets = [[timing.make_runner(copy.deepcopy(m), x.clone(), opts, n) for m, x, n in zip(models, examples, names)]
-                for _ in range(instances)]
+        sets = [[timing.make_runner(copy.deepcopy(m), x.clone(), opts, n, onnx_path=p)
+                 for m, x, n, p in zip(models, examples, names, onnx_paths)] for _ in range(instances)]
         for j in range(len(names)):  # warm-up time is per network, shared by its instances
             for k in range(instances):
                 _warm_up(sets[k][j].step, float(job["warmup_s"]) / instances, 1)
