@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from cnnprof.errors import CnnprofError, UsageError
 from cnnprof.opkinds import (  # noqa: F401 - re-exported: the kinds are part of this module's rows
-    CONV_OPS, OP_KINDS, context_kind, conv_kind, module_kind, onnx_op_kind, op_kind,
+    CONV_OPS,
+    OP_KINDS,
+    context_kind,
+    conv_kind,
+    module_kind,
+    onnx_op_kind,
+    op_kind,
 )
 from cnnprof.rows import format_shape
 

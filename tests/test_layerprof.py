@@ -20,7 +20,13 @@ from cnnprof.models.blocks.core import ConvBNAct, MBConv
 from cnnprof.models.blocks.esp import EESP
 from cnnprof.models.blocks.ghost import GhostBottleneck
 from cnnprof.timing.layers import (
-    LayerTime, LayerTiming, NodeRun, module_for_node, parse_ort_profile, time_layers_eager, timed_modules,
+    LayerTime,
+    LayerTiming,
+    NodeRun,
+    module_for_node,
+    parse_ort_profile,
+    time_layers_eager,
+    timed_modules,
 )
 from cnnprof.timing.protocol import Protocol
 

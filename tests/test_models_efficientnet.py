@@ -8,6 +8,7 @@ import functools
 
 import pytest
 import torch
+from shape_counter import conv_linear_macs
 from torch import nn
 
 from cnnprof.counting import count_params
@@ -20,7 +21,6 @@ from cnnprof.models.efficientnetv2 import (
     round_filters,
 )
 from cnnprof.models.registry import get, list_models
-from shape_counter import conv_linear_macs
 
 V1 = [f"efficientnet_b{i}" for i in range(8)]
 V2 = ["efficientnetv2_s", "efficientnetv2_m", "efficientnetv2_l"] + [f"efficientnetv2_b{i}" for i in range(4)]

@@ -7,6 +7,7 @@ import functools
 
 import pytest
 import torch
+from shape_counter import meta_counts
 from torch import nn
 
 from cnnprof.counting import count
@@ -22,7 +23,6 @@ from cnnprof.models.blocks.esp import (
 from cnnprof.models.espnet import ESPNet, espnet, espnet_c
 from cnnprof.models.espnetv2 import espnetv2, espnetv2_channels
 from cnnprof.models.registry import get
-from shape_counter import meta_counts
 
 V1 = ["espnet", "espnet_c"]
 V2 = ["espnetv2_050", "espnetv2_100", "espnetv2_125", "espnetv2_150", "espnetv2_200"]

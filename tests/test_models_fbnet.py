@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from shape_counter import meta_counts
 from torch import nn
 
 from cnnprof.counting import count
@@ -15,7 +16,6 @@ from cnnprof.models.fbnet import CANDIDATES, FBNET_ARCHS, FBNET_SPACE, fbnet, fb
 from cnnprof.models.fbnetv2 import fbnetv2
 from cnnprof.models.fbnetv3 import fbnetv3
 from cnnprof.models.registry import get, list_models
-from shape_counter import meta_counts
 
 NAMES = list_models("fbnet*")
 

@@ -6,16 +6,15 @@ import math
 
 import pytest
 import torch
+from shape_counter import meta_counts
 from torch import nn
 
 from cnnprof.counting import count
-from cnnprof.models.blocks.core import make_divisible
+from cnnprof.models.blocks.core import make_divisible, stage_rows
 from cnnprof.models.blocks.ghost import DFCAttention, GhostBottleneck, GhostModule
-from cnnprof.models.blocks.core import stage_rows
 from cnnprof.models.ghostnet import V1_STAGES, Row, ghostnet
 from cnnprof.models.ghostnetv2 import V2_STAGES, ghostnetv2
 from cnnprof.models.registry import get
-from shape_counter import meta_counts
 
 V1_NAMES = ["ghostnet_050", "ghostnet_100", "ghostnet_130"]
 V2_NAMES = ["ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160"]

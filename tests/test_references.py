@@ -49,8 +49,9 @@ def test_python_api_takes_references():
 
 @pytest.fixture
 def tiny_onnx(tmp_path):
-    from cnnprof.onnx_export import export_onnx
     from user_model import tiny_net
+
+    from cnnprof.onnx_export import export_onnx
 
     path = tmp_path / "tiny.onnx"
     export_onnx(tiny_net().eval(), torch.randn(1, 3, 32, 32), path)

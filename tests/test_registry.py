@@ -3,7 +3,7 @@
 import pytest
 
 from cnnprof.errors import UnknownModelError, UsageError
-from cnnprof.models.registry import Figure, ModelSpec, Registry, natural_key, resolve, get, list_models
+from cnnprof.models.registry import Figure, ModelSpec, Registry, get, list_models, natural_key, resolve
 
 
 def _spec(name, family="toy"):

@@ -10,10 +10,10 @@ at the native input. (``cnnprof profile '*'`` runs ``count`` on all of them.)
 
 import pytest
 import torch
+from shape_counter import meta_counts
 
 from cnnprof.counting import count
 from cnnprof.models.registry import get, list_models
-from shape_counter import meta_counts
 
 NAMES = list_models()
 ONE_PER_FAMILY = [

@@ -64,15 +64,15 @@ app = typer.Typer(
 )
 
 from cnnprof.cli import bench as _bench  # noqa: E402
+from cnnprof.cli import claims as _claims  # noqa: E402
 from cnnprof.cli import compare as _compare  # noqa: E402
 from cnnprof.cli import export as _export  # noqa: E402
 from cnnprof.cli import listing as _listing  # noqa: E402
-from cnnprof.cli import profile as _profile  # noqa: E402
 from cnnprof.cli import machine as _machine  # noqa: E402
+from cnnprof.cli import profile as _profile  # noqa: E402
+from cnnprof.cli import scale as _scale  # noqa: E402
 from cnnprof.cli.gate import gate_app as _gate_app  # noqa: E402
 from cnnprof.cli.lut import lut_app as _lut_app  # noqa: E402
-from cnnprof.cli import claims as _claims  # noqa: E402
-from cnnprof.cli import scale as _scale  # noqa: E402
 
 app.command("list")(_listing.list_command)
 app.command("profile")(_profile.profile_command)

@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.options import (
-    BackendOpt, DeviceOpt, FormatOpt, InputOpt, MinRunsOpt, MinTimeOpt, ModelArgOpt, ModelsArg, OutputOpt, PlotOpt, ResolutionOpt, ThreadsOpt,
+    BackendOpt,
+    DeviceOpt,
+    FormatOpt,
+    InputOpt,
+    MinRunsOpt,
+    MinTimeOpt,
+    ModelArgOpt,
+    ModelsArg,
+    OutputOpt,
+    PlotOpt,
+    ResolutionOpt,
+    ThreadsOpt,
 )
 from cnnprof.cli.timed import LATENCY_COLUMNS, collect, finish, save_report
 from cnnprof.report import Column, Format, check_writable, emit

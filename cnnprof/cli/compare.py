@@ -8,7 +8,18 @@ import typer
 
 from cnnprof.cli.common import stderr_console
 from cnnprof.cli.options import (
-    BackendOpt, BatchOpt, DeviceOpt, FormatOpt, InputOpt, MinRunsOpt, MinTimeOpt, ModelArgOpt, ModelsArg, OutputOpt, PlotOpt, ResolutionOpt,
+    BackendOpt,
+    BatchOpt,
+    DeviceOpt,
+    FormatOpt,
+    InputOpt,
+    MinRunsOpt,
+    MinTimeOpt,
+    ModelArgOpt,
+    ModelsArg,
+    OutputOpt,
+    PlotOpt,
+    ResolutionOpt,
     ThreadsOpt,
 )
 from cnnprof.cli.timed import collect, finish, save_report

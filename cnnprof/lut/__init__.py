@@ -16,7 +16,14 @@ with it. This package builds such a table on the user's own machine (``build``),
 from cnnprof.lut.builder import BuildReport, Job, build, calibrate, fbnet_space_jobs, model_jobs, space_jobs
 from cnnprof.lut.keys import Part, SplitError, block_key, split
 from cnnprof.lut.predict import (
-    FBNET_ALPHA, FBNET_BETA, AdditivityRow, SpaceMatrix, additivity, error_stats, fbnet_loss, sample_choices,
+    FBNET_ALPHA,
+    FBNET_BETA,
+    AdditivityRow,
+    SpaceMatrix,
+    additivity,
+    error_stats,
+    fbnet_loss,
+    sample_choices,
     spearman,
 )
 from cnnprof.lut.table import Entry, SpaceIndex, Table, TableError, default_path, load

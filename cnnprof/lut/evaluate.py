@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from cnnprof.errors import UsageError
 from cnnprof.lut.builder import FBNET_SPACE_NAME
 from cnnprof.lut.predict import (
-    FBNET_ALPHA, FBNET_BETA, SpaceMatrix, arch_code, error_stats, fbnet_loss, missing_text, predict_parts,
+    FBNET_ALPHA,
+    FBNET_BETA,
+    SpaceMatrix,
+    arch_code,
+    error_stats,
+    fbnet_loss,
+    missing_text,
+    predict_parts,
     sample_choices,
 )
 from cnnprof.lut.table import Table, environment

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+
 def calibrate_batchnorm(model: nn.Module, input_shape: tuple[int, int, int], *, seed: int = 0) -> nn.Module:
     """Set every batch norm's running statistics from one random input of ``input_shape``
     (C, H, W), then return the model in eval mode. Other layers (dropout, drop-path) stay in
