@@ -147,12 +147,6 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
     }
 
 
-def _write(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
-
-
 def main(argv: list[str]) -> int:
     job_path, result_path = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text())
@@ -165,13 +159,14 @@ def main(argv: list[str]) -> int:
                 os._exit(4)
 
     from cnnprof.errors import CnnprofError
+    from cnnprof.report import write_atomic
 
     try:
         record = run_job(job, wait)
     except CnnprofError as exc:  # a model or backend that cannot run: one line for the parent
-        _write(result_path, {"error": str(exc)})
+        write_atomic(result_path, json.dumps({"error": str(exc)}))
         return 3
-    _write(result_path, record)
+    write_atomic(result_path, json.dumps(record))
     return 0
 
 
