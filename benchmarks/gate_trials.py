@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnprof.files import write_atomic
 from cnnprof.gate import core, stats
 from cnnprof.gate.measure import GateModel, Settings
-from cnnprof.report import write_atomic
 from cnnprof.timing.stats import mann_whitney_u
 
 MODELS = ("mobilenetv3_small", "ghostnet_100", "efficientnet_b0")

@@ -177,7 +177,7 @@ def load(threads: int = 1) -> Roofs | None:
 
 def store(roofs: Roofs) -> Path:
     """Add (or replace) ``roofs`` in the cache file, atomically; other entries are kept."""
-    from cnnprof.report import write_atomic
+    from cnnprof.files import write_atomic
 
     path = cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 def check_plot_path(path: str | os.PathLike | None) -> None:
     if path is None:
         return
-    from cnnprof.report import check_writable
+    from cnnprof.files import check_writable
 
     if Path(path).suffix.lower() not in PLOT_SUFFIXES:
         raise UsageError(f"--plot: use a .png, .svg or .pdf file name, got {str(path)!r}")
@@ -34,7 +34,7 @@ def save(fig, path: str | os.PathLike) -> Path:
     """Render to memory, then write atomically."""
     import io
 
-    from cnnprof.report import write_atomic
+    from cnnprof.files import write_atomic
 
     buf = io.BytesIO()
     fig.savefig(buf, format=Path(path).suffix.lower().lstrip("."), bbox_inches="tight", dpi=120)

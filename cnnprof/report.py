@@ -1,4 +1,4 @@
-"""Result rows -> table | csv | json | md, written atomically; the terminal rendering.
+"""Result rows -> table | csv | json | md; the terminal rendering.
 
 One row source, many outputs: every command hands its rows (dataclasses or dicts) here with
 the column list it wants on screen. Files carry every field at full precision (CSV headers are
@@ -13,13 +13,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from cnnprof.errors import UsageError
+from cnnprof.files import write_atomic
 
 
 class Format(str, Enum):
@@ -165,64 +164,6 @@ def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, titl
     return table
 
 
-# -- files ---------------------------------------------------------------------------------------
-def check_writable(path: str | os.PathLike | None) -> None:
-    """Fail early (exit 2) when ``path`` cannot be written, before any expensive work."""
-    if path is None:
-        return
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise UsageError(f"output path {str(p)!r} is a directory")
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {str(p)!r}: folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise UsageError(f"cannot write {str(p)!r}: permission denied")
-
-
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    p = Path(path)
-    check_writable(p)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
-    try:
-        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
-            fh.write(data)
-        # mkstemp makes the file private (0600): give it the mode a plain open() would have, or
-        # keep the mode of the file it replaces
-        os.chmod(tmp, p.stat().st_mode & 0o7777 if p.exists() else 0o666 & ~_umask())
-        os.replace(tmp, p)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-    return p
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
-
-
-def stdout_console():
-    """A console for stdout; wide when stdout is not a terminal (pipes, files, CI logs), so
-    tables are not squeezed to 80 columns."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
 def render_text(records: list[dict[str, Any]], fields: Sequence[str], columns: Sequence[Column], fmt: Format) -> str:
     """The text of a csv / json / md rendering."""
     if fmt == Format.csv:
@@ -258,6 +199,8 @@ def emit(
         write_atomic(output, render_text(records, fields, columns, file_fmt))
         return
     if fmt == Format.table:
+        from cnnprof.terminal import stdout_console
+
         (console or stdout_console()).print(rich_table(records, columns, title=title))
         return
     import sys

@@ -21,7 +21,8 @@ from cnnprof.cli.options import (
     ThreadsOpt,
 )
 from cnnprof.cli.timed import LATENCY_COLUMNS, collect, finish, save_report
-from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.files import check_writable
+from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
 
 COLUMNS = [
@@ -100,9 +101,9 @@ def bench_command(
         emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields,
              title="training step" if train else "inference latency")
         saved = save_report("bench", records, fields)
-        from cnnprof.cli.common import stderr_console
+        from cnnprof.terminal import say
 
-        stderr_console().print(f"saved {saved}", highlight=False, markup=False)
+        say(f"saved {saved}")
         if plot is not None:
             latency_bars(records, plot, title="training step" if train else "inference latency")
     finish(records, interrupted)

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from cnnprof.cli.common import progress, stderr_console
+from cnnprof.cli.common import progress
 from cnnprof.cli.options import DeviceOpt, FormatOpt, OutputOpt
-from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.files import check_writable
+from cnnprof.report import Column, Format, emit
+from cnnprof.terminal import say
 
 COLUMNS = [
     Column("id", "id"),
@@ -115,15 +117,14 @@ def claims_command(
              "(--format json for the source and how each was measured)")
     else:
         emit(records, columns=MD_COLUMNS, fmt=fmt, output=output, fields=registry.RESULT_FIELDS)
-    console = stderr_console()
     if plot is not None and run.plots:
         plot.mkdir(exist_ok=True)
         for p in run.plots:
             p.draw(plot / p.filename)
-            console.print(f"wrote {plot / p.filename}", highlight=False, markup=False)
+            say(f"wrote {plot / p.filename}")
     counts = {v: sum(r.verdict == v for r in run.results) for v in registry.VERDICTS}
-    console.print(f"{len(run.results)} claims: {counts['holds']} hold, {counts['deviates']} deviate, "
-                  f"{counts['cited']} cited", highlight=False, markup=False)
+    say(f"{len(run.results)} claims: {counts['holds']} hold, {counts['deviates']} deviate, "
+                  f"{counts['cited']} cited")
     if strict and run.deviating:
         ids = ", ".join(r.id for r in run.deviating)
         raise CheckFailed(f"--strict: {len(run.deviating)} measured claim(s) deviate: {ids}")

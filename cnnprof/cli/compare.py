@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from cnnprof.cli.common import stderr_console
 from cnnprof.cli.options import (
     BackendOpt,
     BatchOpt,
@@ -23,8 +22,10 @@ from cnnprof.cli.options import (
     ThreadsOpt,
 )
 from cnnprof.cli.timed import collect, finish, save_report
-from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.files import check_writable
+from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
+from cnnprof.terminal import say
 
 RATIO_FIELDS = ["params_ratio", "macs_ratio", "latency_ratio"]
 COUNT_COLUMNS = [
@@ -145,7 +146,7 @@ def compare_command(
     else:
         emit(records, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=fields)
     saved = save_report("compare", records, fields)
-    stderr_console().print(f"saved {saved}", highlight=False, markup=False)
+    say(f"saved {saved}")
     if plot is not None and backends:
         macs_vs_latency(records, plot, title=f"MACs against latency ({n_threads} thread(s), batch {batch})")
     finish(records, interrupted)

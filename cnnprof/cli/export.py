@@ -7,9 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from cnnprof.cli.common import progress, stderr_console
+from cnnprof.cli.common import progress
 from cnnprof.cli.options import FormatOpt, InputOpt, ModelArgOpt
-from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.files import check_writable
+from cnnprof.report import Column, Format, emit
+from cnnprof.terminal import say
 
 COLUMNS = [
     Column("model", "model"),
@@ -71,8 +73,7 @@ def export_command(
         emit([d.__dict__ for d in row.layer_diffs], columns=[
             Column("module", "module"), Column("macs_fvcore", "MACs (fvcore)", "macs"),
             Column("macs_onnx", "MACs (ONNX)", "macs")], title="layers where the counters differ")
-    console = stderr_console()
-    console.print(f"wrote {row.path}", highlight=False, markup=False)
+    say(f"wrote {row.path}")
     if not row.counters_agree:
-        console.print(f"the two MAC counters differ by {100 * row.macs_rel_diff:.2f}% (> 0.5%)", highlight=False,
+        say(f"the two MAC counters differ by {100 * row.macs_rel_diff:.2f}% (> 0.5%)",
                       markup=False)

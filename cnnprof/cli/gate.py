@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
-from cnnprof.cli.common import progress, stderr_console
+from cnnprof.cli.common import progress
 from cnnprof.cli.options import FormatOpt, InputOpt, ModelsArg, OutputOpt, ResolutionOpt, ThreadsOpt
 from cnnprof.report import Column, Format
+from cnnprof.terminal import say
 
 gate_app = typer.Typer(
     help=(
@@ -96,9 +97,10 @@ def record_command(
     """
     from cnnprof import api, timing
     from cnnprof.errors import UsageError
+    from cnnprof.files import check_writable, write_atomic
     from cnnprof.gate import core, stats
     from cnnprof.gate.measure import Settings
-    from cnnprof.report import check_writable, emit, write_atomic
+    from cnnprof.report import emit
 
     started = time.perf_counter()
     if baseline.exists() and not update:
@@ -129,8 +131,8 @@ def record_command(
         })
     emit(rows, columns=RECORD_COLUMNS, fmt=fmt, output=output, fields=RECORD_FIELDS,
          title=f"baseline {baseline} ({backend}, {n_threads} thread(s))")
-    stderr_console().print(f"wrote {baseline} ({len(rows)} model(s), {processes} process(es), "
-                           f"{time.perf_counter() - started:.0f} s)", highlight=False, markup=False)
+    say(f"wrote {baseline} ({len(rows)} model(s), {processes} process(es), "
+                           f"{time.perf_counter() - started:.0f} s)")
 
 
 @gate_app.command("check")
@@ -166,17 +168,17 @@ def check_command(
       cnnprof gate check --baseline reports/baseline.json --factor 1.05 --format md --output gate.md
     """
     from cnnprof.errors import CheckFailed
+    from cnnprof.files import check_writable
     from cnnprof.gate import core
     from cnnprof.gate.baseline import load_baseline
     from cnnprof.gate.measure import Settings
-    from cnnprof.report import check_writable, emit
+    from cnnprof.report import emit
 
     started = time.perf_counter()
     check_writable(output)
     core.check_arguments(factor, alpha)
     base = load_baseline(baseline)
     settings = Settings(processes=processes, min_time_s=min_time)
-    console = stderr_console()
     with progress() as update_line:
         result = core.check(base, settings, factor=factor, alpha=alpha, source=str(baseline), strict_env=strict_env,
                             extra_processes=extra_processes, budget_s=budget, started=started,
@@ -189,7 +191,6 @@ def check_command(
     fields = [f for f in records[0] if f != "ratio_ci"]
     emit(records, columns=CHECK_COLUMNS, fmt=fmt, output=output, fields=fields,
          title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}")
-    say = lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
     cal_base = sum(r.calibration_baseline_ms for r in result.rows) / len(result.rows)
     cal_now = sum(r.calibration_now_ms for r in result.rows) / len(result.rows)
     say(f"calibration workload: {cal_base:.2f} ms at the baseline, {cal_now:.2f} ms now "

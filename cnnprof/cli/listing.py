@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from cnnprof.cli.options import FormatOpt, OutputOpt
-from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.files import check_writable
+from cnnprof.report import Column, Format, emit
 
 
 @dataclass(frozen=True)

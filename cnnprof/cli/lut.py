@@ -13,9 +13,9 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-from cnnprof.cli.common import stderr_console
 from cnnprof.cli.options import FormatOpt, ModelArgOpt, OutputOpt
 from cnnprof.report import Column, Format
+from cnnprof.terminal import say
 
 lut_app = typer.Typer(
     help=(
@@ -73,10 +73,12 @@ SUMMARY_COLUMNS = [Column("group", "group"), Column("metric", "metric"), Column(
 def progress_bar(enabled: bool = True) -> Iterator:
     """A progress bar on stderr (a line every few seconds when stderr is not a terminal);
     yields ``update(done, total, label)``."""
-    console = stderr_console()
+    from cnnprof.terminal import stderr_console
+
     if not enabled:
         yield lambda done, total, label: None
         return
+    console = stderr_console()
     if console.is_terminal:
         from rich.progress import (
             BarColumn,
@@ -104,7 +106,7 @@ def progress_bar(enabled: bool = True) -> Iterator:
         now = time.perf_counter()
         if now - last[0] >= 5.0 or (done == total and now - start >= 5.0):
             last[0] = now
-            console.print(f"[{now - start:5.0f}s] {done}/{total} {label}", highlight=False, markup=False)
+            say(f"[{now - start:5.0f}s] {done}/{total} {label}")
 
     yield update_plain
 
@@ -168,9 +170,10 @@ def build_command(
     """
     from cnnprof import api
     from cnnprof.errors import UsageError
+    from cnnprof.files import check_writable
     from cnnprof.lut import builder as lut_build
     from cnnprof.lut.table import default_path
-    from cnnprof.report import check_writable, emit
+    from cnnprof.report import emit
     from cnnprof.timing.protocol import Protocol
 
     backend_name = _backend(backend, "torch")
@@ -192,7 +195,6 @@ def build_command(
         path.parent.mkdir(parents=True, exist_ok=True)
     check_writable(path)
     targets = api.resolve_targets(names) if names else []
-    console = stderr_console()
     jobs, spaces = [], {}
     if space == "fbnet":
         space_jobs, index = lut_build.fbnet_space_jobs(layers=layer_list)
@@ -208,7 +210,6 @@ def build_command(
     rows = [{"group": g, **counts} for g, counts in report.groups.items()]
     emit(rows, columns=BUILD_COLUMNS, fmt=fmt, fields=["group", "entries", "measured", "reused", "sum_ms"],
          title=f"latency table {path} ({backend_name}, {n_threads} thread(s), {clock} clock)")
-    say = lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
     measured = sum(int(g["measured"]) for g in report.groups.values())
     say(f"wrote {path}: {len(table.entries)} entries ({measured} measured now) in {report.seconds:.0f} s")
     if report.foreign:
@@ -302,9 +303,10 @@ def predict_command(
     """
     from cnnprof import api
     from cnnprof.errors import CheckFailed, UsageError
+    from cnnprof.files import check_writable
     from cnnprof.lut import evaluate
     from cnnprof.lut.table import default_path, load
-    from cnnprof.report import check_writable, emit, human
+    from cnnprof.report import emit, human
     from cnnprof.timing.protocol import Protocol
 
     check_writable(output)
@@ -317,8 +319,6 @@ def predict_command(
     path = table_path or default_path(backend_name or "torch", n_threads or 1, _clock(clock, n_threads or 1))
     table = load(path)
     targets = api.resolve_targets(models, model_args=model_arg) if models else []
-    console = stderr_console()
-    say = lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
     protocol = Protocol(warmup_runs=3, warmup_s=0.3, min_runs=10, min_time_s=min_time, max_time_s=60.0)
     from cnnprof.cli.common import progress
 

@@ -8,7 +8,8 @@ import typer
 
 from cnnprof.cli.common import progress
 from cnnprof.cli.options import FormatOpt, OutputOpt, ThreadsOpt
-from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.files import check_writable
+from cnnprof.report import Column, Format, emit
 
 COLUMNS = [
     Column("cpu", "CPU"),
@@ -61,9 +62,9 @@ def machine_command(
     row = {**roofs.to_dict(), "source": "cached" if cached else "measured now", "cache": str(machine.cache_path())}
     emit([row], columns=COLUMNS, fmt=fmt, output=output, fields=FIELDS, title="this machine's roofs")
     if fmt == Format.table and output is None:
-        from cnnprof.report import stdout_console
+        from cnnprof.terminal import stdout_console
 
         stdout_console().print(
             f"cache: {machine.cache_path()} (key: {roofs.key()}); `cnnprof machine --refresh` measures again",
-            highlight=False, markup=False, soft_wrap=True,
+            soft_wrap=True,
         )

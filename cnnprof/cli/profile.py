@@ -10,7 +10,8 @@ import typer
 
 from cnnprof.cli.common import progress
 from cnnprof.cli.options import BatchOpt, FormatOpt, InputOpt, ModelArgOpt, ModelsArg, OutputOpt, ResolutionOpt
-from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.files import check_writable
+from cnnprof.report import Column, Format, emit
 
 TOP_DEFAULT = 5
 DEPTH_DEFAULT = 2
@@ -136,7 +137,7 @@ def profile_command(
 
 def _print_details(counts, depth: int) -> None:
     from cnnprof.counting import CONV_LINEAR_OPS
-    from cnnprof.report import stdout_console
+    from cnnprof.terminal import stdout_console
 
     console = stdout_console()
     modules = [
@@ -205,9 +206,9 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
                 threads, min_time, min_runs) -> None:
     """``profile --timing``: per-layer latency joined with counts; tables, rows, roofline."""
     from cnnprof import api, layerprof, machine
-    from cnnprof.cli.common import stderr_console
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
+    from cnnprof.terminal import say
     from cnnprof.timing.layers import DEFAULT_PROTOCOL
     from cnnprof.timing.protocol import Protocol
 
@@ -240,14 +241,13 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
             profiles.append(profile)
     records = [r.to_dict() for p in profiles for r in p.ordered(top)]
     fields = layerprof.LayerRow.field_names()
-    console = stderr_console()
     if fmt != Format.table or output is not None:
         emit(records, columns=LAYER_COLUMNS, fmt=fmt, output=output, fields=fields)
     else:
         _print_timing_tables(profiles, top, roofs)
     for p in profiles:
         for w in p.warnings:
-            console.print(f"warning: {p.model}: {w}", highlight=False, markup=False, soft_wrap=True)
+            say(f"warning: {p.model}: {w}")
     if plot is not None and any(not p.error for p in profiles):
         from cnnprof.plots import roofline
 
@@ -255,7 +255,7 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
         shape = next((p.input for p in profiles if not p.error), "")
         roofline(records, roofs, plot, label_top=top,
                  title=f"{names} ({shape}, {backend}, {n_threads} thread(s), batch {batch}) on {roofs.cpu}")
-        console.print(f"saved {plot}", highlight=False, markup=False)
+        say(f"saved {plot}")
 
 
 def coverage_line(p) -> str:
@@ -268,15 +268,15 @@ def coverage_line(p) -> str:
 
 
 def _print_timing_tables(profiles, top: int, roofs) -> None:
-    from cnnprof.report import stdout_console
+    from cnnprof.terminal import stdout_console
 
     console = stdout_console()
     console.print(f"machine: {roofs.cpu}, {roofs.threads} thread(s): compute roof {roofs.peak_gmacs:.1f} GMAC/s, "
                   f"bandwidth roof {roofs.bandwidth_gbs:.1f} GB/s, ridge {roofs.ridge:.2f} MACs/byte "
-                  f"(measured {roofs.measured_at})", highlight=False, markup=False, soft_wrap=True)
+                  f"(measured {roofs.measured_at})", soft_wrap=True)
     for p in profiles:
         console.print(f"\n{p.model} ({p.input}, batch {p.batch}, {p.backend}, {p.threads} thread(s))",
-                      style="bold", highlight=False, markup=False, soft_wrap=True)
+                      style="bold", soft_wrap=True)
         if p.error:
             emit([{"model": p.model, "error": p.error}], columns=[Column("model", "model"),
                  Column("error", "error", wrap=True)], console=console)
@@ -289,4 +289,4 @@ def _print_timing_tables(profiles, top: int, roofs) -> None:
              title=f"per layer, in execution order ({len(p.rows)} layers)")
         emit([k.to_dict() for k in p.kinds], columns=KIND_COLUMNS, console=console,
              title="per op kind (shares of the per-layer sums)")
-        console.print(coverage_line(p), highlight=False, markup=False, soft_wrap=True)
+        console.print(coverage_line(p), soft_wrap=True)

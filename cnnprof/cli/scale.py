@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
-from cnnprof.cli.common import progress, stderr_console
+from cnnprof.cli.common import progress
 from cnnprof.cli.options import FormatOpt, OutputOpt, PlotOpt
-from cnnprof.report import Column, Format, check_writable, emit
+from cnnprof.files import check_writable
+from cnnprof.report import Column, Format, emit
+from cnnprof.terminal import say
 
 COLUMNS = [
     Column("phi", "φ", "float"),
@@ -93,10 +95,10 @@ def scale_command(
         emit(records, columns=columns, fmt=fmt, output=output, fields=scaling.ScaleRow.field_names())
     if plot is not None:
         _draw(rows, plot, title=f"{rows[0].base}: compound scaling (α={alpha:g}, β={beta:g}, γ={gamma:g})")
-        stderr_console().print(f"wrote {plot}", highlight=False, markup=False)
+        say(f"wrote {plot}")
     warnings = {w for r in rows for w in r.latency_warnings.split("; ") if w}
     for w in sorted(warnings):
-        stderr_console().print(f"warning: {w}", highlight=False, markup=False)
+        say(f"warning: {w}")
 
 
 def _draw(rows, path, *, title: str) -> None:

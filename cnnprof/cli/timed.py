@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from cnnprof.cli.common import progress, stderr_console
-from cnnprof.report import Column, Format, render_text, write_atomic
+from cnnprof.cli.common import progress
+from cnnprof.files import write_atomic
+from cnnprof.report import Column, Format, render_text
+from cnnprof.terminal import say
 
 LATENCY_COLUMNS = [
     Column("latency_ms_median", "median", "ms"),
@@ -53,10 +55,9 @@ def save_report(kind: str, records: list[dict], fields: list[str]) -> Path:
 
 def finish(records: list[dict], interrupted: bool) -> None:
     """Say on stderr where things stand; exit 130 after an interruption (rows already saved)."""
-    console = stderr_console()
     line = environment_line(records)
     if line:
-        console.print(f"environment: {line}", highlight=False, markup=False, soft_wrap=True)
+        say(f"environment: {line}")
     if interrupted:
-        console.print(f"interrupted: kept the {len(records)} row(s) measured so far", highlight=False, markup=False)
+        say(f"interrupted: kept the {len(records)} row(s) measured so far")
         raise SystemExit(130)

@@ -72,7 +72,7 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
 
     import torch
 
-    from cnnprof import api, timing
+    from cnnprof import timing
     from cnnprof.gate.calibration import CALIBRATION_INPUT, CALIBRATION_NAME, build_calibration
     from cnnprof.timing.protocol import CpuMonitor
 
@@ -159,7 +159,7 @@ def main(argv: list[str]) -> int:
                 os._exit(4)
 
     from cnnprof.errors import CnnprofError
-    from cnnprof.report import write_atomic
+    from cnnprof.files import write_atomic
 
     try:
         record = run_job(job, wait)

@@ -135,7 +135,7 @@ class Table:
         return json.dumps(doc, indent=1, allow_nan=False) + "\n"
 
     def save(self, path: str | Path) -> Path:
-        from cnnprof.report import write_atomic
+        from cnnprof.files import write_atomic
 
         return write_atomic(path, self.to_json())
 
