@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnprof.errors import UsageError
+from cnnprof.files import MODELS_DIR
+from cnnprof.rows import Row
 
 AGREEMENT = 0.005  # relative tolerance between the two MAC counters
 
@@ -24,7 +26,7 @@ class LayerDiff:
 
 
 @dataclass(frozen=True)
-class ExportRow:
+class ExportRow(Row):
     model: str
     input: str
     path: str
@@ -42,11 +44,6 @@ class ExportRow:
     parity_max_abs: float
     parity_batch2_max_abs: float | None = None
     layer_diffs: tuple[LayerDiff, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["layer_diffs"] = [ld.__dict__ for ld in self.layer_diffs]
-        return d
 
 
 def layer_differences(counts, onnx_counts) -> list[LayerDiff]:
@@ -84,7 +81,7 @@ def export_and_check(target, *, output: str | Path | None = None, opset: int = 1
         raise UsageError(f"--opset must be between 7 and 25, got {opset}")
     shape = tuple(target.input)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target.name)
-    path = Path(output) if output is not None else Path("models") / f"{safe}.onnx"
+    path = Path(output) if output is not None else Path(MODELS_DIR) / f"{safe}.onnx"
     model = target.build()
     example = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
     t0 = time.perf_counter()

@@ -17,6 +17,11 @@ from pathlib import Path
 
 from cnnprof.errors import UsageError
 
+# Where the tool writes when the user names no path: built artefacts (exported ONNX files, latency
+# tables), and reports (a CSV copy of every run).
+MODELS_DIR = "models"
+REPORTS_DIR = "reports"
+
 
 def check_writable(path: str | os.PathLike | None) -> None:
     """Fail early (exit 2) when ``path`` cannot be written, before any expensive work."""

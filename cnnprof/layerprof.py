@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from cnnprof.errors import CnnprofError, UsageError
+from cnnprof.files import MODELS_DIR
 from cnnprof.opkinds import (  # noqa: F401 - re-exported: the kinds are part of this module's rows
     CONV_OPS,
     OP_KINDS,
@@ -39,7 +40,7 @@ from cnnprof.opkinds import (  # noqa: F401 - re-exported: the kinds are part of
     onnx_op_kind,
     op_kind,
 )
-from cnnprof.rows import format_shape
+from cnnprof.rows import Notes, Row, format_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     from cnnprof.machine import Roofs
@@ -54,7 +55,7 @@ REORDER_ROW = "(onnxruntime layout reorders)"
 
 # -- rows ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class LayerRow:
+class LayerRow(Row):
     """One timed layer of one model on one backend (CSV/JSON: one row per layer)."""
 
     model: str
@@ -94,16 +95,9 @@ class LayerRow:
     coverage_in_run: float | None = None  # median over runs of (layer times summed / that run's latency)
     error: str = ""
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class KindRow:
+class KindRow(Row):
     """One op kind of one model: how its share of MACs compares with its share of latency."""
 
     model: str
@@ -115,9 +109,6 @@ class KindRow:
     latency_ms: float
     latency_share: float | None
     gmacs_per_s: float | None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -139,7 +130,7 @@ class LayerProfile:
     runs: int = 0
     macs: int = 0
     roofs: "Roofs | None" = None
-    warnings: tuple[str, ...] = ()
+    warnings: Notes = Notes()
     error: str = ""
 
     def top(self, n: int) -> list[LayerRow]:
@@ -167,7 +158,7 @@ def _numel(shape: Sequence[int]) -> int:
     return n
 
 
-def _div(a: float | None, b: float | None) -> float | None:
+def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
     return a / b
@@ -193,6 +184,7 @@ class _Unit:
     nodes: list[str] = field(default_factory=list)
     ops: list[str] = field(default_factory=list)  # ONNX operators of those nodes
     notes: list[str] = field(default_factory=list)
+    fused_into: str = ""  # the layer its fused ONNX node was moved to (``_refold_fused``)
 
 
 def _units_from_counts(model, counts: "Counts", units: Sequence[str]) -> dict[str, _Unit]:
@@ -293,6 +285,7 @@ def _refold_fused(rows: list[_Unit]) -> None:
         target.ops += u.ops
         target.notes.append(f"includes fused node {', '.join(u.nodes)} (named after {u.name.rsplit('.', 1)[1]})")
         u.notes.append(f"its fused node was moved to {target.name} ({ops_here})")
+        u.fused_into = target.name
         u.samples = None
         u.nodes = []
 
@@ -324,7 +317,7 @@ def build_rows(
                 u.module = type(modules[u.name]).__name__
         _refold_fused(all_units)
         for u in all_units:
-            if u.name in units and u.samples is None and not any("fused node was moved" in n for n in u.notes):
+            if u.name in units and u.samples is None and not u.fused_into:
                 u.notes.append("no ONNX node of its own: folded into or fused with a neighbour by the exporter "
                                "or ONNX Runtime")
     all_units = [u for u in all_units if u.order != math.inf or u.samples is not None]
@@ -342,16 +335,16 @@ def build_rows(
         latency = s.median if s is not None else None
         nbytes = u.bytes_in + u.bytes_weights + u.bytes_out
         seconds = latency / 1e3 if latency else None
-        intensity = _div(u.macs, nbytes) if u.macs else None
+        intensity = ratio(u.macs, nbytes) if u.macs else None
         gmacs = u.macs / seconds / 1e9 if (seconds and u.macs) else None
         roof = roofs.attainable(intensity) if (roofs is not None and intensity) else None
-        lat_share = _div(latency, lat_sum) if latency is not None else None
-        mac_share = _div(u.macs, mac_sum) if mac_sum else None
+        lat_share = ratio(latency, lat_sum) if latency is not None else None
+        mac_share = ratio(u.macs, mac_sum) if mac_sum else None
         out_h = u.output[2] if len(u.output) >= 3 else None
         # A 1x1 output (global pooling, SE's convs) or none known (an ONNX node) works in the
         # stage of the layer before it.
         if out_h and (out_h > 1 or stride is None):
-            stride = _div(in_h, out_h)
+            stride = ratio(in_h, out_h)
         rows.append(LayerRow(
             model=model_name, backend=timing.backend, threads=timing.threads, batch=timing.batch, index=index,
             name=u.name or "(model)", module=u.module, op_kind=u.kind,
@@ -361,16 +354,16 @@ def build_rows(
             latency_ms=latency, latency_ms_iqr=s.iqr if s is not None else None, latency_share=lat_share,
             macs_share=mac_share, share_gap=(lat_share - mac_share) if (lat_share is not None and mac_share is not None)
             else None, gmacs_per_s=gmacs, gbytes_per_s=(nbytes / seconds / 1e9) if (seconds and nbytes) else None,
-            intensity=intensity, roof_gmacs=roof, roof_fraction=_div(gmacs, roof),
+            intensity=intensity, roof_gmacs=roof, roof_fraction=ratio(gmacs, roof),
             onnx_nodes=";".join(u.nodes) if timing.backend == "onnxruntime" else "", note="; ".join(u.notes),
-            model_latency_ms=whole, layers_sum_ms=lat_sum, coverage=_div(lat_sum, whole),
+            model_latency_ms=whole, layers_sum_ms=lat_sum, coverage=ratio(lat_sum, whole),
             coverage_in_run=timing.coverage_in_run,
         ))
     return LayerProfile(
         model=model_name, backend=timing.backend, threads=timing.threads, batch=timing.batch,
         input=format_shape(counts.input_shape[1:]), rows=tuple(rows), kinds=tuple(kind_summary(rows)),
         model_latency_ms=whole, instrumented_latency_ms=timing.instrumented_ms, layers_sum_ms=lat_sum,
-        coverage=_div(lat_sum, whole), coverage_in_run=timing.coverage_in_run, runs=timing.runs, macs=counts.macs,
+        coverage=ratio(lat_sum, whole), coverage_in_run=timing.coverage_in_run, runs=timing.runs, macs=counts.macs,
         roofs=roofs,
         warnings=timing.warnings,
     )
@@ -391,7 +384,7 @@ def kind_summary(rows: Sequence[LayerRow]) -> list[KindRow]:
         latency = sum(r.latency_ms or 0.0 for r in mine)
         out.append(KindRow(
             model=rows[0].model, backend=rows[0].backend, op_kind=kind, layers=len(mine), macs=macs,
-            macs_share=_div(macs, mac_sum), latency_ms=latency, latency_share=_div(latency, lat_sum),
+            macs_share=ratio(macs, mac_sum), latency_ms=latency, latency_share=ratio(latency, lat_sum),
             gmacs_per_s=(macs / (latency / 1e3) / 1e9) if (latency and macs) else None,
         ))
     return out
@@ -415,7 +408,7 @@ def profile_model(
     batch: int = 1,
     depth: int | None = None,
     protocol: "Protocol | None" = None,
-    onnx_dir: str = "models",
+    onnx_dir: str = MODELS_DIR,
     roofs: "Roofs | None" = None,
     counts: "Counts | None" = None,
 ) -> LayerProfile:
@@ -447,16 +440,16 @@ def profile_targets(
     depth: int | None = None,
     resolution: tuple[int, int] | None = None,
     protocol: "Protocol | None" = None,
-    onnx_dir: str = "models",
+    onnx_dir: str = MODELS_DIR,
     roofs: "Roofs | None" = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> Iterator[LayerProfile]:
-    """Profile each ``api.Target`` in turn; a model that fails yields a profile with ``error``."""
-    from cnnprof import api
+    """Profile each ``targets.Target`` in turn; a model that fails yields a profile with ``error``."""
+    from cnnprof.targets import check_batch, target_input
 
     backend = check_backend(backend)
-    api.check_batch(batch)
-    shapes = [api.target_input(t, resolution) for t in targets]  # validate all before any work
+    check_batch(batch)
+    shapes = [target_input(t, resolution) for t in targets]  # validate all before any work
     for target, shape in zip(targets, shapes):
         base = dict(model=target.name, backend=backend, threads=threads, batch=batch, input=format_shape(shape))
         if getattr(target, "onnx_path", None) is not None:
@@ -469,95 +462,3 @@ def profile_targets(
                                 batch=batch, depth=depth, protocol=protocol, onnx_dir=onnx_dir, roofs=roofs)
         except CnnprofError as exc:
             yield LayerProfile(**base, error=str(exc))
-
-
-# -- the claim behind Fused-MBConv -------------------------------------------------------------------
-@dataclass(frozen=True)
-class DepthwiseShare:
-    """Depthwise layers' share of latency and of MACs, in the early stages and in the whole model.
-
-    ``early`` = layers whose output is at most ``max_stride`` times smaller than the input (the
-    stages EfficientNetV2 builds from Fused-MBConv: strides 2, 4 and 8). ``*_conv`` counts the
-    depthwise convolutions alone; ``*_unit`` adds the batch norm and activation that follow
-    each (siblings under the same parent), which ONNX Runtime fuses into the convolution.
-    Latency shares are of the per-layer sums of the same region.
-    """
-
-    model: str
-    backend: str
-    threads: int
-    max_stride: int
-    early_latency_ms: float
-    early_macs: int
-    early_share_of_model_latency: float | None
-    early_share_of_model_macs: float | None
-    early_dw_conv_latency_share: float | None
-    early_dw_conv_macs_share: float | None
-    early_dw_unit_latency_share: float | None
-    model_dw_conv_latency_share: float | None
-    model_dw_conv_macs_share: float | None
-    model_dw_unit_latency_share: float | None
-    model_latency_ms: float | None
-    coverage: float | None
-    runs: int
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _dw_shares(rows: Sequence[LayerRow], dw_units: set[str]) -> tuple:
-    lat = sum(r.latency_ms or 0.0 for r in rows)
-    macs = sum(r.macs or 0 for r in rows)
-    conv = [r for r in rows if r.op_kind == "depthwise"]
-    unit = [r for r in rows if r.op_kind == "depthwise" or r.name in dw_units]
-    return (
-        lat, macs,
-        _div(sum(r.latency_ms or 0.0 for r in conv), lat), _div(sum(r.macs or 0 for r in conv), macs),
-        _div(sum(r.latency_ms or 0.0 for r in unit), lat),
-    )
-
-
-def depthwise_share(profile: LayerProfile, *, max_stride: int = 8) -> DepthwiseShare:
-    """``DepthwiseShare`` of a leaf-level ``LayerProfile`` (see ``depthwise_latency_share``)."""
-    if profile.error:
-        raise CnnprofError(f"{profile.model}: {profile.error}")
-    rows = list(profile.rows)
-    dw_parents = {r.name.rsplit(".", 1)[0] for r in rows if r.op_kind == "depthwise" and "." in r.name}
-    dw_units = {r.name for r in rows if r.op_kind == "elementwise" and "." in r.name
-                and r.name.rsplit(".", 1)[0] in dw_parents}
-    early = [r for r in rows if r.stride is not None and r.stride <= max_stride]
-    e_lat, e_macs, e_conv_lat, e_conv_macs, e_unit_lat = _dw_shares(early, dw_units)
-    m_lat, m_macs, m_conv_lat, m_conv_macs, m_unit_lat = _dw_shares(rows, dw_units)
-    return DepthwiseShare(
-        model=profile.model, backend=profile.backend, threads=profile.threads, max_stride=max_stride,
-        early_latency_ms=e_lat, early_macs=e_macs, early_share_of_model_latency=_div(e_lat, m_lat),
-        early_share_of_model_macs=_div(e_macs, m_macs), early_dw_conv_latency_share=e_conv_lat,
-        early_dw_conv_macs_share=e_conv_macs, early_dw_unit_latency_share=e_unit_lat,
-        model_dw_conv_latency_share=m_conv_lat, model_dw_conv_macs_share=m_conv_macs,
-        model_dw_unit_latency_share=m_unit_lat, model_latency_ms=profile.model_latency_ms,
-        coverage=profile.coverage, runs=profile.runs,
-    )
-
-
-def depthwise_latency_share(
-    model_name: str = "efficientnet_b0",
-    *,
-    max_stride: int = 8,
-    backend: str = "torch",
-    threads: int = 1,
-    protocol: "Protocol | None" = None,
-    onnx_dir: str = "models",
-) -> DepthwiseShare:
-    """Measure depthwise layers' share of latency against their share of MACs in the early
-    stages (output stride <= ``max_stride``) and in the whole of a registered model.
-
-    EfficientNetV2 (Tan & Le 2021, Sec. 3.2) replaces MBConv by Fused-MBConv in stages 1-3
-    because depthwise convolutions there cost more time than their MACs suggest; this returns
-    that comparison for this machine. Raises ``CnnprofError`` if the model cannot be profiled.
-    """
-    from cnnprof import api
-
-    target = api.resolve_targets([model_name])[0]
-    profile = profile_model(target.build(), target.input, name=target.name, backend=backend, threads=threads,
-                            protocol=protocol, onnx_dir=onnx_dir)
-    return depthwise_share(profile, max_stride=max_stride)

@@ -19,8 +19,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnprof.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnprof.rows import Counts
 
 MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 UNHANDLED_MAC_OPS = {"Einsum", "LSTM", "GRU", "RNN", "ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul",
@@ -232,3 +236,20 @@ def module_path(node_name: str) -> str:
         path.append(scope[len(previous) + 1:] if previous and scope.startswith(previous + ".") else scope)
         previous = scope
     return ".".join(path)
+
+
+def onnx_counts(path_or_model, *, batch: int = 1) -> "Counts":
+    """``count_onnx`` as the ``Counts`` every report row is made from: per-operator MACs, the
+    output elements of every counted node as activations, and the other operators (constants
+    aside) as uncounted. An ONNX graph has no fvcore total and no per-module bytes."""
+    from cnnprof.rows import Counts
+
+    oc = count_onnx(path_or_model, batch=batch)
+    by_op: dict[str, int] = {}
+    for node in oc.nodes:
+        by_op[node.op] = by_op.get(node.op, 0) + node.macs
+    return Counts(
+        params=oc.params, macs=oc.macs, macs_fvcore=None, activations=sum(_prod(n.output_shape) for n in oc.nodes),
+        bytes_moved=None, input_shape=oc.input_shape, status=oc.status, by_op=by_op,
+        uncounted={op: n for op, n in oc.op_histogram.items() if op not in by_op and op != "Constant"},
+    )

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from cnnprof.errors import CnnprofError
+from cnnprof.files import MODELS_DIR
 
 DEFAULT_OPSET = 17
 
@@ -110,7 +111,7 @@ def cached_export(
     example: torch.Tensor,
     *,
     name: str,
-    folder: str | os.PathLike = "models",
+    folder: str | os.PathLike = MODELS_DIR,
     opset: int = DEFAULT_OPSET,
     exporter: str = "torchscript",
 ) -> tuple[Path, float, bool]:

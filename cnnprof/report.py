@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from cnnprof.files import write_atomic
+from cnnprof.rows import Choice
 
 
 class Format(str, Enum):
@@ -28,45 +29,63 @@ class Format(str, Enum):
     md = "md"
 
 
+class Kind(Choice):
+    """How a column's values are shown: text as is, counts and MACs with k/M/G, bytes with B,
+    milliseconds, ratios (1.23x), other floats, percentages of a fraction, integers."""
+
+    TEXT = "text"
+    COUNT = "count"
+    MACS = "macs"
+    BYTES = "bytes"
+    MS = "ms"
+    RATIO = "ratio"
+    FLOAT = "float"
+    PCT = "pct"
+    INT = "int"
+
+
 @dataclass(frozen=True)
 class Column:
     """A column of the terminal table: which field, its header, how to show its value."""
 
     field: str
     header: str
-    kind: str = "text"  # text | count | macs | bytes | ms | ratio | float | pct | int
+    kind: Kind = Kind.TEXT  # given as a Kind or its value ("ms")
     wrap: bool = False  # long prose (citations, details) may wrap; names and numbers never do
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Kind(self.kind))
 
 
 # -- rows --------------------------------------------------------------------------------------
+Fields = Sequence[str] | type  # the column names, or the Row type that has them
+
+
+def field_list(fields: Fields) -> list[str]:
+    """The columns of a report: given as names, or as a ``Row`` type's fields."""
+    return fields.field_names() if isinstance(fields, type) else list(fields)
+
+
 def as_records(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """Rows (``Row`` dataclasses, other dataclasses or dicts) as plain dicts."""
+    from cnnprof.rows import plain
+
     out = []
     for row in rows:
-        if dataclasses.is_dataclass(row):
-            out.append(row.to_dict() if hasattr(row, "to_dict") else dataclasses.asdict(row))
+        if hasattr(row, "to_dict"):
+            out.append(row.to_dict())
+        elif dataclasses.is_dataclass(row):
+            out.append(plain(row))
         else:
             out.append(dict(row))
     return out
 
 
-def rows_to_frame(rows: Sequence[Any], fields: Sequence[str] | None = None):
-    """Rows -> a pandas DataFrame whose columns are ``fields`` (default: the row type's fields)."""
+def rows_to_frame(rows: Sequence[Any], fields: Fields):
+    """Rows -> a pandas DataFrame whose columns are ``fields`` (names, or a Row type)."""
     import pandas as pd
 
-    records = as_records(rows)
-    if fields is None:
-        fields = _default_fields(rows, records)
-    return pd.DataFrame.from_records(records, columns=list(fields))
-
-
-def _default_fields(rows: Sequence[Any], records: list[dict[str, Any]]) -> list[str]:
-    if rows and dataclasses.is_dataclass(rows[0]):
-        return [f.name for f in dataclasses.fields(rows[0])]
-    if records:
-        return list(records[0])
-    from cnnprof.rows import ProfileRow
-
-    return ProfileRow.field_names()
+    return pd.DataFrame.from_records(as_records(rows), columns=field_list(fields))
 
 
 def _clean(value: Any) -> Any:
@@ -107,24 +126,24 @@ def _csv_value(value: Any) -> Any:
 
 
 # -- human formatting (terminal and markdown) --------------------------------------------------
-def human(value: Any, kind: str) -> str:
+def human(value: Any, kind: Kind | str) -> str:
+    """A value as the terminal shows it (``-`` for none)."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if kind == "count":
+    kind = Kind(kind)
+    if kind in (Kind.COUNT, Kind.MACS):
         return _scaled(value, "")
-    if kind == "macs":
-        return _scaled(value, "")
-    if kind == "bytes":
+    if kind is Kind.BYTES:
         return _scaled(value, "B")
-    if kind == "ms":
+    if kind is Kind.MS:
         return f"{value:.3g} ms" if value < 1 else f"{value:.2f} ms"
-    if kind == "ratio":
+    if kind is Kind.RATIO:
         return f"{value:.2f}x"
-    if kind == "pct":
+    if kind is Kind.PCT:
         return f"{100 * value:.1f}%"
-    if kind == "float":
+    if kind is Kind.FLOAT:
         return f"{value:.4g}"
-    if kind == "int":
+    if kind is Kind.INT:
         return f"{int(value):,}"
     return str(value)
 
@@ -140,7 +159,7 @@ def _scaled(value: float, unit: str) -> str:
 def to_markdown(records: list[dict[str, Any]], columns: Sequence[Column]) -> str:
     """A markdown table with exact values (numbers unrounded), headers carrying units."""
     lines = ["| " + " | ".join(c.header for c in columns) + " |"]
-    lines.append("|" + "|".join("---:" if c.kind != "text" else "---" for c in columns) + "|")
+    lines.append("|" + "|".join("---" if c.kind is Kind.TEXT else "---:" for c in columns) + "|")
     for r in records:
         cells = []
         for c in columns:
@@ -157,7 +176,7 @@ def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, titl
 
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for c in columns:
-        table.add_column(c.header, justify="left" if c.kind == "text" else "right", no_wrap=not c.wrap,
+        table.add_column(c.header, justify="left" if c.kind is Kind.TEXT else "right", no_wrap=not c.wrap,
                          overflow="fold" if c.wrap else "ellipsis")
     for r in records:
         table.add_row(*(Text(human(r.get(c.field), c.kind)) for c in columns))  # text, never markup
@@ -181,17 +200,22 @@ def emit(
     columns: Sequence[Column],
     fmt: Format = Format.table,
     output: str | os.PathLike | None = None,
-    fields: Sequence[str] | None = None,
+    fields: Fields | None = None,
     title: str | None = None,
     console=None,
 ) -> None:
     """Render ``rows`` to stdout (table, or the text format) or to ``output`` (atomically).
 
     With ``output`` and the table format, the file gets CSV (a table is for eyes only) unless
-    its extension names another format (.json, .md).
+    its extension names another format (.json, .md). ``fields`` (names or a Row type) are the
+    columns of CSV and JSON, whatever the rows hold: needed for any format but the table.
     """
     records = as_records(rows)
-    fields = list(fields) if fields is not None else _default_fields(rows, records)
+    if fields is None:
+        if output is not None or fmt != Format.table:
+            raise ValueError("emit: a file or text format needs its fields")
+        fields = []
+    fields = field_list(fields)
     if output is not None:
         file_fmt = fmt
         if fmt == Format.table:

@@ -8,7 +8,92 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, ClassVar
+
+
+class Choice(str, Enum):
+    """A closed set of words that code branches on (verdicts, kinds): compared as members,
+    written as their plain value in JSON, CSV and tables."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Note(str):
+    """A warning a measurement carries: the sentence shown to people (it *is* that string), with
+    ``kind``, its short tag (``noisy``, ``few runs``, ``machine busy``, ``spin-wait``, ...), which
+    is what code and summaries group by. Rows hold notes as values and join them only when
+    written (``Notes``)."""
+
+    kind: str
+
+    def __new__(cls, kind: str, text: str) -> "Note":
+        note = super().__new__(cls, text)
+        note.kind = kind
+        return note
+
+    def __getnewargs__(self) -> tuple[str, str]:  # copy and pickle keep the kind
+        return self.kind, str(self)
+
+    @classmethod
+    def tagged(cls, kind: str, detail: str) -> "Note":
+        """``Note.tagged("noisy", "IQR is 12% of the median")`` -> "noisy: IQR is 12% of the median"."""
+        return cls(kind, f"{kind}: {detail}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Note":
+        """A note read back from a file, where it was stored as its text: the kind is the text
+        before the first colon (how ``tagged`` writes it)."""
+        if isinstance(text, Note):
+            return text
+        return cls(text.split(":", 1)[0].strip(), text)
+
+
+class Notes(tuple):
+    """The notes of one row, in order; written as one text cell, ``"noisy: ...; few runs: ..."``."""
+
+    def __str__(self) -> str:
+        return "; ".join(str(n) for n in self)
+
+    def kinds(self) -> list[str]:
+        """The kinds present, in order, each once."""
+        return list(dict.fromkeys(n.kind for n in self))
+
+
+def plain(value: Any) -> Any:
+    """A row value as JSON-ready data: dataclasses become dicts, tuples lists, choices their
+    value, notes their text."""
+    if isinstance(value, Choice):
+        return value.value
+    if isinstance(value, Notes):
+        return str(value)
+    if isinstance(value, Note):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+class Row:
+    """Base of every report row (a frozen dataclass): its field names, in order, are the columns
+    of its CSV and the keys of its JSON objects; ``to_dict`` is the record written there."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)
@@ -84,7 +169,15 @@ class Environment:
     tool: str  # cnnprof version and git revision
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return plain(self)
+
+    def describe(self) -> str:
+        """One line: tool, versions, CPU, GPU, threads, load and the timing variables set."""
+        load = ", ".join(f"{v:.2f}" for v in self.loadavg)
+        gpu = f", {self.gpu}" if self.gpu else ""
+        extra = "".join(f", {k}={v}" for k, v in self.env.items())
+        return (f"{self.tool}; torch {self.torch}, onnxruntime {self.onnxruntime}, python {self.python}; "
+                f"{self.cpu}, {self.cores} cores{gpu}; {self.threads} thread(s); load {load}{extra}")
 
 
 @dataclass(frozen=True)
@@ -106,7 +199,7 @@ class Latency:
     min: float
     ci_low: float  # 95% confidence interval of the median
     ci_high: float
-    warnings: tuple[str, ...] = ()
+    warnings: Notes = Notes()
     setup_s: float | None = None  # compile time, or ONNX Runtime session creation
     export_s: float | None = None  # ONNX export (0-ish when a cached export was reused)
     first_run_ms: float | None = None
@@ -118,7 +211,7 @@ class Latency:
 
 
 @dataclass(frozen=True)
-class ProfileRow:
+class ProfileRow(Row):
     """One model x input x backend: what every report is made of.
 
     CSV headers come from these fields in this order, so columns are stable whatever a run
@@ -156,16 +249,9 @@ class ProfileRow:
     export_s: float | None = None
     first_run_ms: float | None = None
     parity_max_abs: float | None = None
-    warnings: str = ""
-    environment: dict[str, Any] | None = None  # fingerprint of where a latency was measured
+    warnings: Notes = Notes()  # written as one text cell, "; "-separated
+    environment: Environment | None = None  # fingerprint of where a latency was measured
     error: str = ""
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def format_shape(shape: tuple[int, ...]) -> str:
@@ -222,5 +308,5 @@ def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> Profile
         export_s=latency.export_s,
         first_run_ms=latency.first_run_ms,
         parity_max_abs=latency.parity_max_abs,
-        warnings="; ".join(latency.warnings),
+        warnings=latency.warnings,
     )

@@ -2,9 +2,8 @@
 resolution r = γ^φ, with α·β²·γ² ≈ 2 so that MACs grow about 2^φ.
 
 Pure arithmetic (``multipliers``, ``scaled_resolution``, ``compound_factor``) plus ``scale_rows``,
-which builds the scaled network of any registered family whose builder takes a width and a depth
-multiplier (EfficientNet ``width_mult``/``depth_mult``, GhostNet ``width``/``depth_mult``,
-MobileNetV3 and FBNet ``width_mult``/``depth_mult``), and reports what was actually built: the
+which builds the scaled network of any registered variant with a square input (every family
+builder takes ``width_mult`` and ``depth_mult``), and reports what was actually built: the
 channels and repeats read from the model (rounding to multiples of 8 or 4 and ``ceil`` of the
 repeats make them differ from the multipliers), its counted params and MACs, and optionally its
 measured latency. Resolutions are rounded to the nearest pixel; the multipliers are applied on
@@ -13,14 +12,14 @@ top of the base variant's own (``efficientnet_b1`` as a base starts from depth 1
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cnnprof.errors import UsageError
+from cnnprof.rows import Notes, Row
+from cnnprof.targets import Target, registered
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -32,8 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 ALPHA = 1.2
 BETA = 1.1
 GAMMA = 1.15
-WIDTH_OPTIONS = ("width_mult", "width")
-DEPTH_OPTIONS = ("depth_mult",)
 
 
 @dataclass(frozen=True)
@@ -89,12 +86,10 @@ def phis_up_to(phi: float) -> list[float]:
 # -- bases --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScalingBase:
-    """A registered variant that compound scaling can start from."""
+    """A registered variant that compound scaling starts from, with its own multipliers."""
 
     spec: ModelSpec
-    width_option: str
-    depth_option: str
-    width: float  # the base variant's own multipliers
+    width: float  # the base variant's own width_mult / depth_mult
     depth: float
 
     @property
@@ -106,40 +101,21 @@ class ScalingBase:
         return self.spec.input[1]
 
 
-def _builder(spec: ModelSpec) -> Callable[..., Any]:
-    import importlib
-
-    module_name, _, func_name = spec.builder.partition(":")
-    return getattr(importlib.import_module(module_name), func_name)
-
-
 def scaling_base(name: str) -> ScalingBase:
-    """The base ``name`` (registered variant or family alias) with its multiplier options; a
-    variant whose builder has no width or no depth multiplier is a UsageError."""
+    """The base ``name`` (registered variant or family alias). Every family builder takes
+    ``width_mult`` and ``depth_mult``; a base with a non-square input is a UsageError."""
     from cnnprof.models import registry
 
     spec = registry.get(name)
-    params = inspect.signature(_builder(spec)).parameters
-    width_opt = next((o for o in WIDTH_OPTIONS if o in params), None)
-    depth_opt = next((o for o in DEPTH_OPTIONS if o in params), None)
-    if width_opt is None or depth_opt is None:
-        raise UsageError(
-            f"{spec.name} has no width and depth multipliers to scale; bases that have them: "
-            "efficientnet_b0 (any efficientnet_b*), ghostnet_100, mobilenetv3_large, fbnet_b"
-        )
     if spec.input[1] != spec.input[2]:
         raise UsageError(f"{spec.name} has a non-square input {spec.input[1]}x{spec.input[2]}; scale a square one")
     options = dict(spec.options)
-
-    def default(opt: str) -> float:
-        value = options.get(opt, params[opt].default)
-        return float(value) if value is not inspect.Parameter.empty else 1.0
-
-    return ScalingBase(spec, width_opt, depth_opt, default(width_opt), default(depth_opt))
+    return ScalingBase(spec, float(options.get("width_mult", 1.0)), float(options.get("depth_mult", 1.0)))
 
 
-def build_scaled(base: ScalingBase, depth_mult: float, width_mult: float) -> nn.Module:
-    return base.spec.build(**{base.width_option: base.width * width_mult, base.depth_option: base.depth * depth_mult})
+def scaled_target(base: ScalingBase, depth_mult: float, width_mult: float) -> Target:
+    """The base with its multipliers scaled by ``depth_mult`` and ``width_mult``."""
+    return registered(base.name, width_mult=base.width * width_mult, depth_mult=base.depth * depth_mult)
 
 
 # -- what was built -------------------------------------------------------------------------------------
@@ -205,7 +181,7 @@ def built_structure(model: nn.Module, input_shape: tuple[int, int, int]) -> tupl
 
 # -- rows -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ScaleRow:
+class ScaleRow(Row):
     base: str
     phi: float
     depth_mult: float  # α^φ
@@ -226,17 +202,7 @@ class ScaleRow:
     closest_macs: int | None  # its official count (catalog reference)
     latency_ms_median: float | None = None
     latency_ms_iqr: float | None = None
-    latency_warnings: str = ""
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        d["repeats"] = list(self.repeats)
-        return d
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
+    latency_warnings: Notes = Notes()
 
 
 def official_variants(family: str) -> list[ModelSpec]:
@@ -256,12 +222,9 @@ def closest_official(family: str, macs: float) -> ModelSpec | None:
     return min(candidates, key=lambda s: abs(math.log(s.reference.macs / macs)))
 
 
-def _option(spec: ModelSpec, names: Sequence[str]) -> float | None:
-    options = dict(spec.options)
-    for n in names:
-        if n in options:
-            return float(options[n])
-    return None
+def _option(spec: ModelSpec, name: str) -> float | None:
+    value = dict(spec.options).get(name)
+    return None if value is None else float(value)
 
 
 def scale_rows(
@@ -278,6 +241,7 @@ def scale_rows(
     ``resolution``), and time it with ``latency`` (torch eager, CPU, 1 thread). Bad input raises
     UsageError before any model is built."""
     from cnnprof.counting import count
+    from cnnprof.targets import calibrate_model, count_target
 
     coeffs.check()
     for phi in phis:
@@ -295,40 +259,37 @@ def scale_rows(
         res = scaled_resolution(base_res, r)
         if on_progress:
             on_progress(f"{base.name} φ={phi:g}: building and counting at {res}x{res}")
-        model = build_scaled(base, d, w)
+        target = scaled_target(base, d, w)
+        model = target.build(calibrate=False)
         shape = (base.spec.input[0], res, res)
         counts = count(model, shape, label=f"{base.name} φ={phi:g}")
         channels, repeats = built_structure(model, shape)
         if base_macs is None:
             base_shape = (base.spec.input[0], base_res, base_res)
-            base_macs = counts.macs if phi == 0 else count(build_scaled(base, 1.0, 1.0), base_shape).macs
+            base_macs = counts.macs if phi == 0 else count_target(scaled_target(base, 1.0, 1.0), base_shape).macs
         near = closest_official(base.spec.family, counts.macs)
         lat = None
         if latency:
             if on_progress:
                 on_progress(f"{base.name} φ={phi:g}: timing (torch eager, 1 thread)")
-            from cnnprof.models.calibrate import calibrate_batchnorm
-
-            calibrate_batchnorm(model, shape)  # random weights: keep activations at a realistic scale
-            lat = _time(model, shape, f"{base.name}@phi{phi:g}", protocol)
+            lat = _time(calibrate_model(model, shape), shape, f"{base.name}@phi{phi:g}", protocol)
         rows.append(ScaleRow(
             base=base.name, phi=phi, depth_mult=d, width_mult=w, res_mult=r, resolution=res,
             channels=channels, repeats=repeats, params=counts.params, macs=counts.macs,
             macs_ratio=counts.macs / base_macs, two_pow_phi=2.0**phi, compound_pow_phi=coeffs.factor**phi,
             closest=near.name if near else "",
-            closest_width=_option(near, WIDTH_OPTIONS) if near else None,
-            closest_depth=_option(near, DEPTH_OPTIONS) if near else None,
+            closest_width=_option(near, "width_mult") if near else None,
+            closest_depth=_option(near, "depth_mult") if near else None,
             closest_resolution=near.input[1] if near else 0,
             closest_macs=near.reference.macs if near else None,
             latency_ms_median=lat.median if lat else None, latency_ms_iqr=lat.iqr if lat else None,
-            latency_warnings="; ".join(lat.warnings) if lat else "",
+            latency_warnings=lat.warnings if lat else Notes(),
         ))
     return rows
 
 
 def _time(model: nn.Module, shape: tuple[int, ...], name: str, protocol: Protocol | None):
     from cnnprof.timing import TimingOptions, time_model
-    from cnnprof.timing.protocol import Protocol
+    from cnnprof.timing.protocol import WHOLE
 
-    protocol = protocol or Protocol(warmup_runs=2, warmup_s=0.3, min_runs=10, min_time_s=1.0)
-    return time_model(model, shape, name=name, opts=TimingOptions(threads=1, protocol=protocol))
+    return time_model(model, shape, name=name, opts=TimingOptions(threads=1, protocol=protocol or WHOLE))

@@ -118,7 +118,7 @@ def test_depthwise_share_claim_reads_the_profilers_shares(monkeypatch):
     share = types.SimpleNamespace(early_dw_conv_latency_share=0.3, early_dw_conv_macs_share=0.15, max_stride=8,
                                   early_dw_unit_latency_share=0.4, model_dw_conv_latency_share=0.2,
                                   model_dw_conv_macs_share=0.09, coverage=0.8)
-    monkeypatch.setattr("cnnprof.layerprof.depthwise_latency_share", lambda *a, **k: share)
+    monkeypatch.setattr("cnnprof.claims.depthwise.depthwise_latency_share", lambda *a, **k: share)
     m = eff_claims.measure_depthwise_share()
     assert m.measured == pytest.approx(2.0) and m.expected == 1.0
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnnprof import layerprof, machine
+from cnnprof.claims import depthwise
 from cnnprof.counting import count
 from cnnprof.models.blocks.core import ConvBNAct, MBConv
 from cnnprof.models.blocks.esp import EESP
@@ -285,7 +286,7 @@ def test_depthwise_share_of_early_stages_and_whole_model():
     times = dict.fromkeys(names, 0.1)
     times["block.conv_dw.conv"] = 0.6
     prof = layerprof.build_rows(model, counts, _synthetic(model, times), model_name="tiny")
-    share = layerprof.depthwise_share(prof, max_stride=2)
+    share = depthwise.depthwise_share(prof, max_stride=2)
     early = [r for r in prof.rows if r.stride <= 2]
     assert share.early_latency_ms == pytest.approx(sum(r.latency_ms for r in early))
     assert share.early_dw_conv_latency_share == pytest.approx(0.6 / share.early_latency_ms)
@@ -294,7 +295,7 @@ def test_depthwise_share_of_early_stages_and_whole_model():
     # the unit adds the BN and activation after the depthwise conv
     assert share.early_dw_unit_latency_share == pytest.approx(0.8 / share.early_latency_ms)
     assert share.model_dw_conv_latency_share == pytest.approx(0.6 / prof.layers_sum_ms)
-    assert layerprof.depthwise_share(prof, max_stride=1).early_macs == 0
+    assert depthwise.depthwise_share(prof, max_stride=1).early_macs == 0
 
 
 # -- real timing, tiny models ---------------------------------------------------------------------------
@@ -337,7 +338,7 @@ def test_a_model_that_fails_becomes_an_error_row():
     (row,) = prof.ordered(5)
     assert row.model == "broken" and row.error == prof.error and row.latency_ms is None
     with pytest.raises(Exception, match="rejects input"):
-        layerprof.depthwise_share(prof)
+        depthwise.depthwise_share(prof)
 
 
 def test_unknown_backend_is_a_usage_error():

@@ -189,10 +189,10 @@ def _fake_rows(n_ok: int, then=None):
 
 
 def test_bench_keeps_measured_rows_on_ctrl_c(cli, monkeypatch, tmp_path):
-    from cnnprof import api
+    from cnnprof import bench
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(api, "bench_rows", _fake_rows(2, then=KeyboardInterrupt()))
+    monkeypatch.setattr(bench, "bench_rows", _fake_rows(2, then=KeyboardInterrupt()))
     result = cli("bench", "mobilenetv3_small", "-f", "json")
     assert result.exit_code == 130
     assert [r["model"] for r in json.loads(result.stdout)] == ["m0", "m1"]

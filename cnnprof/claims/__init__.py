@@ -15,7 +15,6 @@ returns :class:`ClaimResult` rows and the pictures the measurements can draw.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 import time
@@ -24,8 +23,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnprof.errors import CnnprofError, UsageError
+from cnnprof.rows import Choice, Row
 
-VERDICTS = ("holds", "deviates", "cited")
+
+class Verdict(Choice):
+    """What a claim's measurement says of it."""
+
+    HOLDS = "holds"
+    DEVIATES = "deviates"
+    CITED = "cited"
+
+
+class ToleranceKind(Choice):
+    """``rel``: within a fraction of the expected figure; ``abs``: within a fixed amount;
+    ``above`` / ``below``: one-sided, strictly above / below it."""
+
+    REL = "rel"
+    ABS = "abs"
+    ABOVE = "above"
+    BELOW = "below"
+
+
+VERDICTS = tuple(Verdict)
 MODULES = ("espnet", "fbnet", "efficientnet", "ghostnet", "mobilenetv3")
 # The claim families, in the seed's order (the model zoo's family names).
 FAMILIES = (
@@ -51,42 +70,44 @@ class Tolerance:
     one-sided, the measurement must be strictly above / below the expected figure.
     """
 
-    kind: str
+    kind: ToleranceKind
     value: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("rel", "abs", "above", "below"):
-            raise ValueError(f"unknown tolerance kind {self.kind!r}")
+        try:
+            object.__setattr__(self, "kind", ToleranceKind(self.kind))
+        except ValueError:
+            raise ValueError(f"unknown tolerance kind {self.kind!r}") from None
 
     def accepts(self, expected: float, measured: float) -> bool:
         if math.isnan(measured):
             return False
-        if self.kind == "rel":
+        if self.kind is ToleranceKind.REL:
             return abs(measured - expected) <= self.value * abs(expected)
-        if self.kind == "abs":
+        if self.kind is ToleranceKind.ABS:
             return abs(measured - expected) <= self.value
-        if self.kind == "above":
+        if self.kind is ToleranceKind.ABOVE:
             return measured > expected
         return measured < expected
 
     def describe(self) -> str:
-        if self.kind == "rel":
+        if self.kind is ToleranceKind.REL:
             return f"±{100 * self.value:g}%"
-        if self.kind == "abs":
+        if self.kind is ToleranceKind.ABS:
             return f"±{self.value:g}"
-        return "> expected" if self.kind == "above" else "< expected"
+        return "> expected" if self.kind is ToleranceKind.ABOVE else "< expected"
 
 
 def rel(value: float) -> Tolerance:
-    return Tolerance("rel", value)
+    return Tolerance(ToleranceKind.REL, value)
 
 
 def absolute(value: float) -> Tolerance:
-    return Tolerance("abs", value)
+    return Tolerance(ToleranceKind.ABS, value)
 
 
-ABOVE = Tolerance("above")
-BELOW = Tolerance("below")
+ABOVE = Tolerance(ToleranceKind.ABOVE)
+BELOW = Tolerance(ToleranceKind.BELOW)
 
 
 @dataclass(frozen=True)
@@ -138,7 +159,7 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class ClaimResult:
+class ClaimResult(Row):
     """One report row. ``expected`` / ``measured`` are plain numbers in ``unit`` (None where there
     is none); ``tolerance`` is its description; ``detail`` says how it was measured, or why not."""
 
@@ -149,14 +170,11 @@ class ClaimResult:
     expected: float | None
     measured: float | None
     tolerance: str
-    verdict: str
+    verdict: Verdict
     detail: str
     unit: str = ""
     formula: float | None = None
     seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -166,12 +184,12 @@ class ClaimRun:
 
     @property
     def deviating(self) -> list[ClaimResult]:
-        return [r for r in self.results if r.verdict == "deviates"]
+        return [r for r in self.results if r.verdict is Verdict.DEVIATES]
 
 
-def verdict_for(claim: Claim, expected: float | None, measured: float) -> str:
+def verdict_for(claim: Claim, expected: float | None, measured: float) -> Verdict:
     assert claim.tolerance is not None and expected is not None
-    return "holds" if claim.tolerance.accepts(expected, measured) else "deviates"
+    return Verdict.HOLDS if claim.tolerance.accepts(expected, measured) else Verdict.DEVIATES
 
 
 def evaluate(claim: Claim) -> tuple[ClaimResult, tuple[Plot, ...]]:
@@ -180,16 +198,16 @@ def evaluate(claim: Claim) -> tuple[ClaimResult, tuple[Plot, ...]]:
             "unit": claim.unit}
     tolerance = claim.tolerance.describe() if claim.tolerance else ""
     if claim.measure is None:
-        return ClaimResult(**base, expected=claim.expected, measured=None, tolerance=tolerance, verdict="cited",
+        return ClaimResult(**base, expected=claim.expected, measured=None, tolerance=tolerance, verdict=Verdict.CITED,
                            detail=claim.cited), ()
     start = time.perf_counter()
     try:
         m = claim.measure()
     except NotAvailable as exc:
-        return ClaimResult(**base, expected=claim.expected, measured=None, tolerance=tolerance, verdict="cited",
+        return ClaimResult(**base, expected=claim.expected, measured=None, tolerance=tolerance, verdict=Verdict.CITED,
                            detail=f"not measured: {exc}", seconds=time.perf_counter() - start), ()
     except CnnprofError as exc:  # a measurement that could not run here (a backend, a profiler)
-        return ClaimResult(**base, expected=claim.expected, measured=None, tolerance=tolerance, verdict="cited",
+        return ClaimResult(**base, expected=claim.expected, measured=None, tolerance=tolerance, verdict=Verdict.CITED,
                            detail=f"not measured on this machine: {exc}", seconds=time.perf_counter() - start), ()
     expected = claim.expected if m.expected is None else m.expected
     return ClaimResult(

@@ -20,10 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from cnnprof.timing.protocol import Protocol
 
 SEED = "seed 000_bb3f2cd0ea179623 (CNN 模型小型化（下）)"
-# Short interleaved protocol for the timing claims: a few seconds per pair on a 2-core machine.
-QUICK_WARMUP_S = 0.3
-QUICK_MIN_RUNS = 8
-QUICK_MIN_TIME_S = 1.5
 
 
 # Where the training-step claims time: "cpu" unless `cnnprof claims --device cuda` says otherwise.
@@ -61,13 +57,11 @@ def cite(name: str, figure: str) -> str:
 def count_registered(name: str, resolution: int | None = None, options: tuple[tuple[str, Any], ...] = ()) -> Counts:
     """Counts of a registered variant (optionally with builder overrides and a square input),
     built once per process: several claims read the same model."""
-    from cnnprof.counting import count
-    from cnnprof.models import registry
+    from cnnprof.targets import count_target, registered
 
-    spec = registry.get(name)
-    model = spec.build(**dict(options))
-    shape = spec.input if resolution is None else (spec.input[0], resolution, resolution)
-    return count(model, shape, label=name)
+    target = registered(name, **dict(options))
+    shape = target.input if resolution is None else (target.input[0], resolution, resolution)
+    return count_target(target, shape)
 
 
 def count_module(module: nn.Module, shape: tuple[int, ...]) -> Counts:
@@ -96,10 +90,10 @@ def exponent(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def quick_protocol() -> Protocol:
-    from cnnprof.timing.protocol import Protocol
+    """The short interleaved protocol of the timing claims (``timing.protocol.QUICK``)."""
+    from cnnprof.timing.protocol import QUICK
 
-    return Protocol(warmup_runs=2, warmup_s=QUICK_WARMUP_S, min_runs=QUICK_MIN_RUNS, min_time_s=QUICK_MIN_TIME_S,
-                    max_time_s=30.0)
+    return QUICK
 
 
 def interleaved(steps: Sequence[Callable[[], float]], protocol: Protocol) -> list[list[float]]:

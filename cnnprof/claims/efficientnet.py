@@ -51,9 +51,9 @@ def width_exponent_formula() -> tuple[float, float]:
     1000-class classifier) scales as w, every other one as w²."""
     from torch import nn
 
-    from cnnprof.models import registry
+    from cnnprof.targets import registered
 
-    model = registry.get(B0).build()
+    model = registered(B0).build(calibrate=False)
     modules = dict(model.named_modules())
     counts = count_registered(B0)
     linear_macs = quad_macs = dw_macs = 0
@@ -211,18 +211,18 @@ def nas_reward(accuracy: float, step_time: float, params: float, *, w: float = R
 def measure_nas_reward() -> Measurement:
     from cnnprof.counting import count_params
     from cnnprof.models import registry
+    from cnnprof.targets import registered
     from cnnprof.timing import torch_threads
-    from cnnprof.timing.protocol import Protocol
+    from cnnprof.timing.protocol import SLOW_STEP
 
     names = ("efficientnetv2_s", "efficientnetv2_m")
     acc = [registry.get(n).paper_figure.top1 for n in names]
-    models = [registry.get(n).build() for n in names]
+    models = [registered(n).build(calibrate=False) for n in names]
     params = [count_params(m) for m in models]
     with torch_threads(1):
         runners = train_step_runners(models, (3, TRAIN_RES, TRAIN_RES))
         # V2-M's step takes ~1 s here: fewer rounds than the quick protocol.
-        t_s, t_m = interleaved([r.step for r in runners],
-                               Protocol(warmup_runs=1, warmup_s=0.0, min_runs=6, min_time_s=1.0, max_time_s=30.0))
+        t_s, t_m = interleaved([r.step for r in runners], SLOW_STEP)
     step_ratio, lo, hi, _ = ratio_summary(t_m, t_s)
     p_ratio = params[1] / params[0]
     reward_s = nas_reward(acc[0], 1.0, params[0] / 1e6)
@@ -241,11 +241,8 @@ def measure_nas_reward() -> Measurement:
 
 
 def measure_depthwise_share() -> Measurement:
-    try:
-        from cnnprof.layerprof import depthwise_latency_share
-    except (ImportError, AttributeError) as exc:
-        raise NotAvailable(f"the per-layer profiler (cnnprof.layerprof.depthwise_latency_share) is not available "
-                           f"yet ({exc})") from exc
+    from cnnprof.claims.depthwise import depthwise_latency_share
+
     share = depthwise_latency_share(B0, protocol=quick_protocol())
     lat, macs = share.early_dw_conv_latency_share, share.early_dw_conv_macs_share
     if not lat or not macs:

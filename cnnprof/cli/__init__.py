@@ -1,4 +1,4 @@
-"""The ``cnnprof`` command line: one module per command, each thin (parse -> api -> render).
+"""The ``cnnprof`` command line: one module per command, each thin (parse -> call a room -> render).
 
 Errors a user can cause print one line on stderr (``cnnprof: error: ...``) and exit 2 (bad
 usage) or 1 (a check failed); a traceback is a bug. Only typer is imported here, so

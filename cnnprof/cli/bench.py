@@ -24,6 +24,7 @@ from cnnprof.cli.timed import LATENCY_COLUMNS, collect, finish, save_report
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
+from cnnprof.timing.protocol import DEFAULT
 
 COLUMNS = [
     Column("model", "model"),
@@ -52,8 +53,8 @@ def bench_command(
     channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format (torch backends).")] = False,
     train: Annotated[bool, typer.Option("--train", help="Time a training step: forward, backward, SGD step.")] = False,
     resolution: ResolutionOpt = None,
-    min_time: MinTimeOpt = 2.0,
-    min_runs: MinRunsOpt = 10,
+    min_time: MinTimeOpt = DEFAULT.min_time_s,
+    min_runs: MinRunsOpt = DEFAULT.min_runs,
     plot: PlotOpt = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
@@ -77,20 +78,23 @@ def bench_command(
 
       cnnprof bench fbnet_c --threads all --plot latency.png
     """
-    from cnnprof import api, timing
+    from cnnprof import bench, timing
+    from cnnprof.cli import options
     from cnnprof.plots import check_plot_path, latency_bars
-    from cnnprof.timing.protocol import Protocol
+    from cnnprof.targets import parse_resolution, resolve_targets
+    from cnnprof.timing import environment
+    from cnnprof.timing.protocol import with_limits
 
     check_writable(output)
     check_plot_path(plot)
-    backends = api.parse_list(backend, what="backend", choices=timing.BACKENDS)
-    batches = api.parse_batches(batch)
-    n_threads = api.parse_threads(threads)
-    targets = api.resolve_targets(models, input_shape=input_shape, model_args=model_arg)
-    res = api.parse_resolution(resolution)
-    protocol = Protocol(min_time_s=min_time, min_runs=min_runs)
+    backends = options.parse_list(backend, what="backend", choices=timing.BACKENDS)
+    batches = options.parse_batches(batch)
+    n_threads = environment.parse_threads(threads)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    res = parse_resolution(resolution)
+    protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
     rows, interrupted = collect(
-        lambda update: api.bench_rows(
+        lambda update: bench.bench_rows(
             targets, backends=backends, device=device, batches=batches, threads=n_threads,
             channels_last=channels_last, train=train, resolution=res, protocol=protocol, on_progress=update,
         )
@@ -106,4 +110,4 @@ def bench_command(
         say(f"saved {saved}")
         if plot is not None:
             latency_bars(records, plot, title="training step" if train else "inference latency")
-    finish(records, interrupted)
+    finish(rows, interrupted)

@@ -110,7 +110,7 @@ def claims_command(
     for r in run.results:
         rec = r.to_dict()
         rec["expected_text"] = format_value(r.expected, r.unit)
-        rec["measured_text"] = "cited" if r.verdict == "cited" else format_value(r.measured, r.unit)
+        rec["measured_text"] = "cited" if r.verdict is registry.Verdict.CITED else format_value(r.measured, r.unit)
         records.append(rec)
     if fmt == Format.table and output is None:
         emit(records, columns=COLUMNS, title="claims of the seed chapter, measured on this machine "
@@ -122,9 +122,9 @@ def claims_command(
         for p in run.plots:
             p.draw(plot / p.filename)
             say(f"wrote {plot / p.filename}")
-    counts = {v: sum(r.verdict == v for r in run.results) for v in registry.VERDICTS}
-    say(f"{len(run.results)} claims: {counts['holds']} hold, {counts['deviates']} deviate, "
-                  f"{counts['cited']} cited")
+    counts = {v: sum(r.verdict is v for r in run.results) for v in registry.Verdict}
+    held, deviated, cited = (counts[v] for v in (registry.Verdict.HOLDS, registry.Verdict.DEVIATES, registry.Verdict.CITED))
+    say(f"{len(run.results)} claims: {held} hold, {deviated} deviate, {cited} cited")
     if strict and run.deviating:
         ids = ", ".join(r.id for r in run.deviating)
         raise CheckFailed(f"--strict: {len(run.deviating)} measured claim(s) deviate: {ids}")

@@ -26,6 +26,7 @@ from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
 from cnnprof.terminal import say
+from cnnprof.timing.protocol import DEFAULT
 
 RATIO_FIELDS = ["params_ratio", "macs_ratio", "latency_ratio"]
 COUNT_COLUMNS = [
@@ -58,26 +59,27 @@ def with_ratios(rows: list[ProfileRow]) -> list[dict]:
     return out
 
 
-def wide(records: list[dict], backends: list[str]) -> tuple[list[dict], list[Column]]:
-    """One line per model for the terminal: counts, then median latency and ratio per backend."""
+def wide(rows: list[ProfileRow], records: list[dict], backends: list[str]) -> tuple[list[dict], list[Column]]:
+    """One line per model for the terminal: counts, then median latency and ratio per backend
+    (``records`` are ``rows`` with their ratios)."""
     by_model: dict[str, dict] = {}
-    for r in records:
-        row = by_model.setdefault(r["model"], {k: r.get(k) for k in ("model", "input", "params", "params_ratio",
-                                                                      "macs", "macs_ratio")})
+    for row, r in zip(rows, records):
+        line = by_model.setdefault(r["model"], {k: r.get(k) for k in ("model", "input", "params", "params_ratio",
+                                                                       "macs", "macs_ratio")})
         if r.get("backend"):
-            row[f"{r['backend']}_ms"] = r.get("latency_ms_median")
-            row[f"{r['backend']}_ratio"] = r.get("latency_ratio")
+            line[f"{r['backend']}_ms"] = r.get("latency_ms_median")
+            line[f"{r['backend']}_ratio"] = r.get("latency_ratio")
             if r.get("parity_max_abs") is not None:
-                row["parity"] = max(row.get("parity") or 0.0, r["parity_max_abs"])
-        errors = [e for e in (row.get("error"), r.get("error")) if e]
-        row["error"] = "; ".join(dict.fromkeys(errors))
-        if r.get("warnings"):
-            tags = ", ".join(dict.fromkeys(w.split(":")[0] for w in r["warnings"].split("; ")))
-            row["warnings"] = "; ".join(filter(None, [row.get("warnings"), f"{r['backend']}: {tags}"]))
+                line["parity"] = max(line.get("parity") or 0.0, r["parity_max_abs"])
+        errors = [e for e in (line.get("error"), r.get("error")) if e]
+        line["error"] = "; ".join(dict.fromkeys(errors))
+        if row.warnings:
+            tags = ", ".join(row.warnings.kinds())
+            line["warnings"] = "; ".join(filter(None, [line.get("warnings"), f"{row.backend}: {tags}"]))
     columns = list(COUNT_COLUMNS)
     for b in backends:
         columns += [Column(f"{b}_ms", f"{b} median", "ms"), Column(f"{b}_ratio", "/ first", "ratio")]
-    if any("parity" in row for row in by_model.values()):
+    if any("parity" in line for line in by_model.values()):
         columns.append(Column("parity", "max |diff| vs torch", "float"))
     columns += [Column("warnings", "warnings", wrap=True), Column("error", "error", wrap=True)]
     return list(by_model.values()), columns
@@ -91,8 +93,8 @@ def compare_command(
     threads: ThreadsOpt = "1",
     resolution: ResolutionOpt = None,
     batch: BatchOpt = 1,
-    min_time: MinTimeOpt = 2.0,
-    min_runs: MinRunsOpt = 10,
+    min_time: MinTimeOpt = DEFAULT.min_time_s,
+    min_runs: MinRunsOpt = DEFAULT.min_runs,
     plot: PlotOpt = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
@@ -113,25 +115,28 @@ def compare_command(
 
       cnnprof compare 'ghostnet*' --no-timing --format md
     """
-    from cnnprof import api, timing
+    from cnnprof import bench, timing
+    from cnnprof.cli import options
     from cnnprof.plots import check_plot_path, macs_vs_latency
-    from cnnprof.timing.protocol import Protocol
+    from cnnprof.targets import check_batch, parse_resolution, resolve_targets
+    from cnnprof.timing import environment
+    from cnnprof.timing.protocol import with_limits
 
     check_writable(output)
     check_plot_path(plot)
-    backends = [] if no_timing else api.parse_list(backend, what="backend", choices=timing.BACKENDS)
-    n_threads = api.parse_threads(threads)
-    targets = api.resolve_targets(models, input_shape=input_shape, model_args=model_arg)
-    res = api.parse_resolution(resolution)
-    api.check_batch(batch)
+    backends = [] if no_timing else options.parse_list(backend, what="backend", choices=timing.BACKENDS)
+    n_threads = environment.parse_threads(threads)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    res = parse_resolution(resolution)
+    check_batch(batch)
     if no_timing:
         def produce(update):
-            return (row for row, _ in api.count_rows(targets, resolution=res, batch=batch, on_progress=update))
+            return (row for row, _ in bench.count_rows(targets, resolution=res, batch=batch, on_progress=update))
     else:
-        protocol = Protocol(min_time_s=min_time, min_runs=min_runs)
+        protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
 
         def produce(update):
-            return api.bench_rows(targets, backends=backends, device=device, batches=[batch], threads=n_threads,
+            return bench.bench_rows(targets, backends=backends, device=device, batches=[batch], threads=n_threads,
                                   resolution=res, protocol=protocol, on_progress=update)
     rows, interrupted = collect(produce)
     if not rows:
@@ -140,7 +145,7 @@ def compare_command(
     records = with_ratios(rows)
     fields = ProfileRow.field_names() + RATIO_FIELDS
     if fmt == Format.table and output is None:
-        table_rows, columns = wide(records, backends)
+        table_rows, columns = wide(rows, records, backends)
         emit(table_rows, columns=columns, title=f"compared with {rows[0].model} "
              f"(MACs = conv + linear multiply-adds; latency: batch {batch}, {n_threads} thread(s), {device})")
     else:
@@ -149,4 +154,4 @@ def compare_command(
     say(f"saved {saved}")
     if plot is not None and backends:
         macs_vs_latency(records, plot, title=f"MACs against latency ({n_threads} thread(s), batch {batch})")
-    finish(records, interrupted)
+    finish(rows, interrupted)

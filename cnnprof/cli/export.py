@@ -58,13 +58,13 @@ def export_command(
 
       cnnprof export tests/user_model.py:tiny_net --input 3x64x64
     """
-    from cnnprof import api
+    from cnnprof import targets
     from cnnprof.exporting import export_and_check
 
     if output is not None and output.suffix.lower() != ".onnx":
         raise typer.BadParameter("the file name must end in .onnx", param_hint="--output")
     check_writable(output)
-    target = api.resolve_targets([model], input_shape=input_shape, model_args=model_arg)[0]
+    target = targets.resolve_targets([model], input_shape=input_shape, model_args=model_arg)[0]
     with progress() as update:
         update(f"exporting {target.name}")
         row = export_and_check(target, output=output, opset=opset, dynamic_batch=dynamic_batch)

@@ -95,12 +95,13 @@ def record_command(
     A user's model is stored as its reference and loaded again by `gate check`, so its factory's
     options go in the reference itself, not in --model-arg.
     """
-    from cnnprof import api, timing
+    from cnnprof import targets, timing
     from cnnprof.errors import UsageError
     from cnnprof.files import check_writable, write_atomic
     from cnnprof.gate import core, stats
     from cnnprof.gate.measure import Settings
     from cnnprof.report import emit
+    from cnnprof.timing import environment
 
     started = time.perf_counter()
     if baseline.exists() and not update:
@@ -110,8 +111,8 @@ def record_command(
     check_writable(output)
     if backend not in timing.BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(timing.BACKENDS)}")
-    n_threads = api.parse_threads(threads)
-    targets = core.plan(models, api.parse_resolution(resolution), input_shape=input_shape, backend=backend)
+    n_threads = environment.parse_threads(threads)
+    targets = core.plan(models, targets.parse_resolution(resolution), input_shape=input_shape, backend=backend)
     if str(baseline.parent) and not baseline.parent.exists():  # a fresh CI checkout may lack reports/
         baseline.parent.mkdir(parents=True, exist_ok=True)
     check_writable(baseline)

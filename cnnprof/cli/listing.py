@@ -10,10 +10,11 @@ import typer
 from cnnprof.cli.options import FormatOpt, OutputOpt
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
+from cnnprof.rows import Row
 
 
 @dataclass(frozen=True)
-class ListRow:
+class ListRow(Row):
     model: str
     family: str
     variant: str
@@ -25,9 +26,6 @@ class ListRow:
     official_params: int | None
     official_macs: int | None
     citation: str
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 COLUMNS = [
@@ -88,4 +86,4 @@ def list_command(
                 citation=short_citation(spec.paper) if fmt == Format.table else spec.paper,
             )
         )
-    emit(rows, columns=COLUMNS, fmt=fmt, output=output, title=f"{len(rows)} models (MACs = multiply-adds, the papers' \"FLOPs\")")
+    emit(rows, columns=COLUMNS, fmt=fmt, output=output, fields=ListRow, title=f"{len(rows)} models (MACs = multiply-adds, the papers' \"FLOPs\")")

@@ -16,6 +16,7 @@ import typer
 from cnnprof.cli.options import FormatOpt, ModelArgOpt, OutputOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
+from cnnprof.timing.protocol import LUT_ENTRY, WHOLE
 
 lut_app = typer.Typer(
     help=(
@@ -138,11 +139,11 @@ def build_command(
                                             "the load at fitting time.")] = False,
     clock: ClockOpt = "wall",
     min_time: Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
-                                            help="Seconds of timed calls per entry (over all rounds).")] = 0.3,
+                                            help="Seconds of timed calls per entry (over all rounds).")] = LUT_ENTRY.min_time_s,
     rounds: Annotated[int, typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
                                         help="Passes over all entries; an entry keeps the median of its rounds.")] = 3,
     min_runs: Annotated[int, typer.Option("--min-runs", min=1, rich_help_panel=EXPERT,
-                                          help="Timed calls per entry, at least.")] = 10,
+                                          help="Timed calls per entry, at least.")] = LUT_ENTRY.min_runs,
     layers: Annotated[Optional[str], typer.Option("--layers", rich_help_panel=EXPERT,
                                                   help="Only these searchable layers, e.g. 0,1 (index stays whole).")] = None,
     max_entries: Annotated[Optional[int], typer.Option("--max-entries", min=0, rich_help_panel=EXPERT,
@@ -168,16 +169,17 @@ def build_command(
 
       cnnprof lut build --clock cpu
     """
-    from cnnprof import api
     from cnnprof.errors import UsageError
     from cnnprof.files import check_writable
     from cnnprof.lut import builder as lut_build
     from cnnprof.lut.table import default_path
     from cnnprof.report import emit
-    from cnnprof.timing.protocol import Protocol
+    from cnnprof.targets import resolve_targets
+    from cnnprof.timing import environment
+    from cnnprof.timing.protocol import with_limits
 
     backend_name = _backend(backend, "torch")
-    n_threads = api.parse_threads(threads or "1")
+    n_threads = environment.parse_threads(threads or "1")
     clock = _clock(clock, n_threads)
     path = output or default_path(backend_name, n_threads, clock)
     if space not in ("fbnet", "none"):
@@ -194,7 +196,7 @@ def build_command(
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     check_writable(path)
-    targets = api.resolve_targets(names) if names else []
+    targets = resolve_targets(names) if names else []
     jobs, spaces = [], {}
     if space == "fbnet":
         space_jobs, index = lut_build.fbnet_space_jobs(layers=layer_list)
@@ -202,7 +204,7 @@ def build_command(
         spaces[lut_build.FBNET_SPACE_NAME] = index
     for target in targets:
         jobs += lut_build.model_jobs(target)
-    protocol = Protocol(warmup_runs=3, warmup_s=0.05, min_runs=min_runs, min_time_s=min_time, max_time_s=20.0)
+    protocol = with_limits(LUT_ENTRY, min_time_s=min_time, min_runs=min_runs)
     with progress_bar() as update:
         table, report = lut_build.build(jobs, path=path, backend=backend_name, threads=n_threads, clock=clock,
                                         protocol=protocol, rounds=rounds,
@@ -272,7 +274,7 @@ def predict_command(
                                                "loss, else fastest); default all up to 1000, else 20.")] = None,
     min_time: Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
                                             help="Seconds of timed calls per whole network (--measure; over all "
-                                            "rounds).")] = 1.0,
+                                            "rounds).")] = WHOLE.min_time_s,
     rounds: Annotated[int, typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
                                         help="Passes over all networks (--measure); each keeps the median of its "
                                         "rounds.")] = 3,
@@ -301,25 +303,26 @@ def predict_command(
 
       cnnprof lut predict mobilenetv3_large --table models/lut-torch-t1.json --strict-env
     """
-    from cnnprof import api
     from cnnprof.errors import CheckFailed, UsageError
     from cnnprof.files import check_writable
     from cnnprof.lut import evaluate
     from cnnprof.lut.table import default_path, load
     from cnnprof.report import emit, human
-    from cnnprof.timing.protocol import Protocol
+    from cnnprof.targets import resolve_targets
+    from cnnprof.timing import environment
+    from cnnprof.timing.protocol import with_limits
 
     check_writable(output)
     if not models and not sample:
         raise UsageError("give model names or --sample N")
     if loss is not None and loss <= 0:
         raise UsageError(f"--loss takes a positive cross-entropy value, got {loss}")
-    n_threads = api.parse_threads(threads) if threads is not None else None
+    n_threads = environment.parse_threads(threads) if threads is not None else None
     backend_name = _backend(backend, "torch") if backend is not None else None
     path = table_path or default_path(backend_name or "torch", n_threads or 1, _clock(clock, n_threads or 1))
     table = load(path)
-    targets = api.resolve_targets(models, model_args=model_arg) if models else []
-    protocol = Protocol(warmup_runs=3, warmup_s=0.3, min_runs=10, min_time_s=min_time, max_time_s=60.0)
+    targets = resolve_targets(models, model_args=model_arg) if models else []
+    protocol = with_limits(WHOLE, min_time_s=min_time)
     from cnnprof.cli.common import progress
 
     with progress() as update:

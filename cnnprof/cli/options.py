@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Sequence
 
 import typer
 
+from cnnprof.errors import UsageError
 from cnnprof.report import Format
 
 FormatOpt = Annotated[
@@ -50,3 +51,30 @@ ModelArgOpt = Annotated[
     Optional[list[str]],
     typer.Option("--model-arg", "-a", help="key=value passed to a user model's factory (repeatable)."),
 ]
+
+
+# -- parsing option values ------------------------------------------------------------------------
+def parse_list(text: str, *, what: str, choices: Sequence[str] | None = None) -> list[str]:
+    """``"torch, onnxruntime"`` -> ["torch", "onnxruntime"] (lower case, no repeats); a value not
+    in ``choices`` is a one-line error naming them."""
+    items = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"{what}: empty list")
+    if choices is not None:
+        bad = [t for t in items if t not in choices]
+        if bad:
+            raise UsageError(f"unknown {what} {bad[0]!r}; choose from {', '.join(choices)}")
+    return list(dict.fromkeys(items))
+
+
+def parse_batches(text: str) -> list[int]:
+    """``"1,8,32"`` -> [1, 8, 32]."""
+    from cnnprof.targets import check_batch
+
+    try:
+        batches = [int(t) for t in parse_list(text, what="batch")]
+    except ValueError:
+        raise UsageError(f"batch list must be integers separated by commas (e.g. 1,8), got {text!r}") from None
+    for b in batches:
+        check_batch(b)
+    return batches

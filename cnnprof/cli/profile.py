@@ -12,6 +12,8 @@ from cnnprof.cli.common import progress
 from cnnprof.cli.options import BatchOpt, FormatOpt, InputOpt, ModelArgOpt, ModelsArg, OutputOpt, ResolutionOpt
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
+from cnnprof.rows import ProfileRow
+from cnnprof.timing.protocol import PER_LAYER
 
 TOP_DEFAULT = 5
 DEPTH_DEFAULT = 2
@@ -76,10 +78,10 @@ def profile_command(
         help="With --timing: intra-op threads, N or 'all' (default 1).")] = None,
     min_time: Annotated[Optional[float], typer.Option(
         "--min-time", min=0.0, show_default=False,
-        help="With --timing: measure for at least this many seconds per model (default 3).")] = None,
+        help=f"With --timing: measure for at least this many seconds per model (default {PER_LAYER.min_time_s:g}).")] = None,
     min_runs: Annotated[Optional[int], typer.Option(
         "--min-runs", min=1, show_default=False,
-        help="With --timing: at least this many timed runs per model (default 30).")] = None,
+        help=f"With --timing: at least this many timed runs per model (default {PER_LAYER.min_runs}).")] = None,
 ) -> None:
     """Count params, MACs (conv + linear multiply-adds: the papers' "FLOPs"), activations and bytes moved.
 
@@ -107,7 +109,8 @@ def profile_command(
 
       cnnprof profile ghostnet --timing --backend onnxruntime -f csv -o ghostnet-layers.csv
     """
-    from cnnprof import api
+    from cnnprof import bench
+    from cnnprof.targets import check_batch, parse_resolution, resolve_targets
 
     check_writable(output)
     if not timing:
@@ -124,13 +127,13 @@ def profile_command(
                    threads=threads, min_time=min_time, min_runs=min_runs)
         return
     depth = DEPTH_DEFAULT if depth is None else depth
-    targets = api.resolve_targets(models, input_shape=input_shape, model_args=model_arg)
-    res = api.parse_resolution(resolution)
-    api.check_batch(batch)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    res = parse_resolution(resolution)
+    check_batch(batch)
     with progress() as update:
-        results = api.count_rows(targets, resolution=res, batch=batch, on_progress=update)
+        results = bench.count_rows(targets, resolution=res, batch=batch, on_progress=update)
     rows = [row for row, _ in results]
-    emit(rows, columns=COUNT_COLUMNS, fmt=fmt, output=output)
+    emit(rows, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=ProfileRow)
     if fmt == Format.table and output is None and len(results) == 1 and results[0][1] is not None:
         _print_details(results[0][1], depth)
 
@@ -205,30 +208,26 @@ KIND_COLUMNS = [
 def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt, output, backend, top, plot,
                 threads, min_time, min_runs) -> None:
     """``profile --timing``: per-layer latency joined with counts; tables, rows, roofline."""
-    from cnnprof import api, layerprof, machine
+    from cnnprof import layerprof, machine
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
+    from cnnprof.targets import check_batch, parse_resolution, resolve_targets, target_input
     from cnnprof.terminal import say
-    from cnnprof.timing.layers import DEFAULT_PROTOCOL
-    from cnnprof.timing.protocol import Protocol
+    from cnnprof.timing import environment
+    from cnnprof.timing.protocol import with_limits
 
     backend = layerprof.check_backend(backend or "torch")
     top = TOP_DEFAULT if top is None else top
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}")
     check_plot_path(plot)
-    n_threads = api.parse_threads(threads or "1")
-    protocol = Protocol(
-        warmup_runs=DEFAULT_PROTOCOL.warmup_runs, warmup_s=DEFAULT_PROTOCOL.warmup_s,
-        min_runs=DEFAULT_PROTOCOL.min_runs if min_runs is None else min_runs,
-        min_time_s=DEFAULT_PROTOCOL.min_time_s if min_time is None else min_time,
-        max_time_s=DEFAULT_PROTOCOL.max_time_s,
-    )
-    targets = api.resolve_targets(models, input_shape=input_shape, model_args=model_arg)
-    res = api.parse_resolution(resolution)
-    api.check_batch(batch)
+    n_threads = environment.parse_threads(threads or "1")
+    protocol = with_limits(PER_LAYER, min_time_s=min_time, min_runs=min_runs)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    res = parse_resolution(resolution)
+    check_batch(batch)
     for t in targets:
-        api.target_input(t, res)  # a bad resolution fails before the machine is measured
+        target_input(t, res)  # a bad resolution fails before the machine is measured
     profiles = []
     with progress() as update:
         if machine.load(n_threads) is None:

@@ -37,8 +37,8 @@ def scale_command(
     beta: Annotated[float, typer.Option("--beta", help="Width base β (>= 1).")] = 1.1,
     gamma: Annotated[float, typer.Option("--gamma", help="Resolution base γ (>= 1).")] = 1.15,
     base: Annotated[str, typer.Option(
-        "--base", help="Registered variant to scale: any with width and depth multipliers (efficientnet_b*, "
-                       "ghostnet_*, mobilenetv3_*, fbnet_*).")] = "efficientnet_b0",
+        "--base", help="Registered variant to scale: any with a square input (every family has width and "
+                       "depth multipliers).")] = "efficientnet_b0",
     resolution: Annotated[int | None, typer.Option(
         "--resolution", "-r", help="Input side at φ = 0 (default: the base's native input).")] = None,
     latency: Annotated[bool, typer.Option(
@@ -96,7 +96,7 @@ def scale_command(
     if plot is not None:
         _draw(rows, plot, title=f"{rows[0].base}: compound scaling (α={alpha:g}, β={beta:g}, γ={gamma:g})")
         say(f"wrote {plot}")
-    warnings = {w for r in rows for w in r.latency_warnings.split("; ") if w}
+    warnings = {w for r in rows for w in r.latency_warnings}
     for w in sorted(warnings):
         say(f"warning: {w}")
 

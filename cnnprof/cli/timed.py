@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Iterable
 
 from cnnprof.cli.common import progress
-from cnnprof.files import write_atomic
+from cnnprof.files import REPORTS_DIR, write_atomic
 from cnnprof.report import Column, Format, render_text
+from cnnprof.rows import ProfileRow
 from cnnprof.terminal import say
 
 LATENCY_COLUMNS = [
@@ -32,32 +33,19 @@ def collect(rows: Iterable) -> tuple[list, bool]:
     return out, False
 
 
-def environment_line(records: list[dict]) -> str | None:
-    env = next((r["environment"] for r in records if r.get("environment")), None)
-    if not env:
-        return None
-    load = ", ".join(f"{v:.2f}" for v in env["loadavg"])
-    gpu = f", {env['gpu']}" if env.get("gpu") else ""
-    extra = "".join(f", {k}={v}" for k, v in env.get("env", {}).items())
-    return (
-        f"{env['tool']}; torch {env['torch']}, onnxruntime {env['onnxruntime']}, python {env['python']}; "
-        f"{env['cpu']}, {env['cores']} cores{gpu}; {env['threads']} thread(s); load {load}{extra}"
-    )
-
-
 def save_report(kind: str, records: list[dict], fields: list[str]) -> Path:
     """Keep a CSV copy under reports/ (created if needed), named by command and time."""
-    folder = Path("reports")
+    folder = Path(REPORTS_DIR)
     folder.mkdir(exist_ok=True)
     path = folder / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     return write_atomic(path, render_text(records, fields, [], Format.csv))
 
 
-def finish(records: list[dict], interrupted: bool) -> None:
+def finish(rows: list[ProfileRow], interrupted: bool) -> None:
     """Say on stderr where things stand; exit 130 after an interruption (rows already saved)."""
-    line = environment_line(records)
-    if line:
-        say(f"environment: {line}")
+    env = next((r.environment for r in rows if r.environment is not None), None)
+    if env is not None:
+        say(f"environment: {env.describe()}")
     if interrupted:
-        say(f"interrupted: kept the {len(records)} row(s) measured so far")
+        say(f"interrupted: kept the {len(rows)} row(s) measured so far")
         raise SystemExit(130)

@@ -252,14 +252,14 @@ def check_models_exist(baseline: Baseline, source: str) -> None:
     user's reference (file, factory, ONNX file) must still resolve at its recorded input."""
     from cnnprof import references
     from cnnprof.errors import CnnprofError
-    from cnnprof.gate.worker import target_for
     from cnnprof.models import registry
+    from cnnprof.targets import resolve_one
 
     known = set(registry.list_models("*"))
     for m in baseline.models:
         if references.is_reference(m.name):
             try:
-                target_for(m.name, m.input)
+                resolve_one(m.name, m.input)
             except CnnprofError as exc:
                 raise UsageError(f"baseline {source!r} names model {m.name!r}, which no longer loads: {exc}") from None
             continue

@@ -19,7 +19,7 @@ from cnnprof.gate import stats
 from cnnprof.gate.baseline import SCHEMA, Baseline, ModelRecord, ProcessSamples, check_models_exist
 from cnnprof.gate.calibration import CALIBRATION_INPUT, CALIBRATION_NAME, CALIBRATION_VERSION
 from cnnprof.gate.measure import PROTOCOL_VERSION, GateModel, Run, Settings, measure, next_process_s
-from cnnprof.gate.worker import target_for
+from cnnprof.rows import Row
 
 Progress = Callable[[str], None]
 # What makes two environments time differently (the fingerprint's other keys, load and tool
@@ -34,22 +34,22 @@ def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None, *, inpu
 
     A user's factory options must be part of the reference (``file.py:factory(width=2)``): the
     baseline stores the reference and a check resolves it again."""
-    from cnnprof import api
+    from cnnprof.targets import resolve_targets, target_input
 
-    targets = api.resolve_targets(refs, input_shape=input_shape)
+    targets = resolve_targets(refs, input_shape=input_shape)
     for t in targets:
         if t.onnx_path is not None and backend != "onnxruntime":
             raise UsageError(f"{t.name} is an ONNX file: gate it with --backend onnxruntime")
-    return [GateModel(t.name, api.target_input(t, resolution)) for t in targets]
+    return [GateModel(t.name, target_input(t, resolution)) for t in targets]
 
 
 def count_models(models: Sequence[GateModel]) -> dict[str, tuple[int, int]]:
     """Exact (params, MACs) of each model at its input, from the built model (``counting.count``)."""
-    from cnnprof import api
+    from cnnprof.targets import count_target, resolve_one
 
     out = {}
     for m in models:
-        c = api.count_target(target_for(m.name, m.input), m.input)
+        c = count_target(resolve_one(m.name, m.input), m.input)
         out[m.name] = (c.params, c.macs)
     return out
 
@@ -99,7 +99,7 @@ def record(models: Sequence[GateModel], settings: Settings, *, threads_spec: str
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(Row):
     """One model's row of the verdict table (times in ms, ratios now / baseline)."""
 
     model: str
@@ -122,9 +122,6 @@ class Verdict:
     processes_now: int = 0
     method: str = ""
     note: str = ""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -155,7 +152,8 @@ def prepare(baseline: Baseline, *, source: str, strict_env: bool,
     """Checks that need no measurement: models still exist, same yardstick, environment.
 
     Returns (threads to use, this environment, differences from the baseline's)."""
-    from cnnprof import api, timing
+    from cnnprof import timing
+    from cnnprof.timing import environment
 
     check_models_exist(baseline, source)
     version = baseline.calibration.get("version")
@@ -167,7 +165,7 @@ def prepare(baseline: Baseline, *, source: str, strict_env: bool,
                          f"cnnprof uses v{PROTOCOL_VERSION}; record the baseline again (`cnnprof gate record ... --update`)")
     if baseline.backend not in timing.BACKENDS:
         raise UsageError(f"baseline {source!r} names backend {baseline.backend!r}; cnnprof has {', '.join(timing.BACKENDS)}")
-    n_threads = threads if threads is not None else api.parse_threads(baseline.threads_spec)
+    n_threads = threads if threads is not None else environment.parse_threads(baseline.threads_spec)
     env = _fingerprint(n_threads)
     diffs = environment_differences(baseline.environment, env, baseline.backend)
     if strict_env and diffs:

@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cnnprof.errors import CnnprofError
+from cnnprof.files import MODELS_DIR
 from cnnprof.gate.baseline import ProcessSamples
 from cnnprof.gate.worker import READY
+from cnnprof.rows import Row
+from cnnprof.timing.protocol import GATE
 
 Progress = Callable[[str], None]
 PROTOCOL_VERSION = 1
@@ -57,12 +60,12 @@ class Settings:
     backend: str = "torch"
     threads: int = 1
     processes: int = 4
-    min_time_s: float = 3.0  # timed rounds per process, at least this long ...
-    min_rounds: int = 12  # ... and at least this many rounds
+    min_time_s: float = GATE.min_time_s  # timed rounds per process, at least this long ...
+    min_rounds: int = GATE.min_runs  # ... and at least this many rounds
     instances: int = 4  # copies of every network per process, used in turn (see worker)
-    max_time_s: float = 120.0
-    warmup_s: float = 0.3
-    onnx_dir: str = "models"
+    max_time_s: float = GATE.max_time_s
+    warmup_s: float = GATE.warmup_s
+    onnx_dir: str = MODELS_DIR
     worker_timeout_s: float = 600.0
 
     @property
@@ -79,7 +82,7 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(Row):
     """One process: how long it took and how busy the machine was while it timed."""
 
     models: tuple[str, ...]
@@ -87,10 +90,6 @@ class Run:
     measure_s: float
     wall_s: float
     others_cores: float | None
-
-    def to_dict(self) -> dict:
-        return {"models": list(self.models), "rounds": self.rounds, "measure_s": self.measure_s,
-                "wall_s": self.wall_s, "others_cores": self.others_cores}
 
 
 def _job(models: Sequence[GateModel], s: Settings) -> dict:

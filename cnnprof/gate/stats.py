@@ -29,9 +29,20 @@ from typing import Sequence
 import numpy as np
 
 from cnnprof.gate.baseline import ProcessSamples
+from cnnprof.rows import Choice
 from cnnprof.timing.stats import bootstrap_ratio_ci, mann_whitney_u
 
-PASS, REGRESSION, IMPROVEMENT, COUNT_CHANGED = "pass", "regression", "improvement", "count changed"
+
+class GateVerdict(Choice):
+    """What ``gate check`` says of one model."""
+
+    PASS = "pass"
+    REGRESSION = "regression"
+    IMPROVEMENT = "improvement"
+    COUNT_CHANGED = "count changed"
+
+
+PASS, REGRESSION, IMPROVEMENT, COUNT_CHANGED = GateVerdict
 
 
 def normalised(p: ProcessSamples, clock: str = "wall") -> np.ndarray:

@@ -37,18 +37,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from cnnprof.files import MODELS_DIR
+
 READY = "cnnprof-gate-worker: READY"
-
-
-def target_for(name: str, input_shape: tuple[int, ...]):
-    """The ``api.Target`` a gate model names: a registered variant, or a user's reference (a
-    ``file.py:factory(...)``, ``package.module:factory``, ``.onnx`` file, ``timm:``/``torchvision:``
-    name) resolved again at the input it was recorded with."""
-    from cnnprof import api, references
-
-    if references.is_reference(name):
-        return api.resolve_targets([name], input_shape=tuple(input_shape))[0]
-    return api.resolve_targets([name])[0]
 
 
 def _warm_up(step: Callable[[], float], seconds: float, min_calls: int) -> None:
@@ -74,13 +65,14 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
 
     from cnnprof import timing
     from cnnprof.gate.calibration import CALIBRATION_INPUT, CALIBRATION_NAME, build_calibration
+    from cnnprof.targets import resolve_one
     from cnnprof.timing.protocol import CpuMonitor
 
     threads = int(job["threads"])
-    opts = timing.TimingOptions(backend=job["backend"], threads=threads, onnx_dir=job.get("onnx_dir", "models"))
+    opts = timing.TimingOptions(backend=job["backend"], threads=threads, onnx_dir=job.get("onnx_dir", MODELS_DIR))
     gen = torch.Generator().manual_seed(0)
     names = [CALIBRATION_NAME] + [item["name"] for item in job["models"]]
-    targets = [target_for(item["name"], tuple(item["input"])) for item in job["models"]]
+    targets = [resolve_one(item["name"], tuple(item["input"])) for item in job["models"]]
     # an ONNX file has no module: ONNX Runtime times the file itself
     models = [build_calibration()] + [None if t.onnx_path else t.build(seed=0) for t in targets]
     onnx_paths = [None] + [t.onnx_path for t in targets]

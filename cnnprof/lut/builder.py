@@ -25,8 +25,8 @@ from cnnprof.timing.protocol import Protocol
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from cnnprof.api import Target
     from cnnprof.models.fbnet import SearchSpace
+    from cnnprof.targets import Target
 
 FBNET_SPACE_NAME = "fbnet@224"
 CALIBRATION_MODELS = ("fbnet_a", "fbnet_b", "fbnet_c")
@@ -249,12 +249,12 @@ def calibrate(
     calibration, or None when a model has blocks missing from the table."""
     import tempfile
 
-    from cnnprof import api
+    from cnnprof import targets
     from cnnprof.lut.predict import predict_parts
 
     here = environment(table.backend, table.threads, table.clock)
     built = []
-    for target in api.resolve_targets(list(models)):
+    for target in targets.resolve_targets(list(models)):
         model = target.build()
         predicted, missing = predict_parts(table, split(model, target.input, name=target.name))
         if missing:

@@ -25,10 +25,11 @@ from cnnprof.lut.predict import (
     sample_choices,
 )
 from cnnprof.lut.table import Table, environment
+from cnnprof.rows import Note
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cnnprof.api import Target
     from cnnprof.lut.measure import Timer
+    from cnnprof.targets import Target
     from cnnprof.timing.protocol import Protocol
 
 ROW_FIELDS = [
@@ -131,7 +132,7 @@ def predict(
     used = list(dict.fromkeys(used_keys))
     result.used = len(used)
     for key in used:
-        for kind in {w.split(":")[0] for w in table.entries[key].warnings}:
+        for kind in {Note.parse(w).kind for w in table.entries[key].warnings}:
             result.flagged[kind] = result.flagged.get(kind, 0) + 1
     here = environment(backend, threads, table.clock)
     foreign = table.foreign(used_keys, here)

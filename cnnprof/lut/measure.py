@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from cnnprof.timing.protocol import Protocol
+from cnnprof.timing.protocol import LUT_ENTRY, LUT_QUICK, WHOLE, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -33,11 +33,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from cnnprof.rows import Latency
 
 # A table entry: short, since a space has ~110 distinct blocks (each 0.01-5 ms at one thread).
-BLOCK_PROTOCOL = Protocol(warmup_runs=3, warmup_s=0.05, min_runs=10, min_time_s=0.3, max_time_s=20.0)
+BLOCK_PROTOCOL = LUT_ENTRY
 # What ``additivity`` uses when it has no table: a minute for FBNet-A/B/C on a 2-core machine.
-QUICK_PROTOCOL = Protocol(warmup_runs=2, warmup_s=0.02, min_runs=10, min_time_s=0.12, max_time_s=10.0)
+QUICK_PROTOCOL = LUT_QUICK
 # A whole network for ``--measure``: long enough for a stable median of a 10-50 ms call.
-WHOLE_PROTOCOL = Protocol(warmup_runs=3, warmup_s=0.3, min_runs=10, min_time_s=1.0, max_time_s=60.0)
+WHOLE_PROTOCOL = WHOLE
 
 
 @dataclass(frozen=True)

@@ -236,11 +236,11 @@ def additivity(
     import tempfile
     from pathlib import Path
 
-    from cnnprof import api
+    from cnnprof import targets
     from cnnprof.lut.keys import split
     from cnnprof.lut.measure import QUICK_PROTOCOL, WHOLE_PROTOCOL, make_timer
     from cnnprof.lut.table import default_path, env_id, environment, load
-    from cnnprof.timing.protocol import Protocol
+    from cnnprof.timing.protocol import LUT_ROUND, Protocol
 
     if rounds < 1:
         raise UsageError(f"rounds must be at least 1, got {rounds}")
@@ -255,14 +255,13 @@ def additivity(
         if (candidate.backend, candidate.threads, candidate.clock) == (backend, threads, clock):
             table, source = candidate, str(default_path(backend, threads, clock))
     progress = on_progress or (lambda message: None)
-    round_protocol = Protocol(warmup_runs=2, warmup_s=0.05, min_runs=5, min_time_s=0.3, max_time_s=20.0)
     rows = []
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
-        def timer(protocol: "Protocol"):
+        def timer(protocol: Protocol):
             return make_timer(backend=backend, threads=threads, protocol=protocol, onnx_dir=onnx_dir, clock=clock)
 
-        whole, quick, whole_round = timer(WHOLE_PROTOCOL), timer(QUICK_PROTOCOL), timer(round_protocol)
-        for target in api.resolve_targets(list(models)):
+        whole, quick, whole_round = timer(WHOLE_PROTOCOL), timer(QUICK_PROTOCOL), timer(LUT_ROUND)
+        for target in targets.resolve_targets(list(models)):
             model = target.build()
             parts = split(model, target.input, name=target.name)
             usable = table is not None and all(

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from cnnprof.errors import UsageError
+from cnnprof.files import MODELS_DIR
+from cnnprof.rows import Note
 
 SCHEMA = "cnnprof-lut/1"
 BACKENDS = ("torch", "onnxruntime")
@@ -37,7 +39,7 @@ class TableError(UsageError):
     """A table file that cannot be used: missing, corrupt, truncated, wrong schema (exit 2)."""
 
 
-def default_path(backend: str = "torch", threads: int = 1, clock: str = "wall", folder: str | Path = "models") -> Path:
+def default_path(backend: str = "torch", threads: int = 1, clock: str = "wall", folder: str | Path = MODELS_DIR) -> Path:
     """Where ``lut build`` writes, and ``lut predict`` reads, by default."""
     suffix = "" if clock == "wall" else f"-{clock}"
     return Path(folder) / f"lut-{backend}-t{threads}{suffix}.json"
@@ -206,7 +208,7 @@ def parse(doc: Any) -> Table:
             median_ms=_positive(e["median_ms"], f"{key}: median_ms"), iqr_ms=_positive(e["iqr_ms"], f"{key}: iqr_ms"),
             p10_ms=_positive(e["p10_ms"], f"{key}: p10_ms"), p90_ms=_positive(e["p90_ms"], f"{key}: p90_ms"),
             runs=int(e["runs"]), env=str(e["env"]), measured_at=str(e.get("measured_at", "")),
-            warnings=tuple(str(w) for w in e.get("warnings", [])), rounds=int(e.get("rounds", 1)),
+            warnings=tuple(Note.parse(str(w)) for w in e.get("warnings", [])), rounds=int(e.get("rounds", 1)),
         )
     spaces = {}
     for name, s in (doc.get("spaces") or {}).items():

@@ -12,9 +12,9 @@ import contextlib
 from dataclasses import dataclass
 
 from cnnprof.errors import CnnprofError, UsageError
-from cnnprof.rows import Latency
-from cnnprof.timing.protocol import CpuMonitor, Protocol, run, warnings_for
-from cnnprof.timing.stats import summarize
+from cnnprof.files import MODELS_DIR
+from cnnprof.rows import Latency, Note, Notes
+from cnnprof.timing.protocol import DEFAULT, SPIN, SPIN_PROBE, CpuMonitor, Protocol, run, warnings_for
 
 BACKENDS = ("torch", "compile", "onnxruntime")
 DEVICES = ("cpu", "cuda")
@@ -33,8 +33,8 @@ class TimingOptions:
     batch: int = 1
     channels_last: bool = False
     train: bool = False
-    protocol: Protocol = Protocol()
-    onnx_dir: str = "models"
+    protocol: Protocol = DEFAULT
+    onnx_dir: str = MODELS_DIR
     parity: bool = True
 
 
@@ -103,6 +103,7 @@ def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOp
     import torch
 
     from cnnprof.timing.environment import cpu_count
+    from cnnprof.timing.stats import summarize
 
     check_options(opts)
     gen = torch.Generator().manual_seed(0)
@@ -126,7 +127,7 @@ def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOp
         if opts.threads > 1 and opts.device == "cpu" and opts.backend != "onnxruntime":
             notes += _spin_check(runner, samples, opts)
     if opts.channels_last and opts.backend == "onnxruntime":
-        notes.append("--channels-last applies to the torch backends only")
+        notes.append(Note("option", "--channels-last applies to the torch backends only"))
     s = summarize(samples)
     return Latency(
         backend=opts.backend,
@@ -144,7 +145,7 @@ def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOp
         min=s.min,
         ci_low=s.ci_low,
         ci_high=s.ci_high,
-        warnings=tuple(notes),
+        warnings=Notes(notes),
         setup_s=runner.setup_s,
         export_s=runner.export_s,
         first_run_ms=runner.first_run_ms,
@@ -155,13 +156,13 @@ def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOp
 def _spin_check(runner, samples: list[float], opts: TimingOptions) -> list[str]:
     """With several threads, time a few calls at one thread: if N threads are much slower than
     one, OpenMP worker threads are spin-waiting against another busy process (seen 100x)."""
-    probe = Protocol(warmup_runs=1, warmup_s=0.0, min_runs=3, min_time_s=0.3, max_time_s=10.0)
+    from cnnprof.timing.stats import summarize
+
     with torch_threads(1):
-        single = summarize(run(runner.step, probe)).median
+        single = summarize(run(runner.step, SPIN_PROBE)).median
     multi = summarize(samples).median
     if single > 0 and multi > SPIN_RATIO * single:
-        return [
-            f"spin-wait: {opts.threads} threads ran {multi / single:.1f}x slower than 1 thread ({multi:.1f} vs {single:.1f} ms): "
-            "OpenMP threads are likely spin-waiting on a busy machine; use --threads 1 or OMP_WAIT_POLICY=PASSIVE"
-        ]
+        return [Note.tagged(
+            SPIN, f"{opts.threads} threads ran {multi / single:.1f}x slower than 1 thread ({multi:.1f} vs {single:.1f} "
+            "ms): OpenMP threads are likely spin-waiting on a busy machine; use --threads 1 or OMP_WAIT_POLICY=PASSIVE")]
     return []

@@ -28,6 +28,18 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def parse_threads(text: str | int) -> int:
+    """``"1"`` -> 1, ``"all"`` -> the cores this process may use."""
+    from cnnprof.errors import UsageError
+
+    s = str(text).strip().lower()
+    if s == "all":
+        return cpu_count()
+    if not s.isdigit() or int(s) < 1:
+        raise UsageError(f"threads must be a positive integer or 'all', got {text!r}")
+    return int(s)
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_model() -> str:
     """'Intel(R) Xeon(R) ... [avx512f amx]' from /proc/cpuinfo, or the platform's guess."""

@@ -22,6 +22,7 @@ its name points to, and nodes with no scope stay nodes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tempfile
@@ -31,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from cnnprof.files import MODELS_DIR
+from cnnprof.rows import Note, Notes
 from cnnprof.timing import BackendError, torch_threads
-from cnnprof.timing.protocol import CpuMonitor, Protocol, run, warnings_for
+from cnnprof.timing.protocol import PER_LAYER, CpuMonitor, Protocol, run, warnings_for
 from cnnprof.timing.stats import summarize
 
 # A profile needs many runs but every run is a few hundred trace events: cap the ORT runs.
 ORT_MAX_RUNS = 300
-DEFAULT_PROTOCOL = Protocol(warmup_runs=3, warmup_s=0.5, min_runs=30, min_time_s=3.0, max_time_s=60.0)
+DEFAULT_PROTOCOL = PER_LAYER
 NO_OP_CLASSES = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "DropPath")
 
 
@@ -73,7 +76,7 @@ class LayerTiming:
     layers: tuple[LayerTime, ...]  # execution order
     whole_samples: tuple[float, ...]  # ms, uninstrumented runs (no hooks / no profiling)
     instrumented_samples: tuple[float, ...]  # ms, the runs the per-layer times come from
-    warnings: tuple[str, ...] = ()
+    warnings: Notes = Notes()
     onnx_path: str = ""
     unmapped_nodes: tuple[str, ...] = field(default=())
 
@@ -263,7 +266,7 @@ def time_layers_eager(
         layers=tuple(sorted(layers, key=lambda layer: layer.order)),
         whole_samples=tuple(samples),
         instrumented_samples=tuple(_split_runs(hooked, kept)),
-        warnings=tuple(notes),
+        warnings=Notes(notes),
     )
 
 
@@ -378,7 +381,7 @@ def time_layers_ort(
     batch: int = 1,
     depth: int | None = None,
     protocol: Protocol = DEFAULT_PROTOCOL,
-    onnx_dir: str | Path = "models",
+    onnx_dir: str | Path = MODELS_DIR,
 ) -> LayerTiming:
     """Per-node kernel times from ONNX Runtime's profiler, mapped back to the timed modules."""
     from cnnprof.errors import CnnprofError
@@ -433,10 +436,7 @@ def time_layers_ort(
             plain.append(timed(plain_session))
         return plain[-1]
 
-    capped = Protocol(
-        warmup_runs=protocol.warmup_runs, warmup_s=protocol.warmup_s, min_runs=protocol.min_runs,
-        min_time_s=protocol.min_time_s, max_time_s=protocol.max_time_s, max_runs=min(protocol.max_runs, ORT_MAX_RUNS),
-    )
+    capped = dataclasses.replace(protocol, max_runs=min(protocol.max_runs, ORT_MAX_RUNS))
     with tmp:
         monitor = CpuMonitor()
         samples = run(step, capped)
@@ -452,7 +452,7 @@ def time_layers_ort(
     layers, unmapped = ort_layer_times(node_runs, module_names, unit_of)
     notes = warnings_for(list(samples), threads=threads, cores=cpu_count(), others_cores=others)
     if len(node_runs) != kept:
-        notes.append(f"profile has {len(node_runs)} runs for {kept} timed")
+        notes.append(Note.tagged("profile", f"{len(node_runs)} runs for {kept} timed"))
     return LayerTiming(
         backend="onnxruntime",
         threads=threads,
@@ -460,7 +460,7 @@ def time_layers_ort(
         layers=tuple(layers),
         whole_samples=tuple(samples),
         instrumented_samples=tuple(_split_runs(instrumented, kept)),
-        warnings=tuple(notes),
+        warnings=Notes(notes),
         onnx_path=str(path),
         unmapped_nodes=tuple(unmapped),
     )

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from cnnprof.errors import UsageError
+from cnnprof.files import MODELS_DIR
 from cnnprof.onnx_export import cached_export
 
 
@@ -41,7 +42,7 @@ class OrtRunner:
     name = "onnxruntime"
 
     def __init__(self, model: nn.Module, example: torch.Tensor, *, device: str, threads: int, name: str,
-                 onnx_dir: str | Path = "models", onnx_path: str | Path | None = None):
+                 onnx_dir: str | Path = MODELS_DIR, onnx_path: str | Path | None = None):
         if onnx_path is None:
             onnx_path, self.export_s, _ = cached_export(model.eval(), example, name=name, folder=onnx_dir)
         else:

@@ -11,13 +11,14 @@ machine that is busy while we time is flagged in the row, not hidden.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from cnnprof.timing.stats import summarize
+from cnnprof.rows import Note
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,41 @@ class Protocol:
             raise ValueError("protocol counts and times must be non-negative (min_runs >= 1)")
 
 
+# -- the named protocols: every command times under one of these (or one field changed) ------------
+# bench, compare: a batch-1 EfficientNet-B0 in about 3 s per backend on a 2-core CPU
+DEFAULT = Protocol()
+# a whole network, shorter: `scale --latency`, whole-network timings of the latency tables
+WHOLE = Protocol(warmup_runs=3, warmup_s=0.3, min_runs=10, min_time_s=1.0, max_time_s=60.0)
+# one round of interleaved A/B timing (claims): a few seconds per pair
+QUICK = Protocol(warmup_runs=2, warmup_s=0.3, min_runs=8, min_time_s=1.5, max_time_s=30.0)
+# a step that takes about a second (EfficientNetV2-M's training step): fewer rounds
+SLOW_STEP = Protocol(warmup_runs=1, warmup_s=0.0, min_runs=6, min_time_s=1.0, max_time_s=30.0)
+# per-layer timing (`profile --timing`): many runs, every layer's median stable
+PER_LAYER = Protocol(warmup_runs=3, warmup_s=0.5, min_runs=30, min_time_s=3.0, max_time_s=60.0)
+# one latency-table entry: a space has ~110 distinct blocks of 0.01-5 ms each at one thread
+LUT_ENTRY = Protocol(warmup_runs=3, warmup_s=0.05, min_runs=10, min_time_s=0.3, max_time_s=20.0)
+# a block timed without a table (additivity), and one round of blocks-and-whole interleaving
+LUT_QUICK = Protocol(warmup_runs=2, warmup_s=0.02, min_runs=10, min_time_s=0.12, max_time_s=10.0)
+LUT_ROUND = Protocol(warmup_runs=2, warmup_s=0.05, min_runs=5, min_time_s=0.3, max_time_s=20.0)
+# the gate's measurement processes: warm-up, then rounds until both a time and a count are met
+GATE = Protocol(warmup_runs=1, warmup_s=0.3, min_runs=12, min_time_s=3.0, max_time_s=120.0)
+# a few calls at one thread, to tell OpenMP spin-waiting from a slow machine
+SPIN_PROBE = Protocol(warmup_runs=1, warmup_s=0.0, min_runs=3, min_time_s=0.3, max_time_s=10.0)
+
+
+
+def with_limits(base: Protocol, *, min_time_s: float | None = None, min_runs: int | None = None) -> Protocol:
+    """``base`` with the measuring limits a user gave (``--min-time``, ``--min-runs``); None keeps
+    the base's."""
+    return dataclasses.replace(
+        base, min_time_s=base.min_time_s if min_time_s is None else min_time_s,
+        min_runs=base.min_runs if min_runs is None else min_runs)
+
+
 NOISY_IQR = 0.10  # IQR above 10% of the median: spread too wide (torch.utils.benchmark's rule)
 FEW_RUNS = 20
+# the kinds of note a timing carries
+NOISY, FEW, BUSY, SPIN = "noisy", "few runs", "machine busy", "spin-wait"
 
 
 def run(step: Callable[[], float], protocol: Protocol) -> list[float]:
@@ -110,21 +144,21 @@ class CpuMonitor:
         return max(0.0, others / ticks / wall)
 
 
-def warnings_for(samples: list[float], *, threads: int, cores: int, others_cores: float | None) -> list[str]:
+def warnings_for(samples: list[float], *, threads: int, cores: int, others_cores: float | None) -> list[Note]:
     """The warnings a row carries: spread too wide, too few runs, machine busy."""
+    from cnnprof.timing.stats import summarize
+
     s = summarize(samples)
     out = []
     if s.median > 0 and s.iqr > NOISY_IQR * s.median:
-        out.append(f"noisy: IQR is {100 * s.iqr / s.median:.0f}% of the median")
+        out.append(Note.tagged(NOISY, f"IQR is {100 * s.iqr / s.median:.0f}% of the median"))
     if s.n < FEW_RUNS:
-        out.append(f"few runs: only {s.n}, the median's interval is wide")
+        out.append(Note.tagged(FEW, f"only {s.n}, the median's interval is wide"))
     if others_cores is not None and others_cores + threads > cores + 0.25:
-        out.append(
-            f"machine busy: other processes used {others_cores:.1f} of {cores} cores while timing "
-            f"with {threads} thread(s)"
-        )
+        out.append(Note.tagged(
+            BUSY, f"other processes used {others_cores:.1f} of {cores} cores while timing with {threads} thread(s)"))
     elif others_cores is None and hasattr(os, "getloadavg"):
         load = os.getloadavg()[0]
         if load > cores + 0.5:
-            out.append(f"machine busy: load average {load:.1f} on {cores} cores")
+            out.append(Note.tagged(BUSY, f"load average {load:.1f} on {cores} cores"))
     return out

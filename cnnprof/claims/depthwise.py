@@ -1,0 +1,108 @@
+"""The measurement behind EfficientNetV2's Fused-MBConv: depthwise layers' share of latency
+against their share of MACs, in the early stages and in the whole model.
+
+EfficientNetV2 (Tan & Le 2021, Sec. 3.2) replaces MBConv by Fused-MBConv in stages 1-3 because
+depthwise convolutions there cost more time than their MACs suggest. ``depthwise_share`` reads
+that comparison off a leaf-level per-layer profile (``cnnprof.layerprof``);
+``depthwise_latency_share`` profiles a registered model and returns it for this machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from cnnprof.errors import CnnprofError
+from cnnprof.files import MODELS_DIR
+from cnnprof.layerprof import LayerProfile, LayerRow, profile_model, ratio
+from cnnprof.rows import Row
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnprof.timing.protocol import Protocol
+
+@dataclass(frozen=True)
+class DepthwiseShare(Row):
+    """Depthwise layers' share of latency and of MACs, in the early stages and in the whole model.
+
+    ``early`` = layers whose output is at most ``max_stride`` times smaller than the input (the
+    stages EfficientNetV2 builds from Fused-MBConv: strides 2, 4 and 8). ``*_conv`` counts the
+    depthwise convolutions alone; ``*_unit`` adds the batch norm and activation that follow
+    each (siblings under the same parent), which ONNX Runtime fuses into the convolution.
+    Latency shares are of the per-layer sums of the same region.
+    """
+
+    model: str
+    backend: str
+    threads: int
+    max_stride: int
+    early_latency_ms: float
+    early_macs: int
+    early_share_of_model_latency: float | None
+    early_share_of_model_macs: float | None
+    early_dw_conv_latency_share: float | None
+    early_dw_conv_macs_share: float | None
+    early_dw_unit_latency_share: float | None
+    model_dw_conv_latency_share: float | None
+    model_dw_conv_macs_share: float | None
+    model_dw_unit_latency_share: float | None
+    model_latency_ms: float | None
+    coverage: float | None
+    runs: int
+
+
+def _dw_shares(rows: Sequence[LayerRow], dw_units: set[str]) -> tuple:
+    lat = sum(r.latency_ms or 0.0 for r in rows)
+    macs = sum(r.macs or 0 for r in rows)
+    conv = [r for r in rows if r.op_kind == "depthwise"]
+    unit = [r for r in rows if r.op_kind == "depthwise" or r.name in dw_units]
+    return (
+        lat, macs,
+        ratio(sum(r.latency_ms or 0.0 for r in conv), lat), ratio(sum(r.macs or 0 for r in conv), macs),
+        ratio(sum(r.latency_ms or 0.0 for r in unit), lat),
+    )
+
+
+def depthwise_share(profile: LayerProfile, *, max_stride: int = 8) -> DepthwiseShare:
+    """``DepthwiseShare`` of a leaf-level ``LayerProfile`` (see ``depthwise_latency_share``)."""
+    if profile.error:
+        raise CnnprofError(f"{profile.model}: {profile.error}")
+    rows = list(profile.rows)
+    dw_parents = {r.name.rsplit(".", 1)[0] for r in rows if r.op_kind == "depthwise" and "." in r.name}
+    dw_units = {r.name for r in rows if r.op_kind == "elementwise" and "." in r.name
+                and r.name.rsplit(".", 1)[0] in dw_parents}
+    early = [r for r in rows if r.stride is not None and r.stride <= max_stride]
+    e_lat, e_macs, e_conv_lat, e_conv_macs, e_unit_lat = _dw_shares(early, dw_units)
+    m_lat, m_macs, m_conv_lat, m_conv_macs, m_unit_lat = _dw_shares(rows, dw_units)
+    return DepthwiseShare(
+        model=profile.model, backend=profile.backend, threads=profile.threads, max_stride=max_stride,
+        early_latency_ms=e_lat, early_macs=e_macs, early_share_of_model_latency=ratio(e_lat, m_lat),
+        early_share_of_model_macs=ratio(e_macs, m_macs), early_dw_conv_latency_share=e_conv_lat,
+        early_dw_conv_macs_share=e_conv_macs, early_dw_unit_latency_share=e_unit_lat,
+        model_dw_conv_latency_share=m_conv_lat, model_dw_conv_macs_share=m_conv_macs,
+        model_dw_unit_latency_share=m_unit_lat, model_latency_ms=profile.model_latency_ms,
+        coverage=profile.coverage, runs=profile.runs,
+    )
+
+
+def depthwise_latency_share(
+    model_name: str = "efficientnet_b0",
+    *,
+    max_stride: int = 8,
+    backend: str = "torch",
+    threads: int = 1,
+    protocol: "Protocol | None" = None,
+    onnx_dir: str = MODELS_DIR,
+) -> DepthwiseShare:
+    """Measure depthwise layers' share of latency against their share of MACs in the early
+    stages (output stride <= ``max_stride``) and in the whole of a registered model.
+
+    EfficientNetV2 (Tan & Le 2021, Sec. 3.2) replaces MBConv by Fused-MBConv in stages 1-3
+    because depthwise convolutions there cost more time than their MACs suggest; this returns
+    that comparison for this machine. Raises ``CnnprofError`` if the model cannot be profiled.
+    """
+    from cnnprof.targets import resolve_targets
+
+    target = resolve_targets([model_name])[0]
+    profile = profile_model(target.build(), target.input, name=target.name, backend=backend, threads=threads,
+                            protocol=protocol, onnx_dir=onnx_dir)
+    return depthwise_share(profile, max_stride=max_stride)

@@ -1,0 +1,171 @@
+"""Which model, built how: the one way any command turns a reference into a network and its input.
+
+A *reference* is what a user types: a registered name, a family alias or a pattern
+(``'ghostnet*'``), a user's ``path/to/file.py:factory(width=2)`` or ``package.module:factory``,
+an ``.onnx`` file, or ``timm:NAME`` / ``torchvision:NAME``. ``resolve_targets`` turns references
+into :class:`Target` values (the registry and ``references`` do the loading); a target builds its
+network, seeded, in eval mode and, for a registered variant, with its batch norms calibrated at
+the input it will run on (``calibrate_model``: the only place cnnprof calibrates). ``count_target``
+counts any target: fvcore on the built module, or the ONNX-graph counter for an ONNX file.
+
+Claims, scaling, the lookup tables, the gate, per-layer profiling and export all get their
+models here, so a model is built, seeded and calibrated the same way whichever command asks.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from cnnprof.errors import UsageError
+from cnnprof.models import registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from cnnprof.rows import Counts
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model ready to build: a registered variant (``spec`` set), a user's own model, or an
+    ONNX file (``onnx_path`` set, no builder: counted from its graph, timed by ONNX Runtime)."""
+
+    name: str
+    family: str
+    input: tuple[int, ...]
+    builder: Callable[[], "nn.Module"] | None
+    min_input: int = 1
+    spec: registry.ModelSpec | None = None
+    onnx_path: str | None = None
+
+    def build(self, seed: int | None = 0, *, calibrate: bool = True, shape: Sequence[int] | None = None) -> "nn.Module":
+        """Build in eval mode; seeded so that two builds have the same weights (and an ONNX
+        export of one can be reused for the other). A registered variant's batch norms are
+        calibrated at ``shape`` (default: the target's input), the input it will run on, so that
+        its random-weight activations keep a realistic scale (see ``calibrate_model``);
+        ``calibrate=False`` skips that (counting does not need it). A user's model is built as
+        its factory returns it."""
+        if self.builder is None:
+            raise UsageError(f"{self.name} is an ONNX file: it has no PyTorch module to build")
+        if seed is not None:
+            import torch
+
+            torch.manual_seed(seed)
+        model = self.builder().eval()
+        if calibrate and self.spec is not None:
+            model = calibrate_model(model, tuple(shape or self.input))
+        return model
+
+
+def calibrate_model(model: "nn.Module", shape: Sequence[int]) -> "nn.Module":
+    """Calibrate a randomly initialised network's batch norms at ``shape`` (C, H, W), the input it
+    will be timed at (``cnnprof.models.calibrate`` says why); returns it in eval mode."""
+    from cnnprof.models.calibrate import calibrate_batchnorm
+
+    return calibrate_batchnorm(model, tuple(shape))
+
+
+def registered(name: str, *, input_shape: Sequence[int] | None = None, **options: Any) -> Target:
+    """The target of one registered variant or family alias, its builder called with
+    ``options`` on top of the variant's own (``registered("efficientnet_b0", width_mult=1.1)``)."""
+    spec = registry.get(name)
+    builder = functools.partial(spec.build, **options) if options else spec.build
+    return Target(name=spec.name, family=spec.family, input=tuple(input_shape or spec.input), builder=builder,
+                  min_input=spec.min_input, spec=spec)
+
+
+def _shape(input_shape: Sequence[int] | str | None) -> tuple[int, ...] | None:
+    from cnnprof import references
+
+    if isinstance(input_shape, str):
+        return references.parse_input(input_shape)
+    return tuple(input_shape) if input_shape is not None else None
+
+
+def resolve_targets(
+    refs: Iterable[str], *, input_shape: Sequence[int] | str | None = None, model_args: Sequence[str] | dict | None = None
+) -> list[Target]:
+    """Model references -> targets, in the order given (unknown names: exit 2 with suggestions).
+
+    ``input_shape`` (CxHxW) sets the input of every target; ``model_args`` (``key=value`` strings
+    or a dict) are passed to user factories.
+    """
+    from cnnprof import references
+
+    shape = _shape(input_shape)
+    kwargs = model_args if isinstance(model_args, dict) else references.parse_model_args(list(model_args or []))
+    targets: list[Target] = []
+    names: list[str] = []
+    for ref in refs:
+        if references.is_reference(ref):
+            r = references.resolve_user(ref, input_shape=shape, model_args=kwargs)
+            targets.append(Target(name=r.name, family=r.family, input=r.input, builder=r.builder, onnx_path=r.onnx_path))
+            continue
+        for name in registry.resolve([ref]):
+            if name not in names:
+                names.append(name)
+                targets.append(registered(name, input_shape=shape))
+    if not targets:
+        raise UsageError("no model given")
+    return targets
+
+
+def resolve_one(ref: str, input_shape: Sequence[int]) -> Target:
+    """The target a stored reference names (a gate baseline's model), at the input it was
+    recorded with: a user's reference needs that input to resolve; a registered name has its own."""
+    from cnnprof import references
+
+    if references.is_reference(ref):
+        return resolve_targets([ref], input_shape=tuple(input_shape))[0]
+    return resolve_targets([ref])[0]
+
+
+def parse_resolution(text: str | int | None) -> tuple[int, int] | None:
+    """``"224"`` -> (224, 224); ``"512x1024"`` -> (512, 1024) (H x W); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    s = str(text).strip().lower()
+    m = re.fullmatch(r"(-?\d+)(?:x(-?\d+))?", s)
+    if not m:
+        raise UsageError(f"resolution must be N or HxW (e.g. 224 or 512x1024), got {text!r}")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) is not None else h
+    if h <= 0 or w <= 0:
+        raise UsageError(f"resolution must be positive, got {text!r}")
+    return h, w
+
+
+def target_input(target: Target, resolution: tuple[int, int] | None) -> tuple[int, int, int]:
+    """The (C, H, W) to use for ``target``: its native input, or ``resolution`` checked against
+    the network's downsampling."""
+    if resolution is None:
+        return target.input
+    if target.onnx_path is not None:
+        raise UsageError(f"{target.name} is an ONNX file with a fixed input; --resolution cannot change it")
+    h, w = resolution
+    if h < target.min_input or w < target.min_input:
+        raise UsageError(
+            f"resolution {h}x{w} is too small for {target.name}: its downsampling needs at least "
+            f"{target.min_input}x{target.min_input}"
+        )
+    return (target.input[0], h, w)
+
+
+def check_batch(batch: int) -> int:
+    if batch < 1:
+        raise UsageError(f"batch must be at least 1, got {batch}")
+    return batch
+
+
+def count_target(target: Target, shape: Sequence[int], *, batch: int = 1) -> "Counts":
+    """Count a target: fvcore on the built module, or the ONNX-graph counter for an ONNX file."""
+    if target.onnx_path is None:
+        from cnnprof import counting
+
+        return counting.count(target.build(calibrate=False), tuple(shape), batch=batch, label=target.name)
+    from cnnprof.onnx_count import onnx_counts
+
+    return onnx_counts(target.onnx_path, batch=batch)
