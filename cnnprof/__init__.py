@@ -1,14 +1,15 @@
 """cnnprof: count, time and check the efficient CNNs of the seed chapter on your own machine.
 
-The Python API (``list_models``, ``build_model``, ``input_shape``, ``count``, ``profile``) is
+The Python API (``list_models``, ``build_model``, ``input_shape``, ``count``, ``profile``,
+``bench_rows``) is
 re-exported lazily from ``cnnprof.api`` so that ``import cnnprof`` stays instant.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from cnnprof.version import __version__
 
-_API = ("list_models", "build_model", "input_shape", "count", "profile")
+_API = ("list_models", "build_model", "input_shape", "count", "profile", "bench_rows")
 __all__ = [*_API, "__version__"]
 
 

@@ -7,14 +7,15 @@ functions that need them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+# bench_rows: count and time targets into report rows, as ``cnnprof bench`` does. The other names
+# lived here before the ``targets`` and ``bench`` modules held them; kept so that code written
+# against them keeps working.
+from cnnprof.bench import bench_rows, count_rows  # noqa: F401
 from cnnprof.errors import UsageError
 from cnnprof.models import registry
 from cnnprof.rows import Counts, ProfileRow
-
-# Names that lived here before the ``targets`` and ``bench`` modules held them; kept so that
-# code written against them keeps working.
 from cnnprof.targets import (  # noqa: F401
     Target,
     check_batch,
@@ -27,8 +28,6 @@ from cnnprof.targets import (  # noqa: F401
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
     from torch import nn
-
-    from cnnprof.timing.protocol import Protocol
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -90,43 +89,11 @@ def profile(
     >>> int(df.loc[0, "params"]), df.loc[0, "input"]
     (2542856, '3x224x224')
     """
-    from cnnprof.bench import count_rows
     from cnnprof.report import rows_to_frame
 
     refs = [names] if isinstance(names, str) else list(names)
     rows = count_rows(resolve_targets(refs), resolution=parse_resolution(resolution), batch=batch)
     return rows_to_frame([row for row, _ in rows], ProfileRow)
-
-
-def count_rows(targets: Sequence[Target], **options: Any) -> list[tuple[ProfileRow, Counts | None]]:
-    """Each target counted into a report row (see ``cnnprof.bench.count_rows``)."""
-    from cnnprof import bench
-
-    return bench.count_rows(targets, **options)
-
-
-def bench_rows(
-    targets: Sequence[Target],
-    *,
-    backends: Sequence[str] = ("torch",),
-    device: str = "cpu",
-    batches: Sequence[int] = (1,),
-    threads: int = 1,
-    channels_last: bool = False,
-    train: bool = False,
-    resolution: tuple[int, int] | None = None,
-    protocol: "Protocol | None" = None,
-    onnx_dir: str | None = None,
-    on_progress=None,
-) -> Iterator[ProfileRow]:
-    """Count and time every target x batch x backend, yielding one row as each is done (see
-    ``cnnprof.bench.bench_rows``)."""
-    from cnnprof import bench
-
-    return bench.bench_rows(
-        targets, backends=backends, device=device, batches=batches, threads=threads, channels_last=channels_last,
-        train=train, resolution=resolution, protocol=protocol, onnx_dir=onnx_dir, on_progress=on_progress,
-    )
 
 
 def parse_threads(text: str | int) -> int:

@@ -86,7 +86,10 @@ def _shape(input_shape: Sequence[int] | str | None) -> tuple[int, ...] | None:
 
 
 def resolve_targets(
-    refs: Iterable[str], *, input_shape: Sequence[int] | str | None = None, model_args: Sequence[str] | dict | None = None
+    refs: Iterable[str],
+    *,
+    input_shape: Sequence[int] | str | None = None,
+    model_args: Sequence[str] | dict | None = None,
 ) -> list[Target]:
     """Model references -> targets, in the order given (unknown names: exit 2 with suggestions).
 
@@ -102,7 +105,8 @@ def resolve_targets(
     for ref in refs:
         if references.is_reference(ref):
             r = references.resolve_user(ref, input_shape=shape, model_args=kwargs)
-            targets.append(Target(name=r.name, family=r.family, input=r.input, builder=r.builder, onnx_path=r.onnx_path))
+            targets.append(Target(name=r.name, family=r.family, input=r.input, builder=r.builder,
+                                  onnx_path=r.onnx_path))
             continue
         for name in registry.resolve([ref]):
             if name not in names:

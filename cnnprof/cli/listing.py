@@ -86,4 +86,5 @@ def list_command(
                 citation=short_citation(spec.paper) if fmt == Format.table else spec.paper,
             )
         )
-    emit(rows, columns=COLUMNS, fmt=fmt, output=output, fields=ListRow, title=f"{len(rows)} models (MACs = multiply-adds, the papers' \"FLOPs\")")
+    emit(rows, columns=COLUMNS, fmt=fmt, output=output, fields=ListRow,
+         title=f"{len(rows)} models (MACs = multiply-adds, the papers' \"FLOPs\")")

@@ -78,7 +78,8 @@ def profile_command(
         help="With --timing: intra-op threads, N or 'all' (default 1).")] = None,
     min_time: Annotated[Optional[float], typer.Option(
         "--min-time", min=0.0, show_default=False,
-        help=f"With --timing: measure for at least this many seconds per model (default {PER_LAYER.min_time_s:g}).")] = None,
+        help=f"With --timing: measure for at least this many seconds per model "
+             f"(default {PER_LAYER.min_time_s:g}).")] = None,
     min_runs: Annotated[Optional[int], typer.Option(
         "--min-runs", min=1, show_default=False,
         help=f"With --timing: at least this many timed runs per model (default {PER_LAYER.min_runs}).")] = None,

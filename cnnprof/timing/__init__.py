@@ -164,5 +164,6 @@ def _spin_check(runner, samples: list[float], opts: TimingOptions) -> list[str]:
     if single > 0 and multi > SPIN_RATIO * single:
         return [Note.tagged(
             SPIN, f"{opts.threads} threads ran {multi / single:.1f}x slower than 1 thread ({multi:.1f} vs {single:.1f} "
-            "ms): OpenMP threads are likely spin-waiting on a busy machine; use --threads 1 or OMP_WAIT_POLICY=PASSIVE")]
+            "ms): OpenMP threads are likely spin-waiting on a busy machine; use --threads 1 or "
+            "OMP_WAIT_POLICY=PASSIVE")]
     return []

@@ -57,7 +57,7 @@ def cpu_model() -> str:
 
 @functools.lru_cache(maxsize=None)
 def tool_revision() -> str:
-    from cnnprof import __version__
+    from cnnprof.version import __version__
 
     root = Path(__file__).resolve().parents[2]
     try:

@@ -402,18 +402,8 @@ def time_layers_ort(
     try:
         path, _, _ = cached_export(model, x, name=name, folder=onnx_dir)
         plain_session = make_session(path, threads=threads)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        options.enable_profiling = True
         tmp = tempfile.TemporaryDirectory(prefix="cnnprof-ortprof-")
-        options.profile_file_prefix = str(Path(tmp.name) / "ort")
-        profiled = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        profiled = make_session(path, threads=threads, profile_prefix=str(Path(tmp.name) / "ort"))
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes one line
