@@ -71,19 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| network | predicted ms | calibrated ms | measured ms | error | calibrated error |\n"
           "|---|---:|---:|---:|---:|---:|")
     for row in result.rows:
-        if not row["model"].startswith("sample"):
-            cal = row["calibrated_ms"]
-            print(f"| {row['model']} | {row['predicted_ms']:.2f} | {cal:.2f} | {row['measured_ms']:.2f} | "
-                  f"{100 * row['error']:+.1f}% | {100 * row['calibrated_error']:+.1f}% |" if cal is not None else
-                  f"| {row['model']} | {row['predicted_ms']:.2f} | - | {row['measured_ms']:.2f} | "
-                  f"{100 * row['error']:+.1f}% | - |")
+        if not row.model.startswith("sample"):
+            cal = row.calibrated_ms
+            print(f"| {row.model} | {row.predicted_ms:.2f} | {cal:.2f} | {row.measured_ms:.2f} | "
+                  f"{100 * row.error:+.1f}% | {100 * row.calibrated_error:+.1f}% |" if cal is not None else
+                  f"| {row.model} | {row.predicted_ms:.2f} | - | {row.measured_ms:.2f} | "
+                  f"{100 * row.error:+.1f}% | - |")
     print("\n| group | metric | raw sum | calibrated |\n|---|---|---:|---:|")
     def cell(value: float | None, kind: str) -> str:
         return "-" if value is None else (f"{100 * value:.1f}%" if kind == "pct" else f"{value:.3g}")
 
     for s in result.summary:
-        metric = s["metric"].replace("|", "\\|")
-        print(f"| {s['group']} | {metric} | {cell(s['raw'], s['kind'])} | {cell(s['calibrated'], s['kind'])} |")
+        metric = s.metric.replace("|", "\\|")
+        print(f"| {s.group} | {metric} | {cell(s.raw, s.kind)} | {cell(s.calibrated, s.kind)} |")
     if table.calibration:
         print(f"\ncalibration scale {table.calibration['scale']:.3f} (fitted on "
               f"{', '.join(table.calibration['fitted_on'])} by `lut build`)")

@@ -364,20 +364,20 @@ def test_predict_measures_and_summarises_with_a_fake_timer(full_table_path):
 
     result = evaluate.predict(table, targets, sample=4, seed=1, measure=True, loss_ce=2.0,
                               timer=fake_timer(value=whole))
-    rows = {r["model"]: r for r in result.rows}
+    rows = {r.model: r for r in result.rows}
     parts = split(fbnet(arch="c").eval(), (3, 224, 224))
     expected = sum(table.entries[p.key].median_ms for p in parts)
-    assert rows["fbnet_c"]["predicted_ms"] == pytest.approx(expected)
-    assert rows["fbnet_c"]["error"] == pytest.approx((expected - 30.0) / 30.0)
-    assert rows["fbnet_c"]["calibrated_ms"] == pytest.approx(expected * 1.25)
-    assert sorted(r["rank"] for r in result.rows) == [1, 2, 3, 4, 5]
-    assert [r["rank"] for r in result.rows] == [1, 2, 3, 4, 5]  # sorted by loss = by latency
-    preds = [r["predicted_ms"] for r in result.rows]
+    assert rows["fbnet_c"].predicted_ms == pytest.approx(expected)
+    assert rows["fbnet_c"].error == pytest.approx((expected - 30.0) / 30.0)
+    assert rows["fbnet_c"].calibrated_ms == pytest.approx(expected * 1.25)
+    assert sorted(r.rank for r in result.rows) == [1, 2, 3, 4, 5]
+    assert [r.rank for r in result.rows] == [1, 2, 3, 4, 5]  # sorted by loss = by latency
+    preds = [r.predicted_ms for r in result.rows]
     assert preds == sorted(preds)
-    assert {s["group"] for s in result.summary} == {"models", "samples"}
-    within = next(s for s in result.summary if s["group"] == "samples" and s["metric"] == "within +-10%")
-    sample_rows = [r for r in result.rows if r["model"].startswith("sample")]
-    assert within["raw"] == np.mean([abs(r["error"]) <= 0.10 + 1e-12 for r in sample_rows])
+    assert {s.group for s in result.summary} == {"models", "samples"}
+    within = next(s for s in result.summary if s.group == "samples" and s.metric == "within +-10%")
+    sample_rows = [r for r in result.rows if r.model.startswith("sample")]
+    assert within.raw == np.mean([abs(r.error) <= 0.10 + 1e-12 for r in sample_rows])
     assert result.rate["n"] == 4
 
 

@@ -7,6 +7,7 @@ has blocks missing from the table, 2 bad usage or a bad table (one line each).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -334,24 +335,24 @@ def predict_command(
     title = f"latency predicted from {path} ({table.backend}, {table.threads} thread(s), {table.clock} clock)"
     rows, columns = result.rows, PREDICT_COLUMNS
     if fmt == Format.table and output is None:  # the terminal: no empty columns, short lists
-        columns = [c for c in columns if c.field in ("model", "predicted_ms") or any(r.get(c.field) not in (None, "")
-                                                                                      for r in rows)]
-        rows = [{**r, "missing": _shorten(r["missing"])} for r in rows]
+        columns = [c for c in columns if c.field in ("model", "predicted_ms")
+                   or any(getattr(r, c.field) not in (None, "") for r in rows)]
+        rows = [dataclasses.replace(r, missing=_shorten(r.missing)) for r in rows]
     emit(rows, columns=columns, fmt=fmt, output=output, fields=evaluate.ROW_FIELDS, title=title)
     summary = list(result.summary)
     if result.rate is not None:
         r = result.rate
         summary += [
-            {"group": "prediction", "metric": "architectures sampled", "raw": r["n"], "kind": "int"},
-            {"group": "prediction", "metric": "seconds to sample them", "raw": r["sample_s"], "kind": "float"},
-            {"group": "prediction", "metric": "seconds to predict them", "raw": r["predict_s"], "kind": "float"},
-            {"group": "prediction", "metric": "architectures per second", "raw": r["rate_per_s"], "kind": "count"},
+            evaluate.SummaryRow("prediction", "architectures sampled", r["n"], kind="int"),
+            evaluate.SummaryRow("prediction", "seconds to sample them", r["sample_s"]),
+            evaluate.SummaryRow("prediction", "seconds to predict them", r["predict_s"]),
+            evaluate.SummaryRow("prediction", "architectures per second", r["rate_per_s"], kind="count"),
         ]
         if result.shown < result.sampled:
             say(f"showing {result.shown} of {result.sampled} sampled networks (--top)")
     if summary:
-        shown = [{**s, "raw": human(s["raw"], s["kind"]), "calibrated": human(s.get("calibrated"), s["kind"])}
-                 for s in summary]
+        shown = [{"group": s.group, "metric": s.metric, "raw": human(s.raw, s.kind),
+                  "calibrated": human(s.calibrated, s.kind)} for s in summary]
         summary_columns = SUMMARY_COLUMNS if table.calibration else SUMMARY_COLUMNS[:3]
         if fmt == Format.table:
             emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS,
@@ -369,7 +370,7 @@ def predict_command(
         fitted = ", ".join(table.calibration["fitted_on"])
         say(f"calibrated = raw sum x {table.calibration['scale']:.3f}, the scale fitted on {fitted} by `lut build`")
     if result.incomplete:
-        missing = [r["model"] for r in result.rows if r["model"] in result.incomplete and r["missing"]]
+        missing = [r.model for r in result.rows if r.model in result.incomplete and r.missing]
         hint = (f"; add their blocks with `cnnprof lut build --space none --models {','.join(missing)}`"
                 if missing else "")
         raise CheckFailed(f"{len(result.incomplete)} model(s) could not be predicted from the table: "

@@ -1,8 +1,8 @@
 """``lut predict`` as a library call: predicted rows for models and sampled architectures, with
 measurements, errors, the loss ranking, accuracy summaries and the prediction rate.
 
-Rows are plain dicts (one per network) with stable fields, ``ROW_FIELDS``; relative errors are
-fractions ((predicted - measured) / measured), never rounded.
+Rows are ``PredictRow`` (one per network; ``ROW_FIELDS`` are their columns) and ``SummaryRow``;
+relative errors are fractions ((predicted - measured) / measured), never rounded.
 """
 
 from __future__ import annotations
@@ -25,38 +25,60 @@ from cnnprof.lut.predict import (
     sample_choices,
 )
 from cnnprof.lut.table import Table, environment
-from cnnprof.rows import Note
+from cnnprof.rows import Note, Row
 
 if TYPE_CHECKING:  # pragma: no cover
     from cnnprof.lut.measure import Timer
     from cnnprof.targets import Target
     from cnnprof.timing.protocol import Protocol
 
-ROW_FIELDS = [
-    "model", "arch", "parts", "missing_parts", "predicted_ms", "calibrated_ms", "measured_ms", "error",
-    "calibrated_error", "ratio", "loss", "rank", "missing", "warnings",
-]
+@dataclass
+class PredictRow(Row):
+    """One network: its predicted latency (the sum of its blocks'), and measured with ``--measure``."""
+
+    model: str
+    arch: str = ""  # one digit per searchable layer (sampled architectures)
+    parts: int | None = None
+    missing_parts: int | None = None
+    predicted_ms: float | None = None
+    calibrated_ms: float | None = None
+    measured_ms: float | None = None
+    error: float | None = None  # (predicted - measured) / measured
+    calibrated_error: float | None = None
+    ratio: float | None = None  # predicted / measured
+    loss: float | None = None
+    rank: int | None = None
+    missing: str = ""  # blocks missing from the table
+    warnings: str = ""
+
+
+@dataclass(frozen=True)
+class SummaryRow(Row):
+    """One accuracy figure of a group of networks, for the raw sum and the calibrated one;
+    ``kind`` says how to show it (a ``report.Kind`` value)."""
+
+    group: str
+    metric: str
+    raw: float | None
+    calibrated: float | None = None
+    kind: str = "float"
+
+
+ROW_FIELDS = PredictRow.field_names()
 SUMMARY_FIELDS = ["group", "metric", "raw", "calibrated"]
 ALL_ROWS_UP_TO = 1000  # more sampled networks than this: show the --top best only
 
 
 @dataclass
 class PredictResult:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    summary: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[PredictRow] = field(default_factory=list)
+    summary: list[SummaryRow] = field(default_factory=list)
     rate: dict[str, float] | None = None
     incomplete: list[str] = field(default_factory=list)  # models with blocks missing from the table
     shown: int = 0
     sampled: int = 0
     used: int = 0  # distinct table entries the predictions used
     flagged: dict[str, int] = field(default_factory=dict)  # warning kind -> entries used that carry it
-
-
-def _row(name: str, **values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {f: None for f in ROW_FIELDS}
-    row.update({"model": name, "arch": "", "missing": "", "warnings": ""})
-    row.update(values)
-    return row
 
 
 def predict(
@@ -105,21 +127,22 @@ def predict(
     for target in targets:
         progress(f"splitting {target.name}")
         if target.builder is None:
-            result.rows.append(_row(target.name, warnings=f"{target.name} is an ONNX file: it has no blocks to look up"))
+            result.rows.append(PredictRow(target.name,
+                                          warnings=f"{target.name} is an ONNX file: it has no blocks to look up"))
             result.incomplete.append(target.name)
             continue
         model = target.build()
         try:
             parts = split(model, target.input, name=target.name)
         except SplitError as exc:
-            result.rows.append(_row(target.name, warnings=str(exc)))
+            result.rows.append(PredictRow(target.name, warnings=str(exc)))
             result.incomplete.append(target.name)
             continue
         predicted, missing = predict_parts(table, parts)
         used_keys += [p.key for p in parts if p.key in table.entries]
-        row = _row(target.name, parts=len(parts), missing_parts=len(missing), predicted_ms=predicted)
+        row = PredictRow(target.name, parts=len(parts), missing_parts=len(missing), predicted_ms=predicted)
         if missing:
-            row["missing"] = missing_text(missing)
+            row.missing = missing_text(missing)
             result.incomplete.append(target.name)
         result.rows.append(row)
         split_models.append((row, model, target.input))
@@ -144,7 +167,8 @@ def predict(
             on_warning(message + ": its predictions may not hold here")
 
     # 3. sampled architectures: vectorised prediction
-    sample_rows: list[dict[str, Any]] = []
+    sample_rows: list[PredictRow] = []
+    choices_of: dict[int, Any] = {}  # id(row) -> its architecture (sampled rows)
     if matrix is not None:
         t0 = time.perf_counter()
         choices = sample_choices(sample, matrix.layers, len(matrix.candidates), seed=seed)
@@ -161,26 +185,26 @@ def predict(
             order = np.argsort(ranking, kind="stable")[:top]
         width = len(str(sample - 1))
         for i in order:
-            sample_rows.append(_row(f"sample-{int(i):0{width}d}", arch=arch_code(choices[i]),
-                                    parts=matrix.layers + 2, missing_parts=0, predicted_ms=float(predicted[i])))
-            sample_rows[-1]["_choices"] = choices[i]
+            sample_rows.append(PredictRow(f"sample-{int(i):0{width}d}", arch=arch_code(choices[i]),
+                                          parts=matrix.layers + 2, missing_parts=0, predicted_ms=float(predicted[i])))
+            choices_of[id(sample_rows[-1])] = choices[i]
         result.rows += sample_rows
 
     # 4. measure the whole networks
-    rows = [r for r in result.rows if r["predicted_ms"] is not None]
+    rows = [r for r in result.rows if r.predicted_ms is not None]
     if measure and rows:
         import torch
 
         from cnnprof.models.fbnet import FBNET_SPACE
 
-        def sampled(row: dict[str, Any]) -> Callable[[], Any]:
+        def sampled(row: PredictRow) -> Callable[[], Any]:
             def make() -> Any:  # rebuilt each round: a few hundred sampled networks need not fit in memory
                 torch.manual_seed(0)
-                return FBNET_SPACE.build_network(matrix.names(row["_choices"])).eval()
+                return FBNET_SPACE.build_network(matrix.names(choices_of[id(row)])).eval()
 
             return make
 
-        jobs = [(row, (lambda m=model: m), shape) for row, model, shape in split_models if row["predicted_ms"] is not None]
+        jobs = [(row, (lambda m=model: m), shape) for row, model, shape in split_models if row.predicted_ms is not None]
         jobs += [(row, sampled(row), FBNET_SPACE.input) for row in sample_rows]
         times: dict[int, list] = {id(row): [] for row, _, _ in jobs}
         with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
@@ -189,47 +213,46 @@ def predict(
                                         clock=table.clock)
             for r in range(rounds):
                 for n, (row, make, shape) in enumerate(jobs):
-                    progress(f"round {r + 1}/{rounds}: timing {row['model']} whole ({n + 1}/{len(jobs)})")
-                    times[id(row)].append(timer(make(), shape, row["model"]))
+                    progress(f"round {r + 1}/{rounds}: timing {row.model} whole ({n + 1}/{len(jobs)})")
+                    times[id(row)].append(timer(make(), shape, row.model))
         for row, _, _ in jobs:
-            row["measured_ms"] = combine(times[id(row)]).median_ms
+            row.measured_ms = combine(times[id(row)]).median_ms
     for row in result.rows:
-        row.pop("_choices", None)
-        p = row["predicted_ms"]
+        p = row.predicted_ms
         if p is None:
             continue
         if scale is not None:
-            row["calibrated_ms"] = p * scale
-        if row["measured_ms"] is not None:
-            m = row["measured_ms"]
-            row["error"] = (p - m) / m
-            row["ratio"] = p / m
+            row.calibrated_ms = p * scale
+        if row.measured_ms is not None:
+            m = row.measured_ms
+            row.error = (p - m) / m
+            row.ratio = p / m
             if scale is not None:
-                row["calibrated_error"] = (p * scale - m) / m
+                row.calibrated_error = (p * scale - m) / m
 
     # 5. the loss ranking
     if loss_ce is not None:
-        ranked = [r for r in result.rows if r["predicted_ms"] is not None]
+        ranked = [r for r in result.rows if r.predicted_ms is not None]
         for r in ranked:
-            r["loss"] = fbnet_loss(loss_ce, r["predicted_ms"], alpha=alpha, beta=beta)
-        for rank, r in enumerate(sorted(ranked, key=lambda r: r["loss"]), start=1):
-            r["rank"] = rank
-        result.rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0))
+            r.loss = fbnet_loss(loss_ce, r.predicted_ms, alpha=alpha, beta=beta)
+        for rank, r in enumerate(sorted(ranked, key=lambda r: r.loss), start=1):
+            r.rank = rank
+        result.rows.sort(key=lambda r: (r.rank is None, r.rank or 0))
     result.shown = len(sample_rows)
 
     # 6. accuracy summaries
     groups = (("models", [r for r, _, _ in split_models]), ("samples", sample_rows))
     for group, members in groups:
-        done = [r for r in members if r["measured_ms"] is not None and r["predicted_ms"] is not None]
+        done = [r for r in members if r.measured_ms is not None and r.predicted_ms is not None]
         if done:
             result.summary += summary_rows(group, done, scale)
     return result
 
 
-def summary_rows(group: str, rows: Sequence[dict[str, Any]], scale: float | None) -> list[dict[str, Any]]:
+def summary_rows(group: str, rows: Sequence[PredictRow], scale: float | None) -> list[SummaryRow]:
     """The accuracy of the raw sum (and of the calibrated one) over ``rows``, one metric a row."""
-    pred = [r["predicted_ms"] for r in rows]
-    meas = [r["measured_ms"] for r in rows]
+    pred = [r.predicted_ms for r in rows]
+    meas = [r.measured_ms for r in rows]
     raw = error_stats(pred, meas)
     cal = error_stats([p * scale for p in pred], meas) if scale is not None else {}
     names = (
@@ -237,7 +260,4 @@ def summary_rows(group: str, rows: Sequence[dict[str, Any]], scale: float | None
         ("median_abs_error", "median |error|", "pct"), ("p90_abs_error", "p90 |error|", "pct"),
         ("median_ratio", "median predicted/measured", "ratio"), ("spearman", "Spearman rho", "float"),
     )
-    return [
-        {"group": group, "metric": label, "raw": raw[key], "calibrated": cal.get(key), "kind": kind}
-        for key, label, kind in names
-    ]
+    return [SummaryRow(group, label, raw[key], cal.get(key), kind) for key, label, kind in names]
