@@ -267,7 +267,7 @@ for _v, _s, _paper, _official in [
         paper=ESPNETV2,
         builder="cnnprof.models.espnetv2:espnetv2",
         res=224,
-        options={"scale": _s},
+        options={"width_mult": _s},
         paper_fig=_paper,
         paper_src="paper / sacmehta/ESPNetv2 README (FLOPs exclude the final FC)",
         official=_official,
