@@ -44,7 +44,7 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def native_counts(name: str) -> tuple[int, int]:
     """(params, MACs) at the native input, from the shape counter (tests/shape_counter.py)."""
     return meta_counts(get(name))

@@ -306,7 +306,8 @@ def test_v3_at_half_width_and_double_depth_by_hand():
     # widths 16, 24, 40, 72, 120, 184, 224 halved to 8, 12, 20, 36, 60, 92, 112 and rounded to the
     # nearest multiple of 8 (+8 if over 5% lost): 8, 16, 24, 40, 64, 96, 112
     assert len(model.blocks) == 58
-    expected = [8] * 4 + [16] * (2 + 6) + [24] * (2 + 8) + [40] * (2 + 8) + [64] * (2 + 10) + [96] * (2 + 10) + [112] * 2
+    expected = [8] * 4 + [16] * (2 + 6) + [24] * (2 + 8) + [40] * (2 + 8) + [64] * (2 + 10) + [96] * (2 + 10)
+    expected += [112] * 2
     assert _outs(model) == expected
     # a row's first block keeps its stride and padding override; the copies are stride 1, "same"
     strided = {i: b.conv_dw.conv.padding for i, b in enumerate(model.blocks) if b.conv_dw.conv.stride == (2, 2)}

@@ -40,7 +40,7 @@ def conv_weights(m: nn.Module) -> int:
     return sum(c.weight.numel() for c in m.modules() if isinstance(c, nn.Conv2d))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def native_count(name: str) -> tuple[int, int]:
     """(params, MACs) at the native input, from the shape counter (tests/shape_counter.py)."""
     return meta_counts(get(name))

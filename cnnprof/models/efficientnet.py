@@ -34,7 +34,7 @@ V1_ROUND_LIMIT = 0.9  # V1's round_filters adds a divisor back when rounding los
 class Stage:
     """One row of a stage table: ``repeats`` blocks of one kind, the first with ``stride``."""
 
-    block: type[MBConv] | type[FusedMBConv]
+    block: type[MBConv | FusedMBConv]
     expand: int
     kernel: int
     stride: int

@@ -10,7 +10,7 @@ imported when it is built (``ModelSpec.build``).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from cnnprof.models.catalog import CATALOG
 from cnnprof.models.spec import Figure, ModelSpec, Registry, natural_key

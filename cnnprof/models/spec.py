@@ -16,8 +16,9 @@ import difflib
 import fnmatch
 import importlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from cnnprof.errors import UnknownModelError, UsageError
 
