@@ -29,14 +29,14 @@ ALL = V1 + V2 + MNV3
 SMALL_INPUT = (3, 32, 32)  # the catalog's min_input for all of these
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def built(name: str) -> nn.Module:
     """The variant with real weights, built once per session (tests only read it)."""
     torch.manual_seed(0)
     return get(name).build().eval()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def built_v2(arch: str) -> nn.Module:
     """An unscaled V2 on the meta device: structure and counts without allocating weights."""
     with torch.device("meta"):

@@ -20,7 +20,7 @@ from cnnprof.models.blocks.esp import (
     StridedESP,
     eesp_dilations,
 )
-from cnnprof.models.espnet import ESPNet, espnet, espnet_c
+from cnnprof.models.espnet import ESPNet, espnet, espnet_c, espnet_widths
 from cnnprof.models.espnetv2 import espnetv2, espnetv2_channels
 from cnnprof.models.registry import get
 
@@ -44,7 +44,7 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def native_counts(name: str) -> tuple[int, int]:
     """(params, MACs) at the native input, from the shape counter (tests/shape_counter.py)."""
     return meta_counts(get(name))
@@ -201,7 +201,7 @@ def test_strided_eesp_concatenates_a_pooled_input_and_adds_the_image_shortcut():
 )
 def test_espnetv2_channel_rule(scale, expected):
     assert espnetv2_channels(scale) == expected
-    model = espnetv2(scale=scale)
+    model = espnetv2(width_mult=scale)
     assert model.stem.conv.out_channels == expected[0]
     assert tuple(int(d.act.num_parameters) for d in model.downs) == expected[1]
     assert model.classifier.in_features == expected[2]
@@ -242,6 +242,102 @@ def test_espnet_depth_multipliers_add_esp_modules():
     # each extra ESP(128) adds its conv weights: 128 * 25 + 9 * 25 * 128, plus BN + PReLU (3 x 128)
     extra = sum(p.numel() for p in espnet(q=9).parameters()) - sum(p.numel() for p in model.parameters())
     assert extra == 128 * 25 + 9 * 25 * 128 + 3 * 128
+
+
+# -- width and depth multipliers -------------------------------------------------------------------
+def _esp_split(esp: ESP) -> list[int]:
+    return [b.out_channels for b in esp.branches]
+
+
+def test_espnet_at_half_width_and_double_depth_by_hand():
+    model = espnet(width_mult=0.5, depth_mult=2.0)
+    enc = model.encoder
+    assert (len(enc.level2), len(enc.level3)) == (4, 16)  # ceil(2 * 2), ceil(8 * 2)
+    # widths 16 / 64 / 128 halved: 8 / 32 / 64, already multiples of 8
+    assert enc.level1.conv.out_channels == 8
+    assert enc.level2_down.conv_reduce.in_channels == 8 + 3
+    # ESP(32): d = 32 // 5 = 6 per dilated branch, the dilation-1 branch takes 32 - 4 * 6 = 8
+    assert all(_esp_split(esp) == [8, 6, 6, 6, 6] for esp in [enc.level2_down, *enc.level2])
+    assert enc.level3_down.conv_reduce.in_channels == 2 * 32 + 3
+    assert all(_esp_split(esp) == [16, 12, 12, 12, 12] for esp in [enc.level3_down, *enc.level3])
+    assert enc.classifier.in_channels == 2 * 64
+    # the decoder reads the narrower levels; its own widths follow the 20 classes
+    assert model.project4.in_channels == 2 * 32 + 3 and model.fuse2.conv.in_channels == 8 + 3 + 20
+    assert _esp_split(model.esp4) == [4, 4, 4, 4, 4]
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 64, 128)).shape == (1, 20, 64, 128)
+
+
+def test_espnet_c_at_wider_width_and_fractional_depth_by_hand():
+    model = espnet_c(width_mult=1.3, depth_mult=0.5)
+    assert (len(model.level2), len(model.level3)) == (1, 4)  # ceil(2 * 0.5), ceil(8 * 0.5)
+    # 16 * 1.3 = 20.8 -> 24; 64 * 1.3 = 83.2 -> 80 (4% down); 128 * 1.3 = 166.4 -> 168
+    assert model.level1.conv.out_channels == 24
+    assert _esp_split(model.level2[0]) == [16, 16, 16, 16, 16]  # 80 = 5 * 16
+    assert _esp_split(model.level3[0]) == [36, 33, 33, 33, 33]  # d = 168 // 5 = 33, 168 - 4 * 33 = 36
+    assert model.classifier.in_channels == 2 * 168
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 64, 128)).shape == (1, 20, 8, 16)
+
+
+def test_espnet_depth_mult_rounds_up_and_width_rule_keeps_every_esp_valid():
+    enc = espnet(depth_mult=1.2).encoder
+    assert (len(enc.level2), len(enc.level3)) == (3, 10)  # ceil(2.4), ceil(9.6)
+    assert espnet_widths(1.0) == (16, 64, 128)
+    assert espnet_widths(0.1) == (8, 8, 16)  # at least 8 >= K = 5: every ESP branch keeps a channel
+    model = espnet_c(width_mult=0.1)
+    assert _esp_split(model.level2_down) == [4, 1, 1, 1, 1]
+
+
+def test_espnetv2_depth_mult_scales_the_eesp_units_of_each_level():
+    assert [len(s) for s in espnetv2(depth_mult=2.0).stages] == [0, 6, 14, 6]
+    assert [len(s) for s in espnetv2(depth_mult=0.5).stages] == [0, 2, 4, 2]  # ceil(1.5), ceil(3.5), ceil(1.5)
+    assert [len(s) for s in espnetv2(depth_mult=1.1).stages] == [0, 4, 8, 4]  # ceil(3.3), ceil(7.7), ceil(3.3)
+
+
+def test_espnetv2_at_half_width_and_double_depth_by_hand():
+    model = espnetv2(width_mult=0.5, depth_mult=2.0)
+    assert model.stem.conv.out_channels == 16
+    assert tuple(int(d.act.num_parameters) for d in model.downs) == (32, 64, 128, 256)
+    assert [len(s) for s in model.stages] == [0, 6, 14, 6]
+    assert [{unit.conv_merge.conv.out_channels for unit in s} for s in model.stages[1:]] == [{64}, {128}, {256}]
+    assert model.classifier.in_features == 1024
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize(
+    "width, stem, widths, head",
+    [
+        # int(32 s) rounded up to a multiple of 8 (base), the stem 16 below base 32
+        (0.75, 16, (48, 96, 192, 384), 1024),  # base 24: the official rule's 24-wide stem cannot build
+        (1.1, 32, (80, 160, 320, 640), 1024),  # int(35.2) = 35 -> 40 (officially 36, which cannot build)
+        (1.75, 32, (112, 224, 448, 896), 1280),
+        (2.5, 32, (160, 320, 640, 1280), 1280),  # beyond the official s <= 2, the head stays 1280
+        (0.2, 16, (32, 64, 128, 256), 1024),  # base at least 16
+    ],
+)
+def test_espnetv2_builds_at_widths_between_the_published_ones(width, stem, widths, head):
+    assert espnetv2_channels(width) == (stem, widths, head)
+    model = espnetv2(width_mult=width)
+    assert model.stem.conv.out_channels == stem
+    assert tuple(int(d.act.num_parameters) for d in model.downs) == widths
+    assert model.classifier.in_features == head
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("build", [espnet, espnet_c, espnetv2])
+@pytest.mark.parametrize("bad", [{"width_mult": 0.0}, {"width_mult": -0.5}, {"depth_mult": 0.0}])
+def test_multipliers_must_be_positive(build, bad):
+    with pytest.raises(ValueError, match="width_mult and depth_mult must be > 0"):
+        build(**bad)
+
+
+def test_catalog_passes_width_mult_to_espnetv2():
+    assert dict(get("espnetv2_125").options) == {"width_mult": 1.25}
+    with pytest.raises(TypeError):
+        espnetv2(scale=1.0)  # the old keyword is gone: one vocabulary across families
 
 
 @pytest.mark.parametrize("name", V1 + V2)

@@ -11,9 +11,11 @@ from torch import nn
 
 from cnnprof.counting import count
 from cnnprof.models.blocks.core import ChannelShuffle, ConvBNAct, MBConv
-from cnnprof.models.blocks.fbnet import SkipBlock, irf_mid_chs, irf_se_chs, round_channels
+from cnnprof.models.blocks.fbnet import SkipBlock, irf_mid_chs, irf_se_chs, round_channels, scale_arch
 from cnnprof.models.fbnet import CANDIDATES, FBNET_ARCHS, FBNET_SPACE, fbnet, fbnet_space
+from cnnprof.models.fbnetv2 import ARCHS as V2_ARCHS
 from cnnprof.models.fbnetv2 import fbnetv2
+from cnnprof.models.fbnetv3 import ARCHS as V3_ARCHS
 from cnnprof.models.fbnetv3 import fbnetv3
 from cnnprof.models.registry import get, list_models
 
@@ -286,3 +288,70 @@ def test_v3_se_uses_less_channels_and_hard_sigmoid():
     mid = v2_block.conv_dw.conv.out_channels
     assert mid == 128 and v2_block.se.conv_reduce.out_channels == 32
     assert isinstance(v2_block.se.act, nn.ReLU)
+
+
+# -- V2 / V3 width and depth multipliers ---------------------------------------------------------
+def _outs(model: nn.Module) -> list[int]:
+    return [b.conv_pwl.conv.out_channels if isinstance(b, MBConv) else b.conv.conv.out_channels for b in model.blocks]
+
+
+def test_scale_arch_at_one_is_the_official_table():
+    for arch in [*V2_ARCHS.values(), *V3_ARCHS.values()]:
+        assert scale_arch(arch) == arch
+
+
+def test_v3_at_half_width_and_double_depth_by_hand():
+    model = fbnetv3(arch="a", width_mult=0.5, depth_mult=2.0)
+    # A's rows repeat 2, 1, 3, 1, 4, 1, 4, 1, 5, 1, 5, 1 times; doubled: 58 blocks
+    # widths 16, 24, 40, 72, 120, 184, 224 halved to 8, 12, 20, 36, 60, 92, 112 and rounded to the
+    # nearest multiple of 8 (+8 if over 5% lost): 8, 16, 24, 40, 64, 96, 112
+    assert len(model.blocks) == 58
+    expected = [8] * 4 + [16] * (2 + 6) + [24] * (2 + 8) + [40] * (2 + 8) + [64] * (2 + 10) + [96] * (2 + 10)
+    expected += [112] * 2
+    assert _outs(model) == expected
+    # a row's first block keeps its stride and padding override; the copies are stride 1, "same"
+    strided = {i: b.conv_dw.conv.padding for i, b in enumerate(model.blocks) if b.conv_dw.conv.stride == (2, 2)}
+    assert strided == {4: (2, 2), 12: (2, 2), 22: (1, 1), 44: (0, 0)}
+    assert model.blocks[23].conv_dw.conv.padding == (2, 2) and model.blocks[45].conv_dw.conv.padding == (1, 1)
+    assert model.stem.conv.out_channels == 8
+    # head: 1x1 to round(112 * 6) = 672, then 1984 / 2 = 992
+    assert model.head.conv_pw.conv.out_channels == 672 and model.head.fc.out_features == 992
+    with torch.inference_mode():
+        assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_v2_at_half_width_and_double_depth_keeps_skip_rows_single():
+    model = fbnetv2(arch="f1", width_mult=0.5, depth_mult=2.0)
+    # 13 IRF rows of one block each, doubled, and the two skip rows once each: 28 blocks
+    assert len(model.blocks) == 28
+    skips = [i for i, b in enumerate(model.blocks) if isinstance(b, SkipBlock)]
+    assert skips == [16, 27]
+    # 8, 24, 24, 32, 24 | 56, 56, 56 | skip 80 | 80, 80 | 144, 144, 144 | skip 224, halved and
+    # rounded: 4 -> 8 (at least 8), 12 -> 16, 16, 28 -> 32, 40, 72, 112
+    assert _outs(model) == [8] * 2 + [16] * 8 + [32] * 6 + [40] * 5 + [72] * 6 + [112]
+    assert isinstance(model.blocks[16].conv, ConvBNAct)  # 32 -> 40: a 1x1 ConvBNReLU
+    assert model.stem.conv.out_channels == 8 and model.head.fc.out_features == 800
+    with torch.inference_mode():
+        assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_v2_v3_depth_mult_rounds_each_rows_repeats_up():
+    # G's repeats 3, 1, 4, 1, 4, 1, 4, 1, 8, 1, 6, 2 at 0.5: 2, 1, 2, 1, 2, 1, 2, 1, 4, 1, 3, 1
+    assert len(fbnetv3(arch="g", depth_mult=0.5).blocks) == 21
+    # F4: 13 IRF rows of one block, 2 of two, 2 skips; at 1.5: 13 * 2 + 2 * 3 + 2
+    assert len(fbnetv2(arch="f4").blocks) == 13 + 2 * 2 + 2
+    assert len(fbnetv2(arch="f4", depth_mult=1.5).blocks) == 34
+
+
+def test_v2_v3_width_mult_above_one():
+    model = fbnetv3(arch="a", width_mult=1.25)
+    # 16, 24, 40, 72, 120, 184, 224 * 1.25 = 20, 30, 50, 90, 150, 230, 280 -> 24, 32, 48, 88, 152, 232, 280
+    assert sorted(set(_outs(model))) == [24, 32, 48, 88, 152, 232, 280]
+    assert model.stem.conv.out_channels == 24 and model.head.fc.out_features == 2480
+
+
+@pytest.mark.parametrize("build", [fbnetv2, fbnetv3])
+@pytest.mark.parametrize("bad", [{"width_mult": 0.0}, {"width_mult": -1.0}, {"depth_mult": 0.0}])
+def test_v2_v3_multipliers_must_be_positive(build, bad):
+    with pytest.raises(ValueError, match="width_mult and depth_mult must be > 0"):
+        build(**bad)

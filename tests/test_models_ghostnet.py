@@ -40,7 +40,7 @@ def conv_weights(m: nn.Module) -> int:
     return sum(c.weight.numel() for c in m.modules() if isinstance(c, nn.Conv2d))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def native_count(name: str) -> tuple[int, int]:
     """(params, MACs) at the native input, from the shape counter (tests/shape_counter.py)."""
     return meta_counts(get(name))
@@ -147,7 +147,7 @@ def test_v2_table_is_v1_plus_dfc_after_the_first_two_blocks():
     ],
 )
 def test_width_rounds_to_multiples_of_four(width, stem, exps, outs, final):
-    model = ghostnet(width=width)
+    model = ghostnet(width_mult=width)
     blocks = bottlenecks(model)
     assert model.stem.conv.out_channels == stem
     assert [b.ghost1.out_chs for b in blocks] == exps
@@ -211,7 +211,7 @@ def _widths(width: float) -> list[tuple[int, int, int]]:
 def test_v2_adds_dfc_params_on_fourteen_blocks(width):
     # Each DFC branch: 1x1 in -> mid (+BN), 1x5 and 5x1 depthwise (+BN): mid * (in + 16).
     dfc = sum(mid * (in_chs + 16) for in_chs, mid, _ in _widths(width)[2:])
-    assert n_params(ghostnetv2(width=width)) - n_params(ghostnet(width=width)) == dfc
+    assert n_params(ghostnetv2(width_mult=width)) - n_params(ghostnet(width_mult=width)) == dfc
 
 
 def test_dw_size_switch_changes_cheap_op_weights():
@@ -263,3 +263,39 @@ def test_v2_minus_v1_macs_are_the_dfc_branches():
     sides = [112, 112, 56, 56, 28, 28, 14, 14, 14, 14, 14, 14, 7, 7, 7, 7]
     dfc = sum((s // 2) ** 2 * mid * (i + 10) for s, (i, mid, _) in list(zip(sides, _widths(1.0)))[2:])
     assert native_count("ghostnetv2_100")[1] - native_count("ghostnet_100")[1] == dfc
+
+
+# -- the shared multiplier vocabulary ----------------------------------------------------------
+def test_v2_at_half_width_and_double_depth_by_hand():
+    model = ghostnetv2(width_mult=0.5, depth_mult=2.0)
+    # every stage of n rows becomes 2n blocks, each row twice in a row
+    assert [len(stage) for stage in model.blocks] == [2, 2, 2, 2, 2, 2, 10, 2, 8]
+    blocks = bottlenecks(model)
+    # the table's exp / out halved, rounded to multiples of 4 (see test_width_rounds_to_multiples_of_four)
+    exps = [8, 24, 36, 36, 60, 120, 100, 92, 92, 240, 336, 336, 480, 480, 480, 480]
+    outs = [8, 12, 12, 20, 20, 40, 40, 40, 40, 56, 56, 80, 80, 80, 80, 80]
+    assert [b.ghost1.out_chs for b in blocks] == [e for e in exps for _ in range(2)]
+    assert [b.ghost2.out_chs for b in blocks] == [o for o in outs for _ in range(2)]
+    # only the first block of a stage keeps its stride (a depthwise conv); copies carry the DFC flag
+    assert [not isinstance(b.conv_dw, nn.Identity) for b in blocks] == (
+        [False, False, True, False, False, False, True, False, False, False, True, False]
+        + [False] * 10 + [True, False] + [False] * 8
+    )
+    assert [b.ghost1.dfc is not None for b in blocks] == [False] * 4 + [True] * 28
+    assert model.stem.conv.out_channels == 8 and model.conv_final.conv.out_channels == 480
+    with torch.inference_mode():
+        assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("build", [ghostnet, ghostnetv2])
+@pytest.mark.parametrize("bad", [{"width_mult": 0.0}, {"width_mult": -1.0}, {"depth_mult": 0.0}])
+def test_multipliers_must_be_positive(build, bad):
+    with pytest.raises(ValueError, match="width_mult and depth_mult must be > 0"):
+        build(**bad)
+
+
+def test_catalog_passes_width_mult():
+    assert dict(get("ghostnet_130").options) == {"width_mult": 1.3}
+    assert dict(get("ghostnetv2_160").options) == {"width_mult": 1.6}
+    with pytest.raises(TypeError):
+        ghostnet(width=1.0)  # the old keyword is gone: one vocabulary across families

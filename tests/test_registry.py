@@ -1,4 +1,11 @@
-"""The registry: registration rules, lookup, patterns, natural sort, suggestions."""
+"""The registry: registration rules, lookup, patterns, natural sort, suggestions; the one-way
+imports spec <- catalog <- registry, and ``ModelSpec.build``."""
+
+import ast
+import inspect
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +83,52 @@ def test_every_spec_carries_a_citation_and_a_reference(name):
     assert isinstance(spec.reference, Figure) and spec.reference.params and spec.reference.macs
     assert spec.reference.source
     assert spec.input[0] == 3 and min(spec.input[1:]) >= spec.min_input
+
+
+# -- module structure and ModelSpec.build --------------------------------------------------------
+MODELS_DIR = Path(__file__).resolve().parents[1] / "cnnprof" / "models"
+
+
+def _models_imports(module: str) -> set[str]:
+    """The ``cnnprof.models`` modules that ``cnnprof/models/<module>.py`` imports, anywhere in it."""
+    tree = ast.parse((MODELS_DIR / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        found |= {n for n in names if n.startswith("cnnprof.models")}
+    return found
+
+
+def test_imports_run_one_way_spec_catalog_registry():
+    assert _models_imports("spec") == set()
+    assert _models_imports("catalog") == {"cnnprof.models.spec"}
+    assert _models_imports("registry") == {"cnnprof.models.catalog", "cnnprof.models.spec"}
+
+
+def test_registry_serves_the_catalog_and_re_exports_the_types():
+    from cnnprof import models
+    from cnnprof.models import catalog, registry, spec
+
+    assert registry.REGISTRY is catalog.CATALOG is models.REGISTRY
+    assert (registry.ModelSpec, registry.Figure, registry.Registry) == (spec.ModelSpec, spec.Figure, spec.Registry)
+    assert registry.natural_key is spec.natural_key
+    assert set(models.__all__) == {"REGISTRY", "Figure", "ModelSpec", "get", "list_models", "resolve"}
+
+
+@pytest.mark.parametrize("module", ["cnnprof.models.registry", "cnnprof.models.catalog", "cnnprof.models.spec"])
+def test_importing_the_registry_does_not_import_torch(module):
+    code = (
+        f"import sys, {module}; from cnnprof.models import registry; registry.list_models(); "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_build_calls_the_builder_with_options_then_overrides():
+    spec = ModelSpec(name="toy", family="toy", variant="toy", paper="A. Author, Toy Nets, 2024",
+                     builder="builtins:dict", input=(3, 32, 32), options=(("width_mult", 1.0), ("depth", 2)))
+    assert spec.build() == {"width_mult": 1.0, "depth": 2}
+    assert spec.build(width_mult=0.5, extra="x") == {"width_mult": 0.5, "depth": 2, "extra": "x"}
+    assert list(inspect.signature(ModelSpec.build).parameters) == ["self", "overrides"]  # no calibration here

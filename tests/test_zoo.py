@@ -58,3 +58,37 @@ def test_cnnprof_count_agrees_with_the_shape_counter(name):
     c = count(spec.build(), spec.input, label=name)
     assert (c.params, c.macs) == meta_counts(spec)
     assert c.status == "complete", c.status
+
+
+# One smallish variant per builder, to build away from the catalog's multipliers.
+ONE_PER_BUILDER = [
+    "efficientnet_b0", "efficientnetv2_b0", "mobilenetv3_small", "ghostnet_050", "ghostnetv2_100", "espnet",
+    "espnet_c", "espnetv2_050", "fbnet_a", "fbnetv2_f1", "fbnetv3_a",
+]
+
+
+def test_one_per_builder_covers_every_builder():
+    assert {get(n).builder for n in ONE_PER_BUILDER} == {get(n).builder for n in NAMES}
+
+
+@pytest.mark.parametrize("name", ONE_PER_BUILDER)
+def test_every_builder_takes_width_mult_and_depth_mult_with_effect(name):
+    import importlib
+    import inspect
+
+    spec = get(name)
+    module_name, _, func_name = spec.builder.partition(":")
+    params = inspect.signature(getattr(importlib.import_module(module_name), func_name)).parameters
+    for key in ("width_mult", "depth_mult"):
+        assert params[key].kind is inspect.Parameter.KEYWORD_ONLY and params[key].default == 1.0
+    own = dict(spec.options)
+    width, depth = own.get("width_mult", 1.0), own.get("depth_mult", 1.0)
+
+    def n_params(**overrides) -> int:
+        return sum(p.numel() for p in spec.build(**overrides).parameters())
+
+    base = n_params()
+    assert n_params(width_mult=width * 1.5) > base and n_params(depth_mult=depth * 2) > base
+    for bad in ({"width_mult": 0.0}, {"depth_mult": 0.0}, {"width_mult": -1.0}):
+        with pytest.raises(ValueError, match="width_mult and depth_mult must be > 0"):
+            spec.build(**bad)

@@ -7,14 +7,18 @@ parameters and conv + linear multiply-adds, at the native input), "released" is 
 checkpoint's model card. ``reference`` is the figure the built model must match (tolerances per
 family: 0.5% params / 1% MACs against official code; 1.5% against the FBNet definitions).
 
-Importing this module must stay free of torch: ``cnnprof list`` answers without it.
+Every variant is registered in ``CATALOG``, a registry this module owns; ``registry.py`` serves it.
+This module imports only ``spec`` (the data types), so imports run one way: spec <- catalog <-
+registry. Importing it must stay free of torch: ``cnnprof list`` answers without it.
 """
 
 from __future__ import annotations
 
-from cnnprof.models.registry import REGISTRY, Figure, ModelSpec
+from cnnprof.models.spec import Figure, ModelSpec, Registry
 
 M = 1_000_000
+
+CATALOG = Registry()
 
 # -- citations -------------------------------------------------------------------------------
 EFFICIENTNET = "Tan & Le, EfficientNet: Rethinking Model Scaling for CNNs, ICML 2019 (arXiv:1905.11946)"
@@ -77,7 +81,7 @@ def _add(
         reference = Figure(source=official_src, params=_m(official[0]), macs=_m(official[1]), input=size)
         published.append(reference)
     published.extend(extra)
-    REGISTRY.register(
+    CATALOG.register(
         ModelSpec(
             name=name,
             family=family,
@@ -194,7 +198,7 @@ for _v, _w, _paper, _official in [
         paper=GHOSTNET,
         builder="cnnprof.models.ghostnet:ghostnet",
         res=224,
-        options={"width": _w},
+        options={"width_mult": _w},
         paper_fig=_paper,
         paper_src="paper Table 7",
         official=_official,
@@ -211,7 +215,7 @@ for _v, _w, _paper, _official in [
         paper=GHOSTNETV2,
         builder="cnnprof.models.ghostnetv2:ghostnetv2",
         res=224,
-        options={"width": _w},
+        options={"width_mult": _w},
         paper_fig=_paper,
         paper_src="paper ImageNet table",
         official=_official,
@@ -263,7 +267,7 @@ for _v, _s, _paper, _official in [
         paper=ESPNETV2,
         builder="cnnprof.models.espnetv2:espnetv2",
         res=224,
-        options={"scale": _s},
+        options={"width_mult": _s},
         paper_fig=_paper,
         paper_src="paper / sacmehta/ESPNetv2 README (FLOPs exclude the final FC)",
         official=_official,
@@ -386,4 +390,4 @@ for _alias, _target in [
     ("fbnetv2", "fbnetv2_f4"),
     ("fbnetv3", "fbnetv3_a"),
 ]:
-    REGISTRY.alias(_alias, _target)
+    CATALOG.alias(_alias, _target)

@@ -34,7 +34,7 @@ V1_ROUND_LIMIT = 0.9  # V1's round_filters adds a divisor back when rounding los
 class Stage:
     """One row of a stage table: ``repeats`` blocks of one kind, the first with ``stride``."""
 
-    block: type[MBConv] | type[FusedMBConv]
+    block: type[MBConv | FusedMBConv]
     expand: int
     kernel: int
     stride: int
@@ -117,6 +117,8 @@ class EfficientNet(nn.Module):
         round_limit: float = V1_ROUND_LIMIT,
     ):
         super().__init__()
+        if width_mult <= 0 or depth_mult <= 0:
+            raise ValueError(f"width_mult and depth_mult must be > 0, got {width_mult}, {depth_mult}")
         stem_out = round_filters(stem_chs, width_mult, round_limit=round_limit)
         self.stem = ConvBNAct(3, stem_out, 3, stride=2, act=nn.SiLU, bn_eps=BN_EPS)
         self.blocks, in_chs = build_stages(

@@ -5,7 +5,8 @@ Follows the paper's ImageNet architecture table as the official code builds it
 stride-2 CBR stem, four levels each opened by a strided EESP (``StridedEESP``) and followed by
 3 / 7 / 3 EESP units at levels 3 / 4 / 5, a depth-wise 3x3 CBR and a 4-group 1x1 CBR expanding to
 1024 (1280 at s = 2), global pooling, dropout 0.2 and the FC. All activations are PReLU, BN eps
-1e-5, convolutions bias-free. The width rule is ``espnetv2_channels``.
+1e-5, convolutions bias-free. The width rule is ``espnetv2_channels``, the depth rule
+``scale_levels``.
 
 Where the paper differs from the official code or leaves a detail open, the code is followed:
 
@@ -23,11 +24,12 @@ Where the paper differs from the official code or leaves a detail open, the code
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from cnnprof.models.blocks.core import round_repeats
 from cnnprof.models.blocks.esp import EESP, V2_BN_EPS, ConvBNPReLU, StridedEESP
 
 BASE_CHS = 32
@@ -53,30 +55,48 @@ LEVELS = (
 )
 
 
-def espnetv2_channels(scale: float, *, branches: int = 4) -> tuple[int, tuple[int, ...], int]:
-    """(stem, per-level widths, head width) at width scale ``s`` (official ``EESPNet`` rule).
+def espnetv2_channels(scale: float) -> tuple[int, tuple[int, ...], int]:
+    """(stem, per-level widths, head width) at width scale ``s`` (the builder's ``width_mult``).
 
-    base_s = int(32 s) rounded up to a multiple of K; the stem keeps 32 unless base_s is
-    smaller; level i (2..5) has base_s * 2^(i-1) channels; the head has 1024 channels for
-    s <= 1.5 and 1280 up to s = 2.
+    The official ``EESPNet`` rule: base_s = int(32 s) rounded up to a multiple of K = 4; the stem
+    keeps 32 unless base_s is smaller; level i (2..5) has base_s * 2^(i-1) channels; the head has
+    1024 channels for s <= 1.5 and 1280 up to s = 2.
 
-    >>> espnetv2_channels(1.0)
-    (32, (64, 128, 256, 512), 1024)
+    That rule builds only where base_s is 16 or a multiple of 8 from 32 on (the published 0.5, 1,
+    1.25, 1.5 and 2 all are): an EESP's K = 4 depth-wise branches must each hold a multiple of its
+    4 groups, so every EESP width, including the 2 base_s - stem new channels of level 2's strided
+    unit, must be a multiple of 16; at other scales the official code fails as this one would. So
+    that every ``s > 0`` builds, base_s is rounded up to a multiple of 8 instead (the official value
+    wherever the official rule builds), at least 16, and the stem is 32 from base_s = 32 on and 16
+    below it (the official min(32, base_s) wherever that builds). Above s = 2, where the official
+    code stops, the head stays 1280.
+
+    >>> espnetv2_channels(1.0), espnetv2_channels(0.75), espnetv2_channels(1.1)
+    ((32, (64, 128, 256, 512), 1024), (16, (48, 96, 192, 384), 1024), (32, (80, 160, 320, 640), 1024))
     """
-    if not 0 < scale <= 2.0:
-        raise ValueError(f"scale must be in (0, 2], got {scale}")
-    base_s = math.ceil(int(BASE_CHS * scale) / branches) * branches
-    stem = min(BASE_CHS, base_s)
+    if not scale > 0:
+        raise ValueError(f"width_mult must be > 0, got {scale}")
+    base_s = max(16, math.ceil(int(BASE_CHS * scale) / 8) * 8)
+    stem = BASE_CHS if base_s >= BASE_CHS else 16
     widths = tuple(base_s * 2**i for i in range(1, len(LEVELS) + 1))
     head = 1024 if scale <= 1.5 else 1280
     return stem, widths, head
+
+
+def scale_levels(levels: tuple[Level, ...], depth_mult: float) -> tuple[Level, ...]:
+    """Each level's EESP units scaled to ``ceil(repeats * depth_mult)`` (``round_repeats``): level 2,
+    which has none, keeps none; every level keeps its strided unit."""
+    if depth_mult <= 0:
+        raise ValueError(f"depth_mult must be > 0, got {depth_mult}")
+    return tuple(replace(level, repeats=round_repeats(level.repeats, depth_mult)) for level in levels)
 
 
 class ESPNetV2(nn.Module):
     def __init__(
         self,
         *,
-        scale: float = 1.0,
+        width_mult: float = 1.0,
+        depth_mult: float = 1.0,
         levels: tuple[Level, ...] = LEVELS,
         branches: int = 4,
         groups: int = 4,
@@ -84,7 +104,8 @@ class ESPNetV2(nn.Module):
         num_classes: int = 1000,
     ):
         super().__init__()
-        stem_chs, widths, head_chs = espnetv2_channels(scale, branches=branches)
+        stem_chs, widths, head_chs = espnetv2_channels(width_mult)
+        levels = scale_levels(levels, depth_mult)
         self.stem = ConvBNPReLU(3, stem_chs, 3, stride=2, bn_eps=V2_BN_EPS)
         self.downs = nn.ModuleList()
         self.stages = nn.ModuleList()
@@ -120,6 +141,11 @@ class ESPNetV2(nn.Module):
         return self.classifier(self.dropout(self.pool(x).flatten(1)))
 
 
-def espnetv2(*, scale: float = 1.0, num_classes: int = 1000) -> ESPNetV2:
-    """ESPNetv2 ImageNet classifier at width scale ``scale`` (0.5, 1.0, 1.25, 1.5, 2.0 published)."""
-    return ESPNetV2(scale=scale, num_classes=num_classes)
+def espnetv2(*, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000) -> ESPNetV2:
+    """ESPNetv2 ImageNet classifier at width scale ``s = width_mult`` (0.5, 1.0, 1.25, 1.5, 2.0
+    published; widths by ``espnetv2_channels``) and ``depth_mult`` (for compound scaling; the paper
+    has none): levels 3 / 4 / 5 get ``ceil(3 d)`` / ``ceil(7 d)`` / ``ceil(3 d)`` EESP units.
+    ``depth_mult=1.0`` is the official network exactly."""
+    if width_mult <= 0 or depth_mult <= 0:
+        raise ValueError(f"width_mult and depth_mult must be > 0, got {width_mult}, {depth_mult}")
+    return ESPNetV2(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes)

@@ -26,8 +26,8 @@ model card). Counts here follow the official definition.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from torch import nn
 

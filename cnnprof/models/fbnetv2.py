@@ -17,7 +17,7 @@ file are not used by the official builder, so they are left out here.
 
 from __future__ import annotations
 
-from cnnprof.models.blocks.fbnet import IRF, FBNetNetwork, IRFArch, Skip, irf_network
+from cnnprof.models.blocks.fbnet import IRF, FBNetNetwork, IRFArch, Skip, irf_network, scale_arch
 
 # FBNetV2 keeps the SE bottleneck at a quarter of the mid channels.
 LESS_SE_CHANNELS = False
@@ -99,8 +99,16 @@ ARCHS = {
 }
 
 
-def fbnetv2(*, arch: str = "f4", num_classes: int = 1000) -> FBNetNetwork:
-    """FBNetV2 ``f1`` ... ``f4``, ``l1``, ``l2`` (the input resolution lives in the catalog)."""
+def fbnetv2(
+    *, arch: str = "f4", width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000
+) -> FBNetNetwork:
+    """FBNetV2 ``f1`` ... ``f4``, ``l1``, ``l2`` (the input resolution lives in the catalog).
+
+    ``width_mult`` and ``depth_mult`` (for compound scaling; the paper has neither) scale the stem,
+    row and head widths and each row's repeats (``blocks.fbnet.scale_arch``). At 1.0 and 1.0 the
+    network is the official one.
+    """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
-    return irf_network(ARCHS[arch], less_se_channels=LESS_SE_CHANNELS, num_classes=num_classes)
+    scaled = scale_arch(ARCHS[arch], width_mult=width_mult, depth_mult=depth_mult)
+    return irf_network(scaled, less_se_channels=LESS_SE_CHANNELS, num_classes=num_classes)

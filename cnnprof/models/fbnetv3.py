@@ -20,7 +20,7 @@ tables (arXiv v1, "Neural Acquisition Function"); the official definitions follo
 
 from __future__ import annotations
 
-from cnnprof.models.blocks.fbnet import IRF, FBNetNetwork, IRFArch, irf_network
+from cnnprof.models.blocks.fbnet import IRF, FBNetNetwork, IRFArch, irf_network, scale_arch
 
 # FBNetV3 shrinks the SE bottleneck by the expansion ratio.
 LESS_SE_CHANNELS = True
@@ -134,8 +134,16 @@ ARCHS = {
 }
 
 
-def fbnetv3(*, arch: str = "a", num_classes: int = 1000) -> FBNetNetwork:
-    """FBNetV3 ``a`` ... ``g`` (the input resolution lives in the catalog)."""
+def fbnetv3(
+    *, arch: str = "a", width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000
+) -> FBNetNetwork:
+    """FBNetV3 ``a`` ... ``g`` (the input resolution lives in the catalog).
+
+    ``width_mult`` and ``depth_mult`` (for compound scaling; the paper has neither) scale the stem,
+    row and head widths and each row's repeats (``blocks.fbnet.scale_arch``). At 1.0 and 1.0 the
+    network is the official one.
+    """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
-    return irf_network(ARCHS[arch], less_se_channels=LESS_SE_CHANNELS, num_classes=num_classes)
+    scaled = scale_arch(ARCHS[arch], width_mult=width_mult, depth_mult=depth_mult)
+    return irf_network(scaled, less_se_channels=LESS_SE_CHANNELS, num_classes=num_classes)

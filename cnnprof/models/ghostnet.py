@@ -6,7 +6,7 @@ stem 3x3/2 conv (16) + BN + ReLU -> 16 Ghost bottlenecks -> 1x1 conv (960) + BN 
 average pool -> 1x1 conv (1280, with bias, no BN) + ReLU -> dropout 0.2 -> FC. Every bottleneck
 uses ReLU; SE reduces the expanded channels to ``make_divisible(exp * 0.25, 4)`` with a
 hard-sigmoid gate. The width multiplier scales the stem, every ``exp`` / ``out`` and the 960-wide
-conv by ``make_divisible(c * width, 4)`` (never more than 10% down); the 1280 head is not scaled.
+conv by ``make_divisible(c * width_mult, 4)`` (never more than 10% down); the 1280 head is not scaled.
 
 Differences between paper and official code, following the code:
 
@@ -93,7 +93,7 @@ class GhostNet(nn.Module):
         self,
         *,
         stages: tuple[Stage, ...] = V1_STAGES,
-        width: float = 1.0,
+        width_mult: float = 1.0,
         depth_mult: float = 1.0,
         ratio: int = 2,
         dw_size: int = 3,
@@ -101,15 +101,17 @@ class GhostNet(nn.Module):
         num_classes: int = 1000,
     ):
         super().__init__()
-        stem_chs = make_divisible(STEM_CHS * width, DIVISOR)
+        if width_mult <= 0 or depth_mult <= 0:
+            raise ValueError(f"width_mult and depth_mult must be > 0, got {width_mult}, {depth_mult}")
+        stem_chs = make_divisible(STEM_CHS * width_mult, DIVISOR)
         self.stem = ConvBNAct(3, stem_chs, 3, stride=2, act=nn.ReLU)
         in_chs = stem_chs
         built_stages = []
         for stage in stages:
             blocks = []
             for row in stage_rows(stage, depth_mult):
-                mid_chs = make_divisible(row.exp * width, DIVISOR)
-                out_chs = make_divisible(row.out * width, DIVISOR)
+                mid_chs = make_divisible(row.exp * width_mult, DIVISOR)
+                out_chs = make_divisible(row.out * width_mult, DIVISOR)
                 blocks.append(
                     GhostBottleneck(
                         in_chs,
@@ -127,7 +129,7 @@ class GhostNet(nn.Module):
             built_stages.append(nn.Sequential(*blocks))
         self.blocks = nn.Sequential(*built_stages)
         # The official code takes this width from the last row's exp (960 at width 1.0).
-        final_chs = make_divisible(stages[-1][-1].exp * width, DIVISOR)
+        final_chs = make_divisible(stages[-1][-1].exp * width_mult, DIVISOR)
         self.conv_final = ConvBNAct(in_chs, final_chs, 1, act=nn.ReLU)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv_head = nn.Conv2d(final_chs, HEAD_CHS, 1, bias=True)  # no BN: acts on a 1x1 map
@@ -145,21 +147,21 @@ class GhostNet(nn.Module):
 
 def ghostnet(
     *,
-    width: float = 1.0,
+    width_mult: float = 1.0,
     depth_mult: float = 1.0,
     ratio: int = 2,
     dw_size: int = 3,
     dropout: float = 0.2,
     num_classes: int = 1000,
 ) -> GhostNet:
-    """GhostNet V1 at any width (paper: 0.5, 1.0, 1.3) and depth multiplier (official: 1.0).
+    """GhostNet V1 at any ``width_mult`` (paper: 0.5, 1.0, 1.3) and ``depth_mult`` (official: 1.0).
 
     ``ratio`` (the paper's ``s``) and ``dw_size`` (its ``d``) set every Ghost module; the
     released models use ``s = 2``, ``d = 3``.
     """
     return GhostNet(
         stages=V1_STAGES,
-        width=width,
+        width_mult=width_mult,
         depth_mult=depth_mult,
         ratio=ratio,
         dw_size=dw_size,

@@ -53,17 +53,17 @@ V2_STAGES: tuple[Stage, ...] = (
 
 def ghostnetv2(
     *,
-    width: float = 1.0,
+    width_mult: float = 1.0,
     depth_mult: float = 1.0,
     ratio: int = 2,
     dw_size: int = 3,
     dropout: float = 0.2,
     num_classes: int = 1000,
 ) -> GhostNet:
-    """GhostNet V2 at any width (paper: 1.0, 1.3, 1.6) and depth multiplier (official: 1.0)."""
+    """GhostNet V2 at any ``width_mult`` (paper: 1.0, 1.3, 1.6) and ``depth_mult`` (official: 1.0)."""
     return GhostNet(
         stages=V2_STAGES,
-        width=width,
+        width_mult=width_mult,
         depth_mult=depth_mult,
         ratio=ratio,
         dw_size=dw_size,

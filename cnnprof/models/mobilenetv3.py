@@ -144,8 +144,8 @@ def mobilenetv3(
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
-    if depth_mult <= 0:
-        raise ValueError(f"depth_mult must be > 0, got {depth_mult}")
+    if width_mult <= 0 or depth_mult <= 0:
+        raise ValueError(f"width_mult and depth_mult must be > 0, got {width_mult}, {depth_mult}")
     bnecks, last = ARCHS[arch]
     last_chs = make_divisible(last * width_mult, 8) if width_mult > 1.0 else last
     return MobileNetV3(

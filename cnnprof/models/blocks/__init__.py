@@ -18,12 +18,12 @@ from cnnprof.models.blocks.esp import EESP, ESP, StridedEESP, StridedESP, eesp_d
 from cnnprof.models.blocks.ghost import DFCAttention, GhostBottleneck, GhostModule
 
 __all__ = [
+    "EESP",
+    "ESP",
     "ChannelShuffle",
     "ConvBNAct",
     "DFCAttention",
     "DropPath",
-    "EESP",
-    "ESP",
     "FusedMBConv",
     "GhostBottleneck",
     "GhostModule",

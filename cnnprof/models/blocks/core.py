@@ -8,8 +8,9 @@ module sets from its table, never a version switch inside the block.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -37,7 +38,7 @@ def make_divisible(value: float, divisor: int = 8, *, min_value: int | None = No
 
 def round_repeats(repeats: int, depth_mult: float) -> int:
     """Scale a stage's layer count by ``depth_mult``, rounding up (EfficientNet ``round_repeats``)."""
-    return int(math.ceil(depth_mult * repeats))
+    return math.ceil(depth_mult * repeats)
 
 
 def stage_rows(stage: Sequence[Row], depth_mult: float) -> tuple[Row, ...]:

@@ -14,17 +14,18 @@ is its *rules*, so that the counts match the official definitions:
   ReLU even inside an h-swish network, because the official skip ignores the block's options.
 
 Rows (``IRF``, ``Skip``) and variants (``IRFArch``) are frozen dataclasses shared by the V2 and
-V3 tables; ``irf_network`` turns one into a network with ``stem``, ``blocks`` and ``head``.
+V3 tables; ``scale_arch`` applies ``width_mult`` / ``depth_mult`` to one and ``irf_network`` turns
+it into a network with ``stem``, ``blocks`` and ``head``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from cnnprof.models.blocks.core import Act, ConvBNAct, MBConv, make_divisible
+from cnnprof.models.blocks.core import Act, ConvBNAct, MBConv, make_divisible, round_repeats
 
 
 # -- channel rules ----------------------------------------------------------------------------
@@ -183,6 +184,33 @@ class IRFArch:
     rows: tuple[IRF | Skip, ...]
     head_expand: float
     head_chs: int
+
+
+def scale_arch(arch: IRFArch, *, width_mult: float = 1.0, depth_mult: float = 1.0, divisor: int = 8) -> IRFArch:
+    """A V2/V3 variant at ``width_mult`` and ``depth_mult`` (for compound scaling; the papers have
+    neither).
+
+    Width: the stem, every row's and the head's output width ``c`` becomes
+    ``round_channels(int(c * width_mult), divisor)``, the rule mobile-vision's ``FBNetBuilder``
+    applies for its ``width_ratio``; mid, SE and head-expansion widths follow from them as always.
+    Depth: an IRF row of ``n`` blocks gets ``ceil(n * depth_mult)`` (``round_repeats``), the first
+    keeping the row's stride and padding override and the others stride-1 copies; a ``Skip`` row
+    stays one block (its copies would be identities). Every official width is a multiple of 8, so at
+    1.0 and 1.0 the variant is returned as it is.
+    """
+    if width_mult <= 0 or depth_mult <= 0:
+        raise ValueError(f"width_mult and depth_mult must be > 0, got {width_mult}, {depth_mult}")
+
+    def width(chs: int) -> int:
+        return round_channels(int(chs * width_mult), divisor)
+
+    rows = tuple(
+        replace(row, out_chs=width(row.out_chs))
+        if isinstance(row, Skip)
+        else replace(row, out_chs=width(row.out_chs), repeats=round_repeats(row.repeats, depth_mult))
+        for row in arch.rows
+    )
+    return replace(arch, stem_chs=width(arch.stem_chs), rows=rows, head_chs=width(arch.head_chs))
 
 
 def build_irf_blocks(
