@@ -120,10 +120,13 @@ def scaled_target(base: ScalingBase, depth_mult: float, width_mult: float) -> Ta
 
 # -- what was built -------------------------------------------------------------------------------------
 def _block_modules(model: nn.Module) -> list[nn.Module]:
-    """The blocks of ``model.blocks``, nested ``nn.Sequential`` stages flattened."""
+    """The blocks of ``model.blocks``, nested ``nn.Sequential`` stages flattened (ESPNetv2, which
+    keeps each level's strided unit in ``downs`` and its units in ``stages``: both, in order)."""
     from torch import nn
 
     blocks = getattr(model, "blocks", None)
+    if blocks is None and hasattr(model, "downs") and hasattr(model, "stages"):
+        blocks = nn.Sequential(*(m for down, stage in zip(model.downs, model.stages) for m in (down, *stage)))
     if blocks is None:
         return []
     out: list[nn.Module] = []

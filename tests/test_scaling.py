@@ -34,8 +34,8 @@ def test_bad_input_is_a_usage_error():
         scaling.phis_up_to(-1)
     with pytest.raises(UsageError, match="--beta must be at least 1"):
         scaling.Coefficients(beta=0.9).check()
-    with pytest.raises(UsageError, match="no width and depth multipliers"):
-        scaling.scaling_base("espnetv2_100")
+    with pytest.raises(UsageError, match="non-square input 512x1024"):
+        scaling.scaling_base("espnet")
     with pytest.raises(UsageError, match="unknown model"):
         scaling.scaling_base("resnet50")
     with pytest.raises(UsageError, match="below ghostnetv2_100's minimum 33"):
@@ -45,9 +45,18 @@ def test_bad_input_is_a_usage_error():
 def test_bases_know_their_options():
     assert scaling.scaling_base("efficientnet_b1").depth == 1.1
     ghost = scaling.scaling_base("ghostnet_130")
-    assert (ghost.width_option, ghost.width) == ("width", 1.3)
+    assert (ghost.width, ghost.depth) == (1.3, 1.0)
     assert scaling.scaling_base("fbnet").name == "fbnet_b"
-    assert scaling.scaling_base("mobilenetv3_large").depth_option == "depth_mult"
+    assert scaling.scaling_base("espnetv2_150").width == 1.5
+
+
+def test_every_family_scales_through_its_multipliers():
+    """ESPNetv2 had no depth multiplier before every builder took width_mult / depth_mult: at
+    phi = 1 its EESP units per level are ceil(n * 1.2) = 4, 9, 4 (from 3, 7, 3)."""
+    zero, one = scaling.scale_rows("espnetv2_100", [0.0, 1.0], resolution=64)
+    assert zero.repeats != one.repeats and one.params > zero.params and one.macs_ratio > 1.0
+    built = scaling.scaled_target(scaling.scaling_base("espnetv2_100"), 1.2, 1.0).build(calibrate=False)
+    assert [len(stage) for stage in built.stages] == [0, 4, 9, 4]
 
 
 def test_phi_zero_is_the_base_exactly_and_ratios_follow():
@@ -93,7 +102,7 @@ def test_cli_prints_rows_and_rejects_bad_input(cli):
     assert list(rows[0]) == scaling.ScaleRow.field_names()
     assert rows[0]["macs_ratio"] == 1.0 and rows[2]["resolution"] == round(64 * 1.15**1.5)
     for args, needle in ((["--phi", "-1"], "--phi must be"), (["--phi", "1", "--alpha", "0.9"], "--alpha"),
-                         (["--phi", "1", "--base", "espnet"], "no width and depth"),
+                         (["--phi", "1", "--base", "espnet"], "non-square input"),
                          (["--phi", "1", "--base", "nosuch"], "unknown model"),
                          (["--phi", "1", "--base", "ghostnetv2_100", "-r", "20"], "minimum")):
         bad = cli("scale", *args)
