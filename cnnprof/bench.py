@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from cnnprof.errors import CnnprofError, UsageError
 from cnnprof.rows import Counts, ProfileRow, counts_row, with_latency
-from cnnprof.targets import Target, check_batch, count_target, target_input
+from cnnprof.targets import Target, check_batch, count_target, running, target_input
 
 if TYPE_CHECKING:  # pragma: no cover
     from cnnprof.timing.protocol import Protocol
@@ -30,11 +30,11 @@ def count_rows(
 ) -> list[tuple[ProfileRow, Counts | None]]:
     """Count each target; a model that fails becomes a row with ``error`` set."""
     check_batch(batch)
-    shapes = [target_input(t, resolution) for t in targets]  # validate all before any work
+    shapes = [target_input(t, resolution, batch=batch) for t in targets]  # validate all before any work
     out: list[tuple[ProfileRow, Counts | None]] = []
     for target, shape in zip(targets, shapes):
         if on_progress:
-            on_progress(f"counting {target.name} at {shape[1]}x{shape[2]}")
+            on_progress(f"counting {target.name}" + (f" at {shape[1]}x{shape[2]}" if len(shape) == 3 else ""))
         try:
             counts = count_target(target, shape, batch=batch)
         except CnnprofError as exc:
@@ -78,7 +78,7 @@ def bench_rows(
         timing.check_options(dataclasses.replace(base_opts, backend=backend))
     for b in batches:
         check_batch(b)
-    shapes = [target_input(t, resolution) for t in targets]
+    shapes = [target_input(t, resolution, batch=max(batches)) for t in targets]
     for target, shape in zip(targets, shapes):
         if on_progress:
             on_progress(f"{target.name}: counting")
@@ -105,7 +105,9 @@ def bench_rows(
                         latency = timing.time_model(None, shape, name=target.name, opts=opts,
                                                     onnx_path=target.onnx_path)
                     else:
-                        latency = timing.time_model(target.build(shape=shape), shape, name=target.name, opts=opts)
+                        model = target.build(shape=shape)
+                        with running(target.name):
+                            latency = timing.time_model(model, shape, name=target.name, opts=opts)
                 except CnnprofError as exc:
                     yield dataclasses.replace(row, backend=backend, device=device, threads=threads, error=str(exc))
                     continue

@@ -22,7 +22,7 @@ import warnings
 import torch
 from torch import nn
 
-from cnnprof.errors import UsageError
+from cnnprof.errors import OutOfMemory, UsageError, is_out_of_memory, memory_guard
 from cnnprof.rows import Counts, LayerCount, ModuleCount, format_shape
 
 # fvcore operator keys that are multiply-adds of convolutions or matrix products.
@@ -178,6 +178,9 @@ def check_input(model: nn.Module, x: torch.Tensor, label: str) -> None:
     failure = locate_failure(model, x)
     if failure is not None:
         layer, kind, shape, exc = failure
+        if is_out_of_memory(exc):
+            raise OutOfMemory(f"{label} ran out of memory at input {format_shape(tuple(x.shape[1:]))} "
+                              f"(batch {x.shape[0]}) in layer {layer!r} ({kind}), which got {format_shape(shape)}")
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(
             f"{label} rejects input {format_shape(tuple(x.shape[1:]))}: layer {layer!r} ({kind}) "
@@ -193,9 +196,14 @@ def count(model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, lab
     >>> c.params, c.macs  # 8*3*3*3 weights, each used at 16*16 positions
     (216, 55296)
     """
+    model.eval()
+    with memory_guard(f"{label} at input {format_shape(tuple(input_shape))}, batch {batch},"):
+        return _count(model, tuple(input_shape), batch=batch, label=label)
+
+
+def _count(model: nn.Module, input_shape: tuple[int, ...], *, batch: int, label: str) -> Counts:
     from fvcore.nn import FlopCountAnalysis
 
-    model.eval()
     x = torch.randn(batch, *input_shape)
     recorder = _LeafRecorder(model)
     threads = torch.get_num_threads()

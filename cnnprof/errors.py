@@ -7,6 +7,9 @@ Anything else that escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 
 class CnnprofError(Exception):
     """Base class: a problem cnnprof can explain in one line."""
@@ -20,6 +23,13 @@ class UsageError(CnnprofError):
     exit_code = 2
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis: a user's input echoed in a message
+    (a name pasted by mistake can be thousands of characters long)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class UnknownModelError(UsageError):
     """A model name or pattern that the registry does not know."""
 
@@ -27,10 +37,45 @@ class UnknownModelError(UsageError):
         self.name = name
         self.suggestions = suggestions
         hint = f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(f"unknown model {name!r}{hint} (see `cnnprof list`)")
+        super().__init__(f"unknown model {shorten(name)!r}{hint} (see `cnnprof list`)")
 
 
 class CheckFailed(CnnprofError):
     """A check ran and failed: a claim deviates under --strict, a latency regression."""
 
     exit_code = 1
+
+
+class RowsFailed(CnnprofError):
+    """A run of several models finished, but some rows carry an error (exit 1, so CI can tell)."""
+
+    exit_code = 1
+
+
+class OutOfMemory(UsageError):
+    """The input (or the network at that input) does not fit in this machine's memory."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says an allocation failed. PyTorch's CPU allocator raises a plain
+    ``RuntimeError`` ("DefaultCPUAllocator: can't allocate memory"); CUDA has its own type."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text
+                                               or "out of memory" in text)
+
+
+@contextlib.contextmanager
+def memory_guard(what: str) -> Iterator[None]:
+    """Inside this block, running out of memory is one line naming ``what`` (exit 2, or the row's
+    error in a run of several models), not a traceback."""
+    try:
+        yield
+    except OutOfMemory:
+        raise
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OutOfMemory(f"{what} ran out of memory ({first[:160]})") from None

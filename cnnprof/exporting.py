@@ -7,13 +7,16 @@ evidence that both are right; where they differ, the per-layer difference says w
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnprof.errors import UsageError
+from cnnprof.errors import CnnprofError, UsageError
 from cnnprof.files import MODELS_DIR
 from cnnprof.rows import Row
+from cnnprof.targets import running
 
 AGREEMENT = 0.005  # relative tolerance between the two MAC counters
 
@@ -66,14 +69,15 @@ def layer_differences(counts, onnx_counts) -> list[LayerDiff]:
 def export_and_check(target, *, output: str | Path | None = None, opset: int = 17, dynamic_batch: bool = False,
                      exporter: str = "torchscript", batch: int = 1) -> ExportRow:
     """Export ``target`` to ``output`` (default ``models/NAME.onnx``), check the file with the
-    ONNX checker, run it once in ONNX Runtime against PyTorch, and compare the two counters."""
-    import numpy as np
+    ONNX checker, run it once in ONNX Runtime against PyTorch, and compare the two counters.
+
+    The export is made and checked in a temporary file beside ``output``; only a file that
+    passed every check replaces ``output`` (in one rename), so a model that cannot be exported
+    leaves the user's file as it was."""
     import torch
 
-    from cnnprof.counting import count
-    from cnnprof.onnx_count import count_onnx, load
-    from cnnprof.onnx_export import export_onnx
-    from cnnprof.timing.ort import make_session
+    from cnnprof.files import check_writable, destination, ensure_folder, replace_file, write_atomic
+    from cnnprof.onnx_export import ExportError, export_onnx
 
     if target.onnx_path is not None:
         raise UsageError(f"{target.name} is already an ONNX file")
@@ -81,12 +85,45 @@ def export_and_check(target, *, output: str | Path | None = None, opset: int = 1
         raise UsageError(f"--opset must be between 7 and 25, got {opset}")
     shape = tuple(target.input)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target.name)
-    path = Path(output) if output is not None else Path(MODELS_DIR) / f"{safe}.onnx"
+    path = Path(output) if output is not None else ensure_folder(MODELS_DIR) / f"{safe}.onnx"
+    check_writable(path)
+    real, in_place = destination(path)
     model = target.build()
     example = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
-    t0 = time.perf_counter()
-    export_onnx(model, example, path, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter)
-    export_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix=".cnnprof-export-", dir=None if in_place else real.parent) as tmpdir:
+        tmp = Path(tmpdir) / "model.onnx"
+        t0 = time.perf_counter()
+        with running(target.name):
+            export_onnx(model, example, tmp, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter)
+        export_s = time.perf_counter() - t0
+        try:
+            with running(target.name):
+                row = _check(target, model, tmp, shape=shape, example=example, batch=batch,
+                             dynamic_batch=dynamic_batch)
+        except CnnprofError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an exported graph that cannot be used is this model's error
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ExportError(f"{target.name}: the exported graph cannot be used ({type(exc).__name__}: "
+                              f"{first[:200]}); {str(path)!r} was not written") from None
+        size = tmp.stat().st_size
+        if in_place:
+            write_atomic(path, tmp.read_bytes())
+        else:
+            replace_file(tmp, real)
+    return dataclasses.replace(row, path=str(path), bytes=size, export_s=export_s)
+
+
+def _check(target, model, path: Path, *, shape, example, batch: int, dynamic_batch: bool) -> ExportRow:
+    """Check an exported file: ONNX checker, one run in ONNX Runtime against PyTorch, the two
+    counters compared."""
+    import numpy as np
+    import torch
+
+    from cnnprof.counting import count
+    from cnnprof.onnx_count import count_onnx, load
+    from cnnprof.timing.ort import make_session
+
     proto = load(path)  # the ONNX checker runs here
     session = make_session(path, threads=1)
     name = session.get_inputs()[0].name
@@ -104,8 +141,8 @@ def export_and_check(target, *, output: str | Path | None = None, opset: int = 1
     rel = abs(oc.macs - counts.macs) / counts.macs if counts.macs else 0.0
     agree = rel <= AGREEMENT
     return ExportRow(
-        model=target.name, input="x".join(map(str, shape)), path=str(path), bytes=path.stat().st_size,
-        opset=oc.opset, dynamic_batch=dynamic_batch, export_s=export_s, params=counts.params,
+        model=target.name, input="x".join(map(str, shape)), path=str(path), bytes=0,
+        opset=oc.opset, dynamic_batch=dynamic_batch, export_s=0.0, params=counts.params,
         params_onnx=oc.params, macs=counts.macs, macs_onnx=oc.macs, macs_rel_diff=rel, counters_agree=agree,
         counts_status=oc.status, parity_max_abs=parity1, parity_batch2_max_abs=parity2,
         layer_diffs=tuple(layer_differences(counts, oc)) if not agree else (),

@@ -445,11 +445,11 @@ def profile_targets(
     on_progress: Callable[[str], None] | None = None,
 ) -> Iterator[LayerProfile]:
     """Profile each ``targets.Target`` in turn; a model that fails yields a profile with ``error``."""
-    from cnnprof.targets import check_batch, target_input
+    from cnnprof.targets import check_batch, running, target_input
 
     backend = check_backend(backend)
     check_batch(batch)
-    shapes = [target_input(t, resolution) for t in targets]  # validate all before any work
+    shapes = [target_input(t, resolution, batch=batch) for t in targets]  # validate all before any work
     for target, shape in zip(targets, shapes):
         base = dict(model=target.name, backend=backend, threads=threads, batch=batch, input=format_shape(shape))
         if getattr(target, "onnx_path", None) is not None:
@@ -458,7 +458,9 @@ def profile_targets(
         if on_progress:
             on_progress(f"{target.name}: counting, then timing each layer on {backend} ({threads} thread(s))")
         try:
-            yield profile_model(target.build(shape=shape), shape, name=target.name, backend=backend, threads=threads,
-                                batch=batch, depth=depth, protocol=protocol, onnx_dir=onnx_dir, roofs=roofs)
+            model = target.build(shape=shape)
+            with running(target.name):
+                yield profile_model(model, shape, name=target.name, backend=backend, threads=threads, batch=batch,
+                                    depth=depth, protocol=protocol, onnx_dir=onnx_dir, roofs=roofs)
         except CnnprofError as exc:
             yield LayerProfile(**base, error=str(exc))

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cnnprof.errors import CnnprofError
-from cnnprof.files import MODELS_DIR
+from cnnprof.files import MODELS_DIR, replace_file
 
 DEFAULT_OPSET = 17
 
@@ -38,7 +38,7 @@ class ExportError(CnnprofError):
 def _quiet():
     """torch.onnx prints progress, warnings and log lines; keep them off the terminal."""
     sink = io.StringIO()
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._dynamo", "torch.export", "torch.fx", "onnxscript")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -80,7 +80,7 @@ def export_onnx(
         try:
             with _quiet(), torch.no_grad():
                 _export(model, example, tmp, opset=opset, dynamic_batch=dynamic_batch, kind=kind)
-            os.replace(tmp, path)
+            replace_file(tmp, path)  # the mode a plain write gives (mkstemp makes it private)
             return path
         except Exception as exc:  # noqa: BLE001 - collected and reported as one ExportError below
             errors.append(f"{kind}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")

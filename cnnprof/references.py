@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from cnnprof.errors import UsageError
+from cnnprof.errors import UsageError, shorten
 
 _CALL = re.compile(r"^(?P<target>[^()]+?)(?:\((?P<args>.*)\))?$", re.S)
 HUBS = ("timm", "torchvision")
@@ -30,6 +30,22 @@ HUBS = ("timm", "torchvision")
 def is_reference(ref: str) -> bool:
     """True for anything that is not a registry name, alias or pattern."""
     return ":" in ref or ref.lower().endswith(".onnx")
+
+
+def reference_files(refs) -> list[str]:
+    """The files that model references read (an ``.onnx`` file, a ``file.py:factory``'s file):
+    inputs that no output of the same command may overwrite."""
+    out = []
+    for ref in refs or []:
+        if not is_reference(ref):
+            continue
+        if ref.lower().endswith(".onnx"):
+            out.append(ref)
+            continue
+        location = ref.partition(":")[0]
+        if location.endswith(".py") or "/" in location or "\\" in location:
+            out.append(location)
+    return out
 
 
 def parse_input(text: str | None) -> tuple[int, ...] | None:
@@ -68,7 +84,7 @@ def _parse_call(spec: str, ref: str) -> tuple[str, dict[str, Any]]:
     """'factory(width=1.5, name="a")' -> ('factory', {...})."""
     m = _CALL.match(spec.strip())
     if not m:
-        raise UsageError(f"cannot read model reference {ref!r}")
+        raise UsageError(f"cannot read model reference {shorten(ref)!r}")
     name, args = m.group("target").strip(), m.group("args")
     if not args or not args.strip():
         return name, {}
@@ -78,7 +94,7 @@ def _parse_call(spec: str, ref: str) -> tuple[str, dict[str, Any]]:
             raise ValueError
         return name, {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
     except (ValueError, SyntaxError):
-        raise UsageError(f"options of {ref!r} must be keyword literals, e.g. {name}(width=1.5)") from None
+        raise UsageError(f"options of {shorten(ref)!r} must be keyword literals, e.g. {name}(width=1.5)") from None
 
 
 @dataclass(frozen=True)
@@ -97,11 +113,11 @@ def _import_target(location: str, ref: str):
     if location.endswith(".py") or "/" in location or "\\" in location:
         path = Path(location)
         if not path.is_file():
-            raise UsageError(f"{ref!r}: file {location!r} does not exist")
+            raise UsageError(f"{shorten(ref)!r}: file {shorten(location)!r} does not exist")
         mod_name = f"cnnprof_user_{abs(hash(str(path.resolve())))}"
         spec = importlib.util.spec_from_file_location(mod_name, path)
         if spec is None or spec.loader is None:
-            raise UsageError(f"{ref!r}: cannot import {location!r}")
+            raise UsageError(f"{shorten(ref)!r}: cannot import {shorten(location)!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         loader: Any = spec.loader
@@ -112,8 +128,10 @@ def _import_target(location: str, ref: str):
             loader.exec_module(module)
             return module
         return importlib.import_module(location)
+    except SystemExit as exc:  # the user's module exits while it is imported: that is its error, not ours
+        raise UsageError(f"{shorten(ref)!r}: importing {shorten(location)!r} called sys.exit({exc.code!r})") from None
     except Exception as exc:  # noqa: BLE001 - the user's module failed to import: say how, in one line
-        raise UsageError(f"{ref!r}: cannot import {location!r}: {_one_line(exc)}") from None
+        raise UsageError(f"{shorten(ref)!r}: cannot import {shorten(location)!r}: {_one_line(exc)}") from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -126,10 +144,12 @@ def _call_factory(factory: Callable, kwargs: dict[str, Any], ref: str):
 
     try:
         model = factory(**kwargs)
+    except SystemExit as exc:  # the factory exits: its model's error, not cnnprof's exit
+        raise UsageError(f"{shorten(ref)!r}: the factory called sys.exit({exc.code!r})") from None
     except Exception as exc:  # noqa: BLE001 - the user's factory raised: report it in one line
-        raise UsageError(f"{ref!r}: the factory raised {_one_line(exc)}") from None
+        raise UsageError(f"{shorten(ref)!r}: the factory raised {_one_line(exc)}") from None
     if not isinstance(model, nn.Module):
-        raise UsageError(f"{ref!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+        raise UsageError(f"{shorten(ref)!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
@@ -146,15 +166,15 @@ def resolve_user(ref: str, *, input_shape: tuple[int, ...] | None, model_args: d
     factory = module
     for part in attr.split("."):
         if not hasattr(factory, part):
-            raise UsageError(f"{ref!r}: {location!r} has no attribute {attr!r}")
+            raise UsageError(f"{shorten(ref)!r}: {location!r} has no attribute {attr!r}")
         factory = getattr(factory, part)
     if not callable(factory):
-        raise UsageError(f"{ref!r}: {attr!r} is a {type(factory).__name__}, not a callable that returns a model")
+        raise UsageError(f"{shorten(ref)!r}: {attr!r} is a {type(factory).__name__}, not a callable that returns a model")
     model = _call_factory(factory, kwargs, ref)
     declared = getattr(model, "input_shape", None) or getattr(factory, "input_shape", None)
     shape = input_shape or (tuple(int(d) for d in declared) if declared else None)
     if shape is None:
-        raise UsageError(f"{ref!r} declares no input shape: pass --input CxHxW")
+        raise UsageError(f"{shorten(ref)!r} declares no input shape: pass --input CxHxW")
     return Resolved(name=ref, family="user", input=shape, builder=lambda: _call_factory(factory, kwargs, ref))
 
 
@@ -164,15 +184,15 @@ def resolve_onnx(ref: str, *, input_shape: tuple[int, ...] | None) -> Resolved:
     model = load(ref)
     _, shape = graph_input(model)
     if input_shape is not None and tuple(input_shape) != tuple(shape[1:]):
-        raise UsageError(f"{ref!r} has a fixed input {'x'.join(map(str, shape[1:]))}; --input cannot change it")
+        raise UsageError(f"{shorten(ref)!r} has a fixed input {'x'.join(map(str, shape[1:]))}; --input cannot change it")
     return Resolved(name=ref, family="onnx", input=tuple(shape[1:]), builder=None, onnx_path=str(Path(ref)))
 
 
 def resolve_hub(hub: str, name: str, ref: str, *, input_shape, model_args) -> Resolved:
     if importlib.util.find_spec(hub) is None:
-        raise UsageError(f"{ref!r}: {hub} is not installed (pip install {hub}); cnnprof does not depend on it")
+        raise UsageError(f"{shorten(ref)!r}: {hub} is not installed (pip install {hub}); cnnprof does not depend on it")
     if not name:
-        raise UsageError(f"{ref!r}: give a model name after '{hub}:'")
+        raise UsageError(f"{shorten(ref)!r}: give a model name after '{hub}:'")
     if hub == "timm":
         import timm
 

@@ -183,14 +183,24 @@ def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, titl
     return table
 
 
-def render_text(records: list[dict[str, Any]], fields: Sequence[str], columns: Sequence[Column], fmt: Format) -> str:
-    """The text of a csv / json / md rendering."""
+PARTIAL = "partial"  # the field that marks every row of an interrupted run
+
+
+def render_text(records: list[dict[str, Any]], fields: Sequence[str], columns: Sequence[Column], fmt: Format, *,
+                partial: bool = False) -> str:
+    """The text of a csv / json / md rendering. ``partial``: the run was interrupted; every
+    CSV/JSON row carries ``partial: true`` (a column that complete runs do not have) and the
+    markdown ends with a line saying so, so that a file of some rows is never taken for all."""
+    if partial:
+        records = [{**r, PARTIAL: True} for r in records]
+        fields = [*fields, PARTIAL]
     if fmt == Format.csv:
         return to_csv(records, fields)
     if fmt == Format.json:
         return to_json(records, fields)
     if fmt == Format.md:
-        return to_markdown(records, columns)
+        note = f"\n_partial: the run was interrupted after {len(records)} row(s)_\n" if partial else ""
+        return to_markdown(records, columns) + note
     raise ValueError(f"no text rendering for {fmt}")
 
 
@@ -203,12 +213,14 @@ def emit(
     fields: Fields | None = None,
     title: str | None = None,
     console=None,
+    partial: bool = False,
 ) -> None:
     """Render ``rows`` to stdout (table, or the text format) or to ``output`` (atomically).
 
     With ``output`` and the table format, the file gets CSV (a table is for eyes only) unless
     its extension names another format (.json, .md). ``fields`` (names or a Row type) are the
     columns of CSV and JSON, whatever the rows hold: needed for any format but the table.
+    ``partial``: the rows of an interrupted run (see ``render_text``; the table's title says so).
     """
     records = as_records(rows)
     if fields is None:
@@ -220,13 +232,17 @@ def emit(
         file_fmt = fmt
         if fmt == Format.table:
             file_fmt = {".json": Format.json, ".md": Format.md}.get(Path(output).suffix.lower(), Format.csv)
-        write_atomic(output, render_text(records, fields, columns, file_fmt))
+        write_atomic(output, render_text(records, fields, columns, file_fmt, partial=partial))
         return
     if fmt == Format.table:
         from cnnprof.terminal import stdout_console
 
+        if partial:
+            title = f"{title or ''} (partial: the run was interrupted)".strip()
         (console or stdout_console()).print(rich_table(records, columns, title=title))
         return
-    import sys
+    from cnnprof.terminal import data_stream
 
-    sys.stdout.write(render_text(records, fields, columns, fmt))
+    out = data_stream()
+    out.write(render_text(records, fields, columns, fmt, partial=partial))
+    out.flush()

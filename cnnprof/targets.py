@@ -14,12 +14,14 @@ models here, so a model is built, seeded and calibrated the same way whichever c
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from cnnprof.errors import UsageError
+from cnnprof.errors import OutOfMemory, UsageError, memory_guard, shorten
 from cnnprof.models import registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +42,7 @@ class Target:
     min_input: int = 1
     spec: registry.ModelSpec | None = None
     onnx_path: str | None = None
+    error: str = ""  # a user's reference that failed to load, kept as this model's error row
 
     def build(self, seed: int | None = 0, *, calibrate: bool = True, shape: Sequence[int] | None = None) -> "nn.Module":
         """Build in eval mode; seeded so that two builds have the same weights (and an ONNX
@@ -48,16 +51,31 @@ class Target:
         its random-weight activations keep a realistic scale (see ``calibrate_model``);
         ``calibrate=False`` skips that (counting does not need it). A user's model is built as
         its factory returns it."""
+        if self.error:
+            raise UsageError(self.error)
         if self.builder is None:
             raise UsageError(f"{self.name} is an ONNX file: it has no PyTorch module to build")
         if seed is not None:
             import torch
 
             torch.manual_seed(seed)
-        model = self.builder().eval()
+        with running(self.name):
+            model = self.builder().eval()
         if calibrate and self.spec is not None:
-            model = calibrate_model(model, tuple(shape or self.input))
+            at = tuple(shape or self.input)
+            with memory_guard(f"{self.name} at input {'x'.join(map(str, at))}"):
+                model = calibrate_model(model, at)
         return model
+
+
+@contextlib.contextmanager
+def running(name: str) -> Iterator[None]:
+    """A model's own code runs inside this block (a user's factory or forward): its ``sys.exit()``
+    becomes this model's one-line error, not cnnprof's exit."""
+    try:
+        yield
+    except SystemExit as exc:
+        raise UsageError(f"{shorten(name)}: the model called sys.exit({exc.code!r})") from None
 
 
 def calibrate_model(model: "nn.Module", shape: Sequence[int]) -> "nn.Module":
@@ -90,11 +108,14 @@ def resolve_targets(
     *,
     input_shape: Sequence[int] | str | None = None,
     model_args: Sequence[str] | dict | None = None,
+    keep_errors: bool = False,
 ) -> list[Target]:
     """Model references -> targets, in the order given (unknown names: exit 2 with suggestions).
 
     ``input_shape`` (CxHxW) sets the input of every target; ``model_args`` (``key=value`` strings
-    or a dict) are passed to user factories.
+    or a dict) are passed to user factories. With ``keep_errors`` (a run of several models), a
+    user's reference that fails to load (its file, its factory) becomes a target carrying that
+    ``error``, which the run reports as that model's row, instead of stopping everything.
     """
     from cnnprof import references
 
@@ -104,7 +125,13 @@ def resolve_targets(
     names: list[str] = []
     for ref in refs:
         if references.is_reference(ref):
-            r = references.resolve_user(ref, input_shape=shape, model_args=kwargs)
+            try:
+                r = references.resolve_user(ref, input_shape=shape, model_args=kwargs)
+            except UsageError as exc:
+                if not keep_errors:
+                    raise
+                targets.append(Target(name=ref, family="user", input=tuple(shape or ()), builder=None, error=str(exc)))
+                continue
             targets.append(Target(name=r.name, family=r.family, input=r.input, builder=r.builder,
                                   onnx_path=r.onnx_path))
             continue
@@ -142,20 +169,60 @@ def parse_resolution(text: str | int | None) -> tuple[int, int] | None:
     return h, w
 
 
-def target_input(target: Target, resolution: tuple[int, int] | None) -> tuple[int, int, int]:
+def target_input(target: Target, resolution: tuple[int, int] | None, *, batch: int = 1) -> tuple[int, int, int]:
     """The (C, H, W) to use for ``target``: its native input, or ``resolution`` checked against
-    the network's downsampling."""
-    if resolution is None:
-        return target.input
-    if target.onnx_path is not None:
+    the network's downsampling, and against what this machine can run (``check_workload``)."""
+    if resolution is None or target.error:
+        shape = target.input
+    elif target.onnx_path is not None:
         raise UsageError(f"{target.name} is an ONNX file with a fixed input; --resolution cannot change it")
-    h, w = resolution
-    if h < target.min_input or w < target.min_input:
-        raise UsageError(
-            f"resolution {h}x{w} is too small for {target.name}: its downsampling needs at least "
-            f"{target.min_input}x{target.min_input}"
-        )
-    return (target.input[0], h, w)
+    else:
+        h, w = resolution
+        if h < target.min_input or w < target.min_input:
+            raise UsageError(
+                f"resolution {h}x{w} is too small for {target.name}: its downsampling needs at least "
+                f"{target.min_input}x{target.min_input}"
+            )
+        shape = (target.input[0], h, w)
+    if not target.error:
+        check_workload(target, shape, batch)
+    return shape
+
+
+# A network this much larger than the zoo's largest (EfficientNet-B7: 37 GMACs) would take hours to
+# count or time on one CPU; the input alone must leave room for the activations it makes.
+MAX_MACS = 2e12
+ACTIVATIONS_PER_INPUT = 16  # peak live activations / input size: about 10-30 across the zoo
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a new allocation now (Linux), or None."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_workload(target: Target, shape: Sequence[int], batch: int) -> None:
+    """Refuse (exit 2) an input that cannot fit in memory, or that makes a registered network so
+    large (its official MACs scaled by the input area) that counting or timing it would not end."""
+    elements = batch
+    for d in shape:
+        elements *= int(d)
+    need = 4 * elements * ACTIVATIONS_PER_INPUT
+    free = available_memory()
+    size = "x".join(str(d) for d in shape)
+    if free is not None and need > free:
+        raise OutOfMemory(f"{target.name} at input {size}, batch {batch}: the input alone is {4 * elements / 1e9:.3g} GB "
+                          f"and its activations about {need / 1e9:.3g} GB, more than the {free / 1e9:.3g} GB free here")
+    ref = target.spec.reference if target.spec is not None else None
+    if ref is not None and ref.macs:
+        native = target.spec.input[1] * target.spec.input[2]
+        macs = ref.macs * batch * shape[1] * shape[2] / native
+        if macs > MAX_MACS:
+            raise UsageError(f"{target.name} at input {size}, batch {batch} would be about {macs / 1e12:.3g} TMACs "
+                             f"(its {ref.macs / 1e9:.3g} GMACs at its native input, scaled by area): too large to "
+                             f"count or time on this machine (the limit is {MAX_MACS / 1e12:g} TMACs)")
 
 
 def check_batch(batch: int) -> int:
@@ -169,7 +236,9 @@ def count_target(target: Target, shape: Sequence[int], *, batch: int = 1) -> "Co
     if target.onnx_path is None:
         from cnnprof import counting
 
-        return counting.count(target.build(calibrate=False), tuple(shape), batch=batch, label=target.name)
+        model = target.build(calibrate=False)
+        with running(target.name):
+            return counting.count(model, tuple(shape), batch=batch, label=target.name)
     from cnnprof.onnx_count import onnx_counts
 
     return onnx_counts(target.onnx_path, batch=batch)

@@ -1,11 +1,36 @@
 """The terminal: one place that makes rich consoles and prints plain lines.
 
-Data goes to stdout (``stdout_console``); progress, warnings and where files went go to stderr
-(``say``). Messages are printed as plain text: a model name or path with brackets in it is never
-read as rich markup, and long lines are not wrapped (they are copied from logs).
+Data (the report) goes to stdout, through ``data_stream``; progress, warnings and where files went
+go to stderr (``say``). While a command runs, anything else that prints to stdout (a user's model,
+a library) is sent to stderr (``reports_only``), so CSV and JSON on stdout stay parseable.
+Messages are printed as plain text: a model name or path with brackets in it is never read as
+rich markup, and long lines are not wrapped (they are copied from logs).
 """
 
 from __future__ import annotations
+
+import contextlib
+import sys
+from typing import IO, Iterator
+
+_data: list[IO[str]] = []  # the real stdout of the command running now (innermost last)
+
+
+def data_stream() -> IO[str]:
+    """Where the report goes: the command's real stdout, or ``sys.stdout`` outside a command."""
+    return _data[-1] if _data else sys.stdout
+
+
+@contextlib.contextmanager
+def reports_only() -> Iterator[None]:
+    """Run a command with stdout reserved for its report: ``sys.stdout`` points at stderr inside,
+    and ``data_stream()`` at the real stdout."""
+    _data.append(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _data.pop()
 
 
 def stderr_console():
@@ -21,9 +46,10 @@ def say(message: str) -> None:
 
 
 def stdout_console():
-    """A console for stdout; wide when stdout is not a terminal (pipes, files, CI logs), so
+    """A console for the report; wide when it is not a terminal (pipes, files, CI logs), so
     tables are not squeezed to 80 columns."""
     from rich.console import Console
 
-    console = Console(highlight=False, markup=False)
-    return console if console.is_terminal else Console(width=200, highlight=False, markup=False)
+    out = data_stream()
+    console = Console(file=out, highlight=False, markup=False)
+    return console if console.is_terminal else Console(file=out, width=200, highlight=False, markup=False)

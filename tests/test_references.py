@@ -74,8 +74,10 @@ def test_profile_an_onnx_file(cli, tiny_onnx):
 
 def test_bench_an_onnx_file_with_onnxruntime_only(cli, tiny_onnx, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    rows = run_json(cli, "bench", str(tiny_onnx), "--backend", "onnxruntime,torch", "--min-time", "0",
-                    "--min-runs", "3")
+    result = cli("bench", str(tiny_onnx), "--backend", "onnxruntime,torch", "--min-time", "0", "--min-runs", "3",
+                 "--format", "json")
+    assert result.exit_code == 1 and "some rows failed: 1 of 2" in result.stderr  # the torch row
+    rows = json.loads(result.stdout)
     by_backend = {r["backend"]: r for r in rows}
     assert by_backend["onnxruntime"]["latency_ms_median"] > 0 and by_backend["onnxruntime"]["error"] == ""
     assert "timed with onnxruntime only" in by_backend["torch"]["error"]

@@ -8,12 +8,12 @@ usage) or 1 (a check failed); a traceback is a bug. Only typer is imported here,
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from cnnprof.errors import CnnprofError
+from cnnprof.errors import CnnprofError, shorten
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -28,18 +28,23 @@ class _OneLineErrors(TyperGroup):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        from typer._click.exceptions import NoArgsIsHelpError
+
         try:
             rv = super().main(args=args, prog_name=prog_name or "cnnprof", complete_var=complete_var,
                               standalone_mode=False, **extra)
+        except NoArgsIsHelpError:  # `cnnprof` (or `cnnprof gate`) alone: the help is printed, nothing failed
+            rv = 0
         except CnnprofError as exc:
             fail(str(exc), exc.exit_code)
         except typer.Abort:
             fail("interrupted", 130)
         except typer.exceptions.TyperException as exc:  # click's usage and parameter errors
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            message = message.replace("Value error, ", "")  # the validation library's wording, not ours
             ctx = getattr(exc, "ctx", None)
             where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            fail(" ".join(message.split()) + where, getattr(exc, "exit_code", 2))
+            fail(shorten(" ".join(message.split()), 400) + where, getattr(exc, "exit_code", 2))
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -71,19 +76,38 @@ from cnnprof.cli import listing as _listing  # noqa: E402
 from cnnprof.cli import machine as _machine  # noqa: E402
 from cnnprof.cli import profile as _profile  # noqa: E402
 from cnnprof.cli import scale as _scale  # noqa: E402
+from cnnprof.cli.common import command  # noqa: E402
 from cnnprof.cli.gate import gate_app as _gate_app  # noqa: E402
 from cnnprof.cli.lut import lut_app as _lut_app  # noqa: E402
 
-app.command("list")(_listing.list_command)
-app.command("profile")(_profile.profile_command)
-app.command("compare")(_compare.compare_command)
-app.command("bench")(_bench.bench_command)
-app.command("export")(_export.export_command)
-app.command("machine")(_machine.machine_command)
+
+def _version(value: bool) -> None:
+    if value:
+        from cnnprof.version import __version__
+
+        sys.stdout.write(f"cnnprof {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                          help="Print cnnprof's version and exit.")] = False,
+) -> None:
+    """Count, time and check efficient CNNs (ESPNet, FBNet, EfficientNet, GhostNet, MobileNetV3) on
+    your own machine."""
+
+
+app.command("list")(command(_listing.list_command))
+app.command("profile")(command(_profile.profile_command))
+app.command("compare")(command(_compare.compare_command))
+app.command("bench")(command(_bench.bench_command))
+app.command("export")(command(_export.export_command))
+app.command("machine")(command(_machine.machine_command))
 app.add_typer(_gate_app, name="gate")
 app.add_typer(_lut_app, name="lut")
-app.command("claims")(_claims.claims_command)
-app.command("scale")(_scale.scale_command)
+app.command("claims")(command(_claims.claims_command))
+app.command("scale")(command(_scale.scale_command))
 
 
 def main() -> None:  # console-script entry point

@@ -15,13 +15,15 @@ from cnnprof.cli.options import (
     MinTimeOpt,
     ModelArgOpt,
     ModelsArg,
+    NoSaveOpt,
     OutputOpt,
     PlotOpt,
     ResolutionOpt,
     ThreadsOpt,
 )
-from cnnprof.cli.timed import LATENCY_COLUMNS, collect, finish, save_report
-from cnnprof.files import check_writable
+from cnnprof.cli.timed import LATENCY_COLUMNS, ReportCopy, collect, finish
+from cnnprof.files import check_distinct, check_writable
+from cnnprof.references import reference_files
 from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
 from cnnprof.timing.protocol import DEFAULT
@@ -58,6 +60,7 @@ def bench_command(
     plot: PlotOpt = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
+    no_save: NoSaveOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -66,7 +69,8 @@ def bench_command(
     Rows carry median, mean, std, p10/p90/p99, IQR, min, a 95% interval of the median,
     throughput, achieved GMAC/s, set-up time (compile, ONNX session) and first-run time, the
     output difference against PyTorch eager, and warnings (noisy, few runs, machine busy).
-    Rows are also saved as CSV under reports/.
+    Rows are also saved as CSV under reports/ (not with --no-save). A model that fails becomes a
+    row with its error, the others go on, and the command then exits 1.
 
     Examples:
 
@@ -82,16 +86,17 @@ def bench_command(
     from cnnprof.cli import options
     from cnnprof.plots import check_plot_path, latency_bars
     from cnnprof.targets import parse_resolution, resolve_targets
-    from cnnprof.timing import environment
     from cnnprof.timing.protocol import with_limits
 
     check_writable(output)
     check_plot_path(plot)
+    check_distinct([output, plot], reference_files(models))
     backends = options.parse_list(backend, what="backend", choices=timing.BACKENDS)
     batches = options.parse_batches(batch)
-    n_threads = environment.parse_threads(threads)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    n_threads = options.parse_threads(threads)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
+    copy = ReportCopy("bench", enabled=not no_save)
     protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
     rows, interrupted = collect(
         lambda update: bench.bench_rows(
@@ -102,12 +107,9 @@ def bench_command(
     records = [r.to_dict() for r in rows]
     fields = ProfileRow.field_names()
     if records:
-        emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields,
+        emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted,
              title="training step" if train else "inference latency")
-        saved = save_report("bench", records, fields)
-        from cnnprof.terminal import say
-
-        say(f"saved {saved}")
+        copy.save(records, fields, partial=interrupted)
         if plot is not None:
             latency_bars(records, plot, title="training step" if train else "inference latency")
     finish(rows, interrupted)

@@ -1,12 +1,27 @@
-"""Small helpers the commands share: the progress line on stderr."""
+"""Small helpers the commands share: the command wrapper, the progress line on stderr."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
-from cnnprof.terminal import say, stderr_console
+from cnnprof.terminal import reports_only, say, stderr_console
+
+F = TypeVar("F", bound=Callable)
+
+
+def command(func: F) -> F:
+    """Every command's body runs under this: stdout is kept for the report (anything else that
+    prints there, such as a user's model, goes to stderr)."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        with reports_only():
+            return func(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 QUIET_S = 2.0
 

@@ -16,16 +16,17 @@ from cnnprof.cli.options import (
     MinTimeOpt,
     ModelArgOpt,
     ModelsArg,
+    NoSaveOpt,
     OutputOpt,
     PlotOpt,
     ResolutionOpt,
     ThreadsOpt,
 )
-from cnnprof.cli.timed import collect, finish, save_report
-from cnnprof.files import check_writable
+from cnnprof.cli.timed import ReportCopy, collect, finish
+from cnnprof.files import check_distinct, check_writable
+from cnnprof.references import reference_files
 from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
-from cnnprof.terminal import say
 from cnnprof.timing.protocol import DEFAULT
 
 RATIO_FIELDS = ["params_ratio", "macs_ratio", "latency_ratio"]
@@ -98,6 +99,7 @@ def compare_command(
     plot: PlotOpt = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
+    no_save: NoSaveOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -105,7 +107,9 @@ def compare_command(
 
     Latency is measured on PyTorch eager and ONNX Runtime (CPU, 1 thread) unless --backend or
     --no-timing say otherwise; ONNX Runtime's output is checked against PyTorch's (max |diff|).
-    The long rows (one per model and backend) are also saved as CSV under reports/.
+    The long rows (one per model and backend) are also saved as CSV under reports/ (not with
+    --no-save). A model that fails becomes a row with its error, the others go on, and the
+    command then exits 1.
 
     Examples:
 
@@ -119,16 +123,17 @@ def compare_command(
     from cnnprof.cli import options
     from cnnprof.plots import check_plot_path, macs_vs_latency
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets
-    from cnnprof.timing import environment
     from cnnprof.timing.protocol import with_limits
 
     check_writable(output)
     check_plot_path(plot)
+    check_distinct([output, plot], reference_files(models))
     backends = [] if no_timing else options.parse_list(backend, what="backend", choices=timing.BACKENDS)
-    n_threads = environment.parse_threads(threads)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    n_threads = options.parse_threads(threads)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     check_batch(batch)
+    copy = ReportCopy("compare", enabled=not no_save)
     if no_timing:
         def produce(update):
             return (row for row, _ in bench.count_rows(targets, resolution=res, batch=batch, on_progress=update))
@@ -146,12 +151,12 @@ def compare_command(
     fields = ProfileRow.field_names() + RATIO_FIELDS
     if fmt == Format.table and output is None:
         table_rows, columns = wide(rows, records, backends)
-        emit(table_rows, columns=columns, title=f"compared with {rows[0].model} "
-             f"(MACs = conv + linear multiply-adds; latency: batch {batch}, {n_threads} thread(s), {device})")
+        settings = "" if no_timing else f"; latency: batch {batch}, {n_threads} thread(s), {device}"
+        emit(table_rows, columns=columns, partial=interrupted,
+             title=f"compared with {rows[0].model} (MACs = conv + linear multiply-adds{settings})")
     else:
-        emit(records, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=fields)
-    saved = save_report("compare", records, fields)
-    say(f"saved {saved}")
+        emit(records, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted)
+    copy.save(records, fields, partial=interrupted)
     if plot is not None and backends:
         macs_vs_latency(records, plot, title=f"MACs against latency ({n_threads} thread(s), batch {batch})")
     finish(rows, interrupted)

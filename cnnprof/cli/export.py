@@ -60,10 +60,13 @@ def export_command(
     """
     from cnnprof import targets
     from cnnprof.exporting import export_and_check
+    from cnnprof.files import check_distinct
+    from cnnprof.references import reference_files
 
     if output is not None and output.suffix.lower() != ".onnx":
         raise typer.BadParameter("the file name must end in .onnx", param_hint="--output")
     check_writable(output)
+    check_distinct([output], reference_files([model]))
     target = targets.resolve_targets([model], input_shape=input_shape, model_args=model_arg)[0]
     with progress() as update:
         update(f"exporting {target.name}")

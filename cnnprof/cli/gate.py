@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cnnprof.cli.common import progress
+from cnnprof.cli.common import command, progress
 from cnnprof.cli.options import FormatOpt, InputOpt, ModelsArg, OutputOpt, ResolutionOpt, ThreadsOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
@@ -63,6 +63,7 @@ CHECK_COLUMNS = [
 
 
 @gate_app.command("record")
+@command
 def record_command(
     models: ModelsArg,
     baseline: BaselineOpt = Path("reports/baseline.json"),
@@ -96,12 +97,13 @@ def record_command(
     options go in the reference itself, not in --model-arg.
     """
     from cnnprof import targets, timing
+    from cnnprof.cli import options
     from cnnprof.errors import UsageError
-    from cnnprof.files import check_writable, write_atomic
+    from cnnprof.files import check_distinct, check_writable, write_atomic
     from cnnprof.gate import core, stats
     from cnnprof.gate.measure import Settings
+    from cnnprof.references import reference_files
     from cnnprof.report import emit
-    from cnnprof.timing import environment
 
     started = time.perf_counter()
     if baseline.exists() and not update:
@@ -109,17 +111,18 @@ def record_command(
     if baseline.is_dir():
         raise UsageError(f"baseline {str(baseline)!r} is a directory")
     check_writable(output)
+    check_distinct([output, baseline], reference_files(models))
     if backend not in timing.BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(timing.BACKENDS)}")
-    n_threads = environment.parse_threads(threads)
-    targets = core.plan(models, targets.parse_resolution(resolution), input_shape=input_shape, backend=backend)
+    n_threads = options.parse_threads(threads)
+    planned = core.plan(models, targets.parse_resolution(resolution), input_shape=input_shape, backend=backend)
     if str(baseline.parent) and not baseline.parent.exists():  # a fresh CI checkout may lack reports/
         baseline.parent.mkdir(parents=True, exist_ok=True)
     check_writable(baseline)
     settings = Settings(backend=backend, threads=n_threads, processes=processes, min_time_s=min_time,
                         instances=instances)
     with progress() as update_line:
-        result = core.record(targets, settings, threads_spec=threads, on_progress=update_line)
+        result = core.record(planned, settings, threads_spec=threads, on_progress=update_line)
     write_atomic(baseline, result.to_json())
     rows = []
     for m in result.models:
@@ -137,6 +140,7 @@ def record_command(
 
 
 @gate_app.command("check")
+@command
 def check_command(
     baseline: BaselineOpt = Path("reports/baseline.json"),
     factor: Annotated[float, typer.Option("--factor", help="Fail only if slower by more than this ratio "
@@ -169,7 +173,7 @@ def check_command(
       cnnprof gate check --baseline reports/baseline.json --factor 1.05 --format md --output gate.md
     """
     from cnnprof.errors import CheckFailed
-    from cnnprof.files import check_writable
+    from cnnprof.files import check_distinct, check_writable
     from cnnprof.gate import core
     from cnnprof.gate.baseline import load_baseline
     from cnnprof.gate.measure import Settings
@@ -177,6 +181,7 @@ def check_command(
 
     started = time.perf_counter()
     check_writable(output)
+    check_distinct([output], [baseline])
     core.check_arguments(factor, alpha)
     base = load_baseline(baseline)
     settings = Settings(processes=processes, min_time_s=min_time)

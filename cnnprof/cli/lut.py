@@ -14,6 +14,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
+from cnnprof.cli.common import command
 from cnnprof.cli.options import FormatOpt, ModelArgOpt, OutputOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
@@ -124,6 +125,7 @@ def _backend(text: str | None, default: str) -> str:
 
 
 @lut_app.command("build")
+@command
 def build_command(
     space: Annotated[str, typer.Option("--space", help="Search space to fill: fbnet (9 candidates x 22 layers, "
                                        "stem, heads) or none.")] = "fbnet",
@@ -170,17 +172,17 @@ def build_command(
 
       cnnprof lut build --clock cpu
     """
+    from cnnprof.cli import options
     from cnnprof.errors import UsageError
     from cnnprof.files import check_writable
     from cnnprof.lut import builder as lut_build
     from cnnprof.lut.table import default_path
     from cnnprof.report import emit
     from cnnprof.targets import resolve_targets
-    from cnnprof.timing import environment
     from cnnprof.timing.protocol import with_limits
 
     backend_name = _backend(backend, "torch")
-    n_threads = environment.parse_threads(threads or "1")
+    n_threads = options.parse_threads(threads or "1")
     clock = _clock(clock, n_threads)
     path = output or default_path(backend_name, n_threads, clock)
     if space not in ("fbnet", "none"):
@@ -255,6 +257,7 @@ def _env_id(table) -> str:
 
 
 @lut_app.command("predict")
+@command
 def predict_command(
     models: Annotated[Optional[list[str]], typer.Argument(help="Models (names, aliases, patterns) whose blocks are "
                                                           "all in the table.")] = None,
@@ -304,13 +307,14 @@ def predict_command(
 
       cnnprof lut predict mobilenetv3_large --table models/lut-torch-t1.json --strict-env
     """
+    from cnnprof.cli import options
     from cnnprof.errors import CheckFailed, UsageError
-    from cnnprof.files import check_writable
+    from cnnprof.files import check_distinct, check_writable
     from cnnprof.lut import evaluate
     from cnnprof.lut.table import default_path, load
+    from cnnprof.references import reference_files
     from cnnprof.report import emit, human
     from cnnprof.targets import resolve_targets
-    from cnnprof.timing import environment
     from cnnprof.timing.protocol import with_limits
 
     check_writable(output)
@@ -318,9 +322,10 @@ def predict_command(
         raise UsageError("give model names or --sample N")
     if loss is not None and loss <= 0:
         raise UsageError(f"--loss takes a positive cross-entropy value, got {loss}")
-    n_threads = environment.parse_threads(threads) if threads is not None else None
+    n_threads = options.parse_threads(threads) if threads is not None else None
     backend_name = _backend(backend, "torch") if backend is not None else None
     path = table_path or default_path(backend_name or "torch", n_threads or 1, _clock(clock, n_threads or 1))
+    check_distinct([output], [path, *reference_files(models)])
     table = load(path)
     targets = resolve_targets(models, model_args=model_arg) if models else []
     protocol = with_limits(WHOLE, min_time_s=min_time)

@@ -53,10 +53,10 @@ def machine_command(
       cnnprof machine -f json
     """
     from cnnprof import machine
-    from cnnprof.timing import environment
+    from cnnprof.cli import options
 
     check_writable(output)
-    n_threads = environment.parse_threads(threads)
+    n_threads = options.parse_threads(threads)
     with progress() as update:
         update(f"measuring peak GMAC/s and bandwidth at {n_threads} thread(s)")
         roofs, cached = machine.roofs(n_threads, refresh=refresh)

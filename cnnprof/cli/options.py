@@ -8,6 +8,7 @@ from typing import Annotated, Optional, Sequence
 import typer
 
 from cnnprof.errors import UsageError
+from cnnprof.files import REPORTS_DIR
 from cnnprof.report import Format
 
 FormatOpt = Annotated[
@@ -43,6 +44,9 @@ MinTimeOpt = Annotated[
     float, typer.Option("--min-time", help="Measure for at least this many seconds per configuration.", min=0.0)
 ]
 MinRunsOpt = Annotated[int, typer.Option("--min-runs", help="Measure at least this many calls.", min=1)]
+NoSaveOpt = Annotated[
+    bool, typer.Option("--no-save", help=f"Do not keep a CSV copy of the rows under {REPORTS_DIR}/.")
+]
 InputOpt = Annotated[
     Optional[str],
     typer.Option("--input", "-i", help="Input shape CxHxW (needed for a user model that declares none)."),
@@ -65,6 +69,20 @@ def parse_list(text: str, *, what: str, choices: Sequence[str] | None = None) ->
         if bad:
             raise UsageError(f"unknown {what} {bad[0]!r}; choose from {', '.join(choices)}")
     return list(dict.fromkeys(items))
+
+
+def parse_threads(text: str) -> int:
+    """``--threads N|all`` -> the threads to time with: at most the cores this process may use
+    (more is said on stderr, and capped)."""
+    from cnnprof.terminal import say
+    from cnnprof.timing.environment import capped_threads
+    from cnnprof.timing.environment import parse_threads as parse
+
+    asked = parse(text)
+    threads, capped = capped_threads(asked)
+    if capped:
+        say(f"warning: --threads {asked}: this process may use {threads} cores; timing with {threads} thread(s)")
+    return threads
 
 
 def parse_batches(text: str) -> list[int]:

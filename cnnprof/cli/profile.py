@@ -10,7 +10,9 @@ import typer
 
 from cnnprof.cli.common import progress
 from cnnprof.cli.options import BatchOpt, FormatOpt, InputOpt, ModelArgOpt, ModelsArg, OutputOpt, ResolutionOpt
-from cnnprof.files import check_writable
+from cnnprof.cli.timed import fail_on_error_rows
+from cnnprof.files import check_distinct, check_writable
+from cnnprof.references import reference_files
 from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
 from cnnprof.timing.protocol import PER_LAYER
@@ -114,6 +116,7 @@ def profile_command(
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets
 
     check_writable(output)
+    check_distinct([output, plot], reference_files(models))
     if not timing:
         given = [name for name, value in (("--backend", backend), ("--top", top), ("--plot", plot),
                                           ("--threads", threads), ("--min-time", min_time),
@@ -128,7 +131,7 @@ def profile_command(
                    threads=threads, min_time=min_time, min_runs=min_runs)
         return
     depth = DEPTH_DEFAULT if depth is None else depth
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     check_batch(batch)
     with progress() as update:
@@ -137,6 +140,7 @@ def profile_command(
     emit(rows, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=ProfileRow)
     if fmt == Format.table and output is None and len(results) == 1 and results[0][1] is not None:
         _print_details(results[0][1], depth)
+    fail_on_error_rows(rows)
 
 
 def _print_details(counts, depth: int) -> None:
@@ -210,11 +214,11 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
                 threads, min_time, min_runs) -> None:
     """``profile --timing``: per-layer latency joined with counts; tables, rows, roofline."""
     from cnnprof import layerprof, machine
+    from cnnprof.cli import options
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets, target_input
     from cnnprof.terminal import say
-    from cnnprof.timing import environment
     from cnnprof.timing.protocol import with_limits
 
     backend = layerprof.check_backend(backend or "torch")
@@ -222,13 +226,13 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}")
     check_plot_path(plot)
-    n_threads = environment.parse_threads(threads or "1")
+    n_threads = options.parse_threads(threads or "1")
     protocol = with_limits(PER_LAYER, min_time_s=min_time, min_runs=min_runs)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     check_batch(batch)
     for t in targets:
-        target_input(t, res)  # a bad resolution fails before the machine is measured
+        target_input(t, res, batch=batch)  # a bad resolution fails before the machine is measured
     profiles = []
     with progress() as update:
         if machine.load(n_threads) is None:
@@ -256,6 +260,7 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
         roofline(records, roofs, plot, label_top=top,
                  title=f"{names} ({shape}, {backend}, {n_threads} thread(s), batch {batch}) on {roofs.cpu}")
         say(f"saved {plot}")
+    fail_on_error_rows(profiles)
 
 
 def coverage_line(p) -> str:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnprof.errors import UsageError
+from cnnprof.files import read_json
 
 SCHEMA = "cnnprof.gate.baseline/1"
 
@@ -226,23 +227,12 @@ def load_baseline(path: str | os.PathLike) -> Baseline:
     if not p.exists():
         raise UsageError(f"baseline {str(p)!r} does not exist (write one with `cnnprof gate record MODEL... "
                          f"--baseline {p}`)")
-    if p.is_dir():
-        raise UsageError(f"baseline {str(p)!r} is a directory, not a file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"baseline {str(p)!r} is corrupt: not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read baseline {str(p)!r}: {exc.strerror or exc}") from None
-    if not text.strip():
-        raise UsageError(f"baseline {str(p)!r} is empty")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"baseline {str(p)!r} is not valid JSON (truncated or corrupt?): {exc.msg} at line "
-                         f"{exc.lineno} column {exc.colno}") from None
+    doc = read_json(p, "gate baseline")
     try:
         return parse_baseline(doc)
+    except OverflowError:
+        raise UsageError(f"baseline {str(p)!r} is not a cnnprof gate baseline: it holds a number too large to "
+                         "use") from None
     except _Invalid as exc:
         raise UsageError(f"baseline {str(p)!r} is not a cnnprof gate baseline: {exc}") from None
 

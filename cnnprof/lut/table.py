@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnprof.errors import UsageError
-from cnnprof.files import MODELS_DIR
+from cnnprof.files import MODELS_DIR, read_json
 from cnnprof.rows import Note
 
 SCHEMA = "cnnprof-lut/1"
@@ -160,23 +160,22 @@ class Table:
 def load(path: str | Path) -> Table:
     """Read and check a table; any problem is one ``TableError`` line naming the file."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise TableError(f"no latency table at {str(p)!r}; build one with `cnnprof lut build`")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"cannot read latency table {str(p)!r}: {exc}") from exc
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TableError(
-            f"{str(p)!r} is not a valid latency table: truncated or corrupt JSON (line {exc.lineno}, column {exc.colno})"
-        ) from exc
+    doc = read_json(p, "latency table", TableError)
     try:
         return parse(doc)
+    except OverflowError:
+        raise TableError(f"{str(p)!r} is not a valid latency table: a number too large to use") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
         raise TableError(f"{str(p)!r} is not a valid latency table: {what}") from exc
+
+
+def _runs(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key}: runs must be a positive integer, got {str(value)[:20]}")
+    return value
 
 
 def _positive(value: Any, what: str) -> float:
@@ -195,6 +194,8 @@ def parse(doc: Any) -> Table:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}")
     threads = int(doc["threads"])
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     clock = doc.get("clock", "wall")
     if clock not in CLOCKS:
         raise ValueError(f"unknown clock {clock!r}")
@@ -207,7 +208,7 @@ def parse(doc: Any) -> Table:
             label=str(e["label"]), input=tuple(int(s) for s in e["input"]),
             median_ms=_positive(e["median_ms"], f"{key}: median_ms"), iqr_ms=_positive(e["iqr_ms"], f"{key}: iqr_ms"),
             p10_ms=_positive(e["p10_ms"], f"{key}: p10_ms"), p90_ms=_positive(e["p90_ms"], f"{key}: p90_ms"),
-            runs=int(e["runs"]), env=str(e["env"]), measured_at=str(e.get("measured_at", "")),
+            runs=_runs(e["runs"], key), env=str(e["env"]), measured_at=str(e.get("measured_at", "")),
             warnings=tuple(Note.parse(str(w)) for w in e.get("warnings", [])), rounds=int(e.get("rounds", 1)),
         )
     spaces = {}

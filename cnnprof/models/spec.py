@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnprof.errors import UnknownModelError, UsageError
+from cnnprof.errors import UnknownModelError, UsageError, shorten
 
 
 @dataclass(frozen=True)
@@ -107,11 +107,15 @@ class Registry:
         return sorted(self.specs, key=natural_key)
 
     def closest(self, name: str, n: int = 3) -> list[str]:
-        candidates = list(self.specs) + list(self.aliases)
-        found = difflib.get_close_matches(name.lower(), candidates, n=n, cutoff=0.5)
+        """Up to ``n`` names close to ``name``, one per model (an alias and its variant are one)."""
+        candidates = list(dict.fromkeys([*self.specs, *self.aliases]))
+        found = difflib.get_close_matches(name.lower()[:100], candidates, n=3 * n, cutoff=0.5)
         if not found:  # a prefix or family the user half-remembered
-            found = [c for c in self.names() if c.startswith(name.lower()[:4])][:n]
-        return found
+            found = [c for c in self.names() if c.startswith(name.lower()[:4])]
+        models: dict[str, str] = {}
+        for c in found:
+            models.setdefault(self.aliases.get(c, c), c)
+        return list(models.values())[:n]
 
     def get(self, name: str) -> ModelSpec:
         key = name.strip().lower()
@@ -132,7 +136,7 @@ class Registry:
             if _WILDCARD.search(ref):
                 matched = self.list(ref)
                 if not matched:
-                    raise UsageError(f"pattern {ref!r} matches no model (see `cnnprof list`)")
+                    raise UsageError(f"pattern {shorten(ref)!r} matches no model (see `cnnprof list`)")
             else:
                 matched = [self.get(ref).name]
             out.extend(m for m in matched if m not in out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from cnnprof.errors import CnnprofError, UsageError
+from cnnprof.errors import CnnprofError, UsageError, memory_guard
 from cnnprof.files import MODELS_DIR
 from cnnprof.rows import Latency, Note, Notes
 from cnnprof.timing.protocol import DEFAULT, SPIN, SPIN_PROBE, CpuMonitor, Protocol, run, warnings_for
@@ -100,6 +100,13 @@ def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOp
     """Time ``model`` on a seeded random input of ``(batch, *input_shape)`` under ``opts``.
 
     With ``onnx_path`` (and ``model=None``) an existing ONNX file is timed with ONNX Runtime."""
+    shape = "x".join(str(d) for d in input_shape)
+    with memory_guard(f"{name} at input {shape}, batch {opts.batch}, on {opts.backend},"):
+        return _time_model(model, tuple(input_shape), name=name, opts=opts, onnx_path=onnx_path)
+
+
+def _time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOptions,
+                onnx_path: str | None) -> Latency:
     import torch
 
     from cnnprof.timing.environment import cpu_count

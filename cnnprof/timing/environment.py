@@ -29,15 +29,24 @@ def cpu_count() -> int:
 
 
 def parse_threads(text: str | int) -> int:
-    """``"1"`` -> 1, ``"all"`` -> the cores this process may use."""
-    from cnnprof.errors import UsageError
+    """``"1"`` -> 1, ``"all"`` -> the cores this process may use. More threads than cores are
+    kept as asked (``capped_threads`` says what a run should use)."""
+    from cnnprof.errors import UsageError, shorten
 
     s = str(text).strip().lower()
     if s == "all":
         return cpu_count()
-    if not s.isdigit() or int(s) < 1:
-        raise UsageError(f"threads must be a positive integer or 'all', got {text!r}")
+    # ASCII digits only: str.isdigit also accepts '²' and other digits int() refuses
+    if not (s.isascii() and s.isdigit()) or len(s) > 9 or int(s) < 1:
+        raise UsageError(f"threads must be a positive integer or 'all', got {shorten(str(text), 40)!r}")
     return int(s)
+
+
+def capped_threads(threads: int) -> tuple[int, bool]:
+    """(the threads to run with, whether that is fewer than asked): never more than the cores this
+    process may use, since oversubscribed OpenMP threads spin against each other (seen 100x)."""
+    cores = cpu_count()
+    return (cores, True) if threads > cores else (threads, False)
 
 
 @functools.lru_cache(maxsize=None)
