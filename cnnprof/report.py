@@ -52,6 +52,9 @@ class Column:
     header: str
     kind: Kind = Kind.TEXT  # given as a Kind or its value ("ms")
     wrap: bool = False  # long prose (citations, details) may wrap; names and numbers never do
+    # On a narrow terminal the columns of highest priority number go first (the rightmost of
+    # equals first); priority 0 never goes: it says which row is which (the first column is 0).
+    priority: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Kind(self.kind))
@@ -169,17 +172,73 @@ def to_markdown(records: list[dict[str, Any]], columns: Sequence[Column]) -> str
     return "\n".join(lines) + "\n"
 
 
-def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, title: str | None = None):
+PROSE_MIN = 20  # the narrowest a column of prose (citation, error) folds to
+
+
+def _widths(columns: Sequence[Column], cells: dict[str, list[str]], width: int) -> list[int] | None:
+    """Fixed widths for ``columns`` in ``width`` characters, or None when they do not fit: a name or
+    number keeps its longest cell (its header may wrap at spaces), prose folds to ``PROSE_MIN``;
+    room to spare unwraps headers first, then widens prose. Each column costs 3 characters of
+    padding and rule besides its width, and the table 1."""
+    longest = {c.field: max([len(t) for t in cells[c.field]] + [0]) for c in columns}
+    word = {c.field: max((len(w) for w in c.header.split()), default=1) for c in columns}
+    widths = [min(max(longest[c.field], word[c.field]), PROSE_MIN) if c.wrap else max(longest[c.field], word[c.field])
+              for c in columns]
+    spare = width - (sum(widths) + 3 * len(columns) + 1)
+    if spare < 0:
+        return None
+    for i, c in enumerate(columns):  # whole headers, left to right, while they fit
+        grow = len(c.header) - widths[i]
+        if not c.wrap and 0 < grow <= spare:
+            widths[i] += grow
+            spare -= grow
+    prose = [i for i, c in enumerate(columns) if c.wrap]
+    while spare > 0 and prose:
+        growing = [i for i in prose if widths[i] < max(longest[columns[i].field], len(columns[i].header))]
+        if not growing:
+            break
+        for i in growing:
+            if spare == 0:
+                break
+            widths[i] += 1
+            spare -= 1
+    return widths
+
+
+def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, title: str | None = None,
+               width: int | None = None):
+    """The terminal table. Names and numbers are never cut or wrapped mid-word; prose folds. With
+    ``width`` (a terminal's), columns are left out by priority until the table fits, and the
+    caption says which (``--format csv`` or a wider terminal shows them)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
-    for c in columns:
-        table.add_column(c.header, justify="left" if c.kind is Kind.TEXT else "right", no_wrap=not c.wrap,
-                         overflow="fold" if c.wrap else "ellipsis")
-    for r in records:
-        table.add_row(*(Text(human(r.get(c.field), c.kind)) for c in columns))  # text, never markup
+    cells = {c.field: [human(r.get(c.field), c.kind) for r in records] for c in columns}
+    shown, hidden = list(columns), []
+    widths = None
+    if width is not None:
+        order = {id(c): i for i, c in enumerate(columns)}
+        while (widths := _widths(shown, cells, width)) is None:
+            candidates = [c for c in shown if c.priority > 0 and c is not columns[0]]
+            if not candidates:
+                break
+            # a column with nothing in it goes first, then by priority, the rightmost first
+            victim = max(candidates, key=lambda c: (all(t == "-" for t in cells[c.field]), c.priority, order[id(c)]))
+            shown.remove(victim)
+            hidden.append(victim)
+        hidden.sort(key=lambda c: order[id(c)])
+    caption = None
+    if hidden:
+        caption = f"narrow terminal: left out {', '.join(c.header for c in hidden)} (--format csv has every column)"
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, caption=caption,
+                  caption_justify="left")
+    for i, c in enumerate(shown):
+        # the header may wrap at its spaces; a name or number in a cell never wraps or shrinks
+        table.add_column(c.header, justify="left" if c.kind is Kind.TEXT else "right", no_wrap=False,
+                         overflow="fold", width=widths[i] if widths else None)
+    for i in range(len(records)):
+        table.add_row(*(Text(cells[c.field][i], no_wrap=not c.wrap) for c in shown))  # text, never markup
     return table
 
 
@@ -239,7 +298,9 @@ def emit(
 
         if partial:
             title = f"{title or ''} (partial: the run was interrupted)".strip()
-        (console or stdout_console()).print(rich_table(records, columns, title=title))
+        console = console or stdout_console()
+        width = console.width if console.is_terminal else None
+        console.print(rich_table(records, columns, title=title, width=width))
         return
     from cnnprof.terminal import data_stream
 

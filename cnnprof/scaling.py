@@ -13,6 +13,7 @@ top of the base variant's own (``efficientnet_b1`` as a base starts from depth 1
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,16 +58,41 @@ def compound_factor(alpha: float, beta: float, gamma: float) -> float:
     return alpha * beta**2 * gamma**2
 
 
+MAX_PHI = 100  # 2^100 times the base: no φ near it builds; it bounds the rows listed before checking
+
+
 def check_phi(phi: float) -> float:
     if not math.isfinite(phi) or phi < 0:
         raise UsageError(f"--phi must be a number >= 0, got {phi:g}")
+    if phi > MAX_PHI:
+        raise UsageError(f"--phi {phi:g} is far beyond any network that can be built (MACs grow about 2^φ)")
     return phi
 
 
 def multipliers(phi: float, coeffs: Coefficients = Coefficients()) -> tuple[float, float, float]:
     """(depth, width, resolution) multipliers at ``phi``: (α^φ, β^φ, γ^φ)."""
     check_phi(phi)
-    return coeffs.alpha**phi, coeffs.beta**phi, coeffs.gamma**phi
+    try:
+        return coeffs.alpha**phi, coeffs.beta**phi, coeffs.gamma**phi
+    except OverflowError:
+        raise UsageError(f"--phi {phi:g} makes the multipliers overflow: no network that size can be built") from None
+
+
+# The largest network ``scale`` builds: about 50 EfficientNet-B7s. Beyond it, counting takes hours
+# and the activations outgrow the memory of a workstation.
+MAX_SCALED_MACS = 2e12
+
+
+def estimated_macs(base: ScalingBase, phi: float, coeffs: Coefficients, base_res: int) -> float | None:
+    """The MACs ``base`` would have at ``phi``, estimated before building anything: its official
+    count at its native input, scaled by input area and by (α·β²·γ²)^φ. None without an official
+    count. Only to decide what to build; every reported count comes from the built network."""
+    ref = base.spec.reference
+    if ref is None or not ref.macs:
+        return None
+    depth, width, res_mult = multipliers(phi, coeffs)
+    res = scaled_resolution(base_res, res_mult)
+    return ref.macs * (res / base.resolution) ** 2 * depth * width**2
 
 
 def scaled_resolution(base: int, res_mult: float) -> int:
@@ -239,6 +265,7 @@ def scale_rows(
     latency: bool = False,
     protocol: Protocol | None = None,
     on_progress: Callable[[str], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> list[ScaleRow]:
     """Build and count ``base_name`` compound-scaled at each φ from its native input side (or
     ``resolution``), and time it with ``latency`` (torch eager, CPU, 1 thread). Bad input raises
@@ -255,9 +282,15 @@ def scale_rows(
         res = scaled_resolution(base_res, multipliers(phi, coeffs)[2])
         if res < base.spec.min_input:
             raise UsageError(f"φ={phi:g} gives a {res}x{res} input, below {base.name}'s minimum {base.spec.min_input}")
+        macs = estimated_macs(base, phi, coeffs, base_res)
+        if macs is not None and macs > MAX_SCALED_MACS:
+            raise UsageError(f"φ={phi:g} would build {base.name} at {res}x{res} with about {macs / 1e9:.3g} GMACs; "
+                             f"cnnprof builds up to {MAX_SCALED_MACS / 1e9:.0f} GMACs (choose a smaller --phi)")
     rows: list[ScaleRow] = []
     base_macs: int | None = None
-    for phi in phis:
+    seen: list[tuple[int, float]] = []  # (MACs, seconds to build and count) of the first networks
+    started = time.perf_counter()
+    for i, phi in enumerate(phis):
         d, w, r = multipliers(phi, coeffs)
         res = scaled_resolution(base_res, r)
         if on_progress:
@@ -270,6 +303,10 @@ def scale_rows(
         if base_macs is None:
             base_shape = (base.spec.input[0], base_res, base_res)
             base_macs = counts.macs if phi == 0 else count_target(scaled_target(base, 1.0, 1.0), base_shape).macs
+        seen.append((counts.macs, time.perf_counter() - started))
+        started = time.perf_counter()
+        if i == 2 and on_notice is not None:  # the first one pays for imports and tracing: fit on the next two
+            _announce(base, phis[3:], coeffs, base_res, seen[1:], on_notice)
         near = closest_official(base.spec.family, counts.macs)
         lat = None
         if latency:
@@ -289,6 +326,23 @@ def scale_rows(
             latency_warnings=lat.warnings if lat else Notes(),
         ))
     return rows
+
+
+def _announce(base: ScalingBase, phis: Sequence[float], coeffs: Coefficients, base_res: int,
+              seen: Sequence[tuple[int, float]], say: Callable[[str], None]) -> None:
+    """How long the rest will take, from a straight line through the (MACs, seconds) of two
+    networks just built and counted (a fixed cost, then a rate), when that is more than half a
+    minute."""
+    estimates = [estimated_macs(base, phi, coeffs, base_res) for phi in phis]
+    if not estimates or any(e is None for e in estimates):
+        return
+    (m0, t0), (m1, t1) = seen[0], seen[1]
+    rate = (m1 - m0) / (t1 - t0) if t1 > t0 and m1 > m0 else m1 / max(t1, 1e-3)
+    fixed = max(0.0, t1 - m1 / rate)
+    seconds = sum(fixed + e / rate for e in estimates)
+    if seconds > 30:
+        say(f"the networks up to φ={phis[-1]:g} have about {max(estimates) / 1e9:.3g} GMACs at the largest; building "
+            f"and counting them will take about {seconds / 60:.1f} min here")
 
 
 def _time(model: nn.Module, shape: tuple[int, ...], name: str, protocol: Protocol | None):

@@ -45,11 +45,17 @@ def say(message: str) -> None:
     stderr_console().print(message)
 
 
+# Wide enough that a table written to a pipe, a file or a CI log is never cut: it takes the width
+# its contents need.
+PIPE_WIDTH = 10_000
+
+
 def stdout_console():
-    """A console for the report; wide when it is not a terminal (pipes, files, CI logs), so
-    tables are not squeezed to 80 columns."""
+    """A console for the report: the terminal's width on a terminal (tables fit it by leaving out
+    columns, ``report.rich_table``), and unlimited elsewhere (pipes, files, CI logs), where tables
+    keep every column at full width."""
     from rich.console import Console
 
     out = data_stream()
     console = Console(file=out, highlight=False, markup=False)
-    return console if console.is_terminal else Console(file=out, width=200, highlight=False, markup=False)
+    return console if console.is_terminal else Console(file=out, width=PIPE_WIDTH, highlight=False, markup=False)

@@ -29,20 +29,20 @@ from cnnprof.rows import ProfileRow
 from cnnprof.timing.protocol import DEFAULT
 
 COLUMNS = [
-    Column("model", "model"),
-    Column("backend", "backend"),
-    Column("device", "device"),
+    Column("model", "model", priority=0),
+    Column("backend", "backend", priority=0),
+    Column("device", "device", priority=3),
     Column("threads", "threads", "int"),
-    Column("batch", "batch", "int"),
+    Column("batch", "batch", "int", priority=1),
     *LATENCY_COLUMNS,
-    Column("latency_ms_ci_low", "CI95 low", "ms"),
-    Column("latency_ms_ci_high", "CI95 high", "ms"),
-    Column("throughput_per_s", "items/s", "float"),
-    Column("gmacs_per_s", "GMAC/s", "float"),
-    Column("setup_s", "setup s", "float"),
+    Column("latency_ms_ci_low", "CI95 low", "ms", priority=3),
+    Column("latency_ms_ci_high", "CI95 high", "ms", priority=3),
+    Column("throughput_per_s", "items/s", "float", priority=3),
+    Column("gmacs_per_s", "GMAC/s", "float", priority=3),
+    Column("setup_s", "setup s", "float", priority=3),
     Column("parity_max_abs", "max |diff|", "float"),
-    Column("warnings", "warnings", wrap=True),
-    Column("error", "error", wrap=True),
+    Column("warnings", "warnings", wrap=True, priority=3),
+    Column("error", "error", wrap=True, priority=1),
 ]
 
 

@@ -31,11 +31,11 @@ from cnnprof.timing.protocol import DEFAULT
 
 RATIO_FIELDS = ["params_ratio", "macs_ratio", "latency_ratio"]
 COUNT_COLUMNS = [
-    Column("model", "model"),
-    Column("input", "input"),
-    Column("params", "params", "count"),
-    Column("params_ratio", "/ first", "ratio"),
-    Column("macs", "MACs", "macs"),
+    Column("model", "model", priority=0),
+    Column("input", "input", priority=0),
+    Column("params", "params", "count", priority=1),
+    Column("params_ratio", "/ first", "ratio", priority=3),
+    Column("macs", "MACs", "macs", priority=1),
     Column("macs_ratio", "/ first", "ratio"),
 ]
 
@@ -79,10 +79,10 @@ def wide(rows: list[ProfileRow], records: list[dict], backends: list[str]) -> tu
             line["warnings"] = "; ".join(filter(None, [line.get("warnings"), f"{row.backend}: {tags}"]))
     columns = list(COUNT_COLUMNS)
     for b in backends:
-        columns += [Column(f"{b}_ms", f"{b} median", "ms"), Column(f"{b}_ratio", "/ first", "ratio")]
+        columns += [Column(f"{b}_ms", f"{b} median", "ms", priority=1), Column(f"{b}_ratio", "/ first", "ratio")]
     if any("parity" in line for line in by_model.values()):
-        columns.append(Column("parity", "max |diff| vs torch", "float"))
-    columns += [Column("warnings", "warnings", wrap=True), Column("error", "error", wrap=True)]
+        columns.append(Column("parity", "max |diff| vs torch", "float", priority=3))
+    columns += [Column("warnings", "warnings", wrap=True, priority=3), Column("error", "error", wrap=True, priority=1)]
     return list(by_model.values()), columns
 
 

@@ -29,14 +29,14 @@ class ListRow(Row):
 
 
 COLUMNS = [
-    Column("model", "model"),
-    Column("family", "family"),
-    Column("input", "input"),
-    Column("paper_params", "params (paper)", "count"),
-    Column("paper_macs", "MACs (paper)", "macs"),
+    Column("model", "model", priority=0),
+    Column("family", "family", priority=3),
+    Column("input", "input", priority=1),
+    Column("paper_params", "params (paper)", "count", priority=1),
+    Column("paper_macs", "MACs (paper)", "macs", priority=1),
     Column("paper_top1", "top-1 %", "float"),
-    Column("official_params", "params (official)", "count"),
-    Column("official_macs", "MACs (official)", "macs"),
+    Column("official_params", "params (official)", "count", priority=3),
+    Column("official_macs", "MACs (official)", "macs", priority=3),
     Column("citation", "citation", wrap=True),
 ]
 

@@ -21,16 +21,16 @@ TOP_DEFAULT = 5
 DEPTH_DEFAULT = 2
 
 COUNT_COLUMNS = [
-    Column("model", "model"),
-    Column("input", "input"),
-    Column("batch", "batch", "int"),
-    Column("params", "params", "count"),
-    Column("macs", "MACs (conv+linear)", "macs"),
-    Column("macs_fvcore", "MACs (fvcore total)", "macs"),
-    Column("activations", "activations", "count"),
-    Column("bytes_moved", "bytes moved", "bytes"),
+    Column("model", "model", priority=0),
+    Column("input", "input", priority=0),
+    Column("batch", "batch", "int", priority=1),
+    Column("params", "params", "count", priority=1),
+    Column("macs", "MACs (conv+linear)", "macs", priority=1),
+    Column("macs_fvcore", "MACs (fvcore total)", "macs", priority=3),
+    Column("activations", "activations", "count", priority=3),
+    Column("bytes_moved", "bytes moved", "bytes", priority=3),
     Column("counts_status", "status"),
-    Column("error", "error", wrap=True),
+    Column("error", "error", wrap=True, priority=1),
 ]
 MODULE_COLUMNS = [
     Column("name", "module"),

@@ -75,7 +75,8 @@ def scale_command(
     check_writable(output)
     check_plot_path(plot)
     with progress() as update:
-        rows = scaling.scale_rows(base, phis, coeffs, resolution=resolution, latency=latency, on_progress=update)
+        rows = scaling.scale_rows(base, phis, coeffs, resolution=resolution, latency=latency, on_progress=update,
+                                  on_notice=say)
     records = []
     for r in rows:
         rec = r.to_dict()

@@ -15,10 +15,10 @@ from cnnprof.rows import ProfileRow
 from cnnprof.terminal import say
 
 LATENCY_COLUMNS = [
-    Column("latency_ms_median", "median", "ms"),
+    Column("latency_ms_median", "median", "ms", priority=1),
     Column("latency_ms_p90", "p90", "ms"),
     Column("latency_ms_iqr", "IQR", "ms"),
-    Column("runs", "runs", "int"),
+    Column("runs", "runs", "int", priority=3),
 ]
 
 
