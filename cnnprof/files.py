@@ -86,9 +86,9 @@ def check_writable(path: str | os.PathLike | None) -> None:
     if path is None:
         return
     p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"output path {str(p)!r} is a directory")
     target, in_place = destination(p)
+    if target.is_dir():
+        raise UsageError(f"output path {str(p)!r} is a directory")
     if in_place:
         if not os.access(target, os.W_OK):
             raise WriteError(f"cannot write {str(p)!r}: permission denied")

@@ -55,3 +55,76 @@ def broken(width: int = 8):
 
 
 NOT_CALLABLE = 3
+
+
+def exits():
+    """A factory that ends the process instead of returning a model."""
+    import sys
+
+    sys.exit(3)
+
+
+class Talks(nn.Module):
+    input_shape = (3, 16, 16)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        print("forward says hello")  # a model that prints must not corrupt a report on stdout
+        return self.conv(x)
+
+
+def talks() -> nn.Module:
+    print("factory says hello")
+    return Talks()
+
+
+class ExitsInForward(nn.Module):
+    input_shape = (3, 16, 16)
+
+    def forward(self, x):
+        import sys
+
+        sys.exit(4)
+
+
+def exits_in_forward() -> nn.Module:
+    return ExitsInForward()
+
+
+class LeavesTensors(nn.Module):
+    """Its forward returns a Python number: it traces, but its graph cannot be checked or run."""
+
+    input_shape = (3, 16, 16)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return float(self.conv(x).mean())
+
+
+def leaves_tensors() -> nn.Module:
+    return LeavesTensors()
+
+
+class OutOfMemory(nn.Module):
+    """Fails in its forward the way PyTorch's CPU allocator does when memory runs out."""
+
+    input_shape = (3, 16, 16)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        self.conv(x)
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 480000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+
+def out_of_memory() -> nn.Module:
+    return OutOfMemory()
