@@ -151,7 +151,7 @@ def _read_cache(path: Path) -> dict:
     """The cache's entries; a missing, unreadable or foreign file is an empty cache."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
         return {}
