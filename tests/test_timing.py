@@ -153,7 +153,7 @@ def activation_scan(model: nn.Sequential, x: torch.Tensor) -> list[tuple[float, 
 
 def test_batchnorm_calibration_keeps_activations_out_of_the_denormal_range():
     """Uncalibrated, a deep random network's activations shrink into float32's subnormal range
-    (where x86 arithmetic is many times slower, so a timing would measure denormals);
+    (where many CPUs compute many times slower, so a timing would measure denormals);
     ``calibrate_model`` gives every batch norm the statistics of what it sees, and they stay
     out of it at every depth."""
     from cnnprof.targets import calibrate_model
@@ -174,8 +174,9 @@ def test_batchnorm_calibration_keeps_activations_out_of_the_denormal_range():
 @pytest.mark.slow
 def test_denormals_make_the_uncalibrated_network_slower():
     """The cost the calibration avoids, timed: interleaved in one process, same network and
-    input. On x86 CPUs, which take a slow path for subnormal operands, it measured 4-12x here
-    (2-vCPU Xeon VM); a CPU that flushes subnormals to zero would not show it, hence slow-marked."""
+    input. On the 2-vCPU Intel Xeon this was written on, which takes a slow path for subnormal
+    operands, it measured 4.7-5.5x (4-12x with 32 channels or 32x32 maps); a CPU without that
+    penalty would not show it, hence slow-marked."""
     from cnnprof.targets import calibrate_model
 
     shape = (16, 16, 16)
@@ -239,8 +240,8 @@ def test_a_backend_failure_is_one_line(monkeypatch, tmp_path):
 
 
 def test_compile_backend_compiles_and_matches_eager():
-    """torch.compile (inductor) on a tiny network, in the default run: about 10 s on 2 cores with
-    inductor's on-disk cache warm, 25-35 s cold (its C++ toolchain probes and kernel builds)."""
+    """torch.compile (inductor) on a tiny network, in the default run: about 5 s on 2 cores with
+    inductor's on-disk cache warm, 18-30 s cold (its C++ toolchain probes and kernel builds)."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
