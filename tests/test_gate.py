@@ -1,10 +1,13 @@
-"""cnnprof gate: baseline schema and its failures, verdict statistics on synthetic samples, and one
-record + check end to end on a tiny model (fresh worker processes, a very short protocol)."""
+"""cnnprof gate: baseline schema and its failures, verdict statistics on synthetic samples, the
+re-measurement of ambiguous models, and record + check end to end (fresh worker processes, a very
+short protocol): a registered model, a user's model made slower with the same counts (exit 1, the
+markdown table the CI workflow publishes), an ambiguous model measured again."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from cnnprof.gate.measure import MALLOC_ENV, PROTOCOL_VERSION
 
 TINY = ("mobilenetv3_small", (3, 64, 64))
 FAST = ("--processes", "2", "--min-time", "0.2")
+ONE = ("--processes", "1", "--min-time", "0.2")
 
 
 # -- synthetic samples -----------------------------------------------------------------------------
@@ -145,10 +149,109 @@ def test_wall_clock_used_when_cpu_times_are_missing():
     assert core.choose_clock(make_baseline([record_of("mobilenetv3_small", procs(3.0, 3))]), 2) == "wall"
 
 
+# -- re-measurement of ambiguous models (fake processes) --------------------------------------------
+def _fake_measure(first: dict[str, list[ProcessSamples]], extra_level: float, asked: list):
+    """A stand-in for ``measure.measure``: the first pass returns ``first``; every later call (one
+    process, for the models still ambiguous) one process at ``extra_level``. Records each call."""
+    from cnnprof.gate import measure as gm
+
+    def fake(models, settings, *, processes=None, **_):
+        names = tuple(m.name for m in models)
+        asked.append((names, processes))
+        run = gm.Run(names, rounds=12, measure_s=0.2, wall_s=1.0, others_cores=0.0)
+        if processes is None:
+            return {n: list(first[n]) for n in names}, [run] * settings.processes
+        return {n: [proc(extra_level, noise=0.0)] for n in names}, [run]
+
+    return fake
+
+
+def _two_models():
+    """mobilenetv3_small unchanged (a clear pass); ghostnet_100 1.3x and 1.5x in its two first
+    processes: its interval holds 1.10 (ambiguous) until two more processes at 1.4x settle it."""
+    base = make_baseline([record_of("mobilenetv3_small", procs(3.0, 5, seed=1)),
+                          record_of("ghostnet_100", procs(3.0, 5, seed=3))])
+    first = {"mobilenetv3_small": [proc(3.0, noise=0.0)] * 2,
+             "ghostnet_100": [proc(3.0 * 1.3, noise=0.0), proc(3.0 * 1.5, noise=0.0)]}
+    return base, first
+
+
+def test_only_ambiguous_models_are_measured_again_until_settled(monkeypatch):
+    from cnnprof.gate.measure import Settings
+
+    base, first = _two_models()
+    asked: list = []
+    monkeypatch.setattr(core, "measure", _fake_measure(first, 3.0 * 1.4, asked))
+    result = core.check(base, Settings(processes=2), extra_processes=3, compare_counts=False)
+    # one pass over both, then one process at a time for ghostnet_100 alone, stopping once its
+    # interval leaves 1.10 (after two of the three allowed)
+    assert asked == [(("mobilenetv3_small", "ghostnet_100"), None), (("ghostnet_100",), 1), (("ghostnet_100",), 1)]
+    rows = {r.model: r for r in result.rows}
+    ghost, mbv3 = rows["ghostnet_100"], rows["mobilenetv3_small"]
+    assert ghost.verdict == stats.REGRESSION and ghost.processes_now == 4 and ghost.ci_low > 1.10
+    assert ghost.note == "re-measured in 2 more process(es)"
+    assert mbv3.verdict == stats.PASS and mbv3.processes_now == 2 and mbv3.note == ""
+    assert len(result.runs) == 2 + 2
+
+
+def test_the_budget_stops_the_re_measurement_and_says_so(monkeypatch):
+    from cnnprof.gate.measure import Settings
+
+    base, first = _two_models()
+    asked: list = []
+    monkeypatch.setattr(core, "measure", _fake_measure(first, 3.0 * 1.4, asked))
+    result = core.check(base, Settings(processes=2), extra_processes=3, budget_s=0.0, compare_counts=False)
+    assert len(asked) == 1  # the first pass only
+    ghost = next(r for r in result.rows if r.model == "ghostnet_100")
+    assert ghost.verdict == stats.PASS and ghost.ci_low <= 1.10 <= ghost.ci_high
+    assert "inconclusive: interval holds 1.1 (not re-measured: the 0 s budget is spent)" in ghost.note
+
+
 # -- baseline file ---------------------------------------------------------------------------------
 def write(path: Path, baseline: Baseline) -> Path:
     path.write_text(baseline.to_json())
     return path
+
+
+OLD_NS = 1_000_000_000 * 10**9  # 2001-09-09: any write since then moves a file's mtime
+
+
+def freeze(path: Path):
+    """What ``untouched`` compares: the file's bytes, inode and modification time, with the time
+    first set far in the past. A command that wrote the file, even the same bytes in place or by an
+    atomic replace, changes the time (and an atomic replace the inode); reading it changes none.
+    ``None`` if there is no file (a command must not create one either)."""
+    if not path.exists():
+        return None
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    return untouched(path)
+
+
+def untouched(path: Path):
+    if not path.exists():
+        return None
+    st = path.stat()
+    return path.read_bytes(), st.st_ino, st.st_mtime_ns
+
+
+def test_untouched_sees_a_rewrite_of_the_same_bytes(tmp_path):
+    """The baseline-untouched assertions below could fail: a check that rewrote the baseline with
+    exactly its own bytes (in place, or atomically) would be caught, as would one that created it."""
+    from cnnprof.files import write_atomic
+
+    path = tmp_path / "baseline.json"
+    path.write_text('{"schema": "x"}')
+    before = freeze(path)
+    assert untouched(path) == before  # reading is not writing
+    path.write_bytes(path.read_bytes())
+    assert untouched(path) != before
+    before = freeze(path)
+    write_atomic(path, path.read_text())
+    assert untouched(path) != before
+    missing = tmp_path / "none.json"
+    before = freeze(missing)
+    missing.write_text("")
+    assert untouched(missing) != before
 
 
 def test_baseline_round_trips(tmp_path):
@@ -196,13 +299,13 @@ def test_bad_baseline_is_one_line_exit_2_and_untouched(cli, tmp_path, case):
         path.write_text(bad)
     elif callable(bad):
         path.write_text(json.dumps(bad(_good(tmp_path))))
-    before = path.read_bytes() if path.exists() else None
+    before = freeze(path)
     result = cli("gate", "check", "--baseline", str(path), *FAST)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cnnprof: error: "), result.stderr
     assert "Traceback" not in result.output
-    assert (path.read_bytes() if path.exists() else None) == before
+    assert untouched(path) == before  # not rewritten, not "repaired", not created
 
 
 def test_strict_env_makes_a_different_environment_an_error(cli, tmp_path):
@@ -242,7 +345,12 @@ def test_record_then_check_end_to_end(cli, tmp_path):
     rows = json.loads(result.stdout)
     b = load_baseline(path)
     assert b.models[0].input == TINY[1] and len(b.models[0].processes) == 2
-    assert rows[0]["params"] == b.models[0].params > 0 and rows[0]["macs"] == b.models[0].macs > 0
+    from cnnprof.counting import count
+    from cnnprof.models.registry import get
+
+    exact = count(get(TINY[0]).build(), TINY[1])
+    assert rows[0]["params"] == b.models[0].params == exact.params
+    assert rows[0]["macs"] == b.models[0].macs == exact.macs
     assert b.protocol["clock"] == "cpu" and all(p.has_cpu for p in b.models[0].processes)
     assert b.protocol["malloc"] == MALLOC_ENV and b.protocol["instances"] >= 1
 
@@ -254,7 +362,13 @@ def test_record_then_check_end_to_end(cli, tmp_path):
     assert row["verdict"] in (stats.PASS, stats.IMPROVEMENT)
     assert row["params_now"] == row["params_baseline"] and row["macs_now"] == row["macs_baseline"]
     assert row["processes_baseline"] == 2 and row["processes_now"] == 2
-    assert row["ci_low"] <= row["ratio"] <= row["ci_high"] and 0 <= row["p_value"] <= 1
+    # the figures are the baseline's and each other's: raw medians of the stored calls, the ratio at
+    # the centre (in log) of its t interval, an interval that excludes 1 exactly when p < alpha
+    assert row["baseline_ms"] == pytest.approx(stats.raw_median(b.models[0].processes))
+    assert row["calibration_baseline_ms"] == pytest.approx(stats.calibration_median(b.models[0].processes))
+    assert row["raw_ratio"] == pytest.approx(row["now_ms"] / row["baseline_ms"])
+    assert row["ratio"] == pytest.approx(math.sqrt(row["ci_low"] * row["ci_high"]))
+    assert (row["p_value"] < 0.01) == (not row["ci_low"] <= 1.0 <= row["ci_high"])
     assert "calibration workload" in result.stderr
 
     # the same baseline with other counts and another torch: count changed (exit 1), env reported
@@ -304,12 +418,15 @@ def test_a_users_model_and_an_onnx_file_are_gated_by_reference(cli, tmp_path):
     shutil.copy(Path(__file__).with_name("user_model.py"), user_file)
     ref = f"{user_file}:tiny_net(width=4)"
     path = tmp_path / "user.json"
-    result = cli("gate", "record", ref, "--input", "3x40x40", "--baseline", str(path), *FAST, "--format", "json")
+    # one process each: this is about references surviving the baseline, not about verdicts
+    result = cli("gate", "record", ref, "--input", "3x40x40", "--baseline", str(path), *ONE, "--format", "json")
     assert result.exit_code == 0, result.output
     b = load_baseline(path)
     assert b.models[0].name == ref and b.models[0].input == (3, 40, 40)
-    assert b.models[0].params == json.loads(result.stdout)[0]["params"] > 0
-    result = cli("gate", "check", "--baseline", str(path), *FAST, "--extra-processes", "0", "--factor", "3")
+    # TinyNet(width=4) by hand: 3x3 conv 3 -> 4 (108 weights), batch norm (8), linear 4 -> 10 (50)
+    assert b.models[0].params == json.loads(result.stdout)[0]["params"] == 108 + 8 + 50
+    assert b.models[0].macs == 108 * 40 * 40 + 40
+    result = cli("gate", "check", "--baseline", str(path), *ONE, "--extra-processes", "0", "--factor", "3")
     assert result.exit_code == 0, result.output
 
     # an ONNX file is timed by ONNX Runtime, and only there
@@ -320,12 +437,140 @@ def test_a_users_model_and_an_onnx_file_are_gated_by_reference(cli, tmp_path):
     result = cli("gate", "record", str(onnx_file), "--baseline", str(tmp_path / "o.json"), *FAST)
     assert result.exit_code == 2 and "--backend onnxruntime" in result.stderr
     result = cli("gate", "record", str(onnx_file), "--backend", "onnxruntime", "--baseline",
-                 str(tmp_path / "o.json"), *FAST, "--format", "json")
+                 str(tmp_path / "o.json"), *ONE, "--format", "json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)[0]["macs"] > 0
+    assert json.loads(result.stdout)[0]["macs"] == 27 * 8 * 32 * 32 + 8 * 10  # tiny_net() at its 3x32x32
 
     # the user's file is gone: the baseline names a model that no longer loads
     user_file.unlink()
     result = cli("gate", "check", "--baseline", str(path), *FAST)
     assert result.exit_code == 2 and "no longer loads" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- end to end: a user's model made slower, and an ambiguous model measured again ----------------
+SLOWABLE_NET = '''"""A user's network whose forward can do extra element-wise passes: no parameters, no MACs."""
+import torch
+from torch import nn
+
+EXTRA_PASSES = 0
+
+
+class Net(nn.Module):
+    input_shape = (3, 32, 32)
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv1(x)))
+        for _ in range(EXTRA_PASSES):
+            x = x * 0.5 + 0.5
+        return self.fc(self.conv2(x).mean((2, 3)))
+
+
+def net():
+    return Net()
+'''
+# 60 passes (a multiply and an add on 16x32x32 values each) made it 2.97-3.08x slower, normalised,
+# in the gate here. (The edited line is longer than the original, so Python's bytecode cache,
+# keyed by source size and mtime, cannot serve the old code.)
+SLOWER = "EXTRA_PASSES = 60"
+# Three processes a side: with two, Welch's test can have about one degree of freedom (t = 63.7
+# at alpha 0.01), and an interval too wide to decide even a 3x slowdown.
+THREE = ("--processes", "3", "--min-time", "0.2")
+
+
+@pytest.fixture(scope="module")
+def user_gate(tmp_path_factory):
+    """A user's model file and a baseline recorded of it (3 processes)."""
+    from typer.testing import CliRunner
+
+    from cnnprof.cli import app
+
+    folder = tmp_path_factory.mktemp("gate-user")
+    model_file = folder / "nets.py"
+    model_file.write_text(SLOWABLE_NET)
+    baseline = folder / "baseline.json"
+    result = CliRunner().invoke(app, ["gate", "record", f"{model_file}:net", "--baseline", str(baseline), *THREE])
+    assert result.exit_code == 0, result.output
+    return model_file, baseline
+
+
+def read_markdown_table(text: str) -> list[dict[str, str]]:
+    """The rows of the one markdown table in ``text``, as {header: cell}."""
+    import re
+
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip()[1:-1])] for ln in lines]
+    header, rule, *rows = cells
+    assert all(set(c) <= set("-:") and c for c in rule) and len(rule) == len(header), lines[1]
+    assert all(len(r) == len(header) for r in rows), lines
+    return [dict(zip(header, r)) for r in rows]
+
+
+def parse_ratio(cell: str) -> tuple[float, float, float]:
+    """'1.234 [1.100, 1.380]' -> (1.234, 1.1, 1.38)."""
+    ratio, interval = cell.split(" [")
+    low, high = interval.rstrip("]").split(", ")
+    return float(ratio), float(low), float(high)
+
+
+def test_a_slower_model_with_the_same_counts_fails_the_gate(cli, user_gate, tmp_path):
+    """The workflow's command (`gate check --format md --output gate.md`) passes the model as
+    recorded, then fails it (exit 1, verdict regression, the table still written) once its file
+    makes every call about 3x slower without changing a parameter or a MAC."""
+    model_file, baseline = user_gate
+    gate_md = tmp_path / "gate.md"
+    check = ("gate", "check", "--baseline", str(baseline), *THREE, "--factor", "1.5", "--format", "md",
+             "--output", str(gate_md))
+    before = freeze(baseline)
+
+    result = cli(*check)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # the table went to the file
+    (row,) = read_markdown_table(gate_md.read_text())
+    assert row["model"] == f"{model_file}:net" and row["input"] == "3x32x32" and row["verdict"] == "pass"
+    assert parse_ratio(row["ratio (normalised) [interval]"])[0] < 1.5
+    assert untouched(baseline) == before
+
+    original = model_file.read_text()
+    model_file.write_text(original.replace("EXTRA_PASSES = 0", SLOWER))
+    try:
+        result = cli(*check)
+    finally:
+        model_file.write_text(original)
+    assert result.exit_code == 1, result.output
+    (row,) = read_markdown_table(gate_md.read_text())  # written before the exit 1, as CI shows it
+    ratio, low, high = parse_ratio(row["ratio (normalised) [interval]"])
+    assert row["verdict"] == "regression" and ratio > 1.5 and low > 1.0, row
+    assert float(row["p-value"]) < 0.01
+    assert "count changed" not in result.output  # same params and MACs: latency alone failed it
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"cnnprof: error: 1 of 1 model(s) failed the gate: {model_file}:net (regression, ")
+    assert untouched(baseline) == before
+
+
+def test_an_ambiguous_model_is_measured_again_in_more_processes(cli, user_gate, tmp_path):
+    """The real re-measurement path: the recorded baseline with two of its processes pulled 9x
+    apart (one's model calls /3, the other's x3) has an interval of the ratio too wide to decide
+    anything: the first pass is ambiguous whatever this machine measures, so the check starts one
+    more process for it, and says so."""
+    _, baseline = user_gate
+    doc = json.loads(baseline.read_text())
+    for process, scale in zip(doc["models"][0]["processes"], (1 / 3, 3.0)):
+        for key in ("ms", "cpu_ms"):
+            process[key] = [v * scale for v in process[key]]
+    spread = tmp_path / "spread.json"
+    spread.write_text(json.dumps(doc))
+    result = cli("gate", "check", "--baseline", str(spread), "--processes", "1", "--extra-processes", "1",
+                 "--min-time", "0.2", "--format", "json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)[0]
+    assert row["processes_now"] == 2 and row["verdict"] == "pass"
+    assert "re-measured in 1 more process(es)" in row["note"] and "inconclusive: interval holds 1.1" in row["note"]
+    assert "(2 measurement process(es))" in result.stderr

@@ -21,8 +21,22 @@ from cnnprof.models.registry import get, list_models
 
 NAMES = list_models("fbnet*")
 
-# Params and conv + linear MACs of the official definitions (mobile-vision @bb8465c, models built
-# by its FBNetBuilder + ClsConvHead, MACs summed by forward hooks at the native input).
+# Params and conv + linear MACs of the official definitions, counted on the official build, not on
+# cnnprof's. Where each number comes from (benchmarks/fbnet_official_counts.py reproduces all 16
+# from a mobile-vision checkout at commit bb8465c and prints them beside this table and cnnprof's
+# own count; every one matched exactly when it was last run):
+# - the definition: MODEL_ARCH["fbnet_a" / "fbnet_b" / "fbnet_c"] of
+#   mobile_cv/arch/fbnet_v2/fbnet_modeldef_cls_fbnet.py, ["FBNetV2_F1" ... "FBNetV2_L2"] of
+#   fbnet_modeldef_cls_fbnetv2.py (MODEL_ARCH_FBNETV2_PAPER), ["FBNetV3_A" ... "FBNetV3_G"] of
+#   fbnet_modeldef_cls_fbnetv3.py (MODEL_ARCH_FBNETV3);
+# - the network: the official FBNetBuilder (the definition's basic_args, unify_arch_def,
+#   build_blocks from 3 input channels), then the model zoo's classification head (global average
+#   pool, 1x1 conv with bias to 1000 classes);
+# - params: every parameter (batch-norm weight and bias included, running statistics not);
+# - MACs: forward hooks on nn.Conv2d (output elements x in_channels / groups x kernel area) and
+#   nn.Linear, one batch-1 forward at the definition's own input_size (the catalog's native input).
+# The released model cards (kept in the catalog beside them as "released") were counted another,
+# unstated way and differ by under 1%: they are published figures, not these exact counts.
 OFFICIAL = {
     "fbnet_a": (4_321_232, 244_452_664),
     "fbnet_b": (4_818_216, 291_004_424),

@@ -79,7 +79,9 @@ def test_bench_an_onnx_file_with_onnxruntime_only(cli, tiny_onnx, tmp_path, monk
     assert result.exit_code == 1 and "some rows failed: 1 of 2" in result.stderr  # the torch row
     rows = json.loads(result.stdout)
     by_backend = {r["backend"]: r for r in rows}
-    assert by_backend["onnxruntime"]["latency_ms_median"] > 0 and by_backend["onnxruntime"]["error"] == ""
+    ort = by_backend["onnxruntime"]
+    assert ort["error"] == "" and ort["runs"] == 3  # --min-runs 3, no minimum time
+    assert ort["throughput_per_s"] == pytest.approx(1000 / ort["latency_ms_median"])  # items/s from ms
     assert "timed with onnxruntime only" in by_backend["torch"]["error"]
 
 

@@ -3,14 +3,16 @@
 The reference of each variant is the official implementation's count (parameters, conv +
 linear multiply-adds at the native input); tolerances are stored with the spec (0.5% params and
 1% MACs against official code, 1.5% against the FBNet definitions). All variants are checked
-with the meta-device shape counter (tests/shape_counter.py, fast at any resolution); cnnprof's
-own fvcore-based ``count`` is checked to agree with it exactly on one variant of every family,
-at the native input. (``cnnprof profile '*'`` runs ``count`` on all of them.)
+with the meta-device shape counter (tests/shape_counter.py, fast at any resolution). cnnprof's
+own fvcore-based ``count`` must agree with that counter *exactly* on every variant at a small
+input (where both count the same way and the check is fast), and on one variant of every family
+at the native input. The ONNX-graph counter is checked on every variant by a slow test
+(tests/test_onnx_count.py).
 """
 
 import pytest
 import torch
-from shape_counter import meta_counts
+from shape_counter import conv_linear_macs, meta_counts
 
 from cnnprof.counting import count
 from cnnprof.models.registry import get, list_models
@@ -22,6 +24,12 @@ ONE_PER_FAMILY = [
 ]
 
 
+def small_input(spec) -> tuple[int, int, int]:
+    """A small input the variant accepts (segmentation networks: twice as wide as high)."""
+    h = max(spec.min_input, 64)
+    return (3, h, 2 * h if spec.task == "segmentation" else h)
+
+
 def test_one_per_family_covers_every_family():
     assert {get(n).family for n in ONE_PER_FAMILY} == {get(n).family for n in NAMES}
 
@@ -30,8 +38,7 @@ def test_one_per_family_covers_every_family():
 def test_forward_at_a_small_input(name):
     spec = get(name)
     model = spec.build().eval()
-    h = max(spec.min_input, 64)
-    w = 2 * h if spec.task == "segmentation" else h
+    _, h, w = small_input(spec)
     with torch.inference_mode():
         out = model(torch.randn(2, 3, h, w))
     if spec.task == "segmentation":
@@ -50,6 +57,20 @@ def test_counts_match_the_official_implementation(name):
     ref = spec.reference
     assert abs(params - ref.params) / ref.params <= spec.params_tol, (params, ref.params)
     assert abs(macs - ref.macs) / ref.macs <= spec.macs_tol, (macs, ref.macs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cnnprof_count_is_exact_on_every_variant_at_a_small_input(name):
+    """fvcore's trace (cnnprof.counting) against output shapes on the meta device, same input."""
+    spec = get(name)
+    shape = small_input(spec)
+    torch.manual_seed(0)
+    c = count(spec.build(), shape, label=name)
+    with torch.device("meta"):
+        meta_model = spec.build()
+    assert c.params == sum(p.numel() for p in meta_model.parameters())
+    assert c.macs == conv_linear_macs(meta_model, shape)
+    assert c.status == "complete", c.status
 
 
 @pytest.mark.parametrize("name", ONE_PER_FAMILY)
