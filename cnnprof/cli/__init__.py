@@ -30,6 +30,9 @@ class _OneLineErrors(TyperGroup):
              standalone_mode: bool = True, **extra: Any) -> Any:
         from typer._click.exceptions import NoArgsIsHelpError
 
+        from cnnprof.cli import common
+
+        common.ARGV[:] = ["cnnprof", *(sys.argv[1:] if args is None else list(args))]  # what the database records
         try:
             rv = super().main(args=args, prog_name=prog_name or "cnnprof", complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -77,6 +80,7 @@ from cnnprof.cli import machine as _machine  # noqa: E402
 from cnnprof.cli import profile as _profile  # noqa: E402
 from cnnprof.cli import scale as _scale  # noqa: E402
 from cnnprof.cli.common import command  # noqa: E402
+from cnnprof.cli.db import db_app as _db_app  # noqa: E402
 from cnnprof.cli.gate import gate_app as _gate_app  # noqa: E402
 from cnnprof.cli.lut import lut_app as _lut_app  # noqa: E402
 
@@ -108,6 +112,7 @@ app.add_typer(_gate_app, name="gate")
 app.add_typer(_lut_app, name="lut")
 app.command("claims")(command(_claims.claims_command))
 app.command("scale")(command(_scale.scale_command))
+app.add_typer(_db_app, name="db")
 
 
 def main() -> None:  # console-script entry point
