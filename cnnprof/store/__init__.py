@@ -175,15 +175,19 @@ class Store:
                  samples: Sequence[float] | None, result: Mapping[str, Any], error: str | None,
                  pooled: Mapping[str, Any] | None, passes: int, extra: Mapping[str, Any] | None = None) -> bool:
         """Store one pass of a sweep cell and replace the cell's row in this run with ``pooled`` (the
-        row of all its passes so far), in one transaction. A pass already stored (the same run,
-        cell and pass) is left as it was: returns False."""
+        row of all its passes so far), in one transaction. A pass already measured (the same run,
+        cell and pass) is left as it was: returns False; one stored as failed is replaced."""
         where = Where(environment, host)
 
         def write() -> bool:
             with transaction(self.conn):
+                # a pass stored as failed may be measured again (resume); one that was measured stays
                 cur = self.conn.execute(
-                    "INSERT OR IGNORE INTO passes (run_id, cell, pass, revision, env_key, ok, seconds, overhead, "
-                    "samples, result, error, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO passes (run_id, cell, pass, revision, env_key, ok, seconds, overhead, "
+                    "samples, result, error, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (run_id, cell, pass) DO UPDATE SET ok = excluded.ok, seconds = excluded.seconds, "
+                    "overhead = excluded.overhead, samples = excluded.samples, result = excluded.result, "
+                    "error = excluded.error, recorded_at = excluded.recorded_at WHERE passes.ok = 0",
                     (run_id, cell, pass_index, where.revision, where.env_key, int(ok), seconds,
                      None if overhead is None else _json(overhead), None if samples is None else _json(list(samples)),
                      _json(result), error, now_iso()))

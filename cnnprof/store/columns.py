@@ -100,8 +100,8 @@ def machine_label(environment: Mapping[str, Any], host: str) -> str:
     cpu = str(environment.get("cpu") or "unknown CPU")
     cores = environment.get("cores")
     gpu = environment.get("gpu")
-    text = f"{host}: {cpu}" + (f", {cores} cores" if cores else "") + (f", {gpu}" if gpu else "")
-    return text
+    text = cpu + (f", {cores} cores" if cores else "") + (f", {gpu}" if gpu else "")
+    return f"{host}: {text}" if host else text
 
 
 def env_key(environment: Mapping[str, Any], host: str) -> str:

@@ -138,56 +138,67 @@ def revision_times(store: Store) -> dict[str, str]:
     return {r[0]: r[1] for r in store._guarded(lambda: list(store.conn.execute(sql)))}
 
 
-HISTORY_FIELDS = ["revision", "first_seen", "machine", "source", "backend", "precision", "batch", "threads",
+HISTORY_FIELDS = ["model", "revision", "first_seen", "machine", "source", "backend", "precision", "batch", "threads",
                   "latency_ms_median", "latency_ms_ci_low", "latency_ms_ci_high", "runs", "rows", "gate", "gate_ratio",
                   "note"]
 
 
 def history(store: Store, model: str, *, backends: Sequence[str] = (), precision: Sequence[str] = (),
             batch: Sequence[int] = (), threads: Sequence[int] = (), machine: str | None = None) -> list[dict[str, Any]]:
-    """A model's latency across revisions and machines: one line per revision x machine x backend x
-    precision x batch x threads (the newest row of each; ``rows`` says how many there were), in
-    the order revisions were first seen, with the gate's verdict on that revision (``gate``: its
-    worst verdict on the model there, ``gate_ratio``: the normalised ratio it judged)."""
+    """A model's latency across revisions and machines (see ``history_lines``)."""
     f = Filters(model=[model], kind=[Kind.PROFILE], backend=backends, precision=precision, batch=batch,
-                threads=threads, machine=machine, errors="none",
-                extra_where=["w.latency_ms_median IS NOT NULL"])
+                threads=threads, machine=machine, errors="none", extra_where=["w.latency_ms_median IS NOT NULL"])
     timed = select(store, f)
-    gate = select(store, Filters(model=[model], kind=[Kind.GATE_CHECK, Kind.GATE_RECORD], machine=machine))
-    seen = revision_times(store)
+    gate = select(store, Filters(model=[model], kind=[Kind.GATE_CHECK], machine=machine))
+    return history_lines(timed, gate, revision_times(store))
+
+
+def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]],
+                  seen: dict[str, str]) -> list[dict[str, Any]]:
+    """Latency across revisions and machines: one line per model x revision x machine x backend x
+    precision x batch x threads (the newest row of each; ``rows`` says how many there were), in the
+    order revisions were first seen (``seen``: revision -> when), with the gate's verdict on that
+    model at that revision and machine (``gate``: its most severe, ``gate_ratio``: the normalised
+    ratio it judged). A gate check at a revision nothing else timed is a line of its own."""
     lines: dict[tuple, dict[str, Any]] = {}
     for r in timed:
-        key = (r["revision"], r["machine"], r["backend"], r["precision"], r["batch"], r["threads"])
-        line = lines.get(key)
-        count = (line["rows"] if line else 0) + 1
-        lines[key] = {
-            "revision": r["revision"], "first_seen": seen.get(r["revision"], r["recorded_at"]), "machine": r["machine"],
-            "source": r["command"], "backend": r["backend"], "precision": r["precision"], "batch": r["batch"],
-            "threads": r["threads"], "latency_ms_median": r["latency_ms_median"],
-            "latency_ms_ci_low": r["latency_ms_ci_low"], "latency_ms_ci_high": r["latency_ms_ci_high"],
-            "runs": r["runs"], "rows": count, "gate": None, "gate_ratio": None, "note": "",
-        }
-    verdicts: dict[tuple[str, str], dict[str, Any]] = {}
-    for g in gate:
-        if g["kind"] != Kind.GATE_CHECK or not g["verdict"]:
+        if r.get("latency_ms_median") is None or r.get("error"):
             continue
-        key = (g["revision"], g["machine"])
-        rank = FLAGGED.index(g["verdict"]) if g["verdict"] in FLAGGED else len(FLAGGED)
+        key = (r["model"], r["revision"], r["machine"], r["backend"], r["precision"], r["batch"], r["threads"])
+        line = lines.get(key)
+        lines[key] = {
+            "model": r["model"], "revision": r["revision"], "first_seen": seen.get(r["revision"], r["recorded_at"]),
+            "machine": r["machine"], "source": r.get("command"), "backend": r["backend"], "precision": r["precision"],
+            "batch": r["batch"], "threads": r["threads"], "latency_ms_median": r["latency_ms_median"],
+            "latency_ms_ci_low": r.get("latency_ms_ci_low"), "latency_ms_ci_high": r.get("latency_ms_ci_high"),
+            "runs": r.get("runs"), "rows": (line["rows"] if line else 0) + 1, "gate": None, "gate_ratio": None,
+            "note": "",
+        }
+    verdicts: dict[tuple, dict[str, Any]] = {}
+
+    def severity(verdict: str | None) -> int:
+        return FLAGGED.index(verdict) if verdict in FLAGGED else len(FLAGGED)
+
+    for g in gate:
+        if g.get("kind", Kind.GATE_CHECK) != Kind.GATE_CHECK or not g.get("verdict"):
+            continue
+        key = (g["model"], g["revision"], g["machine"])
         old = verdicts.get(key)
-        if old is None or rank < (FLAGGED.index(old["verdict"]) if old["verdict"] in FLAGGED else len(FLAGGED)):
+        if old is None or severity(g["verdict"]) < severity(old["verdict"]):
             verdicts[key] = g
-    out = sorted(lines.values(), key=lambda x: (x["first_seen"], x["machine"], x["backend"] or "",
-                                                 x["precision"] or "", x["batch"] or 0, x["threads"] or 0))
+    out = list(lines.values())
     for line in out:
-        g = verdicts.get((line["revision"], line["machine"]))
+        g = verdicts.get((line["model"], line["revision"], line["machine"]))
         if g is not None:
             line["gate"] = g["verdict"]
-            line["gate_ratio"] = g["ratio"]
-    marked = {(line["revision"], line["machine"]) for line in out}
-    for (rev, mach), g in verdicts.items():  # a gate check at a revision nothing else timed
-        if (rev, mach) not in marked:
+            line["gate_ratio"] = g.get("ratio")
+    marked = {(ln["model"], ln["revision"], ln["machine"]) for ln in out}
+    for (model, rev, mach), g in verdicts.items():
+        if (model, rev, mach) not in marked:
             out.append({k: None for k in HISTORY_FIELDS} | {
-                "revision": rev, "first_seen": seen.get(rev, g["recorded_at"]), "machine": mach, "source": "gate-check",
-                "gate": g["verdict"], "gate_ratio": g["ratio"], "rows": 0, "note": "gate check only"})
-    out.sort(key=lambda x: (x["first_seen"] or "", x["machine"] or ""))
+                "model": model, "revision": rev, "first_seen": seen.get(rev, g.get("recorded_at")), "machine": mach,
+                "source": "gate-check", "gate": g["verdict"], "gate_ratio": g.get("ratio"), "rows": 0,
+                "note": "gate check only"})
+    out.sort(key=lambda x: (x["model"] or "", x["first_seen"] or "", x["machine"] or "", x["backend"] or "",
+                            x["precision"] or "", x["batch"] or 0, x["threads"] or 0))
     return out
