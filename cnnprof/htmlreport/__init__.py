@@ -168,10 +168,11 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
     if hist is not None:
         charts.append(hist)
     flagged = [ln for ln in lines if ln.get("gate") and ln["gate"] != "pass"]
+    n_flagged = len({(ln["model"], ln["revision"], ln["machine"]) for ln in flagged})
     hist_text = (f"<p>The median latency of each model at each revision (choose the model; {len(hist_models)} "
                  "have rows at more than one revision), a line per backend, precision, batch and threads (dash: "
                  "machine), with its 95% interval; triangles mark the revisions where <code>cnnprof gate check</code> "
-                 f"flagged the model ({len({(ln["model"], ln["revision"], ln["machine"]) for ln in flagged})} flagged in all). Revisions are ordered by when they were first "
+                 f"flagged the model ({n_flagged} flagged in all). Revisions are ordered by when they were first "
                  "seen.</p>" + (f'<div class="chart" id="{hist.id}"></div>' if hist is not None else
                                 f"<p class=empty>{len(revisions)} revision(s) so far: the history appears once a "
                                 "model has rows at two revisions.</p>"))
