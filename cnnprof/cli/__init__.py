@@ -75,6 +75,7 @@ from cnnprof.cli import bench as _bench  # noqa: E402
 from cnnprof.cli import claims as _claims  # noqa: E402
 from cnnprof.cli import compare as _compare  # noqa: E402
 from cnnprof.cli import export as _export  # noqa: E402
+from cnnprof.cli import history as _history  # noqa: E402
 from cnnprof.cli import htmlreport as _htmlreport  # noqa: E402
 from cnnprof.cli import listing as _listing  # noqa: E402
 from cnnprof.cli import machine as _machine  # noqa: E402
@@ -117,6 +118,7 @@ app.command("scale")(command(_scale.scale_command))
 app.add_typer(_db_app, name="db")
 app.command("sweep")(command(_sweep.sweep_command))
 app.command("report")(command(_htmlreport.report_command))
+app.command("history")(command(_history.history_command))
 
 
 def main() -> None:  # console-script entry point

@@ -176,7 +176,6 @@ def sweep_command(
     from cnnprof.sweep import matrix as mx
     from cnnprof.sweep.driver import Sweep
     from cnnprof.sweep.executor import LocalExecutor
-    from cnnprof.targets import resolve_targets
     from cnnprof.timing.environment import cpu_count, fingerprint
 
     check_writable(output)
@@ -223,8 +222,7 @@ def sweep_command(
         seed=seed if seed is not None else spec.get("seed", 0),
         memory_limit_gb=memory_limit or spec.get("memory_limit"),
     )
-    targets = resolve_targets(refs, input_shape=matrix.input, keep_errors=len(refs) > 1)
-    cells = matrix.cells([t.name for t in targets])
+    cells = matrix.cells(mx.expand_models(refs))
     if list_cells:
         for c in cells:
             print(c.describe(), file=_stdout())

@@ -109,13 +109,15 @@ class Store:
 
     def _insert_rows(self, run_id: int, kind: str, records: Iterable[Mapping[str, Any]], where: Where, *,
                      extra: Mapping[str, Any] | None = None, cell: str | None = None,
-                     passes: int | None = None) -> list[int]:
+                     passes: int | None = None, own_environment: bool = True) -> list[int]:
+        """``own_environment``: a row that carries its environment fingerprint is filed under the
+        revision and machine it names (else, and for a sweep's rows, under ``where``)."""
         ids = []
         for record in records:
             record = dict(record)
             at = where
             env = record.get("environment")
-            if isinstance(env, Mapping) and env:
+            if own_environment and isinstance(env, Mapping) and env:
                 at = Where(env, record.get("host") or where.host)
             cols = row_columns(kind, record, extra)
             names = ["run_id", "kind", "recorded_at", "revision", "machine", "env_key", "cell", "passes", *cols,
@@ -195,7 +197,9 @@ class Store:
                     return False
                 if pooled is not None:
                     self.conn.execute("DELETE FROM rows WHERE run_id = ? AND cell = ?", (run_id, cell))
-                    self._insert_rows(run_id, kind, [pooled], where, extra=extra, cell=cell, passes=passes)
+                    # filed under the sweep's revision and environment (its workers run its code)
+                    self._insert_rows(run_id, kind, [pooled], where, extra=extra, cell=cell, passes=passes,
+                                      own_environment=False)
                 return True
 
         return self._guarded(write)

@@ -42,10 +42,8 @@ RENAMES: dict[str, dict[str, str]] = {
 
 
 def _typed(value: Any, sql_type: str) -> Any:
-    if value is None:
-        return None
-    if value == "":
-        return "" if sql_type == "TEXT" else None
+    if value is None or value == "":
+        return None  # no value, whatever the type: filters need one spelling of "nothing"
     if sql_type == "INTEGER":
         if isinstance(value, bool):
             return int(value)

@@ -89,8 +89,12 @@ def _sqlite_error(path: Path, exc: sqlite3.Error) -> DatabaseError:
                          "give another --db, or --no-db")
 
 
-def _open(path: Path, mode: str) -> sqlite3.Connection:
-    uri = f"file:{path.resolve().as_posix()}?mode={mode}"
+def _open(path: Path, mode: str, *, immutable: bool = False) -> sqlite3.Connection:
+    """``immutable``: read the file as it is, with no lock and no -wal / -shm file beside it (for
+    the checks, which must leave a database they refuse exactly as it was)."""
+    from urllib.parse import quote
+
+    uri = f"file:{quote(path.resolve().as_posix())}?mode={mode}" + ("&immutable=1" if immutable else "")
     conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     return conn
@@ -160,27 +164,22 @@ def connect(path: str | os.PathLike, *, write: bool, create: bool = True) -> sql
                                 f"{'is not a folder' if folder.exists() else 'does not exist'}")
         if not os.access(folder, os.W_OK):
             raise DatabaseError(f"cannot create results database {_where(p)}: folder {str(folder)!r} is read-only")
-        try:
-            conn = _open(p, "rwc")
-            _setup(conn, p)
-            return conn
-        except sqlite3.Error as exc:
-            raise _sqlite_error(p, exc) from None
+        _create(p, folder)
     _check_file(p)
     if write:
         reason = _read_only_reason(p)
         if reason:
             raise DatabaseError(f"cannot write results database {_where(p)}: {reason} (give another --db, or --no-db)")
     try:
-        conn = _open(p, "ro")
+        conn = _open(p, "ro", immutable=True)
         try:
             version = _inspect(conn, p)
         except BaseException:
             conn.close()
             raise
-        if not write and version == SCHEMA_VERSION:
-            return conn
         conn.close()
+        if not write and version == SCHEMA_VERSION:
+            return _open(p, "ro")
         if not write and _read_only_reason(p):
             raise DatabaseError(f"results database {_where(p)} has the older schema version {version} and is "
                                 f"read-only, so it cannot be brought to version {SCHEMA_VERSION}")
@@ -192,6 +191,34 @@ def connect(path: str | os.PathLike, *, write: bool, create: bool = True) -> sql
         return conn
     except sqlite3.Error as exc:
         raise _sqlite_error(p, exc) from None
+
+
+def _create(path: Path, folder: Path) -> None:
+    """A new database with the current schema, made beside ``path`` and linked to its name in one
+    step, so that another process never sees it half made (an empty file); if another process
+    created it first, its file is kept."""
+    import tempfile
+
+    from cnnprof.files import umask
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".new", dir=folder)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~umask())
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    except (OSError, sqlite3.Error) as exc:
+        raise DatabaseError(f"cannot create results database {_where(path)}: {exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _setup(conn: sqlite3.Connection, path: Path) -> None:

@@ -233,6 +233,23 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def expand_models(refs: Sequence[str]) -> list[str]:
+    """Model references -> the cells' models: names, aliases and patterns of the zoo become
+    registered names (an unknown one is an error with the closest names); a user's reference
+    (``file.py:factory``, an ``.onnx`` file) is kept as written: only a worker loads it, so that
+    its code never runs in the sweep's own process."""
+    from cnnprof import references
+    from cnnprof.models import registry
+
+    names: list[str] = []
+    for ref in refs:
+        found = [ref] if references.is_reference(ref) else registry.resolve([ref])
+        names += [n for n in found if n not in names]
+    if not names:
+        raise UsageError("no model given")
+    return names
+
+
 def check_precisions(precisions: Sequence[str]) -> list[str]:
     """The precisions asked for, checked against what the timing code supports: fp32 always;
     others where ``TimingOptions`` has a ``precision`` (else one line saying so)."""

@@ -52,9 +52,11 @@ def run_cell(job: Mapping[str, Any], overhead: dict[str, float] | None = None) -
     try:
         return _run(job, overhead)
     except Exception as exc:  # noqa: BLE001 - the cell's failure is its row, whatever it was
-        from cnnprof.errors import CnnprofError
+        from cnnprof.errors import CnnprofError, is_out_of_memory
 
         text = str(exc) if isinstance(exc, CnnprofError) else f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+        if (is_out_of_memory(exc) or "can't allocate memory" in text) and not text.startswith("out of memory"):
+            text = f"out of memory: {text}"  # (a user's factory failing to allocate comes wrapped)
         return _error_result(job, text.splitlines()[0] if text else type(exc).__name__, overhead)
 
 
