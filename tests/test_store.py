@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from store_data import environment, fill
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,8 +35,9 @@ def test_a_toml_file_gives_the_matrix_and_options_replace_its_values(cli, tmp_pa
     assert len(cells) == 2 * 2 * 2 and "4 cell(s)" not in result.stderr and "8 cell(s) x 3 pass(es)" in result.stderr
     assert f"{USER}:tiny_net torch fp32 b2 t1 @64x64" in cells
     result = cli("sweep", "--config", str(config), "--list", "--batch", "4", "--no-timing")
-    assert result.stdout.strip().splitlines() == [f"{USER}:tiny_net count b4 t1", f"{USER}:tiny_net count b4 t1 @64x64",
-                                                  "mobilenetv3_small count b4 t1", "mobilenetv3_small count b4 t1 @64x64"]
+    assert result.stdout.strip().splitlines() == [
+        f"{USER}:tiny_net count b4 t1", f"{USER}:tiny_net count b4 t1 @64x64", "mobilenetv3_small count b4 t1",
+        "mobilenetv3_small count b4 t1 @64x64"]
     assert "x 1 pass(es)" in result.stderr  # counting is exact: one pass
 
 

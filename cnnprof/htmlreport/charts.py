@@ -45,7 +45,8 @@ def series_of(row: dict[str, Any]) -> str:
 def _scatter_panel(x: str, x_title: str, front: str, label: bool) -> dict[str, Any]:
     tooltip = [{"field": "model"}, {"field": "series", "title": "backend precision"},
                {"field": "latency_ms_median", "title": "median (ms)", "format": ".3f"},
-               {"field": "macs", "title": "MACs", "format": ",d"}, {"field": "params", "title": "params", "format": ",d"},
+               {"field": "macs", "title": "MACs", "format": ",d"},
+               {"field": "params", "title": "params", "format": ",d"},
                {"field": "batch"}, {"field": "threads"}, {"field": "revision"}]
     enc_x = {"field": x, "type": "quantitative", "scale": {"type": "log"}, "title": x_title}
     enc_y = {"field": "latency_ms_median", "type": "quantitative", "scale": {"type": "log"},
@@ -56,7 +57,8 @@ def _scatter_panel(x: str, x_title: str, front: str, label: bool) -> dict[str, A
          "encoding": {"x": enc_x, "y": enc_y, "color": {"field": "series", "type": "nominal", "legend": None},
                       "order": {"field": x, "type": "quantitative"}}},
         {"mark": {"type": "point", "filled": True, "size": 60},
-         "encoding": {"x": enc_x, "y": enc_y, "color": {"field": "series", "type": "nominal", "title": "backend precision"},
+         "encoding": {"x": enc_x, "y": enc_y,
+                      "color": {"field": "series", "type": "nominal", "title": "backend precision"},
                       "shape": {"field": "series", "type": "nominal", "title": "backend precision"},
                       "tooltip": tooltip}},
     ]
@@ -150,7 +152,8 @@ def scaling(scale_rows: Sequence[dict[str, Any]], profile_rows: Sequence[dict[st
                 "width": WIDTH, "height": HEIGHT, "data": {"name": "scaling_latency"}, "title": "latency against φ",
                 "mark": {"type": "line", "point": True, "color": "#d62728"},
                 "encoding": {"x": {"field": "phi", "type": "quantitative", "title": "φ"},
-                             "y": {"field": "latency_ms_median", "type": "quantitative", "title": "median latency (ms)"},
+                             "y": {"field": "latency_ms_median", "type": "quantitative",
+                                   "title": "median latency (ms)"},
                              "strokeDash": {"field": "base", "type": "nominal"},
                              "tooltip": [{"field": "base"}, {"field": "phi"},
                                          {"field": "latency_ms_median", "format": ".2f"}]}})
@@ -230,7 +233,8 @@ def rooflines(layer_rows: Sequence[dict[str, Any]], roofs: dict[tuple[str, int],
                                  "title": "achieved GMAC/s"},
                            "size": {"field": "latency_ms", "type": "quantitative", "title": "latency (ms)"},
                            "color": {"field": "op_kind", "type": "nominal", "title": "op kind"},
-                           "tooltip": [{"field": "layer"}, {"field": "op_kind"}, {"field": "latency_ms", "format": ".4f"},
+                           "tooltip": [{"field": "layer"}, {"field": "op_kind"},
+                                       {"field": "latency_ms", "format": ".4f"},
                                        {"field": "macs", "format": ",d"}, {"field": "intensity", "format": ".2f"},
                                        {"field": "gmacs_per_s", "format": ".2f"}]}})
         title = f"{model} ({backend}) on {machine}"
@@ -277,7 +281,8 @@ def history(lines: Sequence[dict[str, Any]], revision_order: dict[str, str]) -> 
             marks[key] = {"model": d["model"], "revision": d["revision"], "order": d["order"], "machine": d["machine"],
                           "gate": d["gate"], "gate_ratio": d["gate_ratio"],
                           "y": tops.get((d["model"], d["revision"]), highest[d["model"]])}
-    x = {"field": "revision", "type": "ordinal", "sort": {"field": "order"}, "title": "revision (in the order first seen)"}
+    x = {"field": "revision", "type": "ordinal", "sort": {"field": "order"},
+         "title": "revision (in the order first seen)"}
     chosen = {"filter": "datum.model == model_sel"}
     tooltip = [{"field": "model"}, {"field": "revision"}, {"field": "line"}, {"field": "machine"},
                {"field": "latency_ms_median", "title": "median (ms)", "format": ".3f"}, {"field": "gate"}]

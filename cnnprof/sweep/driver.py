@@ -89,7 +89,7 @@ def pool(cell: Cell, results: Sequence[Mapping[str, Any]], planned: int) -> dict
     row = dict(counted["row"])
     timed = [r for r in ok if r.get("samples")]
     if cell.timing and timed:
-        from cnnprof.timing.protocol import NOISY, FEW, warnings_for
+        from cnnprof.timing.protocol import FEW, NOISY, warnings_for
         from cnnprof.timing.stats import summarize
 
         samples = [s for r in timed for s in r["samples"]]

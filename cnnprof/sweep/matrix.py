@@ -119,8 +119,8 @@ class Matrix:
     def cells(self, models: Sequence[str]) -> list[Cell]:
         """Every combination, in a fixed order (the driver shuffles it per pass)."""
         if not self.timing:
-            return [Cell(model=m, backend="", precision=DEFAULT_PRECISION, batch=b, threads=1, resolution=r, device="cpu")
-                    for m in models for b in self.batches for r in self.resolutions]
+            return [Cell(model=m, backend="", precision=DEFAULT_PRECISION, batch=b, threads=1, resolution=r,
+                         device="cpu") for m in models for b in self.batches for r in self.resolutions]
         return [Cell(model=m, backend=be, precision=p, batch=b, threads=t, resolution=r, device=d)
                 for m in models for d in self.devices for be in self.backends for p in self.precisions
                 for b in self.batches for t in self.threads for r in self.resolutions]
