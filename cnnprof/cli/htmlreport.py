@@ -72,4 +72,4 @@ def report_command(
     page = htmlreport.build(dataset, title=title)
     write_atomic(output, page)
     rows = sum(len(v) for v in dataset.rows.values())
-    say(f"wrote {output} ({len(page.encode()) / 1e6:.2f} MB, {rows} row(s)) in {time.perf_counter() - started:.1f} s")
+    say(f"wrote {output} ({len(page.encode()) / 1e6:.2f} MB, {rows} row(s)) in {time.perf_counter() - started:.2f} s")

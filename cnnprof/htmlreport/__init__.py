@@ -28,8 +28,8 @@ RESULT_COLUMNS = [
     ("input", "input", "text"), ("params", "params", "count"), ("macs", "MACs", "count"),
     ("latency_ms_median", "median (ms)", "ms"), ("latency_ms_p90", "p90 (ms)", "ms"),
     ("latency_ms_iqr", "IQR (ms)", "ms"), ("runs", "runs", "int"), ("passes", "passes", "int"),
-    ("machine", "machine", "text"), ("revision", "revision", "text"), ("recorded_at", "recorded (UTC)", "text"),
-    ("warnings", "warnings", "prose"), ("error", "error", "prose"),
+    ("warnings", "warnings", "notes"), ("error", "error", "prose"), ("revision", "revision", "text"),
+    ("machine", "machine", "text"), ("recorded_at", "recorded (UTC)", "text"),
 ]
 CLAIM_COLUMNS = [
     ("claim", "claim", "text"), ("verdict", "verdict", "verdict"), ("expected", "expected", "float"),
@@ -132,7 +132,7 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
     charts += pareto
     sections.append(("pareto", "Pareto: latency against MACs and parameters", (
         "<p>One panel pair per machine; one marker per backend and precision; the dashed line joins the models "
-        "no other model beats on both axes (for that marker, batch and threads: choose them above each chart). "
+        "no other model beats on both axes (for that marker, batch and threads: choose them under each chart). "
         "Log scales. MACs are conv + linear multiply-adds, the papers' \"FLOPs\".</p>"
         + "".join(f'<h3>{esc(c.title)}</h3><div class="chart" id="{c.id}"></div>' for c in pareto)
         if pareto else "<p class=empty>No timed rows with counts yet (<code>cnnprof sweep</code>).</p>")))

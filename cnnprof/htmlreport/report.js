@@ -17,6 +17,8 @@
     switch (kind) {
       case "ms": return v < 1 ? v.toPrecision(3) : v.toFixed(2);
       case "count": return scaled(v, "");
+      case "notes": // "noisy: IQR is 12% of the median; passes: ..." -> "noisy, passes" (the whole text on hover)
+        return String(v).split("; ").map(function (n) { return n.split(":")[0]; }).join(", ");
       case "int": return Math.round(v).toLocaleString("en-US");
       case "float": return typeof v === "number" ? (Math.abs(v) >= 1e4 ? v.toExponential(3) : String(+v.toPrecision(4))) : String(v);
       default: return String(v);
@@ -38,7 +40,7 @@
       th.textContent = c[1];
       th.setAttribute("scope", "col");
       th.setAttribute("aria-sort", "none");
-      th.className = (c[2] === "text" || c[2] === "prose" || c[2] === "verdict") ? "t" : "n";
+      th.className = (c[2] === "text" || c[2] === "prose" || c[2] === "verdict" || c[2] === "notes") ? "t" : "n";
       th.addEventListener("click", function () {
         ascending = sortCol === i ? !ascending : true;
         sortCol = i;
@@ -57,7 +59,8 @@
         columns.forEach(function (c, i) {
           var td = document.createElement("td");
           td.textContent = show(r[i], c[2]);
-          td.className = c[2] === "prose" ? "prose" : ((c[2] === "text" || c[2] === "verdict") ? "t" : "n");
+          if (c[2] === "notes" && r[i]) td.title = r[i];
+          td.className = c[2] === "prose" ? "prose" : ((c[2] === "text" || c[2] === "verdict" || c[2] === "notes") ? "t" : "n");
           if (c[2] === "verdict" && r[i]) td.className += " verdict v-" + String(r[i]).replace(/[^a-z]+/g, "-");
           if (c[0] === "error" && r[i]) row.className = "has-error";
           row.appendChild(td);
