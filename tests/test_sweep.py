@@ -192,6 +192,8 @@ def test_a_sweep_killed_mid_cell_and_resumed_measures_every_cell_exactly_once(tm
     third = _sweep(tmp_path, *args, "--resume")
     _, err = third.communicate(timeout=120)
     assert third.returncode == 0 and "skipping 2 cell(s) measured completely" in err.decode()
+    assert "nothing to measure" in err.decode()
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
 
 
 def test_ctrl_c_stops_after_the_running_cell_and_keeps_what_was_measured(tmp_path):

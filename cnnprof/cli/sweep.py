@@ -255,6 +255,8 @@ def sweep_command(
     if summary:
         say("per cell pass (medians): " + ", ".join(f"{OVERHEAD_LABELS[k]} {v:.2f} s" for k, v in summary.items()))
     failed = len(result.failed)
+    if not result.run_id:
+        return
     say(f"sweep run {result.run_id} in {db}: {len(rows)} cell(s) stored" + (f", {failed} failed" if failed else "")
         + (f", {result.skipped_cells} skipped (measured by another sweep)" if result.skipped_cells else ""))
     if result.interrupted:

@@ -192,6 +192,10 @@ class Sweep:
         skip = self._complete_elsewhere(run_id) if self.resume else set()
         if skip:
             self.notice(f"skipping {len(skip)} cell(s) measured completely by another sweep at this revision")
+        if not resumed and all(c.key in skip for c in self.cells):
+            self.notice("nothing to measure: every cell was measured completely at this revision")
+            return SweepResult(run_id=0, resumed=False, cells=self.cells, rows=[], skipped_cells=len(skip),
+                               interrupted=False)
         if run_id is None:
             run_id = self.store.start_run("sweep", self.argv, environment=self.environment, context={
                 "plan": self.digest, "matrix": self.matrix.to_dict(), "cells": len(self.cells),
