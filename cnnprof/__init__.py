@@ -1,7 +1,7 @@
 """cnnprof: count, time and check the efficient CNNs of the seed chapter on your own machine.
 
 The Python API (``list_models``, ``build_model``, ``input_shape``, ``count``, ``profile``,
-``bench_rows``) is
+``bench_rows``, and ``results`` / ``runs`` of the results database) is
 re-exported lazily from ``cnnprof.api`` so that ``import cnnprof`` stays instant.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cnnprof.version import __version__
 
-_API = ("list_models", "build_model", "input_shape", "count", "profile", "bench_rows")
+_API = ("list_models", "build_model", "input_shape", "count", "profile", "bench_rows", "results", "runs")
 __all__ = [*_API, "__version__"]
 
 

@@ -101,3 +101,38 @@ def parse_threads(text: str | int) -> int:
     from cnnprof.timing.environment import parse_threads as parse
 
     return parse(text)
+
+
+def results(db: str | None = None, **filters: Any) -> "pandas.DataFrame":
+    """Rows of the results database as a DataFrame (typed: integers stay integers where a value is
+    missing). ``filters`` are those of ``cnnprof db rows``: ``kind``, ``model`` (patterns),
+    ``family``, ``backend``, ``precision``, ``device``, ``batch``, ``threads``, ``revision``,
+    ``machine``, ``command``, ``run``, ``since``, ``errors`` ('only' / 'none'), ``latest``; a value
+    may be one item or a list. ``records=True`` adds each row's full record (JSON text).
+
+    >>> df = results(model="ghostnet*", backend="onnxruntime", latest=True)   # doctest: +SKIP
+    """
+    from cnnprof.store import DEFAULT_DB, Store, query
+    from cnnprof.store.frames import frame
+
+    records = bool(filters.pop("records", False))
+    f = query.Filters()
+    for key, value in filters.items():
+        if not hasattr(f, key) or key == "extra_where":
+            raise UsageError(f"results(): unknown filter {key!r}")
+        default = getattr(f, key)
+        if isinstance(default, tuple) and not isinstance(value, (list, tuple)):
+            value = [value]
+        setattr(f, key, value)
+    with Store.open(db or DEFAULT_DB, write=False) as store:
+        rows = query.select(store, f, records=records)
+    return frame(rows, list(query.ROW_FIELDS) + (["record"] if records else []))
+
+
+def runs(db: str | None = None) -> "pandas.DataFrame":
+    """The runs of the results database, newest first, as a DataFrame."""
+    from cnnprof.store import DEFAULT_DB, Store, query
+    from cnnprof.store.frames import frame
+
+    with Store.open(db or DEFAULT_DB, write=False) as store:
+        return frame(query.runs(store), query.RUN_FIELDS)

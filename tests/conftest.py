@@ -25,3 +25,10 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _results_database(tmp_path_factory, monkeypatch):
+    """Commands record their rows in a results database of the test's own (CNNPROF_DB), never in
+    the checkout's reports/cnnprof.db."""
+    monkeypatch.setenv("CNNPROF_DB", str(tmp_path_factory.mktemp("db") / "cnnprof.db"))

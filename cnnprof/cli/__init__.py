@@ -30,6 +30,9 @@ class _OneLineErrors(TyperGroup):
              standalone_mode: bool = True, **extra: Any) -> Any:
         from typer._click.exceptions import NoArgsIsHelpError
 
+        from cnnprof.cli import common
+
+        common.ARGV[:] = ["cnnprof", *(sys.argv[1:] if args is None else list(args))]  # what the database records
         try:
             rv = super().main(args=args, prog_name=prog_name or "cnnprof", complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -72,11 +75,15 @@ from cnnprof.cli import bench as _bench  # noqa: E402
 from cnnprof.cli import claims as _claims  # noqa: E402
 from cnnprof.cli import compare as _compare  # noqa: E402
 from cnnprof.cli import export as _export  # noqa: E402
+from cnnprof.cli import history as _history  # noqa: E402
+from cnnprof.cli import htmlreport as _htmlreport  # noqa: E402
 from cnnprof.cli import listing as _listing  # noqa: E402
 from cnnprof.cli import machine as _machine  # noqa: E402
 from cnnprof.cli import profile as _profile  # noqa: E402
 from cnnprof.cli import scale as _scale  # noqa: E402
+from cnnprof.cli import sweep as _sweep  # noqa: E402
 from cnnprof.cli.common import command  # noqa: E402
+from cnnprof.cli.db import db_app as _db_app  # noqa: E402
 from cnnprof.cli.gate import gate_app as _gate_app  # noqa: E402
 from cnnprof.cli.lut import lut_app as _lut_app  # noqa: E402
 
@@ -108,6 +115,10 @@ app.add_typer(_gate_app, name="gate")
 app.add_typer(_lut_app, name="lut")
 app.command("claims")(command(_claims.claims_command))
 app.command("scale")(command(_scale.scale_command))
+app.add_typer(_db_app, name="db")
+app.command("sweep")(command(_sweep.sweep_command))
+app.command("report")(command(_htmlreport.report_command))
+app.command("history")(command(_history.history_command))
 
 
 def main() -> None:  # console-script entry point

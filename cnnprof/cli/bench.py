@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.options import (
+    DEFAULT_DB,
     BackendOpt,
+    DbOpt,
     DeviceOpt,
     FormatOpt,
     InputOpt,
@@ -15,6 +17,7 @@ from cnnprof.cli.options import (
     MinTimeOpt,
     ModelArgOpt,
     ModelsArg,
+    NoDbOpt,
     NoSaveOpt,
     OutputOpt,
     PlotOpt,
@@ -61,6 +64,8 @@ def bench_command(
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
     no_save: NoSaveOpt = False,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -83,8 +88,9 @@ def bench_command(
       cnnprof bench fbnet_c --threads all --plot latency.png
     """
     from cnnprof import bench, timing
-    from cnnprof.cli import options
+    from cnnprof.cli import options, stored
     from cnnprof.plots import check_plot_path, latency_bars
+    from cnnprof.store.columns import Kind
     from cnnprof.targets import parse_resolution, resolve_targets
     from cnnprof.timing.protocol import with_limits
 
@@ -97,6 +103,7 @@ def bench_command(
     targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     copy = ReportCopy("bench", enabled=not no_save)
+    recorder = stored.recorder("bench", db, no_db, outputs=[output, plot])
     protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
     rows, interrupted = collect(
         lambda update: bench.bench_rows(
@@ -110,6 +117,7 @@ def bench_command(
         emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted,
              title="training step" if train else "inference latency")
         copy.save(records, fields, partial=interrupted)
+        recorder.save(rows, kind=Kind.PROFILE, partial=interrupted, threads=n_threads)
         if plot is not None:
             latency_bars(records, plot, title="training step" if train else "inference latency")
     finish(rows, interrupted)

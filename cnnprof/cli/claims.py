@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.common import progress
-from cnnprof.cli.options import DeviceOpt, FormatOpt, OutputOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, DeviceOpt, FormatOpt, NoDbOpt, OutputOpt
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
 from cnnprof.terminal import say
@@ -71,6 +71,8 @@ def claims_command(
     device: DeviceOpt = "cpu",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
 ) -> None:
     """Check every quantitative claim of the seed chapter by measuring cnnprof's own modules.
 
@@ -91,7 +93,9 @@ def claims_command(
       cnnprof claims --format json --output claims.json --strict
     """
     from cnnprof import claims as registry
+    from cnnprof.cli import stored
     from cnnprof.errors import CheckFailed, UsageError
+    from cnnprof.store.columns import Kind
 
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}; choose cpu or cuda")
@@ -104,6 +108,7 @@ def claims_command(
     check_writable(output)
     _check_plot_dir(plot)
     selected = registry.select(registry.all_claims(), families)
+    recorder = stored.recorder("claims", db, no_db, outputs=[output])
     with progress() as update:
         run = registry.run_claims(selected, on_progress=update, device=device)
     records = []
@@ -117,6 +122,7 @@ def claims_command(
              "(--format json for the source and how each was measured)")
     else:
         emit(records, columns=MD_COLUMNS, fmt=fmt, output=output, fields=registry.RESULT_FIELDS)
+    recorder.save(run.results, kind=Kind.CLAIM, extra={"device": device})
     if plot is not None and run.plots:
         plot.mkdir(exist_ok=True)
         for p in run.plots:

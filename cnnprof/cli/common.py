@@ -10,6 +10,7 @@ from typing import Callable, Iterator, TypeVar
 from cnnprof.terminal import reports_only, say, stderr_console
 
 F = TypeVar("F", bound=Callable)
+ARGV: list[str] = []  # the command line being run (``cnnprof bench ...``), set by the app
 
 
 def command(func: F) -> F:

@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.options import (
+    DEFAULT_DB,
     BackendOpt,
     BatchOpt,
+    DbOpt,
     DeviceOpt,
     FormatOpt,
     InputOpt,
@@ -16,6 +18,7 @@ from cnnprof.cli.options import (
     MinTimeOpt,
     ModelArgOpt,
     ModelsArg,
+    NoDbOpt,
     NoSaveOpt,
     OutputOpt,
     PlotOpt,
@@ -100,6 +103,8 @@ def compare_command(
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
     no_save: NoSaveOpt = False,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -120,8 +125,9 @@ def compare_command(
       cnnprof compare 'ghostnet*' --no-timing --format md
     """
     from cnnprof import bench, timing
-    from cnnprof.cli import options
+    from cnnprof.cli import options, stored
     from cnnprof.plots import check_plot_path, macs_vs_latency
+    from cnnprof.store.columns import Kind
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets
     from cnnprof.timing.protocol import with_limits
 
@@ -134,6 +140,7 @@ def compare_command(
     res = parse_resolution(resolution)
     check_batch(batch)
     copy = ReportCopy("compare", enabled=not no_save)
+    recorder = stored.recorder("compare", db, no_db, outputs=[output, plot])
     if no_timing:
         def produce(update):
             return (row for row, _ in bench.count_rows(targets, resolution=res, batch=batch, on_progress=update))
@@ -157,6 +164,7 @@ def compare_command(
     else:
         emit(records, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted)
     copy.save(records, fields, partial=interrupted)
+    recorder.save(rows, kind=Kind.PROFILE, partial=interrupted, threads=n_threads)
     if plot is not None and backends:
         macs_vs_latency(records, plot, title=f"MACs against latency ({n_threads} thread(s), batch {batch})")
     finish(rows, interrupted)

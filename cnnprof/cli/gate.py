@@ -13,7 +13,17 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.common import command, progress
-from cnnprof.cli.options import FormatOpt, InputOpt, ModelsArg, OutputOpt, ResolutionOpt, ThreadsOpt
+from cnnprof.cli.options import (
+    DEFAULT_DB,
+    DbOpt,
+    FormatOpt,
+    InputOpt,
+    ModelsArg,
+    NoDbOpt,
+    OutputOpt,
+    ResolutionOpt,
+    ThreadsOpt,
+)
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -79,6 +89,8 @@ def record_command(
                                            "(checks use the baseline's).")] = 4,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
 ) -> None:
     """Measure models and write the baseline: exact params and MACs, latency samples, environment.
 
@@ -97,13 +109,14 @@ def record_command(
     options go in the reference itself, not in --model-arg.
     """
     from cnnprof import targets, timing
-    from cnnprof.cli import options
+    from cnnprof.cli import options, stored
     from cnnprof.errors import UsageError
     from cnnprof.files import check_distinct, check_writable, write_atomic
     from cnnprof.gate import core, stats
     from cnnprof.gate.measure import Settings
     from cnnprof.references import reference_files
     from cnnprof.report import emit
+    from cnnprof.store.columns import Kind
 
     started = time.perf_counter()
     if baseline.exists() and not update:
@@ -121,6 +134,7 @@ def record_command(
     check_writable(baseline)
     settings = Settings(backend=backend, threads=n_threads, processes=processes, min_time_s=min_time,
                         instances=instances)
+    recorder = stored.recorder("gate-record", db, no_db, outputs=[output, baseline])
     with progress() as update_line:
         result = core.record(planned, settings, threads_spec=threads, on_progress=update_line)
     write_atomic(baseline, result.to_json())
@@ -135,6 +149,8 @@ def record_command(
         })
     emit(rows, columns=RECORD_COLUMNS, fmt=fmt, output=output, fields=RECORD_FIELDS,
          title=f"baseline {baseline} ({backend}, {n_threads} thread(s))")
+    recorder.save(rows, kind=Kind.GATE_RECORD, threads=n_threads, context={"baseline": str(baseline)},
+                  extra={"backend": backend, "threads": n_threads, "device": "cpu"})
     say(f"wrote {baseline} ({len(rows)} model(s), {processes} process(es), "
                            f"{time.perf_counter() - started:.0f} s)")
 
@@ -158,6 +174,8 @@ def check_command(
     min_time: MinTimeOpt = 3.0,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
 ) -> None:
     """Re-measure the baseline's models and fail on a real slowdown.
 
@@ -172,12 +190,14 @@ def check_command(
 
       cnnprof gate check --baseline reports/baseline.json --factor 1.05 --format md --output gate.md
     """
+    from cnnprof.cli import stored
     from cnnprof.errors import CheckFailed
     from cnnprof.files import check_distinct, check_writable
     from cnnprof.gate import core
     from cnnprof.gate.baseline import load_baseline
     from cnnprof.gate.measure import Settings
     from cnnprof.report import emit
+    from cnnprof.store.columns import Kind
 
     started = time.perf_counter()
     check_writable(output)
@@ -185,6 +205,7 @@ def check_command(
     core.check_arguments(factor, alpha)
     base = load_baseline(baseline)
     settings = Settings(processes=processes, min_time_s=min_time)
+    recorder = stored.recorder("gate-check", db, no_db, outputs=[output, baseline])
     with progress() as update_line:
         result = core.check(base, settings, factor=factor, alpha=alpha, source=str(baseline), strict_env=strict_env,
                             extra_processes=extra_processes, budget_s=budget, started=started,
@@ -197,6 +218,9 @@ def check_command(
     fields = [f for f in records[0] if f != "ratio_ci"]
     emit(records, columns=CHECK_COLUMNS, fmt=fmt, output=output, fields=fields,
          title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}")
+    recorder.save(result.rows, kind=Kind.GATE_CHECK, threads=base.threads,
+                  context={"baseline": str(baseline), "factor": factor, "alpha": alpha},
+                  extra={"backend": base.backend, "threads": base.threads, "device": "cpu"})
     cal_base = sum(r.calibration_baseline_ms for r in result.rows) / len(result.rows)
     cal_now = sum(r.calibration_now_ms for r in result.rows) / len(result.rows)
     say(f"calibration workload: {cal_base:.2f} ms at the baseline, {cal_now:.2f} ms now "

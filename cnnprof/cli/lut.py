@@ -15,7 +15,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cnnprof.cli.common import command
-from cnnprof.cli.options import FormatOpt, ModelArgOpt, OutputOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, ModelArgOpt, NoDbOpt, OutputOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 from cnnprof.timing.protocol import LUT_ENTRY, WHOLE
@@ -285,6 +285,8 @@ def predict_command(
     model_arg: ModelArgOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
 ) -> None:
     """Predict latency as the sum of the table's block latencies; with --measure, check it.
 
@@ -329,7 +331,11 @@ def predict_command(
     table = load(path)
     targets = resolve_targets(models, model_args=model_arg) if models else []
     protocol = with_limits(WHOLE, min_time_s=min_time)
+    from cnnprof.cli import stored
     from cnnprof.cli.common import progress
+    from cnnprof.store.columns import Kind
+
+    recorder = stored.recorder("lut-predict", db, no_db or not measure, outputs=[output])  # measured rows only
 
     with progress() as update:
         result = evaluate.predict(
@@ -344,6 +350,8 @@ def predict_command(
                    or any(getattr(r, c.field) not in (None, "") for r in rows)]
         rows = [dataclasses.replace(r, missing=_shorten(r.missing)) for r in rows]
     emit(rows, columns=columns, fmt=fmt, output=output, fields=evaluate.ROW_FIELDS, title=title)
+    recorder.save(result.rows, kind=Kind.PREDICT, threads=table.threads, context={"table": str(path)},
+                  extra={"backend": table.backend, "threads": table.threads, "device": "cpu"})
     summary = list(result.summary)
     if result.rate is not None:
         r = result.rate

@@ -47,6 +47,13 @@ MinRunsOpt = Annotated[int, typer.Option("--min-runs", help="Measure at least th
 NoSaveOpt = Annotated[
     bool, typer.Option("--no-save", help=f"Do not keep a CSV copy of the rows under {REPORTS_DIR}/.")
 ]
+DbOpt = Annotated[
+    Path,
+    typer.Option("--db", help="Also append the rows to this results database (SQLite; see `cnnprof db`).",
+                 dir_okay=False, envvar="CNNPROF_DB"),
+]
+NoDbOpt = Annotated[bool, typer.Option("--no-db", help="Do not record the rows in the results database.")]
+DEFAULT_DB = Path(REPORTS_DIR) / "cnnprof.db"
 InputOpt = Annotated[
     Optional[str],
     typer.Option("--input", "-i", help="Input shape CxHxW (needed for a user model that declares none)."),

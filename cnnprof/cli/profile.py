@@ -9,7 +9,18 @@ from typing import Annotated, Optional
 import typer
 
 from cnnprof.cli.common import progress
-from cnnprof.cli.options import BatchOpt, FormatOpt, InputOpt, ModelArgOpt, ModelsArg, OutputOpt, ResolutionOpt
+from cnnprof.cli.options import (
+    DEFAULT_DB,
+    BatchOpt,
+    DbOpt,
+    FormatOpt,
+    InputOpt,
+    ModelArgOpt,
+    ModelsArg,
+    NoDbOpt,
+    OutputOpt,
+    ResolutionOpt,
+)
 from cnnprof.cli.timed import fail_on_error_rows
 from cnnprof.files import check_distinct, check_writable
 from cnnprof.references import reference_files
@@ -85,6 +96,8 @@ def profile_command(
     min_runs: Annotated[Optional[int], typer.Option(
         "--min-runs", min=1, show_default=False,
         help=f"With --timing: at least this many timed runs per model (default {PER_LAYER.min_runs}).")] = None,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
 ) -> None:
     """Count params, MACs (conv + linear multiply-adds: the papers' "FLOPs"), activations and bytes moved.
 
@@ -113,6 +126,8 @@ def profile_command(
       cnnprof profile ghostnet --timing --backend onnxruntime -f csv -o ghostnet-layers.csv
     """
     from cnnprof import bench
+    from cnnprof.cli import stored
+    from cnnprof.store.columns import Kind
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets
 
     check_writable(output)
@@ -128,16 +143,18 @@ def profile_command(
     else:
         _run_timing(models, resolution=resolution, batch=batch, depth=depth, input_shape=input_shape,
                    model_arg=model_arg, fmt=fmt, output=output, backend=backend, top=top, plot=plot,
-                   threads=threads, min_time=min_time, min_runs=min_runs)
+                   threads=threads, min_time=min_time, min_runs=min_runs, db=None if no_db else db)
         return
     depth = DEPTH_DEFAULT if depth is None else depth
     targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     check_batch(batch)
+    recorder = stored.recorder("profile", db, no_db, outputs=[output])
     with progress() as update:
         results = bench.count_rows(targets, resolution=res, batch=batch, on_progress=update)
     rows = [row for row, _ in results]
     emit(rows, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=ProfileRow)
+    recorder.save(rows, kind=Kind.PROFILE)
     if fmt == Format.table and output is None and len(results) == 1 and results[0][1] is not None:
         _print_details(results[0][1], depth)
     fail_on_error_rows(rows)
@@ -211,12 +228,13 @@ KIND_COLUMNS = [
 
 
 def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt, output, backend, top, plot,
-                threads, min_time, min_runs) -> None:
+                threads, min_time, min_runs, db) -> None:
     """``profile --timing``: per-layer latency joined with counts; tables, rows, roofline."""
     from cnnprof import layerprof, machine
-    from cnnprof.cli import options
+    from cnnprof.cli import options, stored
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
+    from cnnprof.store.columns import Kind
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets, target_input
     from cnnprof.terminal import say
     from cnnprof.timing.protocol import with_limits
@@ -233,6 +251,7 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
     check_batch(batch)
     for t in targets:
         target_input(t, res, batch=batch)  # a bad resolution fails before the machine is measured
+    recorder = stored.recorder("profile", db, db is None, outputs=[output, plot])
     profiles = []
     with progress() as update:
         if machine.load(n_threads) is None:
@@ -244,6 +263,7 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
         ):
             profiles.append(profile)
     records = [r.to_dict() for p in profiles for r in p.ordered(top)]
+    recorder.save(records, kind=Kind.LAYER, threads=n_threads, context={"roofs": roofs.to_dict()})
     fields = layerprof.LayerRow.field_names()
     if fmt != Format.table or output is not None:
         emit(records, columns=LAYER_COLUMNS, fmt=fmt, output=output, fields=fields)

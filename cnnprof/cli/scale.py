@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.common import progress
-from cnnprof.cli.options import FormatOpt, OutputOpt, PlotOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, NoDbOpt, OutputOpt, PlotOpt
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
 from cnnprof.terminal import say
@@ -46,6 +46,8 @@ def scale_command(
     plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
 ) -> None:
     """Compound-scale a network: depth α^φ, width β^φ, resolution γ^φ (EfficientNet, Sec. 3.3).
 
@@ -65,8 +67,10 @@ def scale_command(
       cnnprof scale --phi 4 --alpha 1.4 --beta 1.2 --gamma 1.0 --format json
     """
     from cnnprof import scaling
+    from cnnprof.cli import stored
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
+    from cnnprof.store.columns import Kind
 
     coeffs = scaling.Coefficients(alpha, beta, gamma).check()
     phis = scaling.phis_up_to(phi)
@@ -74,6 +78,7 @@ def scale_command(
         raise UsageError(f"--resolution must be a positive number of pixels, got {resolution}")
     check_writable(output)
     check_plot_path(plot)
+    recorder = stored.recorder("scale", db, no_db, outputs=[output, plot])
     with progress() as update:
         rows = scaling.scale_rows(base, phis, coeffs, resolution=resolution, latency=latency, on_progress=update,
                                   on_notice=say)
@@ -94,6 +99,8 @@ def scale_command(
         emit(records, columns=columns, title=title)
     else:
         emit(records, columns=columns, fmt=fmt, output=output, fields=scaling.ScaleRow.field_names())
+    recorder.save(rows, kind=Kind.SCALE, context={"alpha": alpha, "beta": beta, "gamma": gamma},
+                  extra={"backend": "torch" if latency else None, "threads": 1 if latency else None})
     if plot is not None:
         _draw(rows, plot, title=f"{rows[0].base}: compound scaling (α={alpha:g}, β={beta:g}, γ={gamma:g})")
         say(f"wrote {plot}")

@@ -1,0 +1,152 @@
+"""``cnnprof history MODEL``: a model's latency across revisions and machines, with the gate's flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cnnprof.cli.options import DEFAULT_DB, FormatOpt, OutputOpt, PlotOpt
+from cnnprof.report import Column, Format
+from cnnprof.terminal import say
+
+COLUMNS = [
+    Column("revision", "revision", priority=0),
+    Column("first_seen", "first seen (UTC)", priority=3),
+    Column("machine", "machine", wrap=True, priority=2),
+    Column("backend", "backend", priority=0),
+    Column("precision", "precision", priority=3),
+    Column("batch", "batch", "int", priority=1),
+    Column("threads", "threads", "int", priority=3),
+    Column("latency_ms_median", "median", "ms", priority=1),
+    Column("change", "vs previous", "ratio", priority=1),
+    Column("runs", "runs", "int", priority=3),
+    Column("rows", "rows", "int", priority=3),
+    Column("source", "from", priority=3),
+    Column("gate", "gate", priority=1),
+    Column("gate_ratio", "gate ratio", "float", priority=2),
+    Column("note", "note", wrap=True, priority=3),
+]
+FIELDS = ["model", "revision", "first_seen", "machine", "source", "backend", "precision", "batch", "threads",
+          "latency_ms_median", "latency_ms_ci_low", "latency_ms_ci_high", "runs", "rows", "change", "gate",
+          "gate_ratio", "note"]
+
+
+def with_changes(lines: list[dict]) -> list[dict]:
+    """Each line's latency over the same configuration's (machine, backend, precision, batch,
+    threads) at the revision before: where a change shows."""
+    previous: dict[tuple, float] = {}
+    out = []
+    for line in lines:
+        key = (line.get("machine"), line.get("backend"), line.get("precision"), line.get("batch"), line.get("threads"))
+        now = line.get("latency_ms_median")
+        before = previous.get(key)
+        out.append({**line, "change": now / before if now and before else None})
+        if now:
+            previous[key] = now
+    return out
+
+
+def history_command(
+    model: Annotated[str, typer.Argument(help="A registered model name or a user reference, as recorded.")],
+    backend: Annotated[Optional[str], typer.Option("--backend", help="Only these backends (comma-separated).")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="Only these precisions.")] = None,
+    batch: Annotated[Optional[str], typer.Option("--batch", "-b", help="Only these batch sizes.")] = None,
+    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Only these thread counts.")] = None,
+    machine: Annotated[Optional[str], typer.Option("--machine",
+                                                   help="Only machines whose label contains this.")] = None,
+    db: Annotated[Path, typer.Option("--db", help="The results database.", dir_okay=False,
+                                     envvar="CNNPROF_DB")] = DEFAULT_DB,
+    plot: PlotOpt = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """A model's median latency at each revision and on each machine, with each change the gate flagged.
+
+    One line per revision x machine x backend x precision x batch x threads (the newest row of
+    each), in the order the revisions were first seen; `vs previous` compares with the same
+    configuration at the revision before; `gate` is the gate's verdict on the model at that
+    revision (regression, count changed, improvement, pass). --plot draws the lines, with the
+    flagged revisions marked.
+
+    Examples:
+
+      cnnprof history ghostnet_100
+
+      cnnprof history efficientnet_b0 --backend onnxruntime --batch 1 --plot b0-history.png
+
+      cnnprof history mobilenetv3_small --format csv --output history.csv
+    """
+    from cnnprof.cli.db import parse_filters
+    from cnnprof.files import check_distinct, check_writable
+    from cnnprof.plots import check_plot_path
+    from cnnprof.report import emit
+    from cnnprof.store import Store, query
+
+    check_writable(output)
+    check_plot_path(plot)
+    check_distinct([output, plot], [db])
+    f = parse_filters(kind=None, model=None, family=None, backend=backend, precision=precision, device=None,
+                      batch=batch, threads=threads, revision=None, machine=machine, command_name=None, run=None,
+                      since=None, errors=None, latest=False)
+    with Store.open(db, write=False) as store:
+        lines = query.history(store, model, backends=f.backend, precision=f.precision, batch=f.batch,
+                              threads=f.threads, machine=machine)
+    if not lines:
+        from cnnprof.errors import UsageError
+
+        raise UsageError(f"no timed rows of {model!r} in {str(db)!r}" + (" with these filters" if any(
+            (backend, precision, batch, threads, machine)) else "") + " (see `cnnprof db rows --model ...`)")
+    lines = with_changes(lines)
+    revisions = list(dict.fromkeys(ln["revision"] for ln in lines))
+    flagged = [ln for ln in lines if ln.get("gate") not in (None, "pass")]
+    emit(lines, columns=COLUMNS, fmt=fmt, output=output, fields=FIELDS,
+         title=f"{model}: median latency across {len(revisions)} revision(s)")
+    if flagged:
+        say("the gate flagged: " + "; ".join(dict.fromkeys(f"{ln['revision']} {ln['gate']} ({ln['machine']})"
+                                                          for ln in flagged)))
+    if plot is not None:
+        draw(model, lines, plot)
+        say(f"wrote {plot}")
+
+
+def draw(model: str, lines: list[dict], path: Path) -> None:
+    """Median latency against revision, a line per configuration and machine, flagged revisions marked."""
+    from cnnprof.plots import _figure, save
+
+    plt = _figure()
+    revisions = list(dict.fromkeys(ln["revision"] for ln in lines))
+    x = {r: i for i, r in enumerate(revisions)}
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.7 * len(revisions) + 3), 4.5))
+    groups: dict[tuple, list[dict]] = {}
+    for ln in lines:
+        if ln.get("latency_ms_median") is not None:
+            key = (ln["backend"], ln["precision"], ln["batch"], ln["threads"], ln["machine"])
+            groups.setdefault(key, []).append(ln)
+    machines = list(dict.fromkeys(k[4] for k in groups))
+    for key, items in groups.items():
+        label = f"{key[0]} {key[1]} b{key[2]} t{key[3]}" + (f" ({key[4]})" if len(machines) > 1 else "")
+        xs = [x[i["revision"]] for i in items]
+        ys = [i["latency_ms_median"] for i in items]
+        lo = [i["latency_ms_median"] - (i.get("latency_ms_ci_low") or i["latency_ms_median"]) for i in items]
+        hi = [(i.get("latency_ms_ci_high") or i["latency_ms_median"]) - i["latency_ms_median"] for i in items]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=2, label=label,
+                    linestyle="--" if machines.index(key[4]) % 2 else "-")
+    colours = {"regression": "tab:red", "count changed": "tab:orange", "improvement": "tab:green"}
+    top = max((ln["latency_ms_median"] for ln in lines if ln.get("latency_ms_median")), default=1.0)
+    shown = set()
+    for ln in lines:
+        if ln.get("gate") in colours and (ln["revision"], ln["gate"]) not in shown:
+            shown.add((ln["revision"], ln["gate"]))
+            ax.axvline(x[ln["revision"]], color=colours[ln["gate"]], alpha=0.3, linewidth=6)
+            ax.annotate(f"gate: {ln['gate']}", (x[ln["revision"]], top), textcoords="offset points", xytext=(4, 6),
+                        fontsize=8, color=colours[ln["gate"]])
+    ax.set_xticks(range(len(revisions)), revisions, rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("revision (in the order first seen)")
+    ax.set_ylabel("median latency (ms), 95% interval")
+    ax.set_title(f"{model}: latency across revisions", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, path)
+    plt.close(fig)

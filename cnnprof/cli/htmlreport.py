@@ -1,0 +1,75 @@
+"""``cnnprof report``: one self-contained HTML page from the results database or report files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cnnprof.cli.options import DEFAULT_DB
+from cnnprof.files import REPORTS_DIR
+from cnnprof.terminal import say
+
+DEFAULT_OUTPUT = Path(REPORTS_DIR) / "report.html"
+
+
+def report_command(
+    inputs: Annotated[Optional[list[Path]], typer.Argument(
+        help="CSV or JSON reports of cnnprof commands to show instead of the database.", show_default=False,
+        dir_okay=False)] = None,
+    db: Annotated[Path, typer.Option("--db", help="The results database.", dir_okay=False,
+                                     envvar="CNNPROF_DB")] = DEFAULT_DB,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write (atomically).",
+                                         dir_okay=False)] = DEFAULT_OUTPUT,
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Only these models (names or "
+                                                       "patterns; repeatable).")] = None,
+    title: Annotated[str, typer.Option("--title", help="The page's title.")] = "cnnprof report",
+) -> None:
+    """Write one self-contained HTML page: tables, Pareto charts, scaling, rooflines, claims, history.
+
+    From the results database (default) or from CSV/JSON reports given as arguments. The page
+    holds everything it shows (styles, the chart library, the data) and makes no network request:
+    it opens offline and prints legibly. Sections: the latest result of each configuration
+    (sortable, filterable); latency against MACs and against params with the Pareto front, one
+    marker per backend and precision, one panel per machine; the compound-scaling curve (from
+    `cnnprof scale` runs, else EfficientNet-B0...B7); rooflines of per-layer timings (`profile
+    --timing`); the claims and their verdicts; each model's latency across revisions with the
+    gate's verdicts; the runs.
+
+    Examples:
+
+      cnnprof report --output report.html
+
+      cnnprof report reports/bench-*.csv claims.json --output bench.html
+
+      cnnprof report --model 'ghostnet*' --title "GhostNet on this laptop"
+    """
+    import time
+
+    from cnnprof import htmlreport
+    from cnnprof.cli import options
+    from cnnprof.files import check_distinct, check_writable, write_atomic
+    from cnnprof.htmlreport import data as sources
+
+    started = time.perf_counter()
+    check_writable(output)
+    check_distinct([output], list(inputs or []) + ([] if inputs else [db]))
+    models = [m for item in (model or []) for m in options.parse_list(item, what="model")]
+    if inputs:
+        dataset = sources.from_files(inputs)
+        if models:
+            import fnmatch
+
+            for kind, rows in dataset.rows.items():
+                dataset.rows[kind] = [r for r in rows if kind == "claim" or any(
+                    fnmatch.fnmatchcase(str(r.get("model")), m) for m in models)]
+    else:
+        from cnnprof.store import Store
+
+        with Store.open(db, write=False) as store:
+            dataset = sources.from_store(store, models=models)
+    page = htmlreport.build(dataset, title=title)
+    write_atomic(output, page)
+    rows = sum(len(v) for v in dataset.rows.values())
+    say(f"wrote {output} ({len(page.encode()) / 1e6:.2f} MB, {rows} row(s)) in {time.perf_counter() - started:.2f} s")

@@ -1,0 +1,285 @@
+"""``cnnprof sweep``: a matrix of configurations, each cell in a fresh worker, stored as it goes."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt
+from cnnprof.report import Column, Format
+from cnnprof.terminal import say
+
+COLUMNS = [
+    Column("model", "model", priority=0),
+    Column("backend", "backend", priority=0),
+    Column("precision", "precision", priority=3),
+    Column("batch", "batch", "int", priority=1),
+    Column("threads", "threads", "int", priority=3),
+    Column("input", "input", priority=3),
+    Column("params", "params", "count", priority=3),
+    Column("macs", "MACs", "macs", priority=2),
+    Column("latency_ms_median", "median", "ms", priority=1),
+    Column("latency_ms_iqr", "IQR", "ms"),
+    Column("runs", "runs", "int", priority=3),
+    Column("passes", "passes", "int"),
+    Column("warnings", "warnings", wrap=True, priority=3),
+    Column("error", "error", wrap=True, priority=1),
+]
+OVERHEAD_LABELS = {"start_s": "start", "import_s": "import", "resolve_s": "resolve", "count_s": "count",
+                   "build_s": "build", "calibrate_s": "calibrate", "measure_s": "measuring",
+                   "worker_s": "whole worker"}
+
+ListOpt = Optional[str]
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool = True) -> Iterator:
+    """The sweep's progress on stderr: cell passes done of all, failed, time left; a plain line
+    every few seconds when stderr is not a terminal. Yields ``update(status)``."""
+    from cnnprof.terminal import stderr_console
+
+    if not enabled:
+        yield lambda status: None
+        return
+    console = stderr_console()
+    if console.is_terminal:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"))
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("", total=None, failed="")
+
+            def update(status) -> None:
+                failed = f"[{status.failed} failed]" if status.failed else ""
+                label = ("stopping: " if status.stopping else "") + status.current[:40]
+                bar.update(task, completed=status.done, total=status.total, failed=failed, description=label)
+
+            yield update
+        return
+    start = time.perf_counter()
+    last = [start]
+    first_done: list = []
+
+    def update_plain(status) -> None:
+        now = time.perf_counter()
+        if not first_done:
+            first_done.append((now, status.done))
+        if now - last[0] < 5.0 and status.done < status.total:
+            return
+        last[0] = now
+        t0, d0 = first_done[0]
+        eta = ""
+        if status.done > d0 and status.done < status.total:
+            eta = f", about {(now - t0) / (status.done - d0) * (status.total - status.done):.0f} s left"
+        failed = f", {status.failed} failed" if status.failed else ""
+        say(f"[{now - start:5.0f}s] {status.done}/{status.total} cell passes{failed}{eta}"
+            + (f"; last: {status.current}" if status.current else ""))
+
+    yield update_plain
+
+
+def sweep_command(
+    models: Annotated[Optional[list[str]], typer.Argument(help="Model names, aliases, patterns ('ghostnet*', '*') or "
+                                                          "references; or `models` in --config.",
+                                                          show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", dir_okay=False, help="A TOML file with the matrix "
+                                                   "and the run settings (format: `cnnprof sweep --help`, README). "
+                                                   "Options given here replace its values.")] = None,
+    backend: Annotated[ListOpt, typer.Option("--backend", help="Backends, comma-separated: torch, onnxruntime, "
+                                             "compile [default: torch,onnxruntime].", show_default=False)] = None,
+    no_timing: Annotated[bool, typer.Option("--no-timing", help="Count only (params, MACs): no backend; cells run "
+                                            "in parallel (--parallel).")] = False,
+    precision: Annotated[ListOpt, typer.Option("--precision", help="Precisions, comma-separated [default: fp32].",
+                                               show_default=False)] = None,
+    batch: Annotated[ListOpt, typer.Option("--batch", "-b", help="Batch sizes, comma-separated [default: 1].",
+                                           show_default=False)] = None,
+    threads: Annotated[ListOpt, typer.Option("--threads", "-t", help="Thread counts (N or all), comma-separated "
+                                             "[default: 1].", show_default=False)] = None,
+    resolution: Annotated[ListOpt, typer.Option("--resolution", "-r", help="Inputs: native, N or HxW, "
+                                                "comma-separated [default: native].", show_default=False)] = None,
+    device: Annotated[ListOpt, typer.Option("--device", help="cpu, cuda (comma-separated) [default: cpu].",
+                                            show_default=False)] = None,
+    input_shape: Annotated[Optional[str], typer.Option("--input", "-i", help="Input CxHxW of user models that "
+                                                       "declare none.")] = None,
+    passes: Annotated[Optional[int], typer.Option("--passes", min=1, help="Passes over all cells, each in its own "
+                                                  "random order; a cell pools its passes [default: 2; counting: 1].",
+                                                  show_default=False)] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=1.0, help="Seconds a cell's worker may run "
+                                                     "before it is stopped (that cell's error) [default: 600].",
+                                                     show_default=False)] = None,
+    min_time: Annotated[Optional[float], typer.Option("--min-time", min=0.0, help="Seconds measured per cell and "
+                                                      "pass [default: bench's 2 s shared by the passes].",
+                                                      show_default=False)] = None,
+    min_runs: Annotated[Optional[int], typer.Option("--min-runs", min=1, help="Calls measured per cell and pass, "
+                                                    "at least [default: bench's 10 shared by the passes].",
+                                                    show_default=False)] = None,
+    parallel: Annotated[Optional[int], typer.Option("--parallel", "-j", min=1, help="Counting only: workers at "
+                                                    "once [default: the cores]. Timing cells run one at a time.",
+                                                    show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed of the shuffled orders [default: 0].",
+                                                show_default=False)] = None,
+    memory_limit: Annotated[Optional[float], typer.Option("--memory-limit", min=0.1, help="GB of address space "
+                                                          "per worker (beyond it: that cell's out-of-memory error).",
+                                                          show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished sweep of these cells at this "
+                                         "revision on this machine (its stored passes are kept), and skip cells "
+                                         "another sweep measured completely.")] = False,
+    list_cells: Annotated[bool, typer.Option("--list", help="Print the cells and exit.")] = False,
+    db: DbOpt = DEFAULT_DB,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Measure a matrix of configurations, each cell in a fresh worker process, every result stored.
+
+    The matrix is models x backends x precisions x batch sizes x threads x resolutions x
+    devices. Cells run in passes (--passes, default 2), each pass in its own random order, each
+    cell pass in a new Python process; a cell's row pools the samples of its passes. A worker that
+    crashes, runs past --timeout or out of memory is that cell's error; the sweep goes on. Each
+    pass is stored in the results database as it ends, so a killed sweep keeps every finished
+    pass and `--resume` continues it. Ctrl-C stops after the running cell (twice: at once).
+    Counting-only sweeps (--no-timing) run --parallel workers at once; timing cells one at a time.
+
+    The rows of this run are printed at the end (--format, --output); all runs: `cnnprof db rows`,
+    `cnnprof report`.
+
+    Examples:
+
+      cnnprof sweep '*'                                  # the whole zoo: torch + onnxruntime, batch 1
+
+      cnnprof sweep 'ghostnet*' espnetv2 --backend torch,onnxruntime --batch 1,4
+
+      cnnprof sweep '*' --no-timing                      # params and MACs of every model
+
+      cnnprof sweep --config sweep.toml --resume
+    """
+    from cnnprof import sweep as sweep_pkg
+    from cnnprof import timing
+    from cnnprof.cli import options
+    from cnnprof.cli.timed import fail_on_error_rows
+    from cnnprof.errors import UsageError
+    from cnnprof.files import check_distinct, check_writable
+    from cnnprof.references import reference_files
+    from cnnprof.report import emit
+    from cnnprof.store import Store
+    from cnnprof.sweep import matrix as mx
+    from cnnprof.sweep.driver import Sweep
+    from cnnprof.sweep.executor import LocalExecutor
+    from cnnprof.timing.environment import cpu_count, fingerprint
+
+    check_writable(output)
+    spec = mx.read_toml(config) if config is not None else {}
+    refs = list(models or []) or spec.get("models") or []
+    if not refs:
+        raise UsageError("no model given: name models (e.g. 'ghostnet*', or '*' for the whole zoo) or give "
+                         "--config with `models`")
+    check_distinct([output], reference_files(refs) + ([config] if config else []))
+
+    def listed(text, key, what, choices=None):
+        if text is not None:
+            return options.parse_list(text, what=what, choices=choices)
+        values = spec.get(key)
+        if values is not None and choices is not None:
+            bad = [v for v in values if v not in choices]
+            if bad:
+                raise UsageError(f"{config}: {key!r}: unknown {what} {bad[0]!r}; choose from {', '.join(choices)}")
+        return values
+
+    if no_timing:
+        backends: list[str] = []
+    else:
+        backends = listed(backend, "backends", "backend", timing.BACKENDS)
+        backends = list(mx.Matrix.backends) if backends is None else backends
+    precisions = mx.check_precisions(listed(precision, "precisions", "precision") or [mx.DEFAULT_PRECISION])
+    batches = options.parse_batches(batch) if batch is not None else spec.get("batches", [1])
+    thread_items = options.parse_list(threads, what="threads") if threads is not None else spec.get("threads", ["1"])
+    thread_counts = list(dict.fromkeys(options.parse_threads(t) for t in thread_items))
+    resolutions = mx.parse_resolutions(listed(resolution, "resolutions", "resolution") or [mx.NATIVE])
+    devices = listed(device, "devices", "device", timing.DEVICES) or ["cpu"]
+    for b in backends:
+        for d in devices:
+            timing.check_options(timing.TimingOptions(backend=b, device=d))
+    matrix = mx.Matrix(
+        models=tuple(refs), backends=tuple(backends), precisions=tuple(precisions), batches=tuple(batches),
+        threads=tuple(thread_counts), resolutions=tuple(resolutions), devices=tuple(devices),
+        input=input_shape or spec.get("input"),
+        passes=passes or spec.get("passes", mx.DEFAULT_PASSES),
+        timeout_s=timeout or spec.get("timeout", mx.DEFAULT_TIMEOUT_S),
+        min_time_s=min_time if min_time is not None else spec.get("min_time"),
+        min_runs=min_runs or spec.get("min_runs"),
+        parallel=parallel or spec.get("parallel") or cpu_count(),
+        seed=seed if seed is not None else spec.get("seed", 0),
+        memory_limit_gb=memory_limit or spec.get("memory_limit"),
+    )
+    cells = matrix.cells(mx.expand_models(refs))
+    if list_cells:
+        for c in cells:
+            print(c.describe(), file=_stdout())
+        say(f"{len(cells)} cell(s) x {matrix.effective_passes} pass(es)")
+        return
+    store = Store.open(db, write=True)
+    if output is not None:
+        from cnnprof.files import same_file
+
+        if same_file(output, db):
+            raise UsageError(f"{str(output)!r} is the results database (--db): choose another output path")
+    executor = LocalExecutor(timeout_s=matrix.timeout_s, parallel=1 if matrix.timing else matrix.parallel)
+    from cnnprof.cli.common import ARGV
+
+    say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) "
+        + ("(timing, one cell at a time)" if matrix.timing else f"(counting, {executor.parallel} at once)")
+        + f"; results in {db}")
+    run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(), argv=ARGV or ["cnnprof", "sweep"],
+                resume=resume, input_shape=matrix.input, on_notice=say)
+    with progress_bar() as update:
+        run.on_progress = update
+        result = run.run()
+    store.close()
+    rows = result.rows
+    if rows:
+        title = f"sweep run {result.run_id}: {len(rows)} cell(s)" + (" (partial)" if result.interrupted else "")
+        emit(rows, columns=COLUMNS, fmt=fmt, output=output, fields=_fields(rows), title=title,
+             partial=result.interrupted)
+    summary = sweep_pkg.overhead_summary(result.passes)
+    if summary:
+        say("per cell pass (medians): " + ", ".join(f"{OVERHEAD_LABELS[k]} {v:.2f} s" for k, v in summary.items()))
+    failed = len(result.failed)
+    if not result.run_id:
+        return
+    say(f"sweep run {result.run_id} in {db}: {len(rows)} cell(s) stored" + (f", {failed} failed" if failed else "")
+        + (f", {result.skipped_cells} skipped (measured by another sweep)" if result.skipped_cells else ""))
+    if result.interrupted:
+        say("interrupted: every finished pass is stored; run the same command with --resume to continue")
+        raise SystemExit(130)
+    fail_on_error_rows([_Row(r) for r in rows])
+
+
+class _Row:
+    def __init__(self, record: dict):
+        self.model = record.get("model")
+        self.error = record.get("error")
+
+
+def _fields(rows: list[dict]) -> list[str]:
+    from cnnprof.rows import ProfileRow
+
+    fields = ProfileRow.field_names()
+    return fields + [k for k in ("cell", "passes", "passes_planned", "pass_medians", "pass_errors")
+                     if k not in fields]
+
+
+def _stdout():
+    from cnnprof.terminal import data_stream
+
+    return data_stream()

@@ -1,0 +1,121 @@
+// cnnprof report: tables (sortable, filterable) and charts (Vega-Lite through vegaEmbed), from the
+// JSON in #cnnprof-data. No network: everything the page needs is in the page.
+(function () {
+  "use strict";
+  var DATA = JSON.parse(document.getElementById("cnnprof-data").textContent);
+
+  function scaled(v, unit) {
+    var a = Math.abs(v), steps = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+    for (var i = 0; i < steps.length; i++) {
+      if (a >= steps[i][0]) return (v / steps[i][0]).toFixed(2) + steps[i][1] + unit;
+    }
+    return String(Math.round(v)) + unit;
+  }
+
+  function show(v, kind) {
+    if (v === null || v === undefined || v === "") return "-";
+    switch (kind) {
+      case "ms": return v < 1 ? v.toPrecision(3) : v.toFixed(2);
+      case "count": return scaled(v, "");
+      case "notes": // "noisy: IQR is 12% of the median; passes: ..." -> "noisy, passes" (the whole text on hover)
+        return String(v).split("; ").map(function (n) { return n.split(":")[0]; }).join(", ");
+      case "int": return Math.round(v).toLocaleString("en-US");
+      case "float": return typeof v === "number" ? (Math.abs(v) >= 1e4 ? v.toExponential(3) : String(+v.toPrecision(4))) : String(v);
+      default: return String(v);
+    }
+  }
+
+  function compare(a, b) {
+    var na = a === null || a === undefined || a === "", nb = b === null || b === undefined || b === "";
+    if (na || nb) return na === nb ? 0 : (na ? 1 : -1); // empty cells last
+    if (typeof a === "number" && typeof b === "number") return a - b;
+    return String(a).localeCompare(String(b), "en", {numeric: true});
+  }
+
+  function renderTable(table, spec) {
+    var columns = spec.columns, rows = spec.rows.slice(), sortCol = -1, ascending = true;
+    var thead = document.createElement("thead"), tbody = document.createElement("tbody"), tr = document.createElement("tr");
+    columns.forEach(function (c, i) {
+      var th = document.createElement("th");
+      th.textContent = c[1];
+      th.setAttribute("scope", "col");
+      th.setAttribute("aria-sort", "none");
+      th.className = (c[2] === "text" || c[2] === "prose" || c[2] === "verdict" || c[2] === "notes") ? "t" : "n";
+      th.addEventListener("click", function () {
+        ascending = sortCol === i ? !ascending : true;
+        sortCol = i;
+        rows.sort(function (x, y) { var d = compare(x[i], y[i]); return ascending ? d : -d; });
+        Array.prototype.forEach.call(tr.children, function (h) { h.setAttribute("aria-sort", "none"); });
+        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        body();
+      });
+      tr.appendChild(th);
+    });
+    thead.appendChild(tr);
+    function body() {
+      var frag = document.createDocumentFragment();
+      rows.forEach(function (r) {
+        var row = document.createElement("tr");
+        columns.forEach(function (c, i) {
+          var td = document.createElement("td");
+          td.textContent = show(r[i], c[2]);
+          if (c[2] === "notes" && r[i]) td.title = r[i];
+          td.className = c[2] === "prose" ? "prose" : ((c[2] === "text" || c[2] === "verdict" || c[2] === "notes") ? "t" : "n");
+          if (c[2] === "verdict" && r[i]) td.className += " verdict v-" + String(r[i]).replace(/[^a-z]+/g, "-");
+          if (c[0] === "error" && r[i]) row.className = "has-error";
+          row.appendChild(td);
+        });
+        frag.appendChild(row);
+      });
+      tbody.textContent = "";
+      tbody.appendChild(frag);
+    }
+    body();
+    table.textContent = "";
+    table.appendChild(thead);
+    table.appendChild(tbody);
+  }
+
+  function filterRows(input) {
+    var table = document.getElementById(input.getAttribute("data-for"));
+    var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      var text = row.textContent.toLowerCase();
+      row.hidden = !words.every(function (w) { return text.indexOf(w) >= 0; });
+    });
+  }
+
+  function expand(columnar) {
+    return columnar.rows.map(function (r) {
+      var o = {};
+      columnar.cols.forEach(function (c, i) { o[c] = r[i]; });
+      return o;
+    });
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("table[data-table]"), function (table) {
+    renderTable(table, DATA.tables[table.getAttribute("data-table")]);
+  });
+  Array.prototype.forEach.call(document.querySelectorAll("input.filter"), function (input) {
+    input.addEventListener("input", function () { filterRows(input); });
+  });
+
+  var expanded = {};
+  function dataset(name) {
+    if (!expanded[name]) expanded[name] = expand(DATA.datasets[name]);
+    return expanded[name];
+  }
+  var pending = DATA.charts.map(function (chart) {
+    var el = document.getElementById(chart.target);
+    var spec = chart.spec;
+    spec.datasets = {};
+    chart.datasets.forEach(function (name) { spec.datasets[name] = dataset(name); });
+    return window.vegaEmbed(el, spec, {renderer: "svg", actions: false})
+      .then(function () { el.setAttribute("data-rendered", "true"); })
+      .catch(function (err) {
+        el.textContent = "This chart could not be drawn: " + err;
+        console.error("cnnprof report: chart " + chart.target + ": " + err);
+      });
+  });
+  Promise.all(pending).then(function () { document.body.setAttribute("data-charts-rendered", String(pending.length)); });
+})();

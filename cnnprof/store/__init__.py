@@ -1,0 +1,216 @@
+"""The results database: every run's rows, kept (SQLite by default, ``reports/cnnprof.db``).
+
+``Store.open(path, write=True)`` checks and opens it (``db.connect``: a corrupt, truncated,
+read-only or newer database is one line and exit 2, the file untouched); ``record`` stores one
+command's run and its rows in one transaction; a sweep opens a run (``start_run``), stores each
+cell as it is measured (``add_pass``: the pass and the cell's pooled row, in one transaction) and
+closes it (``finish_run``). ``query`` reads runs, rows and histories back.
+
+Knows only ``rows`` (plain records) and its own schema: the callers pass the environment
+fingerprint and the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from cnnprof.files import REPORTS_DIR
+from cnnprof.store.columns import Kind, env_key, machine_label, revision_of, row_columns
+from cnnprof.store.db import DatabaseError, connect, transaction
+from cnnprof.store.schema import ROW_COLUMNS, SCHEMA_VERSION
+
+DEFAULT_DB = Path(REPORTS_DIR) / "cnnprof.db"
+
+__all__ = ["DEFAULT_DB", "DatabaseError", "Kind", "SCHEMA_VERSION", "Store", "now_iso"]
+
+
+def now_iso(t: float | None = None) -> str:
+    """UTC, to the millisecond: '2026-11-28T05:19:12.345Z' (sorts as text)."""
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (which JSON cannot hold) as null, in nested data too."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(_finite(value), allow_nan=False, default=str)
+
+
+class Where:
+    """Where rows were measured: revision, host, machine label and environment key of a fingerprint."""
+
+    def __init__(self, environment: Mapping[str, Any], host: str | None = None):
+        self.environment = dict(environment)
+        self.host = host or socket.gethostname()
+        self.revision = revision_of(str(self.environment.get("tool", "")))
+        self.machine = machine_label(self.environment, self.host)
+        self.env_key = env_key(self.environment, self.host)
+
+
+class Store:
+    """An open results database."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | os.PathLike = DEFAULT_DB, *, write: bool = True) -> "Store":
+        p = Path(path)
+        if write and p == DEFAULT_DB and not p.parent.exists():
+            from cnnprof.files import ensure_folder
+
+            ensure_folder(p.parent)
+        return cls(connect(p, write=write), p)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _guarded(self, fn, *args, **kwargs):
+        from cnnprof.store.db import _sqlite_error
+
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _sqlite_error(self.path, exc) from None
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _insert_run(self, command: str, argv: Sequence[str], where: Where, *, status: str, started_at: str,
+                    ended_at: str | None, context: Mapping[str, Any] | None) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO runs (uid, command, argv, tool, revision, host, machine, env_key, environment, started_at, "
+            "ended_at, status, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (uuid.uuid4().hex, command, _json(list(argv)), str(where.environment.get("tool", "")), where.revision,
+             where.host, where.machine, where.env_key, _json(where.environment), started_at, ended_at, status,
+             None if context is None else _json(context)))
+        return int(cur.lastrowid)
+
+    def _insert_rows(self, run_id: int, kind: str, records: Iterable[Mapping[str, Any]], where: Where, *,
+                     extra: Mapping[str, Any] | None = None, cell: str | None = None,
+                     passes: int | None = None, own_environment: bool = True) -> list[int]:
+        """``own_environment``: a row that carries its environment fingerprint is filed under the
+        revision and machine it names (else, and for a sweep's rows, under ``where``)."""
+        ids = []
+        for record in records:
+            record = dict(record)
+            at = where
+            env = record.get("environment")
+            if own_environment and isinstance(env, Mapping) and env:
+                at = Where(env, record.get("host") or where.host)
+            cols = row_columns(kind, record, extra)
+            names = ["run_id", "kind", "recorded_at", "revision", "machine", "env_key", "cell", "passes", *cols,
+                     "record"]
+            values = [run_id, kind, now_iso(), at.revision, at.machine, at.env_key, cell, passes, *cols.values(),
+                      _json(record)]
+            cur = self.conn.execute(f"INSERT INTO rows ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                                    values)
+            ids.append(int(cur.lastrowid))
+        return ids
+
+    def record(self, command: str, argv: Sequence[str], kind: str, records: Iterable[Mapping[str, Any]], *,
+               environment: Mapping[str, Any], started_at: str, status: str = "done",
+               context: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> int:
+        """One command's run and its rows, in one transaction: all of it is stored, or nothing."""
+        where = Where(environment)
+        records = list(records)
+
+        def write() -> int:
+            with transaction(self.conn):
+                run_id = self._insert_run(command, argv, where, status=status, started_at=started_at,
+                                          ended_at=now_iso(), context=context)
+                self._insert_rows(run_id, kind, records, where, extra=extra)
+            return run_id
+
+        return self._guarded(write)
+
+    def start_run(self, command: str, argv: Sequence[str], *, environment: Mapping[str, Any],
+                  context: Mapping[str, Any] | None = None) -> int:
+        """A run that stores its rows as they come (a sweep): status ``running`` until finished."""
+        where = Where(environment)
+
+        def write() -> int:
+            with transaction(self.conn):
+                return self._insert_run(command, argv, where, status="running", started_at=now_iso(), ended_at=None,
+                                        context=context)
+
+        return self._guarded(write)
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        def write() -> None:
+            with transaction(self.conn):
+                self.conn.execute("UPDATE runs SET ended_at = ?, status = ? WHERE id = ?", (now_iso(), status, run_id))
+
+        self._guarded(write)
+
+    def reopen_run(self, run_id: int) -> None:
+        """A sweep resumed in its earlier run: running again."""
+        def write() -> None:
+            with transaction(self.conn):
+                self.conn.execute("UPDATE runs SET ended_at = NULL, status = 'running' WHERE id = ?", (run_id,))
+
+        self._guarded(write)
+
+    def add_pass(self, run_id: int, cell: str, pass_index: int, *, kind: str, environment: Mapping[str, Any],
+                 host: str | None, ok: bool, seconds: float | None, overhead: Mapping[str, Any] | None,
+                 samples: Sequence[float] | None, result: Mapping[str, Any], error: str | None,
+                 pooled: Mapping[str, Any] | None, passes: int, extra: Mapping[str, Any] | None = None) -> bool:
+        """Store one pass of a sweep cell and replace the cell's row in this run with ``pooled`` (the
+        row of all its passes so far), in one transaction. A pass already measured (the same run,
+        cell and pass) is left as it was: returns False; one stored as failed is replaced."""
+        where = Where(environment, host)
+
+        def write() -> bool:
+            with transaction(self.conn):
+                # a pass stored as failed may be measured again (resume); one that was measured stays
+                cur = self.conn.execute(
+                    "INSERT INTO passes (run_id, cell, pass, revision, env_key, ok, seconds, overhead, "
+                    "samples, result, error, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (run_id, cell, pass) DO UPDATE SET ok = excluded.ok, seconds = excluded.seconds, "
+                    "overhead = excluded.overhead, samples = excluded.samples, result = excluded.result, "
+                    "error = excluded.error, recorded_at = excluded.recorded_at WHERE passes.ok = 0",
+                    (run_id, cell, pass_index, where.revision, where.env_key, int(ok), seconds,
+                     None if overhead is None else _json(overhead), None if samples is None else _json(list(samples)),
+                     _json(result), error, now_iso()))
+                if cur.rowcount == 0:
+                    return False
+                if pooled is not None:
+                    self.conn.execute("DELETE FROM rows WHERE run_id = ? AND cell = ?", (run_id, cell))
+                    # filed under the sweep's revision and environment (its workers run its code)
+                    self._insert_rows(run_id, kind, [pooled], where, extra=extra, cell=cell, passes=passes,
+                                      own_environment=False)
+                return True
+
+        return self._guarded(write)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def passes_of(self, run_id: int) -> list[dict[str, Any]]:
+        return self._guarded(lambda: [dict(r) for r in self.conn.execute(
+            "SELECT * FROM passes WHERE run_id = ? ORDER BY id", (run_id,))])
+
+    def columns(self) -> list[str]:
+        return [r[1] for r in self.conn.execute("PRAGMA table_info(rows)")]
+
+
+ROW_COLUMN_NAMES = tuple(ROW_COLUMNS)

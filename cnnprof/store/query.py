@@ -1,0 +1,204 @@
+"""Reading the results database back: runs, rows (filtered), a model's history.
+
+Everything returns plain records (dicts); ``cnnprof db``, ``cnnprof history``, ``cnnprof report``
+and the Python API render them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from cnnprof.store import Store
+from cnnprof.store.columns import Kind
+from cnnprof.store.schema import ROW_COLUMNS
+
+RUN_FIELDS = ["id", "command", "status", "started_at", "ended_at", "revision", "machine", "rows", "errors", "argv"]
+ROW_META_FIELDS = ["row_id", "run_id", "command", "kind", "recorded_at", "revision", "machine", "env_key", "cell",
+                   "passes"]
+ROW_FIELDS = ROW_META_FIELDS + list(ROW_COLUMNS)
+# what makes two rows the same configuration (the newest of each is the "latest" result)
+CONFIG_KEYS = ("kind", "model", "claim", "layer", "phi", "input", "batch", "backend", "device", "threads", "precision",
+               "machine")
+# gate verdicts that flag a change
+FLAGGED = ("regression", "count changed", "improvement")
+
+
+def runs(store: Store, *, command: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The runs, newest first, with how many rows each stored and how many of them carry an error."""
+    sql = ("SELECT r.id, r.command, r.status, r.started_at, r.ended_at, r.revision, r.machine, r.argv, "
+           "COUNT(w.id) AS rows, SUM(CASE WHEN w.error IS NOT NULL AND w.error != '' THEN 1 ELSE 0 END) AS errors "
+           "FROM runs r LEFT JOIN rows w ON w.run_id = r.id")
+    args: list[Any] = []
+    if command:
+        sql += " WHERE r.command = ?"
+        args.append(command)
+    sql += " GROUP BY r.id ORDER BY r.id DESC"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    out = []
+    for r in store._guarded(lambda: list(store.conn.execute(sql, args))):
+        rec = dict(r)
+        rec["argv"] = " ".join(json.loads(rec["argv"]))
+        rec["errors"] = rec["errors"] or 0
+        out.append(rec)
+    return out
+
+
+@dataclass
+class Filters:
+    """What ``db rows`` and the API select on (each list: any of its values; patterns for models)."""
+
+    kind: Sequence[str] = ()
+    model: Sequence[str] = ()  # shell patterns: 'ghostnet*'
+    family: Sequence[str] = ()
+    backend: Sequence[str] = ()
+    precision: Sequence[str] = ()
+    device: Sequence[str] = ()
+    batch: Sequence[int] = ()
+    threads: Sequence[int] = ()
+    revision: Sequence[str] = ()  # prefixes: 'abc12'
+    machine: str | None = None  # a part of the machine label
+    command: Sequence[str] = ()
+    run: Sequence[int] = ()
+    since: str | None = None  # ISO date or time: rows recorded from then on
+    errors: str | None = None  # 'only': rows with an error; 'none': rows without
+    latest: bool = False  # the newest row of each configuration only
+    extra_where: list[str] = field(default_factory=list)
+
+
+def _in(column: str, values: Sequence[Any], where: list[str], args: list[Any]) -> None:
+    if values:
+        where.append(f"{column} IN ({', '.join('?' * len(values))})")
+        args.extend(values)
+
+
+def select(store: Store, filters: Filters | None = None, *, records: bool = False,
+           limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows (oldest first) as dicts of ``ROW_FIELDS`` (with ``record``, the whole row, when asked)."""
+    f = filters or Filters()
+    where: list[str] = []
+    args: list[Any] = []
+    _in("w.kind", list(f.kind), where, args)
+    if f.model:
+        where.append("(" + " OR ".join("w.model GLOB ?" for _ in f.model) + ")")
+        args.extend(f.model)
+    _in("w.family", list(f.family), where, args)
+    _in("w.backend", list(f.backend), where, args)
+    _in("w.precision", list(f.precision), where, args)
+    _in("w.device", list(f.device), where, args)
+    _in("w.batch", list(f.batch), where, args)
+    _in("w.threads", list(f.threads), where, args)
+    _in("r.command", list(f.command), where, args)
+    _in("w.run_id", list(f.run), where, args)
+    if f.revision:
+        where.append("(" + " OR ".join("w.revision LIKE ?" for _ in f.revision) + ")")
+        args.extend(f"{r}%" for r in f.revision)
+    if f.machine:
+        where.append("w.machine LIKE ?")
+        args.append(f"%{f.machine}%")
+    if f.since:
+        where.append("w.recorded_at >= ?")
+        args.append(f.since)
+    if f.errors == "only":
+        where.append("w.error IS NOT NULL AND w.error != ''")
+    elif f.errors == "none":
+        where.append("(w.error IS NULL OR w.error = '')")
+    where.extend(f.extra_where)
+    cols = ", ".join(f"w.{c}" for c in ROW_COLUMNS)
+    sql = (f"SELECT w.id AS row_id, w.run_id, r.command, w.kind, w.recorded_at, w.revision, w.machine, w.env_key, "
+           f"w.cell, w.passes, {cols}{', w.record' if records else ''} FROM rows w JOIN runs r ON r.id = w.run_id")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY w.id"
+    out = [dict(r) for r in store._guarded(lambda: list(store.conn.execute(sql, args)))]
+    if records:
+        for r in out:
+            r["record"] = json.loads(r["record"])
+    if f.latest:
+        out = latest(out)
+    if limit is not None:
+        out = out[-limit:] if limit else []
+    return out
+
+
+def latest(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest row (highest id) of each configuration (``CONFIG_KEYS``), in the rows' order."""
+    newest: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        newest[tuple(r.get(k) for k in CONFIG_KEYS)] = r
+    keep = {id(r) for r in newest.values()}
+    return [r for r in rows if id(r) in keep]
+
+
+def revision_times(store: Store) -> dict[str, str]:
+    """When each revision was first seen (its earliest run's start): how revisions are ordered."""
+    sql = "SELECT revision, MIN(started_at) FROM runs GROUP BY revision"
+    return {r[0]: r[1] for r in store._guarded(lambda: list(store.conn.execute(sql)))}
+
+
+HISTORY_FIELDS = ["model", "revision", "first_seen", "machine", "source", "backend", "precision", "batch", "threads",
+                  "latency_ms_median", "latency_ms_ci_low", "latency_ms_ci_high", "runs", "rows", "gate", "gate_ratio",
+                  "note"]
+
+
+def history(store: Store, model: str, *, backends: Sequence[str] = (), precision: Sequence[str] = (),
+            batch: Sequence[int] = (), threads: Sequence[int] = (), machine: str | None = None) -> list[dict[str, Any]]:
+    """A model's latency across revisions and machines (see ``history_lines``)."""
+    f = Filters(model=[model], kind=[Kind.PROFILE], backend=backends, precision=precision, batch=batch,
+                threads=threads, machine=machine, errors="none", extra_where=["w.latency_ms_median IS NOT NULL"])
+    timed = select(store, f)
+    gate = select(store, Filters(model=[model], kind=[Kind.GATE_CHECK], machine=machine))
+    return history_lines(timed, gate, revision_times(store))
+
+
+def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]],
+                  seen: dict[str, str]) -> list[dict[str, Any]]:
+    """Latency across revisions and machines: one line per model x revision x machine x backend x
+    precision x batch x threads (the newest row of each; ``rows`` says how many there were), in the
+    order revisions were first seen (``seen``: revision -> when), with the gate's verdict on that
+    model at that revision and machine (``gate``: its most severe, ``gate_ratio``: the normalised
+    ratio it judged). A gate check at a revision nothing else timed is a line of its own."""
+    lines: dict[tuple, dict[str, Any]] = {}
+    for r in timed:
+        if r.get("latency_ms_median") is None or r.get("error"):
+            continue
+        key = (r["model"], r["revision"], r["machine"], r["backend"], r["precision"], r["batch"], r["threads"])
+        line = lines.get(key)
+        lines[key] = {
+            "model": r["model"], "revision": r["revision"], "first_seen": seen.get(r["revision"], r["recorded_at"]),
+            "machine": r["machine"], "source": r.get("command"), "backend": r["backend"], "precision": r["precision"],
+            "batch": r["batch"], "threads": r["threads"], "latency_ms_median": r["latency_ms_median"],
+            "latency_ms_ci_low": r.get("latency_ms_ci_low"), "latency_ms_ci_high": r.get("latency_ms_ci_high"),
+            "runs": r.get("runs"), "rows": (line["rows"] if line else 0) + 1, "gate": None, "gate_ratio": None,
+            "note": "",
+        }
+    verdicts: dict[tuple, dict[str, Any]] = {}
+
+    def severity(verdict: str | None) -> int:
+        return FLAGGED.index(verdict) if verdict in FLAGGED else len(FLAGGED)
+
+    for g in gate:
+        if g.get("kind", Kind.GATE_CHECK) != Kind.GATE_CHECK or not g.get("verdict"):
+            continue
+        key = (g["model"], g["revision"], g["machine"])
+        old = verdicts.get(key)
+        if old is None or severity(g["verdict"]) < severity(old["verdict"]):
+            verdicts[key] = g
+    out = list(lines.values())
+    for line in out:
+        g = verdicts.get((line["model"], line["revision"], line["machine"]))
+        if g is not None:
+            line["gate"] = g["verdict"]
+            line["gate_ratio"] = g.get("ratio")
+    marked = {(ln["model"], ln["revision"], ln["machine"]) for ln in out}
+    for (model, rev, mach), g in verdicts.items():
+        if (model, rev, mach) not in marked:
+            out.append({k: None for k in HISTORY_FIELDS} | {
+                "model": model, "revision": rev, "first_seen": seen.get(rev, g.get("recorded_at")), "machine": mach,
+                "source": "gate-check", "gate": g["verdict"], "gate_ratio": g.get("ratio"), "rows": 0,
+                "note": "gate check only"})
+    out.sort(key=lambda x: (x["model"] or "", x["first_seen"] or "", x["machine"] or "", x["backend"] or "",
+                            x["precision"] or "", x["batch"] or 0, x["threads"] or 0))
+    return out
