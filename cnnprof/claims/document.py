@@ -50,6 +50,18 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{value:.4g}"
 
 
+def expected_text(r: ClaimResult) -> str:
+    """'3.6x ±2%', 'above 1x', 'below 1.000': the expected value with what counts as holding."""
+    value = format_value(r.expected, r.unit)
+    if r.expected is None or not r.tolerance:
+        return value
+    if r.tolerance == "> expected":
+        return f"above {value}"
+    if r.tolerance == "< expected":
+        return f"below {value}"
+    return f"{value} {r.tolerance}"
+
+
 def interval_text(r: ClaimResult) -> str:
     if r.ci_low is None or r.ci_high is None:
         return ""
@@ -66,7 +78,7 @@ def _source_text(r: ClaimResult) -> str:
 
 def _one(r: ClaimResult) -> list[str]:
     lines = [f"### `{r.id}`: {r.verdict_text}", "", f"- **Claim**: {r.statement}", f"- **Source**: {_source_text(r)}"]
-    values = [f"**Expected**: {format_value(r.expected, r.unit)}" + (f" ({r.tolerance})" if r.tolerance else "")]
+    values = [f"**Expected**: {expected_text(r)}"]
     if r.measured is not None:
         values.append(f"**Measured**: {format_value(r.measured, r.unit)}")
     interval = interval_text(r)
