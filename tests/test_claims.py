@@ -168,6 +168,7 @@ def test_checkerboard_share():
     y, x = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
     checker = ((-1.0) ** (y + x)).expand(2, 16, 16)
     assert esp_claims.checkerboard_share(checker) == pytest.approx(1.0)
+    assert esp_claims.checkerboard_share(checker + 3.0) == pytest.approx(1.0)  # the mean is not a pattern
     smooth = torch.cos(2 * math.pi * x / 16).float().expand(1, 16, 16)
     assert esp_claims.checkerboard_share(smooth) == pytest.approx(0.0, abs=1e-9)
     noise = torch.randn(64, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -515,20 +516,20 @@ def test_lut_additivity_gives_each_rounds_ratio(monkeypatch, tmp_path):
     """The lookup-table code the additivity claims call: each round's sum of blocks / whole."""
     from cnnprof.lut import measure, predict
 
-    wholes: list[float] = []
+    calls: dict[str, int] = {}
 
     def make_timer(*, backend, threads, protocol, onnx_dir, clock):
         def timer(module, shape, label):
-            if label == "fbnet_a":  # the whole network: slower every round
-                wholes.append(10.0 * (len(wholes) + 1))
-                return types.SimpleNamespace(median_ms=wholes[-1])
-            return types.SimpleNamespace(median_ms=1.0)  # every block
+            calls[label] = calls.get(label, 0) + 1
+            if label == "fbnet_a":  # the whole network: 10 ms every round
+                return types.SimpleNamespace(median_ms=10.0)
+            return types.SimpleNamespace(median_ms=[1.0, 3.0, 2.0][calls[label] - 1])  # each block, round by round
 
         return timer
 
     monkeypatch.setattr(measure, "make_timer", make_timer)
     monkeypatch.chdir(tmp_path)
     rows = predict.additivity(models=("fbnet_a",), rounds=3, fresh=True, clock="cpu")
-    parts = rows[0].predicted_ms  # 1 ms per part
-    assert rows[0].round_ratios == pytest.approx((parts / 10, parts / 20, parts / 30))
-    assert rows[0].ratio == pytest.approx(parts / 20)  # median over the rounds
+    parts = rows[0].predicted_ms / 2.0  # the median block is 2 ms
+    assert rows[0].round_ratios == pytest.approx((parts / 10, 3 * parts / 10, 2 * parts / 10))
+    assert rows[0].ratio == pytest.approx(2 * parts / 10)
