@@ -21,7 +21,7 @@ FAMILY_NAMES = {
 VERDICT_MEANING = {
     Verdict.HOLDS: "a measurement that could have gone either way came out within the tolerance",
     Verdict.DEVIATES: "a measurement that could have gone either way came out outside the tolerance",
-    Verdict.INCONCLUSIVE: "the measurement's interval straddles the tolerance (or is wider than it)",
+    Verdict.INCONCLUSIVE: "the measurement's interval straddles the tolerance, or is too wide to tell",
     Verdict.IDENTITY: "the value follows from how the module is built: a consistency check, not evidence",
     Verdict.CITED: "not measurable here; the reason is given",
 }
@@ -87,7 +87,7 @@ def _one(r: ClaimResult) -> list[str]:
     if r.formula is not None:
         values.append(f"**Formula**: {format_value(r.formula, r.unit)}")
     lines.append("- " + " · ".join(values))
-    lines.append(f"- **Verdict**: {r.verdict} ({VERDICT_MEANING[r.verdict]})")
+    lines.append(f"- **Verdict**: {r.verdict}: {VERDICT_MEANING[r.verdict]}")
     if r.device or r.paper_device:
         device = r.device or "-"
         lines.append(f"- **Device**: {device}" + (f"; {r.paper_device}" if r.paper_device else ""))
