@@ -177,7 +177,7 @@ def phi1_jump(row0, row1) -> str:
             f"repeats {list(row0.repeats)} into {list(row1.repeats)}, {blocks1} blocks for {blocks0} "
             f"(x{blocks1 / blocks0:.2f} where α = {row1.depth_mult:g}); at {row1.resolution} px 'same' padding rounds "
             f"each stride-2 map up ({', '.join(map(str, s1))}), a {s1[-1]}x{s1[-1]} final map for {s0[-1]}x{s0[-1]} "
-            f"((s1/s0)² = {(s1[-1] / s0[-1]) ** 2:.2f} for the last stages where γ² = "
+            f"(({s1[-1]}/{s0[-1]})² = {(s1[-1] / s0[-1]) ** 2:.2f} for the last stages where γ² = "
             f"{(row1.resolution / row0.resolution) ** 2:.2f}); channels {list(row1.channels)} for "
             f"{list(row0.channels)}")
 
