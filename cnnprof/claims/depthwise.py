@@ -1,10 +1,13 @@
-"""The measurement behind EfficientNetV2's Fused-MBConv: depthwise layers' share of latency
-against their share of MACs, in the early stages and in the whole model.
+"""The measurement behind EfficientNetV2's Fused-MBConv: how slow depthwise convolutions are,
+in the early stages and in the late ones.
 
 EfficientNetV2 (Tan & Le 2021, Sec. 3.2) replaces MBConv by Fused-MBConv in stages 1-3 because
-depthwise convolutions there cost more time than their MACs suggest. ``depthwise_share`` reads
-that comparison off a leaf-level per-layer profile (``cnnprof.layerprof``);
-``depthwise_latency_share`` profiles a registered model and returns it for this machine.
+depthwise convolutions are slow in early layers (but effective in later stages).
+``depthwise_share`` reads depthwise layers' share of latency against their share of MACs off a
+leaf-level per-layer profile (``cnnprof.layerprof``); ``depthwise_latency_share`` profiles a
+registered model and returns it for this machine. ``by_stage`` / ``depthwise_by_stage`` compare
+the time per multiply-add of depthwise convolutions with that of the dense and point-wise ones,
+early stages against late, run by run (what the claims use).
 """
 
 from __future__ import annotations
