@@ -1,16 +1,33 @@
 """The seed chapter's quantitative claims, each checked by a measurement on cnnprof's own modules.
 
-A :class:`Claim` is a statement of the seed (``shared/seed/000_bb3f2cd0ea179623.txt``) or of the
-paper it cites, with the figure it expects, a :class:`Tolerance`, and a ``measure`` function that
+A :class:`Claim` is a statement of the seed (``shared/seed/000_bb3f2cd0ea179623.txt``: its
+``source`` names the seed's own heading and ``quote`` is a short phrase copied verbatim from the
+section, so that a text search finds it) or of the paper behind it (``source`` = ``paper:`` title
+and section), with the figure it expects, a :class:`Tolerance`, and a ``measure`` function that
 builds the modules concerned and measures them with cnnprof's counters and timers. Figures the
-papers publish (held in the model catalog) are only ever the *expected* side. A claim that cannot
-be measured offline (ImageNet accuracy) or whose measuring code is not available yet is ``cited``,
-with the reason; otherwise it ``holds`` when the measurement is within the tolerance of the
-expected figure and ``deviates`` when it is not.
+papers publish (held in the model catalog) are only ever the *expected* side.
+
+Verdicts say what kind of evidence a row is:
+
+* ``holds`` / ``deviates``: a measurement that could have gone either way, inside or outside the
+  tolerance; where it has an interval (timings), the whole interval must be inside (holds) or
+  outside (deviates);
+* ``inconclusive``: the interval straddles the tolerance's bound (for the additivity rows, also
+  an interval wider than the tolerance); a timing taken while other processes competed for the
+  cores is judged on its interval widened by ``BUSY_MARGIN``;
+* ``identity``: the measured value follows from how the module is built (a weight count that is
+  the construction formula): a consistency check that the built module is the one described, not
+  evidence for the paper's claim; an identity that fails is a ``deviates``;
+* ``cited``: not measurable here (ImageNet accuracy, trained feature maps, a figure nobody has
+  verified), with the reason; the row may still show what was measured beside it.
+
+A latency or training-speed row names the device it was measured on (``device``) and, where the
+paper measured on other hardware, says so (``paper_device``).
 
 The claims live one module per family series (``espnet``, ``fbnet``, ``efficientnet``,
 ``ghostnet``, ``mobilenetv3``); each exports ``CLAIMS``. ``run_claims`` measures a selection and
-returns :class:`ClaimResult` rows and the pictures the measurements can draw.
+returns :class:`ClaimResult` rows and the pictures the measurements can draw; ``errata`` holds
+the seed's misprinted formulas (not claims).
 """
 
 from __future__ import annotations
@@ -27,10 +44,12 @@ from cnnprof.rows import Choice, Row
 
 
 class Verdict(Choice):
-    """What a claim's measurement says of it."""
+    """What a claim's measurement says of it (see the module docstring)."""
 
     HOLDS = "holds"
     DEVIATES = "deviates"
+    INCONCLUSIVE = "inconclusive"
+    IDENTITY = "identity"
     CITED = "cited"
 
 
@@ -51,9 +70,17 @@ FAMILIES = (
     "espnet", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet", "ghostnetv2",
     "mobilenetv3",
 )
+# A ratio of two timings moves by this factor between processes on a busy 2-core machine (about the
+# 1.32 max/min of process medians in shared/reference/measurements.md, section B, less what
+# interleaving cancels): a busy run's interval is widened by it on each side before it is judged.
+BUSY_MARGIN = 1.25
+SEED_PREFIX = "seed §"
+PAPER_PREFIX = "paper: "
+RELEASED_PREFIX = "released: "
+SOURCE_PREFIXES = (SEED_PREFIX, PAPER_PREFIX, RELEASED_PREFIX)
 RESULT_FIELDS = [
     "id", "family", "source", "statement", "expected", "measured", "tolerance", "verdict", "detail",
-    "unit", "formula", "seconds",
+    "unit", "formula", "seconds", "quote", "ci_low", "ci_high", "device", "paper_device",
 ]
 
 
@@ -79,16 +106,43 @@ class Tolerance:
         except ValueError:
             raise ValueError(f"unknown tolerance kind {self.kind!r}") from None
 
+    def band(self, expected: float) -> tuple[float, float]:
+        """The accepted values as (low, high); one-sided bounds are open at ``expected``."""
+        if self.kind is ToleranceKind.REL:
+            return expected - self.value * abs(expected), expected + self.value * abs(expected)
+        if self.kind is ToleranceKind.ABS:
+            return expected - self.value, expected + self.value
+        if self.kind is ToleranceKind.ABOVE:
+            return expected, math.inf
+        return -math.inf, expected
+
     def accepts(self, expected: float, measured: float) -> bool:
         if math.isnan(measured):
             return False
-        if self.kind is ToleranceKind.REL:
-            return abs(measured - expected) <= self.value * abs(expected)
-        if self.kind is ToleranceKind.ABS:
-            return abs(measured - expected) <= self.value
+        lo, hi = self.band(expected)
         if self.kind is ToleranceKind.ABOVE:
-            return measured > expected
-        return measured < expected
+            return measured > lo
+        if self.kind is ToleranceKind.BELOW:
+            return measured < hi
+        return lo <= measured <= hi
+
+    def judge_interval(self, expected: float, low: float, high: float, *, narrow: bool = False) -> "Verdict":
+        """``holds`` if the whole interval is accepted, ``deviates`` if none of it is, else
+        ``inconclusive``. With ``narrow``, an interval wider than a two-sided tolerance's band is
+        ``inconclusive`` too, wherever it lies (the measurement cannot resolve the claim at this
+        tolerance)."""
+        if math.isnan(low) or math.isnan(high) or low > high:
+            return Verdict.INCONCLUSIVE
+        lo, hi = self.band(expected)
+        two_sided = self.kind in (ToleranceKind.REL, ToleranceKind.ABS)
+        if narrow and two_sided and high - low > hi - lo:
+            return Verdict.INCONCLUSIVE
+        if self.accepts(expected, low) and self.accepts(expected, high):
+            return Verdict.HOLDS
+        if high < lo or low > hi or (self.kind is ToleranceKind.ABOVE and high <= lo) or (
+                self.kind is ToleranceKind.BELOW and low >= hi):
+            return Verdict.DEVIATES
+        return Verdict.INCONCLUSIVE
 
     def describe(self) -> str:
         if self.kind is ToleranceKind.REL:
@@ -124,19 +178,38 @@ class Measurement:
 
     ``formula`` is the paper's formula evaluated at the same settings, shown beside the
     measurement; ``expected`` replaces the claim's expected figure when the bound is itself a
-    measurement (e.g. "lower than without HFF").
+    measurement. ``ci`` is the measurement's 95% interval (timings, seeds): the verdict then
+    looks at the whole interval. ``device`` names where it was timed. ``cited`` makes the row
+    ``cited`` although something was measured (the expected figure is unverified, or the claim
+    needs what cannot be measured here), with that reason. ``busy`` says that other processes
+    competed for the cores while it was timed: an interval taken in one process does not cover
+    what a busy machine does to a ratio of timings, so the interval is widened by ``BUSY_MARGIN``
+    on each side before it is judged (without an interval the row is ``inconclusive``).
     """
 
     measured: float
     detail: str
     formula: float | None = None
     expected: float | None = None
+    ci: tuple[float, float] | None = None
+    device: str = ""
+    cited: str = ""
+    busy: str = ""
     plots: tuple[Plot, ...] = ()
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim: ``measure`` is None for a claim that is cited only (``cited`` says why)."""
+    """One claim: ``measure`` is None for a claim that is cited only (``cited`` says why); a
+    measured claim without an expected figure must come back ``cited`` (its measurement is shown
+    beside a claim that cannot be judged here).
+
+    ``source`` starts with ``seed §<heading>`` (the seed's own heading, with ``quote`` a short
+    verbatim phrase of that section), ``paper: <title>, <section or table>`` or ``released:
+    <implementation>`` (a released model's own figure). ``identity``
+    marks a measured value that follows from how the module is built. ``paper_device`` says
+    where the paper measured a latency or training speed.
+    """
 
     id: str
     family: str
@@ -148,20 +221,37 @@ class Claim:
     measure: Callable[[], Measurement] | None = None
     cited: str = ""
     timed: bool = False  # measures latency (slower, and noisy on a shared machine)
+    quote: str = ""
+    identity: bool = False
+    paper_device: str = ""
+    narrow_interval: bool = False  # an interval wider than the tolerance's band is inconclusive
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"claim {self.id}: unknown family {self.family!r}")
-        if self.measure is not None and self.tolerance is None:
-            raise ValueError(f"claim {self.id}: a measured claim needs a tolerance")
+        if self.measure is not None and self.tolerance is None and self.expected is not None:
+            raise ValueError(f"claim {self.id}: a measured claim with an expected figure needs a tolerance")
         if self.measure is None and not self.cited:
             raise ValueError(f"claim {self.id}: a cited claim needs its reason")
+        if not self.source.startswith(SOURCE_PREFIXES):
+            raise ValueError(f"claim {self.id}: the source must start with one of {', '.join(SOURCE_PREFIXES)}")
+        if self.source.startswith(SEED_PREFIX) and not self.quote:
+            raise ValueError(f"claim {self.id}: a claim from the seed quotes it (a verbatim phrase)")
+
+    @property
+    def heading(self) -> str:
+        """The seed heading a seed-sourced claim comes from ("" for a paper's claim)."""
+        if not self.source.startswith(SEED_PREFIX):
+            return ""
+        return self.source[len(SEED_PREFIX):].split(";", 1)[0].strip()
 
 
 @dataclass(frozen=True)
 class ClaimResult(Row):
     """One report row. ``expected`` / ``measured`` are plain numbers in ``unit`` (None where there
-    is none); ``tolerance`` is its description; ``detail`` says how it was measured, or why not."""
+    is none); ``ci_low`` / ``ci_high`` the measurement's interval where it has one; ``tolerance``
+    is its description; ``detail`` says how it was measured, or why not; ``device`` where a
+    latency was measured, ``paper_device`` where the paper measured it."""
 
     id: str
     family: str
@@ -175,6 +265,17 @@ class ClaimResult(Row):
     unit: str = ""
     formula: float | None = None
     seconds: float = 0.0
+    quote: str = ""
+    ci_low: float | None = None
+    ci_high: float | None = None
+    device: str = ""
+    paper_device: str = ""
+
+    @property
+    def verdict_text(self) -> str:
+        """``deviates on cpu (Intel Xeon Processor, 1 thread)``: the verdict with its device."""
+        return f"{self.verdict} on {self.device}" if self.device and self.verdict is not Verdict.CITED else str(
+            self.verdict)
 
 
 @dataclass
@@ -186,16 +287,46 @@ class ClaimRun:
     def deviating(self) -> list[ClaimResult]:
         return [r for r in self.results if r.verdict is Verdict.DEVIATES]
 
+    def counts(self) -> dict[Verdict, int]:
+        return {v: sum(r.verdict is v for r in self.results) for v in Verdict}
 
-def verdict_for(claim: Claim, expected: float | None, measured: float) -> Verdict:
-    assert claim.tolerance is not None and expected is not None
-    return Verdict.HOLDS if claim.tolerance.accepts(expected, measured) else Verdict.DEVIATES
+    def summary(self) -> str:
+        """``64 claims: 14 hold, 9 deviate, 3 inconclusive, 11 cited; 27 identities ...``."""
+        return summary_line(self.results)
+
+
+def summary_line(results: Sequence[ClaimResult]) -> str:
+    """Each kind of verdict counted apart: evidence first, then the consistency checks."""
+    n = {v: sum(r.verdict is v for r in results) for v in Verdict}
+    identities = n[Verdict.IDENTITY]
+    return (f"{len(results)} claims: {n[Verdict.HOLDS]} hold, {n[Verdict.DEVIATES]} deviate, "
+            f"{n[Verdict.INCONCLUSIVE]} inconclusive, {n[Verdict.CITED]} cited; "
+            f"{identities} {'identity' if identities == 1 else 'identities'} (consistency checks of the built "
+            "modules, not evidence)")
+
+
+def verdict_for(claim: Claim, expected: float | None, m: Measurement) -> Verdict:
+    """The verdict of a measured claim (see the module docstring)."""
+    if m.cited:
+        return Verdict.CITED
+    if claim.tolerance is None or expected is None:
+        raise ValueError(f"claim {claim.id}: measured without an expected figure or a tolerance, and not cited")
+    if claim.identity:
+        return Verdict.IDENTITY if claim.tolerance.accepts(expected, m.measured) else Verdict.DEVIATES
+    if m.busy and m.ci is None:
+        return Verdict.INCONCLUSIVE
+    if m.ci is not None:
+        low, high = m.ci
+        if m.busy:
+            low, high = low / BUSY_MARGIN, high * BUSY_MARGIN
+        return claim.tolerance.judge_interval(expected, low, high, narrow=claim.narrow_interval)
+    return Verdict.HOLDS if claim.tolerance.accepts(expected, m.measured) else Verdict.DEVIATES
 
 
 def evaluate(claim: Claim) -> tuple[ClaimResult, tuple[Plot, ...]]:
     """Measure one claim (or cite it) and give its row and its pictures."""
     base = {"id": claim.id, "family": claim.family, "source": claim.source, "statement": claim.statement,
-            "unit": claim.unit}
+            "unit": claim.unit, "quote": claim.quote, "paper_device": claim.paper_device}
     tolerance = claim.tolerance.describe() if claim.tolerance else ""
     if claim.measure is None:
         return ClaimResult(**base, expected=claim.expected, measured=None, tolerance=tolerance, verdict=Verdict.CITED,
@@ -210,10 +341,16 @@ def evaluate(claim: Claim) -> tuple[ClaimResult, tuple[Plot, ...]]:
         return ClaimResult(**base, expected=claim.expected, measured=None, tolerance=tolerance, verdict=Verdict.CITED,
                            detail=f"not measured on this machine: {exc}", seconds=time.perf_counter() - start), ()
     expected = claim.expected if m.expected is None else m.expected
+    detail = m.detail if not m.cited else f"{m.cited}. Measured: {m.detail}"
+    if m.busy and not m.cited:
+        detail = (f"machine busy ({m.busy}): judged on the interval widened to {m.ci[0] / BUSY_MARGIN:.3g}-"
+                  f"{m.ci[1] * BUSY_MARGIN:.3g}. {detail}" if m.ci else
+                  f"machine busy ({m.busy}): no verdict from this timing. {detail}")
     return ClaimResult(
         **base, expected=expected, measured=m.measured, tolerance=tolerance,
-        verdict=verdict_for(claim, expected, m.measured), detail=m.detail, formula=m.formula,
-        seconds=time.perf_counter() - start,
+        verdict=verdict_for(claim, expected, m), detail=detail, formula=m.formula,
+        seconds=time.perf_counter() - start, ci_low=m.ci[0] if m.ci else None, ci_high=m.ci[1] if m.ci else None,
+        device=m.device,
     ), m.plots
 
 
@@ -251,15 +388,33 @@ def select(claims: Sequence[Claim], families: Iterable[str] | None) -> list[Clai
 def run_claims(
     claims: Sequence[Claim], *, on_progress: Callable[[str], None] | None = None, device: str = "cpu"
 ) -> ClaimRun:
-    """Measure (or cite) each claim in order; training-step timings run on ``device``."""
-    from cnnprof.claims.common import on_device
+    """Measure (or cite) each claim in order; training-step timings run on ``device``.
 
+    Once torch is loaded, the objects alive are collected and frozen out of the garbage
+    collector's reach (``gc.freeze``) for the run: the timing protocol collects before every
+    measurement, and with torch's own objects in the heap a full collection costs ~0.2 s, which a
+    claim that times a hundred small blocks would otherwise pay a hundred times. Everything runs
+    at one torch thread."""
+    import gc
+
+    from cnnprof.claims.common import on_device, one_run
+    from cnnprof.timing import torch_threads
+
+    if any(c.measure is not None for c in claims):
+        import torch  # noqa: F401 - loaded before the freeze, so that its objects are frozen too
     run = ClaimRun()
-    with on_device(device):
-        for i, claim in enumerate(claims, 1):
-            if on_progress is not None:
-                on_progress(f"claim {i}/{len(claims)}: {claim.id}")
-            result, plots = evaluate(claim)
-            run.results.append(result)
-            run.plots.extend(plots)
+    gc.collect()
+    gc.freeze()
+    try:
+        # one thread throughout: the timings are one-thread figures, and several OpenMP threads on
+        # a shared machine can make the counting passes many times slower (spin-waiting)
+        with on_device(device), torch_threads(1), one_run():
+            for i, claim in enumerate(claims, 1):
+                if on_progress is not None:
+                    on_progress(f"claim {i}/{len(claims)}: {claim.id}")
+                result, plots = evaluate(claim)
+                run.results.append(result)
+                run.plots.extend(plots)
+    finally:
+        gc.unfreeze()
     return run

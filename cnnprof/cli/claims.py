@@ -9,42 +9,26 @@ import typer
 
 from cnnprof.cli.common import progress
 from cnnprof.cli.options import DEFAULT_DB, DbOpt, DeviceOpt, FormatOpt, NoDbOpt, OutputOpt
-from cnnprof.files import check_writable
+from cnnprof.files import check_writable, write_atomic
 from cnnprof.report import Column, Format, emit
-from cnnprof.terminal import say
+from cnnprof.terminal import data_stream, say
 
 COLUMNS = [
     Column("id", "id"),
-    Column("verdict", "verdict"),
+    Column("verdict_text", "verdict", wrap=True),
     Column("expected_text", "expected"),
     Column("measured_text", "measured"),
+    Column("interval_text", "95% interval"),
     Column("tolerance", "tolerance"),
     Column("statement", "statement", wrap=True),
 ]
 MD_COLUMNS = COLUMNS + [Column("detail", "how it was measured", wrap=True)]
-
-
-def format_value(value: float | None, unit: str) -> str:
-    """A claim's number for the terminal, in its unit (files keep the exact number)."""
-    if value is None:
-        return "-"
-    if unit == "x":
-        return f"{value:.4g}x"
-    if unit == "MACs":
-        return f"{value / 1e6:.1f}M MACs"
-    if unit == "params":
-        return f"{value / 1e6:.4g}M params"
-    if unit == "architectures":
-        return f"{value:.3e}"
-    if unit == "% top-1":
-        return f"{value:g}% top-1"
-    if unit == "relative drop":
-        return f"{100 * value:.1f}%"
-    if unit == "max |diff|":
-        return f"{value:.2g}"
-    if unit in ("exponent", "hole share", "ratio"):
-        return f"{value:.3f}"
-    return f"{value:.4g}"
+ERRATA_COLUMNS = [
+    Column("id", "erratum"),
+    Column("seed_text", "the seed prints"),
+    Column("correct", "correct", wrap=True),
+    Column("consequence", "what it changes", wrap=True),
+]
 
 
 def _check_plot_dir(path: Path | None) -> None:
@@ -56,6 +40,14 @@ def _check_plot_dir(path: Path | None) -> None:
         raise UsageError(f"--plot wants a folder, and {str(path)!r} is a file")
     if not path.exists() and not path.parent.is_dir():
         raise UsageError(f"--plot: cannot create {str(path)!r}: folder {str(path.parent)!r} does not exist")
+
+
+def _machine(device: str) -> str:
+    import torch
+
+    from cnnprof.claims.common import device_text
+
+    return f"{device_text(device=device)}, torch {torch.__version__}"
 
 
 def claims_command(
@@ -76,13 +68,16 @@ def claims_command(
 ) -> None:
     """Check every quantitative claim of the seed chapter by measuring cnnprof's own modules.
 
-    One row per claim: the expected figure (from the seed or the paper it cites), the measured one,
-    the tolerance and the verdict: holds, deviates, or cited (accuracy and anything else that
-    cannot be measured offline, with the reason). --format json/csv/md adds the source and a
-    detail saying how each figure was measured. Timing claims (FBNet additivity, EfficientNetV2)
-    use short interleaved protocols on this machine's CPU, one thread (--device cuda times the
-    EfficientNetV2 training steps on the GPU); the whole run takes one to two minutes on a 2-core
-    machine.
+    One row per claim: the expected figure (from the seed or the paper behind it), the measured
+    one with its 95% interval where it has one (timings, seeds), the tolerance and the verdict:
+    holds / deviates (a measurement that could have gone either way), inconclusive (its interval
+    straddles the tolerance), identity (the value follows from how the module is built: a
+    consistency check, counted apart) or cited (not measurable here: accuracy, trained feature
+    maps, unverified figures; with the reason). Timed rows name the device. --format md writes a
+    readable report grouped by family (the seed's words, formula, measurement, verdict, device,
+    how it was measured) with the seed's errata; json/csv give every field. Timings run on this
+    machine's CPU at one thread (--device cuda times the training steps on the GPU); the whole
+    run takes one and a half to three minutes on a 2-core machine.
 
     Examples:
 
@@ -90,9 +85,13 @@ def claims_command(
 
       cnnprof claims --family espnet,espnetv2,fbnetv2 --plot claims-plots
 
+      cnnprof claims --format md --output claims.md
+
       cnnprof claims --format json --output claims.json --strict
     """
     from cnnprof import claims as registry
+    from cnnprof.claims.document import format_value, interval_text, markdown
+    from cnnprof.claims.errata import ERRATA_FIELDS, errata
     from cnnprof.cli import stored
     from cnnprof.errors import CheckFailed, UsageError
     from cnnprof.store.columns import Kind
@@ -111,26 +110,38 @@ def claims_command(
     recorder = stored.recorder("claims", db, no_db, outputs=[output])
     with progress() as update:
         run = registry.run_claims(selected, on_progress=update, device=device)
-    records = []
-    for r in run.results:
-        rec = r.to_dict()
-        rec["expected_text"] = format_value(r.expected, r.unit)
-        rec["measured_text"] = "cited" if r.verdict is registry.Verdict.CITED else format_value(r.measured, r.unit)
-        records.append(rec)
-    if fmt == Format.table and output is None:
-        emit(records, columns=COLUMNS, title="claims of the seed chapter, measured on this machine "
-             "(--format json for the source and how each was measured)")
+    document = fmt == Format.md or (fmt == Format.table and output is not None and Path(output).suffix.lower() == ".md")
+    fixes = [e for e in errata() if families is None or e.family in families]
+    if document:
+        text = markdown(run.results, fixes, machine=_machine(device))
+        if output is None:
+            data_stream().write(text)
+        else:
+            write_atomic(output, text)
     else:
-        emit(records, columns=MD_COLUMNS, fmt=fmt, output=output, fields=registry.RESULT_FIELDS)
+        records = []
+        for r in run.results:
+            rec = r.to_dict()
+            rec["verdict_text"] = r.verdict_text
+            rec["expected_text"] = format_value(r.expected, r.unit)
+            rec["measured_text"] = format_value(r.measured, r.unit)
+            rec["interval_text"] = interval_text(r)
+            records.append(rec)
+        if fmt == Format.table and output is None:
+            emit(records, columns=COLUMNS, title="claims of the seed chapter, measured on this machine "
+                 "(--format md for a report with the seed's words and how each was measured)")
+            if fixes:
+                emit(fixes, columns=ERRATA_COLUMNS, title="errata: formulas the seed prints wrongly (not claims)",
+                     fields=ERRATA_FIELDS)
+        else:
+            emit(records, columns=MD_COLUMNS, fmt=fmt, output=output, fields=registry.RESULT_FIELDS)
     recorder.save(run.results, kind=Kind.CLAIM, extra={"device": device})
     if plot is not None and run.plots:
         plot.mkdir(exist_ok=True)
         for p in run.plots:
             p.draw(plot / p.filename)
             say(f"wrote {plot / p.filename}")
-    counts = {v: sum(r.verdict is v for r in run.results) for v in registry.Verdict}
-    held, deviated, cited = (counts[v] for v in (registry.Verdict.HOLDS, registry.Verdict.DEVIATES, registry.Verdict.CITED))
-    say(f"{len(run.results)} claims: {held} hold, {deviated} deviate, {cited} cited")
+    say(run.summary())
     if strict and run.deviating:
         ids = ", ".join(r.id for r in run.deviating)
         raise CheckFailed(f"--strict: {len(run.deviating)} measured claim(s) deviate: {ids}")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from cnnprof.lut.keys import Part
+    from cnnprof.timing.protocol import Protocol
 
 # FBNet's loss, paper Eq. 2: L(a, w_a) = CE(a, w_a) * alpha * log(LAT(a)) ** beta.
 FBNET_ALPHA = 0.2
@@ -210,6 +211,8 @@ class AdditivityRow:
     measured_ms: float  # the whole network, same backend and threads
     ratio: float  # predicted / measured
     source: str  # the table used, or "measured now (N interleaved rounds)"
+    # measured now: each round's sum of block medians / that round's whole-network median
+    round_ratios: tuple[float, ...] = ()
 
 
 def additivity(
@@ -222,6 +225,8 @@ def additivity(
     rounds: int = 3,
     fresh: bool = False,
     on_progress: Callable[[str], None] | None = None,
+    block_protocol: "Protocol | None" = None,
+    whole_protocol: "Protocol | None" = None,
 ) -> list[AdditivityRow]:
     """Sum of isolated block latencies against whole-network latency for ``models``.
 
@@ -231,7 +236,9 @@ def additivity(
     it times the model's blocks and the whole network in ``rounds`` interleaved rounds (every
     block with a quick protocol, then the whole network), so that both see the same machine
     state; a part's latency is its median over the rounds, and nothing is saved. About a minute
-    for FBNet-A/B/C on 2 cores."""
+    for FBNet-A/B/C on 2 cores. ``block_protocol`` / ``whole_protocol`` replace the protocols of
+    one round (``LUT_QUICK`` / ``LUT_ROUND``); ``round_ratios`` keeps each round's own ratio, so a
+    caller can put an interval on the ratio."""
     import statistics
     import tempfile
     from pathlib import Path
@@ -240,7 +247,7 @@ def additivity(
     from cnnprof.lut.keys import split
     from cnnprof.lut.measure import QUICK_PROTOCOL, WHOLE_PROTOCOL, make_timer
     from cnnprof.lut.table import default_path, env_id, environment, load
-    from cnnprof.timing.protocol import LUT_ROUND, Protocol
+    from cnnprof.timing.protocol import LUT_ROUND
 
     if rounds < 1:
         raise UsageError(f"rounds must be at least 1, got {rounds}")
@@ -260,7 +267,8 @@ def additivity(
         def timer(protocol: Protocol):
             return make_timer(backend=backend, threads=threads, protocol=protocol, onnx_dir=onnx_dir, clock=clock)
 
-        whole, quick, whole_round = timer(WHOLE_PROTOCOL), timer(QUICK_PROTOCOL), timer(LUT_ROUND)
+        whole = timer(WHOLE_PROTOCOL)
+        quick, whole_round = timer(block_protocol or QUICK_PROTOCOL), timer(whole_protocol or LUT_ROUND)
         for target in targets.resolve_targets(list(models)):
             model = target.build()
             parts = split(model, target.input, name=target.name)
@@ -271,6 +279,7 @@ def additivity(
                 progress(f"{target.name}: timing the whole network")
                 measured = whole(model, target.input, target.name).median_ms
                 where = source or "given table"
+                per_round: tuple[float, ...] = ()
             else:
                 distinct = {p.key: p for p in parts}
                 per_part: dict[str, list[float]] = {k: [] for k in distinct}
@@ -283,5 +292,6 @@ def additivity(
                 predicted = sum(statistics.median(per_part[p.key]) for p in parts)
                 measured = statistics.median(per_whole)
                 where = f"measured now ({rounds} interleaved rounds)"
-            rows.append(AdditivityRow(target.name, predicted, measured, predicted / measured, where))
+                per_round = tuple(sum(per_part[p.key][r] for p in parts) / per_whole[r] for r in range(rounds))
+            rows.append(AdditivityRow(target.name, predicted, measured, predicted / measured, where, per_round))
     return rows

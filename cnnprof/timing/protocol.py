@@ -54,6 +54,10 @@ LUT_ENTRY = Protocol(warmup_runs=3, warmup_s=0.05, min_runs=10, min_time_s=0.3, 
 # a block timed without a table (additivity), and one round of blocks-and-whole interleaving
 LUT_QUICK = Protocol(warmup_runs=2, warmup_s=0.02, min_runs=10, min_time_s=0.12, max_time_s=10.0)
 LUT_ROUND = Protocol(warmup_runs=2, warmup_s=0.05, min_runs=5, min_time_s=0.3, max_time_s=20.0)
+# the additivity claim on the thread CPU clock: many short rounds of blocks-and-whole instead of a few long
+# ones, so that the rounds give the ratio an interval (`cnnprof claims`, fbnet-lat-additivity)
+ADDITIVITY_BLOCK = Protocol(warmup_runs=2, warmup_s=0.0, min_runs=5, min_time_s=0.03, max_time_s=5.0)
+ADDITIVITY_WHOLE = Protocol(warmup_runs=1, warmup_s=0.0, min_runs=5, min_time_s=0.1, max_time_s=10.0)
 # the gate's measurement processes: warm-up, then rounds until both a time and a count are met
 GATE = Protocol(warmup_runs=1, warmup_s=0.3, min_runs=12, min_time_s=3.0, max_time_s=120.0)
 # a few calls at one thread, to tell OpenMP spin-waiting from a slow machine

@@ -1,0 +1,70 @@
+"""The seed's misprinted formulas: what it prints, what the paper has, and what the misprint would
+change, computed here. They are not claims (nothing is measured), so they are reported apart, in
+the errata section of ``cnnprof claims --format md`` and after the terminal table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cnnprof.claims.common import seed
+from cnnprof.models.catalog import EFFICIENTNETV2, FBNET
+from cnnprof.rows import Row
+
+ERRATA_FIELDS = ["id", "family", "source", "seed_text", "correct", "reference", "consequence"]
+# EfficientNetV2's search reward A·S^w·P^v (paper Sec. 3.3)
+REWARD_W = -0.07
+REWARD_V = -0.05
+REWARD_V_AS_PRINTED = -5.0  # the seed's "v=-005" read literally
+LATENCIES_MS = (20.0, 30.0)  # two latencies to compare FBNet's loss at
+
+
+@dataclass(frozen=True)
+class Erratum(Row):
+    """One misprint: ``seed_text`` is copied verbatim from the seed (a text search finds it)."""
+
+    id: str
+    family: str
+    source: str
+    seed_text: str
+    correct: str
+    reference: str
+    consequence: str
+
+
+def reward_v() -> Erratum:
+    doubled = 2.0**REWARD_V
+    literal = 2.0**REWARD_V_AS_PRINTED
+    return Erratum(
+        id="effnetv2-reward-v", family="efficientnetv2", source=seed("训练感知 NAS 和缩放"),
+        seed_text="w=-0.07 和 v=-005",
+        correct=f"v = {REWARD_V} (reward A·S^w·P^v with w = {REWARD_W}, v = {REWARD_V})",
+        reference=EFFICIENTNETV2 + ", Sec. 3.3",
+        consequence=(f"with v = {REWARD_V}, doubling the parameters multiplies the reward by 2^{REWARD_V} = "
+                     f"{doubled:.3f} ({doubled - 1:+.1%}); read as v = {REWARD_V_AS_PRINTED:g} it would multiply it "
+                     f"by 2^{REWARD_V_AS_PRINTED:g} = {literal:.3f}, a {1 / literal:.0f}x penalty that no accuracy "
+                     "gain (A is a factor near 1) could offset: the search would pick the smallest network"),
+    )
+
+
+def fbnet_beta() -> Erratum:
+    from cnnprof.lut.predict import FBNET_ALPHA, FBNET_BETA, fbnet_loss
+
+    a, b = LATENCIES_MS
+    paper_ratio = fbnet_loss(1.0, b) / fbnet_loss(1.0, a)
+    seed_ratio = (FBNET_ALPHA * FBNET_BETA * math.log(b)) / (FBNET_ALPHA * FBNET_BETA * math.log(a))
+    return Erratum(
+        id="fbnet-loss-beta", family="fbnet", source=seed("Latency-Aware 损失函数"), seed_text="αlog(LAT(a)^{β})",
+        correct="L(a, w_a) = CE(a, w_a) · α log(LAT(a))^β: β is the exponent of log LAT, not of LAT",
+        reference=FBNET + ", latency-aware loss (Eq. 2)",
+        consequence=(f"as printed, α log(LAT^β) = αβ log LAT: β becomes a second scale factor beside α and the "
+                     f"exponent that shapes the latency term is lost. With α = {FBNET_ALPHA}, β = {FBNET_BETA} "
+                     f"(cnnprof.lut.fbnet_loss), going from {a:g} to {b:g} ms multiplies the paper's latency factor by "
+                     f"{paper_ratio:.3f} and the printed one by {seed_ratio:.3f}"),
+    )
+
+
+def errata() -> list[Erratum]:
+    """The seed's misprints, with their consequences computed."""
+    return [reward_v(), fbnet_beta()]
