@@ -2,8 +2,9 @@
 headings and quotes a phrase found verbatim in that section; every other claim names its paper
 (or released implementation); the seed's errata quote it verbatim too.
 
-The seed is read from $CNNPROF_SEED, else from ``shared/seed/`` beside the repository (or beside
-the folder that holds it); only when the file is nowhere are these tests skipped.
+The seed is read from $CNNPROF_SEED, else from the copy the repository keeps
+(``docs/seed-chapter.txt``, the chapter the claims come from), else from ``shared/seed/`` beside the
+repository; only when the file is nowhere are these tests skipped.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ IDENTITIES = {
 def seed_path() -> Path | None:
     env = os.environ.get("CNNPROF_SEED")
     candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared" / "seed" / SEED_FILE, REPO.parent.parent / "shared" / "seed" / SEED_FILE]
+    candidates += [REPO / "docs" / "seed-chapter.txt", REPO.parent / "shared" / "seed" / SEED_FILE,
+                   REPO.parent.parent / "shared" / "seed" / SEED_FILE]
     return next((p for p in candidates if p.is_file()), None)
 
 
