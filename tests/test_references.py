@@ -80,7 +80,7 @@ def test_bench_an_onnx_file_with_onnxruntime_only(cli, tiny_onnx, tmp_path, monk
     rows = json.loads(result.stdout)
     by_backend = {r["backend"]: r for r in rows}
     assert by_backend["onnxruntime"]["latency_ms_median"] > 0 and by_backend["onnxruntime"]["error"] == ""
-    assert "timed with onnxruntime only" in by_backend["torch"]["error"]
+    assert "is an ONNX file: it is timed with onnxruntime, openvino" in by_backend["torch"]["error"]
 
 
 def test_export_a_user_model_and_cross_check_the_counters(cli, tmp_path):
