@@ -153,6 +153,7 @@ def bench_rows(
                     continue
                 row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape,
                                  batch=batch)
+            failed = _prepare_files(target, model, shape, batch, configs, base_opts, single=len(targets) == 1)
             isolated = None
             if isolate:
                 from cnnprof.timing.isolated import IsolatedModel
@@ -168,6 +169,8 @@ def bench_rows(
                         on_progress(f"{target.name}: timing {backend} {precision} on {device}, batch {batch}, "
                                     f"{threads} thread(s)" + (" in a fresh process" if isolate else ""))
                     try:
+                        if (backend, precision) in failed:
+                            raise failed[(backend, precision)]
                         if target.onnx_path is not None and backend not in ONNX_BACKENDS:
                             raise UsageError(f"{target.name} is an ONNX file: it is timed with "
                                              f"{', '.join(ONNX_BACKENDS)} only")
@@ -191,6 +194,31 @@ def bench_rows(
             finally:
                 if isolated is not None:
                     isolated.close()
+
+
+def _prepare_files(target: Target, model, shape, batch: int, configs, base_opts, *,
+                   single: bool) -> dict[tuple[str, str], CnnprofError]:
+    """Export and quantise (or convert to fp16) what the ONNX configurations need, before anything
+    is timed: with one model a failure is one line and exit 2 at once; with several it becomes the
+    error of that model's configurations (returned), and the other rows are measured."""
+    from cnnprof import timing
+    from cnnprof.timing.precision import ONNX_BACKENDS
+
+    needed = [(b, p) for b, p in configs if b in ONNX_BACKENDS and p in ("int8", "fp16")]
+    failed: dict[tuple[str, str], CnnprofError] = {}
+    if not needed:
+        return failed
+    for backend, precision in needed:
+        opts = dataclasses.replace(base_opts, backend=backend, precision=precision, batch=batch)
+        try:
+            source = model if model is not None or target.onnx_path else target.build(shape=shape)
+            with running(target.name):
+                timing.onnx_file(source, timing.example_input(batch, shape), opts, target.name, target.onnx_path)
+        except CnnprofError as exc:
+            if single:
+                raise
+            failed[(backend, precision)] = exc
+    return failed
 
 
 def _precision_notes(opts) -> list[Note]:

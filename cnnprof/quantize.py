@@ -173,6 +173,24 @@ def quantize_int8(source: Path, path: Path, options: QuantOptions) -> Path:
     return path
 
 
+def sort_nodes(graph) -> None:
+    """Put ``graph``'s nodes in an order where each one comes after the nodes that make its inputs
+    (ONNX requires it); a graph that cannot be ordered is left as it is for the checker to name."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(name in available for name in n.input)]
+        if not ready:
+            return
+        for n in ready:
+            available.update(n.output)
+        ordered += ready
+        pending = [n for n in pending if not any(n is r for r in ready)]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
 def cached_fp16(source: str | os.PathLike, *, folder: str | os.PathLike | None = None) -> tuple[Path, float, bool]:
     """A float16 copy of ``source`` (float32 inputs and outputs kept): for ONNX Runtime on CUDA."""
     start = time.perf_counter()
@@ -186,6 +204,7 @@ def cached_fp16(source: str | os.PathLike, *, folder: str | os.PathLike | None =
 
         with _quiet():
             converted = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+        sort_nodes(converted.graph)  # the converter appends its input casts at the end of the graph
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
         os.close(fd)
