@@ -343,7 +343,6 @@ def test_fp16_copy_keeps_float32_inputs(tiny_onnx, tmp_path):
     import onnx
 
     from cnnprof.quantize import cached_fp16
-
     from cnnprof.timing.ort import make_session
 
     path, _, _ = cached_fp16(tiny_onnx, folder=tmp_path)
