@@ -319,8 +319,8 @@ def peak_activations(model: nn.Module, x: torch.Tensor) -> int:
     mode composite operations such as ``conv2d`` arrive whole). A tensor's storage is alive from
     the operation that makes it to the last one that reads it; the input is alive from the start
     and the outputs to the end; views and in-place results share their input's storage and count
-    once; weights and buffers are not activations. This is the graph's lower bound: eager PyTorch frees a tensor when its last
-    Python reference goes, which can be later."""
+    once; weights and buffers are not activations. This is the graph's lower bound: eager PyTorch
+    frees a tensor when its last Python reference goes, which can be later."""
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
 
