@@ -127,6 +127,7 @@ def bench_rows(
     for b in batches:
         check_batch(b)
     shapes = [target_input(t, resolution, batch=max(batches)) for t in targets]
+    _check_synthetic_inputs(shapes, batches, base_opts, [p for _, p in configs])
     for target, shape in zip(targets, shapes):
         if on_progress:
             on_progress(f"{target.name}: counting")
@@ -194,6 +195,18 @@ def bench_rows(
             finally:
                 if isolated is not None:
                     isolated.close()
+
+
+def _check_synthetic_inputs(shapes, batches, opts, precisions) -> None:
+    """The parity and calibration images must fit in memory: refused before any work (exit 2)."""
+    from cnnprof.timing.parity import check_images_fit
+
+    for shape in shapes:
+        if shape:
+            b = max(batches)
+            check_images_fit(-(-opts.parity_inputs // b) * b, shape, "--parity-inputs")
+            if "int8" in precisions:
+                check_images_fit(-(-opts.quant.samples // b) * b, shape, "--calibration-samples")
 
 
 def _prepare_files(target: Target, model, shape, batch: int, configs, base_opts, *,

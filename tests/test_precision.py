@@ -483,6 +483,9 @@ def test_a_failing_worker_is_the_rows_error(tmp_path):
     (["--backend", "onnxruntime", "--cuda-graphs"], "--cuda-graphs applies to --backend torch"),
     (["--device", "cuda", "--precision", "fp16"], "no CUDA device is available"),
     (["--backend", "onnxruntime", "--precision", "int8", "--calibration", "kl"], "unknown calibration method"),
+    (["--parity-inputs", "999999999999"], "--parity-inputs: 999999999999 images of 3x32x32 need"),
+    (["--backend", "onnxruntime", "--precision", "int8", "--calibration-samples", "999999999999"],
+     "--calibration-samples: 999999999999 images"),
 ])
 def test_bench_bad_precision_input_exits_2(cli, args, needle, monkeypatch):
     monkeypatch.setattr(timing, "cuda_available", lambda: False)

@@ -111,10 +111,28 @@ def parity_notes(parity: Parity, precision: str) -> list[Note]:
     return notes
 
 
+def check_images_fit(images: int, image_shape, what: str) -> None:
+    """Refuse (one line, exit 2) synthetic images that would not fit in half the free memory."""
+    import os
+
+    from cnnprof.errors import UsageError
+
+    need = 4 * int(images) * int(np.prod(image_shape))
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > free / 2:
+        shape = "x".join(str(int(d)) for d in image_shape)
+        raise UsageError(f"{what}: {images} images of {shape} need {need / 1e9:.3g} GB, more than half the "
+                         f"{free / 1e9:.3g} GB free here")
+
+
 def parity_batches(example, batch: int, inputs: int = PARITY_INPUTS):
     """The parity inputs as numpy batches of ``example``'s shape (float32): ``example`` itself
     first, then standard-normal batches from seed ``PARITY_SEED``, until ``inputs`` images."""
     first = np.asarray(example, dtype=np.float32)
+    check_images_fit(-(-inputs // first.shape[0]) * first.shape[0], first.shape[1:], "--parity-inputs")
     out = [first]
     rng = np.random.default_rng(PARITY_SEED)
     done = first.shape[0]
