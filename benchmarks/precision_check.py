@@ -13,8 +13,12 @@ Three parts, each printed as a markdown table (``--part`` runs one):
   cnnprof in a fresh worker as ``cnnprof bench`` does.
 * ``quantize``: how long quantising efficientnet_b0 takes (calibration included), per calibration
   method, from a fresh export.
+* ``sensitivity``: how much each (random-weight, batch-norm-calibrated) network amplifies a small
+  perturbation of its input, in fp32 PyTorch eager with no quantisation at all: the output's SQNR
+  when Gaussian noise at 40 dB and 30 dB SQNR is added to the input. A network that turns 40 dB
+  at its input into 16 dB at its output will show a low int8 SQNR whatever the quantiser does.
 
-Usage: .venv/bin/python benchmarks/precision_check.py [--part vendor|int8|quantize|all] [--rounds 5]
+Usage: .venv/bin/python benchmarks/precision_check.py [--part vendor|int8|quantize|sensitivity|all] [--rounds 5]
        [--threads 1] [--seconds 3] [--int8-rounds 5] [--models a,b]
 Run it alone on the machine (``flock /tmp/cnnprof-timing.lock ...``): it measures latency.
 """
@@ -197,9 +201,39 @@ def part_quantize() -> None:
     print(f"load after: {load()}")
 
 
+def part_sensitivity(models=INT8_MODELS) -> None:
+    import numpy as np
+    import torch
+
+    from cnnprof.targets import resolve_targets
+    from cnnprof.timing.parity import ParityMeter, parity_batches
+
+    print("\n### how far each network carries input noise (fp32 PyTorch eager, no quantisation; 16 inputs)\n")
+    print("| model | input SQNR 40 dB: output SQNR | top-1 agreement | input SQNR 30 dB: output SQNR | "
+          "top-1 agreement |")
+    print("|---|---:|---:|---:|---:|")
+    torch.set_num_threads(1)
+    for name in models:
+        target = resolve_targets([name])[0]
+        model = target.build(shape=target.input)
+        cells = []
+        for db in (40.0, 30.0):
+            rng = np.random.default_rng(3)
+            meter = ParityMeter()
+            with torch.inference_mode():
+                for x in parity_batches(rng.standard_normal((1, *target.input), dtype=np.float32), 1, 16):
+                    noise = rng.standard_normal(x.shape).astype(np.float32)
+                    noise *= np.sqrt(np.sum(x**2) / np.sum(noise**2) / 10 ** (db / 10))
+                    ref = model(torch.from_numpy(x)).numpy()
+                    meter.add(model(torch.from_numpy(x + noise)).numpy(), ref)
+            p = meter.result()
+            cells += [f"{p.sqnr_db:.1f}", f"{100 * p.top1_agreement:.1f}%"]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("vendor", "int8", "quantize", "all"), default="all")
+    parser.add_argument("--part", choices=("vendor", "int8", "quantize", "sensitivity", "all"), default="all")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -217,6 +251,8 @@ def main() -> int:
         part_vendor(args.rounds, args.threads, args.seconds, models or VENDOR_MODELS)
     if args.part in ("int8", "all"):
         part_int8(args.threads, models or INT8_MODELS, rounds=args.int8_rounds)
+    if args.part in ("sensitivity", "all"):
+        part_sensitivity(models or INT8_MODELS)
     print(f"\n[{time.perf_counter() - started:.0f} s]")
     return 0
 
