@@ -1,21 +1,26 @@
 """Count and time targets into report rows: what ``profile``, ``compare`` and ``bench`` print.
 
 ``count_rows`` counts each target once; ``bench_rows`` counts, then times every target x batch x
-backend under one ``TimingOptions``, yielding each row as it is done (so a long run shows
-progress and Ctrl-C keeps what was measured). A model that fails becomes a row with ``error``
-set; the others go on.
+backend x precision under one ``TimingOptions``, yielding each row as it is done (so a long run
+shows progress and Ctrl-C keeps what was measured). A model that fails becomes a row with
+``error`` set; the others go on. By default each configuration is timed in a fresh worker
+process, which also measures its peak memory (``cnnprof.timing.isolated``); ``isolate=False``
+times in this process (faster, no memory figure). ``fastest`` picks, per model, the quickest
+configuration and its speed-up over fp32 PyTorch eager.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from cnnprof.errors import CnnprofError, UsageError
-from cnnprof.rows import Counts, ProfileRow, counts_row, with_latency
+from cnnprof.rows import Counts, Note, Notes, ProfileRow, Row, counts_row, with_latency
 from cnnprof.targets import Target, check_batch, count_target, running, target_input
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cnnprof.quantize import QuantOptions
     from cnnprof.timing.protocol import Protocol
 
 Progress = Callable[[str], None]
@@ -47,10 +52,37 @@ def count_rows(
     return out
 
 
+def configurations(backends: Sequence[str], precisions: Sequence[str], *, device: str = "cpu", force: bool = False,
+                   cuda_graphs: bool = False, only_runnable: bool = False) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (backend, precision) pairs to time, and why the others were left out.
+
+    With ``only_runnable`` (``--backend all`` or ``--precision all``) the pairs this machine
+    cannot run are left out (and said why); otherwise any such pair is a one-line error."""
+    from cnnprof import timing
+
+    pairs, skipped = [], []
+    for backend in backends:
+        for precision in precisions:
+            opts = timing.TimingOptions(backend=backend, device=device, precision=precision, force=force,
+                                        cuda_graphs=cuda_graphs and backend == "torch")
+            try:
+                timing.check_options(opts)
+            except UsageError as exc:
+                if not only_runnable:
+                    raise
+                skipped.append(f"{backend} {precision}: {exc}")
+                continue
+            pairs.append((backend, precision))
+    if not pairs:
+        raise UsageError("nothing to time: " + "; ".join(skipped) if skipped else "nothing to time")
+    return pairs, skipped
+
+
 def bench_rows(
     targets: Sequence[Target],
     *,
     backends: Sequence[str] = ("torch",),
+    precisions: Sequence[str] = ("fp32",),
     device: str = "cpu",
     batches: Sequence[int] = (1,),
     threads: int = 1,
@@ -59,26 +91,43 @@ def bench_rows(
     resolution: tuple[int, int] | None = None,
     protocol: Protocol | None = None,
     onnx_dir: str | None = None,
+    quant: QuantOptions | None = None,
+    force: bool = False,
+    cuda_graphs: bool = False,
+    parity_inputs: int | None = None,
+    only_runnable: bool = False,
+    isolate: bool = True,
     on_progress: Progress | None = None,
 ) -> Iterator[ProfileRow]:
-    """Count and time every target x batch x backend, yielding one row as each is done.
+    """Count and time every target x batch x backend x precision, yielding one row as each is done.
 
-    A model that fails on one backend (export, compile, session) yields a row with ``error``
-    and the others go on. Counting happens once per target, at batch 1.
+    A model that fails on one configuration (export, quantisation, compile, session) yields a row
+    with ``error`` and the others go on. Counting happens once per target, at batch 1.
+    ``isolate`` times each configuration in a fresh process and measures its peak memory.
     """
     from cnnprof import counting, timing
     from cnnprof.timing.environment import fingerprint
+    from cnnprof.timing.precision import ONNX_BACKENDS
 
-    base_opts = timing.TimingOptions(device=device, threads=threads, channels_last=channels_last, train=train)
+    base_opts = timing.TimingOptions(device=device, threads=threads, channels_last=channels_last, train=train,
+                                     force=force)
     if protocol is not None:
         base_opts = dataclasses.replace(base_opts, protocol=protocol)
     if onnx_dir is not None:
         base_opts = dataclasses.replace(base_opts, onnx_dir=onnx_dir)
-    for backend in backends:
-        timing.check_options(dataclasses.replace(base_opts, backend=backend))
+    if quant is not None:
+        base_opts = dataclasses.replace(base_opts, quant=quant)
+    if parity_inputs is not None:
+        base_opts = dataclasses.replace(base_opts, parity_inputs=parity_inputs)
+    configs, _ = configurations(backends, precisions, device=device, force=force, cuda_graphs=cuda_graphs,
+                                only_runnable=only_runnable)
+    for backend, precision in configs:
+        timing.check_options(dataclasses.replace(base_opts, backend=backend, precision=precision,
+                                                 cuda_graphs=cuda_graphs and backend == "torch"))
     for b in batches:
         check_batch(b)
     shapes = [target_input(t, resolution, batch=max(batches)) for t in targets]
+    _check_synthetic_inputs(shapes, batches, base_opts, [p for _, p in configs])
     for target, shape in zip(targets, shapes):
         if on_progress:
             on_progress(f"{target.name}: counting")
@@ -87,28 +136,153 @@ def bench_rows(
         except CnnprofError as exc:
             yield ProfileRow(model=target.name, family=target.family, error=str(exc))
             continue
+        model = None
+        if isolate and target.onnx_path is None:
+            try:  # one calibrated build: exported, weighed and run as the parity reference for every row
+                model = target.build(shape=shape)
+            except CnnprofError as exc:
+                yield ProfileRow(model=target.name, family=target.family, error=str(exc))
+                continue
         for batch in batches:
             counts = base if target.onnx_path else counting.scale_to_batch(base, batch)
             row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape, batch=batch)
-            for backend in backends:
-                opts = dataclasses.replace(base_opts, backend=backend, batch=batch)
-                if on_progress:
-                    on_progress(f"{target.name}: timing {backend} on {device}, batch {batch}, {threads} thread(s)")
+            if target.onnx_path is not None and batch != counts.input_shape[0]:
                 try:
-                    if target.onnx_path is not None:
-                        if backend != "onnxruntime":
-                            raise UsageError(f"{target.name} is an ONNX file: it is timed with onnxruntime only")
-                        if batch != counts.input_shape[0]:
-                            counts = count_target(target, shape, batch=batch)
-                            row = counts_row(model=target.name, family=target.family, counts=counts,
-                                             input_shape=shape, batch=batch)
-                        latency = timing.time_model(None, shape, name=target.name, opts=opts,
-                                                    onnx_path=target.onnx_path)
-                    else:
-                        model = target.build(shape=shape)
-                        with running(target.name):
-                            latency = timing.time_model(model, shape, name=target.name, opts=opts)
+                    counts = count_target(target, shape, batch=batch)
                 except CnnprofError as exc:
-                    yield dataclasses.replace(row, backend=backend, device=device, threads=threads, error=str(exc))
+                    yield dataclasses.replace(row, error=str(exc))
                     continue
-                yield dataclasses.replace(with_latency(row, latency, counts.macs), environment=fingerprint(threads))
+                row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape,
+                                 batch=batch)
+            failed = _prepare_files(target, model, shape, batch, configs, base_opts, single=len(targets) == 1)
+            isolated = None
+            if isolate:
+                from cnnprof.timing.isolated import IsolatedModel
+
+                isolated = IsolatedModel(name=target.name, input_shape=shape, batch=batch, model=model,
+                                         recipe=target.recipe, onnx_path=target.onnx_path,
+                                         parity=base_opts.parity, parity_inputs=base_opts.parity_inputs)
+            try:
+                for backend, precision in configs:
+                    opts = dataclasses.replace(base_opts, backend=backend, precision=precision, batch=batch,
+                                               cuda_graphs=cuda_graphs and backend == "torch")
+                    if on_progress:
+                        on_progress(f"{target.name}: timing {backend} {precision} on {device}, batch {batch}, "
+                                    f"{threads} thread(s)" + (" in a fresh process" if isolate else ""))
+                    try:
+                        if (backend, precision) in failed:
+                            raise failed[(backend, precision)]
+                        if target.onnx_path is not None and backend not in ONNX_BACKENDS:
+                            raise UsageError(f"{target.name} is an ONNX file: it is timed with "
+                                             f"{', '.join(ONNX_BACKENDS)} only")
+                        if isolated is not None:
+                            with running(target.name):
+                                latency = isolated.time(opts)
+                        elif target.onnx_path is not None:
+                            latency = timing.time_model(None, shape, name=target.name, opts=opts,
+                                                        onnx_path=target.onnx_path)
+                        else:
+                            fresh = target.build(shape=shape)
+                            with running(target.name):
+                                latency = timing.time_model(fresh, shape, name=target.name, opts=opts)
+                    except CnnprofError as exc:
+                        yield dataclasses.replace(row, backend=backend, device=device, threads=threads,
+                                                  precision=precision, error=str(exc))
+                        continue
+                    yield dataclasses.replace(with_latency(row, latency, counts.macs),
+                                              warnings=Notes(list(latency.warnings) + _precision_notes(opts)),
+                                              environment=fingerprint(threads))
+            finally:
+                if isolated is not None:
+                    isolated.close()
+
+
+def _check_synthetic_inputs(shapes, batches, opts, precisions) -> None:
+    """The parity and calibration images must fit in memory: refused before any work (exit 2)."""
+    from cnnprof.timing.parity import check_images_fit
+
+    for shape in shapes:
+        if shape:
+            b = max(batches)
+            check_images_fit(-(-opts.parity_inputs // b) * b, shape, "--parity-inputs")
+            if "int8" in precisions:
+                check_images_fit(-(-opts.quant.samples // b) * b, shape, "--calibration-samples")
+
+
+def _prepare_files(target: Target, model, shape, batch: int, configs, base_opts, *,
+                   single: bool) -> dict[tuple[str, str], CnnprofError]:
+    """Export and quantise (or convert to fp16) what the ONNX configurations need, before anything
+    is timed: with one model a failure is one line and exit 2 at once; with several it becomes the
+    error of that model's configurations (returned), and the other rows are measured."""
+    from cnnprof import timing
+    from cnnprof.timing.precision import ONNX_BACKENDS
+
+    needed = [(b, p) for b, p in configs if b in ONNX_BACKENDS and p in ("int8", "fp16")]
+    failed: dict[tuple[str, str], CnnprofError] = {}
+    if not needed:
+        return failed
+    for backend, precision in needed:
+        opts = dataclasses.replace(base_opts, backend=backend, precision=precision, batch=batch)
+        try:
+            source = model if model is not None or target.onnx_path else target.build(shape=shape)
+            with running(target.name):
+                timing.onnx_file(source, timing.example_input(batch, shape), opts, target.name, target.onnx_path)
+        except CnnprofError as exc:
+            if single:
+                raise
+            failed[(backend, precision)] = exc
+    return failed
+
+
+def _precision_notes(opts) -> list[Note]:
+    """A bf16 row on a CPU that would only emulate it (timed because of --force) says so."""
+    if str(opts.precision) != "bf16" or opts.device != "cpu":
+        return []
+    from cnnprof.timing.precision import bf16_capability
+
+    native, how = bf16_capability()
+    return [] if native else [Note.tagged("precision", f"bf16 on this CPU is {how}")]
+
+
+@dataclass(frozen=True)
+class FastestRow(Row):
+    """Per model (and batch): the fastest configuration timed, and how it compares with fp32 eager."""
+
+    model: str
+    batch: int
+    backend: str
+    precision: str
+    latency_ms_median: float
+    speedup_vs_fp32_eager: float | None  # fp32 torch eager median / this median (None: eager not timed)
+    fp32_eager_ms: float | None
+    parity_max_abs: float | None
+    parity_sqnr_db: float | None
+    parity_top1_agreement: float | None
+    peak_memory_bytes: int | None
+    configurations: int  # how many were timed for this model and batch
+    warnings: Notes = Notes()
+
+
+def fastest(rows: Sequence[ProfileRow]) -> list[FastestRow]:
+    """For every model and batch with a latency: its fastest configuration, with its speed-up over
+    fp32 PyTorch eager (on the same device) and its parity."""
+    groups: dict[tuple[str, int], list[ProfileRow]] = {}
+    for r in rows:
+        if r.latency_ms_median is not None and not r.error:
+            groups.setdefault((r.model, r.batch), []).append(r)
+    out = []
+    for (model, batch), group in groups.items():
+        best = min(group, key=lambda r: r.latency_ms_median)
+        eager = next((r for r in group if r.backend == "torch" and r.precision == "fp32" and r.device == best.device),
+                     None)
+        parity_notes = Notes(n for n in best.warnings if n.kind == "parity")
+        out.append(FastestRow(
+            model=model, batch=batch, backend=best.backend, precision=best.precision,
+            latency_ms_median=best.latency_ms_median,
+            speedup_vs_fp32_eager=(eager.latency_ms_median / best.latency_ms_median) if eager else None,
+            fp32_eager_ms=eager.latency_ms_median if eager else None,
+            parity_max_abs=best.parity_max_abs, parity_sqnr_db=best.parity_sqnr_db,
+            parity_top1_agreement=best.parity_top1_agreement, peak_memory_bytes=best.peak_memory_bytes,
+            configurations=len(group), warnings=parity_notes,
+        ))
+    return out

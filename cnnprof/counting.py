@@ -68,6 +68,17 @@ def _quiet():
             lg.setLevel(lvl)
 
 
+@contextlib.contextmanager
+def torch_threads_one():
+    """One intra-op thread for a counting pass (see ``_count``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _first_tensor(obj) -> torch.Tensor | None:
     if isinstance(obj, torch.Tensor):
         return obj
@@ -267,6 +278,8 @@ def _count(model: nn.Module, input_shape: tuple[int, ...], *, batch: int, label:
             )
         )
     unknown = sorted(op for op in uncounted if not is_free_op(op))
+    with torch_threads_one():
+        peak = peak_activations(model, x)
     return Counts(
         status="complete" if not unknown else "partial: " + ", ".join(unknown),
         params=count_params(model),
@@ -275,11 +288,86 @@ def _count(model: nn.Module, input_shape: tuple[int, ...], *, batch: int, label:
         activations=int(activations),
         bytes_moved=int(bytes_moved),
         input_shape=tuple(x.shape),
+        peak_activation_bytes=int(peak),
         by_op=by_op,
         uncounted=uncounted,
         layers=tuple(layers),
         modules=tuple(modules),
     )
+
+
+def peak_live_bytes(events: list[tuple[int, int, int]]) -> int:
+    """The largest sum of sizes alive at once, from (birth step, last-use step, bytes) intervals:
+    a tensor is alive from the step that makes it through the last step that reads it (both
+    ends included, so an operation's inputs and outputs are alive together)."""
+    deltas: dict[int, int] = {}
+    for birth, last, size in events:
+        deltas[birth] = deltas.get(birth, 0) + size
+        deltas[last + 1] = deltas.get(last + 1, 0) - size
+    live = peak = 0
+    for step in sorted(deltas):
+        live += deltas[step]
+        peak = max(peak, live)
+    return peak
+
+
+def peak_activations(model: nn.Module, x: torch.Tensor) -> int:
+    """Peak live activation memory of one forward pass, in bytes: the largest sum of the
+    activation tensors alive at one time, in execution order.
+
+    Every ATen operation the pass dispatches is seen (a ``TorchDispatchMode``; under inference
+    mode composite operations such as ``conv2d`` arrive whole). A tensor's storage is alive from
+    the operation that makes it to the last one that reads it; the input is alive from the start
+    and the outputs to the end; views and in-place results share their input's storage and count
+    once; weights and buffers are not activations. This is the graph's lower bound: eager PyTorch
+    frees a tensor when its last Python reference goes, which can be later."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    weights = {t.untyped_storage().data_ptr() for t in list(model.parameters()) + list(model.buffers())}
+    live: dict[int, list[int]] = {}  # storage address -> [birth, last use, bytes], while it may be alive
+    done: list[tuple[int, int, int]] = []
+    step = [0]
+
+    def storages(obj) -> list[tuple[int, int]]:
+        out = []
+        for t in tree_leaves(obj):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                s = t.untyped_storage()
+                if s.nbytes() and s.data_ptr() not in weights:
+                    out.append((s.data_ptr(), s.nbytes()))
+        return out
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            step[0] += 1
+            now = step[0]
+            read = storages((args, kwargs))
+            for ptr, _ in read:
+                if ptr in live:
+                    live[ptr][1] = now
+            inputs = {ptr for ptr, _ in read}
+            for ptr, size in storages(result):
+                if ptr in inputs and ptr in live:  # a view or an in-place result: the same storage
+                    live[ptr][1] = now
+                    live[ptr][2] = max(live[ptr][2], size)
+                    continue
+                if ptr in live:  # a new allocation at a freed tensor's address: that one is dead
+                    done.append(tuple(live.pop(ptr)))
+                live[ptr] = [now, now, size]
+            return result
+
+    for ptr, size in storages(x):
+        live[ptr] = [0, 0, size]
+    with torch.inference_mode(), Recorder():
+        out = model(x)
+    end = step[0]
+    for ptr, _ in storages(out):
+        if ptr in live:
+            live[ptr][1] = end
+    done.extend(tuple(v) for v in live.values())
+    return peak_live_bytes(done)
 
 
 def scale_to_batch(counts: Counts, batch: int) -> Counts:
@@ -306,6 +394,8 @@ def scale_to_batch(counts: Counts, batch: int) -> Counts:
         macs=counts.macs * batch,
         macs_fvcore=counts.macs_fvcore * batch,
         activations=counts.activations * batch,
+        # every activation has the batch as its first dimension: its bytes scale with it
+        peak_activation_bytes=None if counts.peak_activation_bytes is None else counts.peak_activation_bytes * batch,
         bytes_moved=sum(layer.bytes_moved for layer in layers),
         input_shape=(batch, *counts.input_shape[1:]),
         by_op={k: v * batch for k, v in counts.by_op.items()},

@@ -30,6 +30,8 @@ MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 UNHANDLED_MAC_OPS = {"Einsum", "LSTM", "GRU", "RNN", "ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul",
                      "Attention", "MultiHeadAttention"}
 _FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+# bytes per element of the ONNX tensor types (TensorProto.DataType)
+_ELEMENT_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class OnnxCounts:
     nodes: tuple[NodeCount, ...] = ()
     op_histogram: dict[str, int] = field(default_factory=dict)
     uncounted: tuple[str, ...] = ()  # nodes that carry multiply-adds but could not be counted
+    peak_activation_bytes: int | None = None  # None where a value's shape or type is unknown
 
     @property
     def status(self) -> str:
@@ -170,6 +173,7 @@ def count_onnx(path_or_model, *, batch: int = 1) -> OnnxCounts:
             continue
         nodes.append(NodeCount(node.name, node.op_type, macs, shapes.get(node.output[0]) or ()))
     name, shape = graph_input(model)
+    peak = _peak_activations(graph, shapes)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return OnnxCounts(
         params=params,
@@ -180,7 +184,45 @@ def count_onnx(path_or_model, *, batch: int = 1) -> OnnxCounts:
         nodes=tuple(nodes),
         op_histogram=histogram,
         uncounted=tuple(uncounted),
+        peak_activation_bytes=peak,
     )
+
+
+def _peak_activations(graph, shapes) -> int | None:
+    """The largest sum of activation bytes alive at once, nodes in graph order: a value is alive
+    from the node that makes it (the graph input: from the start) to the last node that reads it
+    (graph outputs: to the end). Initializers and constants are weights, not activations. None
+    when a value's shape or element type is unknown (never a silent under-count)."""
+    from cnnprof.counting import peak_live_bytes
+
+    elem = {vi.name: vi.type.tensor_type.elem_type for vi in list(graph.input) + list(graph.value_info)
+            + list(graph.output)}
+    weights = {i.name for i in graph.initializer}
+    weights |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    span: dict[str, list[int]] = {}
+    for vi in graph.input:
+        if vi.name not in weights:
+            span[vi.name] = [0, 0]
+    for step, node in enumerate(graph.node, start=1):
+        for name in node.input:
+            if name in span:
+                span[name][1] = step
+        if node.op_type == "Constant":
+            continue
+        for name in node.output:
+            if name:
+                span[name] = [step, step]
+    end = len(graph.node)
+    for vi in graph.output:
+        if vi.name in span:
+            span[vi.name][1] = end
+    events = []
+    for name, (birth, last) in span.items():
+        dims, size = shapes.get(name), _ELEMENT_BYTES.get(elem.get(name, 0))
+        if dims is None or size is None:
+            return None
+        events.append((birth, last, size * _prod(dims)))
+    return peak_live_bytes(events)
 
 
 def _attr(node, name: str, default):
@@ -251,5 +293,6 @@ def onnx_counts(path_or_model, *, batch: int = 1) -> "Counts":
     return Counts(
         params=oc.params, macs=oc.macs, macs_fvcore=None, activations=sum(_prod(n.output_shape) for n in oc.nodes),
         bytes_moved=None, input_shape=oc.input_shape, status=oc.status, by_op=by_op,
+        peak_activation_bytes=oc.peak_activation_bytes,
         uncounted={op: n for op, n in oc.op_histogram.items() if op not in by_op and op != "Constant"},
     )

@@ -52,16 +52,26 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def macs_vs_latency(records: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str = "") -> Path:
-    """Scatter of MACs (x) against median latency (y), one series per backend, points labelled,
-    the Pareto front (fewer MACs and lower latency) drawn as a line."""
+def _series(record: dict[str, Any], by_precision: bool) -> str:
+    if not by_precision:
+        return record["backend"]
+    return f"{record['backend']} {record.get('precision') or 'fp32'}"
+
+
+def macs_vs_latency(records: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str = "",
+                    by_precision: bool = False) -> Path:
+    """Scatter of MACs (x) against median latency (y), one series (and marker) per backend, or per
+    backend and precision with ``by_precision``, points labelled, each series' Pareto front
+    (fewer MACs and lower latency) drawn as a line."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    backends = sorted({r["backend"] for r in records if r.get("latency_ms_median") is not None})
-    for backend in backends:
-        rows = [r for r in records if r["backend"] == backend and r.get("latency_ms_median") and r.get("macs")]
+    series = sorted({_series(r, by_precision) for r in records if r.get("latency_ms_median") is not None})
+    for i, name in enumerate(series):
+        rows = [r for r in records if _series(r, by_precision) == name and r.get("latency_ms_median") and r.get("macs")]
         pts = [(r["macs"] / 1e6, r["latency_ms_median"]) for r in rows]
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=backend, zorder=3)
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=name, zorder=3,
+                   marker=_MODEL_MARKERS[i % len(_MODEL_MARKERS)])
+        backend = name
         for r, (x, y) in zip(rows, pts):
             ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         front = [pts[i] for i in pareto_front(pts)]

@@ -141,6 +141,8 @@ class Counts:
     bytes_moved: int | None  # sum over leaf modules of fp32 input + weight + output bytes
     input_shape: tuple[int, ...]  # with batch
     status: str = "complete"
+    # the largest sum of fp32 activation bytes alive at once in execution order (counting.peak_activations)
+    peak_activation_bytes: int | None = None
     by_op: dict[str, int] = field(default_factory=dict)  # fvcore operator -> multiply-adds
     uncounted: dict[str, int] = field(default_factory=dict)  # operator -> calls
     layers: tuple[LayerCount, ...] = ()  # leaf modules, in execution order
@@ -167,6 +169,7 @@ class Environment:
     env: dict[str, str]
     loadavg: tuple[float, float, float]
     tool: str  # cnnprof version and git revision
+    openvino: str = ""  # its version where installed
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
@@ -176,7 +179,8 @@ class Environment:
         load = ", ".join(f"{v:.2f}" for v in self.loadavg)
         gpu = f", {self.gpu}" if self.gpu else ""
         extra = "".join(f", {k}={v}" for k, v in self.env.items())
-        return (f"{self.tool}; torch {self.torch}, onnxruntime {self.onnxruntime}, python {self.python}; "
+        openvino = f", openvino {self.openvino}" if self.openvino else ""
+        return (f"{self.tool}; torch {self.torch}, onnxruntime {self.onnxruntime}{openvino}, python {self.python}; "
                 f"{self.cpu}, {self.cores} cores{gpu}; {self.threads} thread(s); load {load}{extra}")
 
 
@@ -204,6 +208,10 @@ class Latency:
     export_s: float | None = None  # ONNX export (0-ish when a cached export was reused)
     first_run_ms: float | None = None
     parity_max_abs: float | None = None  # max |output - torch eager output|
+    precision: str = "fp32"
+    parity_sqnr_db: float | None = None  # signal-to-quantization-noise ratio against fp32 torch eager
+    parity_top1_agreement: float | None = None  # share of inputs (pixels) whose arg-max class agrees
+    peak_memory_bytes: int | None = None  # peak resident growth of a fresh worker (CUDA: max allocated)
 
     @property
     def runs(self) -> int:
@@ -227,11 +235,13 @@ class ProfileRow(Row):
     macs_fvcore: int | None = None
     activations: int | None = None
     bytes_moved: int | None = None
+    peak_activation_bytes: int | None = None
     uncounted_ops: str = ""
     counts_status: str = ""
     backend: str = ""
     device: str = ""
     threads: int | None = None
+    precision: str = ""
     latency_ms_median: float | None = None
     latency_ms_mean: float | None = None
     latency_ms_std: float | None = None
@@ -249,6 +259,9 @@ class ProfileRow(Row):
     export_s: float | None = None
     first_run_ms: float | None = None
     parity_max_abs: float | None = None
+    parity_sqnr_db: float | None = None
+    parity_top1_agreement: float | None = None
+    peak_memory_bytes: int | None = None
     warnings: Notes = Notes()  # written as one text cell, "; "-separated
     environment: Environment | None = None  # fingerprint of where a latency was measured
     error: str = ""
@@ -278,6 +291,7 @@ def counts_row(
         macs_fvcore=counts.macs_fvcore,
         activations=counts.activations,
         bytes_moved=counts.bytes_moved,
+        peak_activation_bytes=counts.peak_activation_bytes,
         uncounted_ops=format_uncounted(counts.uncounted),
         counts_status=counts.status,
     )
@@ -291,6 +305,7 @@ def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> Profile
         backend=latency.backend,
         device=latency.device,
         threads=latency.threads,
+        precision=latency.precision,
         latency_ms_median=latency.median,
         latency_ms_mean=latency.mean,
         latency_ms_std=latency.std,
@@ -308,5 +323,8 @@ def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> Profile
         export_s=latency.export_s,
         first_run_ms=latency.first_run_ms,
         parity_max_abs=latency.parity_max_abs,
+        parity_sqnr_db=latency.parity_sqnr_db,
+        parity_top1_agreement=latency.parity_top1_agreement,
+        peak_memory_bytes=latency.peak_memory_bytes,
         warnings=latency.warnings,
     )

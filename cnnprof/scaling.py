@@ -12,6 +12,8 @@ top of the base variant's own (``efficientnet_b1`` as a base starts from depth 1
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -232,6 +234,8 @@ class ScaleRow(Row):
     latency_ms_median: float | None = None
     latency_ms_iqr: float | None = None
     latency_warnings: Notes = Notes()
+    backend: str = ""  # where the latency was timed (empty without --latency)
+    precision: str = ""
 
 
 def official_variants(family: str) -> list[ModelSpec]:
@@ -264,16 +268,24 @@ def scale_rows(
     resolution: int | None = None,
     latency: bool = False,
     protocol: Protocol | None = None,
+    backend: str = "torch",
+    precisions: Sequence[str] = ("fp32",),
+    onnx_dir: str | None = None,
     on_progress: Callable[[str], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
 ) -> list[ScaleRow]:
     """Build and count ``base_name`` compound-scaled at each φ from its native input side (or
-    ``resolution``), and time it with ``latency`` (torch eager, CPU, 1 thread). Bad input raises
-    UsageError before any model is built."""
+    ``resolution``), and time it with ``latency`` (on ``backend``, CPU, 1 thread, one row per φ
+    and precision in ``precisions``). Bad input raises UsageError before any model is built."""
     from cnnprof.counting import count
     from cnnprof.targets import calibrate_model, count_target
+    from cnnprof.timing import TimingOptions, check_options, time_model
+    from cnnprof.timing.protocol import WHOLE
 
     coeffs.check()
+    if latency:
+        for precision in precisions:
+            check_options(TimingOptions(backend=backend, precision=precision))
     for phi in phis:
         check_phi(phi)
     base = scaling_base(base_name)
@@ -308,12 +320,7 @@ def scale_rows(
         if i == 2 and on_notice is not None:  # the first one pays for imports and tracing: fit on the next two
             _announce(base, phis[3:], coeffs, base_res, seen[1:], on_notice)
         near = closest_official(base.spec.family, counts.macs)
-        lat = None
-        if latency:
-            if on_progress:
-                on_progress(f"{base.name} φ={phi:g}: timing (torch eager, 1 thread)")
-            lat = _time(calibrate_model(model, shape), shape, f"{base.name}@phi{phi:g}", protocol)
-        rows.append(ScaleRow(
+        row = ScaleRow(
             base=base.name, phi=phi, depth_mult=d, width_mult=w, res_mult=r, resolution=res,
             channels=channels, repeats=repeats, params=counts.params, macs=counts.macs,
             macs_ratio=counts.macs / base_macs, two_pow_phi=2.0**phi, compound_pow_phi=coeffs.factor**phi,
@@ -322,9 +329,19 @@ def scale_rows(
             closest_depth=_option(near, "depth_mult") if near else None,
             closest_resolution=near.input[1] if near else 0,
             closest_macs=near.reference.macs if near else None,
-            latency_ms_median=lat.median if lat else None, latency_ms_iqr=lat.iqr if lat else None,
-            latency_warnings=lat.warnings if lat else Notes(),
-        ))
+        )
+        if not latency:
+            rows.append(row)
+            continue
+        model = calibrate_model(model, shape)
+        for precision in precisions:
+            if on_progress:
+                on_progress(f"{base.name} φ={phi:g}: timing ({backend} {precision}, 1 thread)")
+            opts = TimingOptions(backend=backend, precision=precision, threads=1, protocol=protocol or WHOLE,
+                                 **({"onnx_dir": onnx_dir} if onnx_dir else {}))
+            lat = time_model(copy.deepcopy(model), shape, name=f"{base.name}@phi{phi:g}", opts=opts)
+            rows.append(dataclasses.replace(row, latency_ms_median=lat.median, latency_ms_iqr=lat.iqr,
+                                            latency_warnings=lat.warnings, backend=backend, precision=precision))
     return rows
 
 
@@ -344,9 +361,3 @@ def _announce(base: ScalingBase, phis: Sequence[float], coeffs: Coefficients, ba
         say(f"the networks up to φ={phis[-1]:g} have about {max(estimates) / 1e9:.3g} GMACs at the largest; building "
             f"and counting them will take about {seconds / 60:.1f} min here")
 
-
-def _time(model: nn.Module, shape: tuple[int, ...], name: str, protocol: Protocol | None):
-    from cnnprof.timing import TimingOptions, time_model
-    from cnnprof.timing.protocol import WHOLE
-
-    return time_model(model, shape, name=name, opts=TimingOptions(threads=1, protocol=protocol or WHOLE))

@@ -43,6 +43,8 @@ class Target:
     spec: registry.ModelSpec | None = None
     onnx_path: str | None = None
     error: str = ""  # a user's reference that failed to load, kept as this model's error row
+    # how another process resolves the same target (``from_recipe``): a Python literal, "" if none
+    recipe: str = ""
 
     def build(self, seed: int | None = 0, *, calibrate: bool = True, shape: Sequence[int] | None = None) -> "nn.Module":
         """Build in eval mode; seeded so that two builds have the same weights (and an ONNX
@@ -91,8 +93,34 @@ def registered(name: str, *, input_shape: Sequence[int] | None = None, **options
     ``options`` on top of the variant's own (``registered("efficientnet_b0", width_mult=1.1)``)."""
     spec = registry.get(name)
     builder = functools.partial(spec.build, **options) if options else spec.build
-    return Target(name=spec.name, family=spec.family, input=tuple(input_shape or spec.input), builder=builder,
-                  min_input=spec.min_input, spec=spec)
+    shape = tuple(input_shape or spec.input)
+    return Target(name=spec.name, family=spec.family, input=shape, builder=builder,
+                  min_input=spec.min_input, spec=spec, recipe=_recipe("registered", spec.name, shape, options))
+
+
+def _recipe(kind: str, ref: str, shape: Sequence[int] | None, options: dict) -> str:
+    """The literal ``from_recipe`` reads back; "" when an option is not a plain literal."""
+    import ast
+
+    text = repr((kind, ref, tuple(shape) if shape else None, sorted(options.items())))
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return ""
+    return text
+
+
+def from_recipe(recipe: str) -> Target:
+    """The target a ``Target.recipe`` describes, resolved again (in a measurement process)."""
+    import ast
+
+    try:
+        kind, ref, shape, options = ast.literal_eval(recipe)
+    except (ValueError, SyntaxError, TypeError):
+        raise UsageError(f"not a model recipe: {shorten(str(recipe))!r}") from None
+    if kind == "registered":
+        return registered(ref, input_shape=shape, **dict(options))
+    return resolve_targets([ref], input_shape=shape, model_args=dict(options))[0]
 
 
 def _shape(input_shape: Sequence[int] | str | None) -> tuple[int, ...] | None:
@@ -133,7 +161,7 @@ def resolve_targets(
                 targets.append(Target(name=ref, family="user", input=tuple(shape or ()), builder=None, error=str(exc)))
                 continue
             targets.append(Target(name=r.name, family=r.family, input=r.input, builder=r.builder,
-                                  onnx_path=r.onnx_path))
+                                  onnx_path=r.onnx_path, recipe=_recipe("reference", ref, r.input, kwargs)))
             continue
         for name in registry.resolve([ref]):
             if name not in names:

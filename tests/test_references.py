@@ -82,7 +82,7 @@ def test_bench_an_onnx_file_with_onnxruntime_only(cli, tiny_onnx, tmp_path, monk
     ort = by_backend["onnxruntime"]
     assert ort["error"] == "" and ort["runs"] == 3  # --min-runs 3, no minimum time
     assert ort["throughput_per_s"] == pytest.approx(1000 / ort["latency_ms_median"])  # items/s from ms
-    assert "timed with onnxruntime only" in by_backend["torch"]["error"]
+    assert "is an ONNX file: it is timed with onnxruntime, openvino" in by_backend["torch"]["error"]
 
 
 def test_export_a_user_model_and_cross_check_the_counters(cli, tmp_path):

@@ -61,7 +61,8 @@ def test_a_version_1_database_is_migrated_and_its_records_backfill_the_new_colum
     conn.execute("PRAGMA user_version = 1")
     conn.execute("INSERT INTO runs (uid, command, argv, tool, revision, host, machine, env_key, environment, "
                  "started_at, status) VALUES ('u', 'bench', '[]', 't', 'r', 'h', 'm', 'e', '{}', 's', 'done')")
-    for kind, record in (("profile", {"model": "a", "precision": "fp16", "peak_memory_bytes": 1234}),
+    for kind, record in (("profile", {"model": "a", "precision": "fp16", "peak_memory_bytes": 1234,
+                                      "peak_activation_bytes": 5678}),
                          ("profile", {"model": "b"}), ("claim", {"id": "c"})):
         conn.execute("INSERT INTO rows (run_id, kind, recorded_at, revision, machine, env_key, model, record) "
                      "VALUES (1, ?, 't', 'r', 'm', 'e', ?, ?)", (kind, record.get("model"), json.dumps(record)))
@@ -69,8 +70,9 @@ def test_a_version_1_database_is_migrated_and_its_records_backfill_the_new_colum
     conn.close()
     with Store.open(path) as store:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        got = [tuple(r) for r in store.conn.execute("SELECT model, precision, peak_memory_bytes FROM rows ORDER BY id")]
-    assert got == [("a", "fp16", 1234), ("b", "fp32", None), (None, None, None)]
+        got = [tuple(r) for r in store.conn.execute("SELECT model, precision, peak_memory_bytes, peak_activation_bytes "
+                                                    "FROM rows ORDER BY id")]
+    assert got == [("a", "fp16", 1234, 5678), ("b", "fp32", None, None), (None, None, None, None)]
 
 
 # -- what is stored ---------------------------------------------------------------------------------

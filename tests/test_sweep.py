@@ -47,7 +47,8 @@ def test_a_toml_file_gives_the_matrix_and_options_replace_its_values(cli, tmp_pa
     ('batches = 4.5', "'batches' must be a whole number"),
     ('models = ["mobilenetv3_small"]\n[run]\npases = 2', "unknown key 'run.pases' (did you mean 'passes'?)"),
     ('models = ["mobilenetv3_small"]\n[run]\ntimeout = -1', "'run.timeout' must be a number >= 1"),
-    ('models = ["mobilenetv3_small"]\nbackends = ["tensorrt"]', "unknown backend 'tensorrt'"),
+    ('models = ["mobilenetv3_small"]\nbackends = ["tvm"]', "unknown backend 'tvm'"),
+    ('models = ["mobilenetv3_small"]\nbackends = ["tensorrt"]', "tensorrt runs on a CUDA device: none is available"),
     ('models = [', "is not valid TOML"),
     ('run = 3', "'run' must be a table"),
 ])
@@ -58,16 +59,16 @@ def test_a_bad_toml_file_is_one_line_naming_the_key(cli, tmp_path, text, needle)
     assert result.exit_code == 2 and one_line(result) and needle in result.stderr, result.stderr
 
 
-def test_precisions_other_than_fp32_need_the_timing_to_support_them(cli):
-    import dataclasses
-
-    from cnnprof import timing
-
-    result = cli("sweep", "mobilenetv3_small", "--precision", "fp16", "--list")
-    if any(f.name == "precision" for f in dataclasses.fields(timing.TimingOptions)):
-        assert result.exit_code == 0
-    else:
-        assert result.exit_code == 2 and one_line(result) and "fp32 only" in result.stderr
+def test_an_int8_cell_is_quantised_timed_and_checked_for_parity_in_its_worker(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("sweep", "mobilenetv3_small", "--backend", "onnxruntime", "--precision", "fp32,int8", "--resolution",
+                 "64", "--passes", "1", "--min-time", "0", "--min-runs", "3", "--db", str(tmp_path / "x.db"), "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = {r["precision"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {"fp32", "int8"} and all(r["error"] == "" and r["runs"] == 3 for r in rows.values())
+    assert rows["fp32"]["parity_max_abs"] < rows["int8"]["parity_max_abs"]  # int8 moves the logits further
+    assert all(r["peak_memory_bytes"] > 0 for r in rows.values())  # the worker is fresh: its growth is measured
+    assert rows["int8"]["parity_sqnr_db"] < 40 < rows["fp32"]["parity_sqnr_db"]
     result = cli("sweep", "mobilenetv3_small", "--precision", "fp64", "--list")
     assert result.exit_code == 2 and one_line(result) and "unknown precision 'fp64'" in result.stderr
 

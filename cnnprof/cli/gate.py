@@ -77,7 +77,9 @@ CHECK_COLUMNS = [
 def record_command(
     models: ModelsArg,
     baseline: BaselineOpt = Path("reports/baseline.json"),
-    backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime or compile.")] = "torch",
+    backend: Annotated[str, typer.Option("--backend", help="torch, compile, onnxruntime or openvino.")] = "torch",
+    precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16 or int8 (int8: onnxruntime or "
+                                           "openvino); recorded in the baseline and used by check.")] = "fp32",
     threads: ThreadsOpt = "1",
     resolution: ResolutionOpt = None,
     input_shape: InputOpt = None,
@@ -103,6 +105,8 @@ def record_command(
 
       cnnprof gate record 'ghostnet*' --baseline reports/ghost.json --threads 2 --update
 
+      cnnprof gate record mobilenetv3_small --backend openvino --precision int8 --baseline reports/int8.json
+
       cnnprof gate record 'nets/my_net.py:build(width=2)' --input 3x224x224 --baseline reports/mine.json
 
     A user's model is stored as its reference and loaded again by `gate check`, so its factory's
@@ -127,13 +131,15 @@ def record_command(
     check_distinct([output, baseline], reference_files(models))
     if backend not in timing.BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(timing.BACKENDS)}")
+    precision = precision.strip().lower()
+    timing.check_options(timing.TimingOptions(backend=backend, precision=precision))
     n_threads = options.parse_threads(threads)
     planned = core.plan(models, targets.parse_resolution(resolution), input_shape=input_shape, backend=backend)
     if str(baseline.parent) and not baseline.parent.exists():  # a fresh CI checkout may lack reports/
         baseline.parent.mkdir(parents=True, exist_ok=True)
     check_writable(baseline)
-    settings = Settings(backend=backend, threads=n_threads, processes=processes, min_time_s=min_time,
-                        instances=instances)
+    settings = Settings(backend=backend, precision=precision, threads=n_threads, processes=processes,
+                        min_time_s=min_time, instances=instances)
     recorder = stored.recorder("gate-record", db, no_db, outputs=[output, baseline])
     with progress() as update_line:
         result = core.record(planned, settings, threads_spec=threads, on_progress=update_line)
@@ -148,9 +154,9 @@ def record_command(
             "processes": len(m.processes), "calls": sum(len(p.ms) for p in m.processes),
         })
     emit(rows, columns=RECORD_COLUMNS, fmt=fmt, output=output, fields=RECORD_FIELDS,
-         title=f"baseline {baseline} ({backend}, {n_threads} thread(s))")
+         title=f"baseline {baseline} ({backend}, {precision}, {n_threads} thread(s))")
     recorder.save(rows, kind=Kind.GATE_RECORD, threads=n_threads, context={"baseline": str(baseline)},
-                  extra={"backend": backend, "threads": n_threads, "device": "cpu"})
+                  extra={"backend": backend, "precision": precision, "threads": n_threads, "device": "cpu"})
     say(f"wrote {baseline} ({len(rows)} model(s), {processes} process(es), "
                            f"{time.perf_counter() - started:.0f} s)")
 

@@ -69,3 +69,7 @@ def machine_command(
             f"cache: {machine.cache_path()} (key: {roofs.key()}); `cnnprof machine --refresh` measures again",
             soft_wrap=True,
         )
+    from cnnprof.terminal import say
+    from cnnprof.timing.precision import bf16_capability
+
+    say(f"bf16 on this CPU: {bf16_capability()[1]} (bench --precision bf16 refuses an emulated one without --force)")

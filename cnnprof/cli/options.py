@@ -29,7 +29,37 @@ ModelsArg = Annotated[
 ]
 
 BackendOpt = Annotated[
-    str, typer.Option("--backend", help="Comma-separated backends: torch, onnxruntime, compile.")
+    str, typer.Option("--backend", help="Comma-separated backends: torch, compile, onnxruntime, openvino, tensorrt "
+                      "(CUDA), or all (every one that runs here).")
+]
+PrecisionOpt = Annotated[
+    str, typer.Option("--precision", "-p", help="Comma-separated precisions: fp32, fp16 (CUDA), bf16, int8 (ONNX "
+                      "backends: a static QDQ quantisation), or all (every one each backend runs here).")
+]
+PRECISION_PANEL = "Precision and parity"
+CalibrationOpt = Annotated[
+    str, typer.Option("--calibration", rich_help_panel=PRECISION_PANEL,
+                      help="int8 calibration method: minmax, entropy or percentile.")
+]
+CalibrationSamplesOpt = Annotated[
+    int, typer.Option("--calibration-samples", min=1, rich_help_panel=PRECISION_PANEL,
+                      help="int8: synthetic images to calibrate activation ranges on (at the timed resolution).")
+]
+ParityInputsOpt = Annotated[
+    int, typer.Option("--parity-inputs", min=1, rich_help_panel=PRECISION_PANEL,
+                      help="Images to compare with fp32 PyTorch eager (max |diff|, SQNR, top-1 agreement).")
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", rich_help_panel=PRECISION_PANEL,
+                       help="Time a precision this machine would only emulate (bf16 without bf16 instructions).")
+]
+CudaGraphsOpt = Annotated[
+    bool, typer.Option("--cuda-graphs", help="torch eager on CUDA: capture the forward pass once and time its "
+                       "replay as a CUDA graph.")
+]
+InProcessOpt = Annotated[
+    bool, typer.Option("--in-process", help="Time in this process instead of a fresh worker per configuration: "
+                       "a few seconds faster per row, but no peak memory figure.")
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
 ThreadsOpt = Annotated[
@@ -76,6 +106,33 @@ def parse_list(text: str, *, what: str, choices: Sequence[str] | None = None) ->
         if bad:
             raise UsageError(f"unknown {what} {bad[0]!r}; choose from {', '.join(choices)}")
     return list(dict.fromkeys(items))
+
+
+def parse_backends(text: str) -> tuple[list[str], bool]:
+    """``--backend`` -> (backends, whether 'all' was asked: then only those that run here)."""
+    from cnnprof.timing import BACKENDS
+
+    items = parse_list(text, what="backend", choices=BACKENDS + ("all",))
+    return (list(BACKENDS), True) if "all" in items else (items, False)
+
+
+def parse_precisions(text: str) -> tuple[list[str], bool]:
+    """``--precision`` -> (precisions, whether 'all' was asked)."""
+    from cnnprof.timing.precision import parse_precisions as parse
+
+    asked_all = "all" in [t.strip().lower() for t in str(text).split(",")]
+    return parse(text), asked_all
+
+
+def check_cuda_graphs(cuda_graphs: bool, backends: Sequence[str], device: str) -> None:
+    """``--cuda-graphs`` needs the torch backend among those timed, and CUDA."""
+    if not cuda_graphs:
+        return
+    if "torch" not in backends:
+        raise UsageError("--cuda-graphs applies to --backend torch (eager)")
+    from cnnprof.timing import TimingOptions, check_device
+
+    check_device(TimingOptions(backend="torch", device=device, cuda_graphs=True))
 
 
 def parse_threads(text: str) -> int:

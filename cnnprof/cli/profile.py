@@ -39,6 +39,7 @@ COUNT_COLUMNS = [
     Column("macs", "MACs (conv+linear)", "macs", priority=1),
     Column("macs_fvcore", "MACs (fvcore total)", "macs", priority=3),
     Column("activations", "activations", "count", priority=3),
+    Column("peak_activation_bytes", "peak activations", "bytes"),
     Column("bytes_moved", "bytes moved", "bytes", priority=3),
     Column("counts_status", "status"),
     Column("error", "error", wrap=True, priority=1),
@@ -99,7 +100,12 @@ def profile_command(
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
 ) -> None:
-    """Count params, MACs (conv + linear multiply-adds: the papers' "FLOPs"), activations and bytes moved.
+    """Count params, MACs (conv + linear multiply-adds: the papers' "FLOPs"), activations, their peak, bytes moved.
+
+    Peak activations: the largest sum of fp32 activation bytes alive at one time in execution
+    order (a tensor lives from the operation that makes it to the last one that reads it; the
+    input from the start, the output to the end; views and in-place results count once), at
+    the given --batch.
 
     For a single model in table format, also the per-module table (to --depth) and the
     per-operator split, including the operators that ran but were not counted.

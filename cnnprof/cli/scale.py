@@ -28,6 +28,7 @@ COLUMNS = [
     Column("closest_text", "closest official (by MACs)"),
 ]
 LATENCY_COLUMNS = [Column("latency_ms_median", "latency", "ms"), Column("latency_ms_iqr", "IQR", "ms")]
+PRECISION_COLUMNS = [Column("backend", "backend"), Column("precision", "precision")]
 
 
 def scale_command(
@@ -42,7 +43,12 @@ def scale_command(
     resolution: Annotated[int | None, typer.Option(
         "--resolution", "-r", help="Input side at φ = 0 (default: the base's native input).")] = None,
     latency: Annotated[bool, typer.Option(
-        "--latency", help="Also time each scaled network (torch eager, CPU, 1 thread, short protocol).")] = False,
+        "--latency", help="Also time each scaled network (CPU, 1 thread, short protocol).")] = False,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="With --latency: torch (eager), compile, onnxruntime or openvino.")] = "torch",
+    precision: Annotated[str, typer.Option(
+        "--precision", "-p", help="With --latency: comma-separated precisions (fp32, bf16, int8 on onnxruntime or "
+                                  "openvino); one row per φ and precision.")] = "fp32",
     plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -65,14 +71,24 @@ def scale_command(
       cnnprof scale --phi 2.5 --base ghostnet_100 --latency --plot ghostnet-scaling.png
 
       cnnprof scale --phi 4 --alpha 1.4 --beta 1.2 --gamma 1.0 --format json
+
+      cnnprof scale --phi 2 --base mobilenetv3_large --latency --backend onnxruntime --precision fp32,int8
     """
     from cnnprof import scaling
     from cnnprof.cli import stored
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
     from cnnprof.store.columns import Kind
+    from cnnprof.timing import BACKENDS
+    from cnnprof.timing.precision import parse_precisions
 
     coeffs = scaling.Coefficients(alpha, beta, gamma).check()
+    backend = backend.strip().lower()
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    precisions = parse_precisions(precision)
+    if not latency and (precision != "fp32" or backend != "torch"):
+        raise UsageError("--backend and --precision need --latency")
     phis = scaling.phis_up_to(phi)
     if resolution is not None and resolution < 1:
         raise UsageError(f"--resolution must be a positive number of pixels, got {resolution}")
@@ -80,8 +96,8 @@ def scale_command(
     check_plot_path(plot)
     recorder = stored.recorder("scale", db, no_db, outputs=[output, plot])
     with progress() as update:
-        rows = scaling.scale_rows(base, phis, coeffs, resolution=resolution, latency=latency, on_progress=update,
-                                  on_notice=say)
+        rows = scaling.scale_rows(base, phis, coeffs, resolution=resolution, latency=latency, backend=backend,
+                                  precisions=precisions, on_progress=update, on_notice=say)
     records = []
     for r in rows:
         rec = r.to_dict()
@@ -92,9 +108,11 @@ def scale_command(
             known += [f"{r.closest_resolution}px", f"{r.closest_macs / 1e6:.0f}M"]
             rec["closest_text"] = f"{r.closest} ({', '.join(known)})"
         records.append(rec)
-    columns = COLUMNS + (LATENCY_COLUMNS if latency else [])
+    columns = COLUMNS + ((PRECISION_COLUMNS if len(precisions) > 1 else []) + LATENCY_COLUMNS if latency else [])
+    what = "torch eager" if backend == "torch" else backend
     title = (f"{rows[0].base} compound-scaled: α={alpha:g}, β={beta:g}, γ={gamma:g}, α·β²·γ²={coeffs.factor:.4g} "
-             f"(MACs = conv + linear multiply-adds" + ("; latency: torch eager, CPU, 1 thread)" if latency else ")"))
+             f"(MACs = conv + linear multiply-adds"
+             + (f"; latency: {what}, {', '.join(precisions)}, CPU, 1 thread)" if latency else ")"))
     if fmt == Format.table and output is None:
         emit(records, columns=columns, title=title)
     else:
@@ -114,6 +132,8 @@ def _draw(rows, path, *, title: str) -> None:
 
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    timed = rows
+    rows = [r for r in rows if r.precision == rows[0].precision]  # the counts, once per φ
     phis = [r.phi for r in rows]
     base = rows[0].macs / rows[0].macs_ratio
     ax.plot(phis, [r.macs / 1e6 for r in rows], "o-", label="MACs built")
@@ -128,9 +148,13 @@ def _draw(rows, path, *, title: str) -> None:
     ax.set_ylabel("MACs (millions)")
     ax.grid(True, alpha=0.3)
     lines, labels = ax.get_legend_handles_labels()
-    if any(r.latency_ms_median is not None for r in rows):
+    if any(r.latency_ms_median is not None for r in timed):
         ax2 = ax.twinx()
-        ax2.plot(phis, [r.latency_ms_median for r in rows], "s-", color="tab:red", label="latency (ms)")
+        for i, precision in enumerate(dict.fromkeys(r.precision for r in timed)):
+            mine = [r for r in timed if r.precision == precision]
+            ax2.plot([r.phi for r in mine], [r.latency_ms_median for r in mine], marker="s^Do"[i % 4],
+                     color=("tab:red", "tab:purple", "tab:brown", "tab:pink")[i % 4],
+                     label=f"latency (ms, {mine[0].backend} {precision})")
         ax2.set_ylabel("median latency (ms, 1 thread)")
         more_lines, more_labels = ax2.get_legend_handles_labels()
         lines, labels = lines + more_lines, labels + more_labels

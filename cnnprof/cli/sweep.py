@@ -97,11 +97,11 @@ def sweep_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", dir_okay=False, help="A TOML file with the matrix "
                                                    "and the run settings (format: `cnnprof sweep --help`, README). "
                                                    "Options given here replace its values.")] = None,
-    backend: Annotated[ListOpt, typer.Option("--backend", help="Backends, comma-separated: torch, onnxruntime, "
-                                             "compile [default: torch,onnxruntime].", show_default=False)] = None,
+    backend: Annotated[ListOpt, typer.Option("--backend", help="Backends, comma-separated: torch, compile, "
+                                             "onnxruntime, openvino, tensorrt [default: torch,onnxruntime].", show_default=False)] = None,
     no_timing: Annotated[bool, typer.Option("--no-timing", help="Count only (params, MACs): no backend; cells run "
                                             "in parallel (--parallel).")] = False,
-    precision: Annotated[ListOpt, typer.Option("--precision", help="Precisions, comma-separated [default: fp32].",
+    precision: Annotated[ListOpt, typer.Option("--precision", help="Precisions, comma-separated: fp32, fp16, bf16, int8 [default: fp32].",
                                                show_default=False)] = None,
     batch: Annotated[ListOpt, typer.Option("--batch", "-b", help="Batch sizes, comma-separated [default: 1].",
                                            show_default=False)] = None,

@@ -20,6 +20,63 @@ LATENCY_COLUMNS = [
     Column("latency_ms_iqr", "IQR", "ms"),
     Column("runs", "runs", "int", priority=3),
 ]
+PARITY_COLUMNS = [
+    Column("parity_max_abs", "max |diff|", "float"),
+    Column("parity_sqnr_db", "SQNR dB", "float"),
+    Column("parity_top1_agreement", "top-1 agree", "pct"),
+    Column("peak_memory_bytes", "peak memory", "bytes"),
+]
+FASTEST_COLUMNS = [
+    Column("model", "model", priority=0),
+    Column("batch", "batch", "int", priority=3),
+    Column("backend", "backend", priority=1),
+    Column("precision", "precision", priority=1),
+    Column("latency_ms_median", "median", "ms", priority=1),
+    Column("speedup_vs_fp32_eager", "vs fp32 eager", "ratio", priority=1),
+    Column("parity_max_abs", "max |diff|", "float"),
+    Column("parity_sqnr_db", "SQNR dB", "float"),
+    Column("parity_top1_agreement", "top-1 agree", "pct"),
+    Column("peak_memory_bytes", "peak memory", "bytes"),
+    Column("configurations", "timed", "int", priority=3),
+    Column("warnings", "warnings", wrap=True, priority=3),
+]
+
+
+def quant_options(method: str, samples: int):
+    """``--calibration`` / ``--calibration-samples`` checked (one line, exit 2, when wrong)."""
+    from cnnprof.quantize import QuantOptions
+
+    return QuantOptions(method=method.strip().lower(), samples=samples).check()
+
+
+def say_precision_context(precisions, skipped: list[str], device: str) -> None:
+    """On stderr: the CPU's bf16 capability when bf16 was asked for, and what 'all' left out."""
+    if "bf16" in precisions and device == "cpu":
+        from cnnprof.timing.precision import bf16_capability
+
+        say(f"bf16 on this CPU: {bf16_capability()[1]}")
+    for line in skipped:
+        say(f"not timed here: {line}")
+
+
+def show_fastest(rows: list[ProfileRow], *, to_terminal: bool) -> None:
+    """Per model, the fastest configuration and its speed-up over fp32 eager: a table after the
+    report on a terminal, else one line each on stderr (stdout holds only the report)."""
+    from cnnprof.bench import fastest
+    from cnnprof.report import emit
+
+    best = [b for b in fastest(rows) if b.configurations > 1]
+    if not best:
+        return
+    if to_terminal:
+        emit(best, columns=FASTEST_COLUMNS,
+             title="fastest configuration per model (speed-up over fp32 PyTorch eager)")
+        return
+    for b in best:
+        speed = f", {b.speedup_vs_fp32_eager:.2f}x fp32 eager" if b.speedup_vs_fp32_eager else ""
+        sqnr = f", SQNR {b.parity_sqnr_db:.1f} dB" if b.parity_sqnr_db is not None else ""
+        say(f"fastest: {b.model} (batch {b.batch}): {b.backend} {b.precision}, {b.latency_ms_median:.3f} ms"
+            f"{speed}{sqnr}")
 
 
 def collect(rows: Iterable) -> tuple[list, bool]:

@@ -3,11 +3,14 @@
 A baseline is JSON with a versioned ``schema``. It keeps everything a later check needs to
 judge without trusting anything it cannot see again: the exact parameter and MAC counts, every
 timed call (model and the calibration calls right before and after it, per process), how they
-were taken (backend, threads, protocol, calibration version) and where (environment fingerprint).
+were taken (backend, precision, threads, protocol, calibration version) and where (environment
+fingerprint). ``precision`` (fp32 when absent, as in files written before it existed) is what
+``check`` times again.
 
 Layout (``schema`` = ``cnnprof.gate.baseline/1``)::
 
-    {"schema": ..., "created": "2026-...Z", "backend": "torch", "threads": 1, "threads_spec": "1",
+    {"schema": ..., "created": "2026-...Z", "backend": "torch", "precision": "fp32", "threads": 1,
+     "threads_spec": "1",
      "calibration": {"version": 1, "name": "gate_calibration_v1", "input": [3, 128, 128]},
      "protocol": {"processes": 5, "min_time_s": 4.0, "min_rounds": 10, "warmup_s": 0.3},
      "environment": {...fingerprint...},
@@ -101,6 +104,7 @@ class Baseline:
     runs: tuple[dict[str, Any], ...] = ()
     created: str = ""
     schema: str = SCHEMA
+    precision: str = "fp32"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelRecord:
@@ -108,7 +112,8 @@ class Baseline:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": self.schema, "created": self.created, "backend": self.backend, "threads": self.threads,
+            "schema": self.schema, "created": self.created, "backend": self.backend, "precision": self.precision,
+            "threads": self.threads,
             "threads_spec": self.threads_spec, "calibration": self.calibration, "protocol": self.protocol,
             "environment": self.environment, "runs": list(self.runs), "models": [m.to_dict() for m in self.models],
             **self.extra,
@@ -207,6 +212,11 @@ def parse_baseline(doc: Any) -> Baseline:
     threads = _field(doc, "threads", int, "")
     if threads < 1:
         raise _Invalid("field threads is below 1")
+    precision = _field(doc, "precision", str, "") if "precision" in doc else "fp32"
+    from cnnprof.timing.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise _Invalid(f"field precision is {precision!r}, not one of {', '.join(PRECISIONS)}")
     return Baseline(
         schema=schema,
         created=str(doc.get("created", "")),
@@ -218,6 +228,7 @@ def parse_baseline(doc: Any) -> Baseline:
         environment=_field(doc, "environment", dict, ""),
         runs=tuple(r for r in doc.get("runs", []) if isinstance(r, dict)),
         models=tuple(models),
+        precision=precision,
     )
 
 

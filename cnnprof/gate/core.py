@@ -35,11 +35,12 @@ def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None, *, inpu
     A user's factory options must be part of the reference (``file.py:factory(width=2)``): the
     baseline stores the reference and a check resolves it again."""
     from cnnprof.targets import resolve_targets, target_input
+    from cnnprof.timing.precision import ONNX_BACKENDS
 
     targets = resolve_targets(refs, input_shape=input_shape)
     for t in targets:
-        if t.onnx_path is not None and backend != "onnxruntime":
-            raise UsageError(f"{t.name} is an ONNX file: gate it with --backend onnxruntime")
+        if t.onnx_path is not None and backend not in ONNX_BACKENDS:
+            raise UsageError(f"{t.name} is an ONNX file: gate it with --backend {' or '.join(ONNX_BACKENDS)}")
     return [GateModel(t.name, target_input(t, resolution)) for t in targets]
 
 
@@ -63,7 +64,8 @@ def _fingerprint(threads: int) -> dict:
 def environment_differences(base: Mapping, now: Mapping, backend: str) -> list[str]:
     from cnnprof.timing.environment import differences
 
-    keys = ENV_KEYS + (("onnxruntime",) if backend == "onnxruntime" else ())
+    keys = ENV_KEYS + (("onnxruntime",) if backend in ("onnxruntime", "tensorrt") else ()) + (
+        ("openvino",) if backend == "openvino" else ())
     return differences(dict(base), dict(now), keys=keys)
 
 
@@ -84,6 +86,7 @@ def record(models: Sequence[GateModel], settings: Settings, *, threads_spec: str
         schema=SCHEMA,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         backend=settings.backend,
+        precision=settings.precision,
         threads=settings.threads,
         threads_spec=threads_spec or str(settings.threads),
         calibration={"version": CALIBRATION_VERSION, "name": CALIBRATION_NAME, "input": list(CALIBRATION_INPUT)},
@@ -165,6 +168,10 @@ def prepare(baseline: Baseline, *, source: str, strict_env: bool,
                          f"cnnprof uses v{PROTOCOL_VERSION}; record the baseline again (`cnnprof gate record ... --update`)")
     if baseline.backend not in timing.BACKENDS:
         raise UsageError(f"baseline {source!r} names backend {baseline.backend!r}; cnnprof has {', '.join(timing.BACKENDS)}")
+    why = timing.runnable(baseline.backend, "cpu", baseline.precision)
+    if why:
+        raise UsageError(f"baseline {source!r} was recorded with {baseline.backend} {baseline.precision}, which "
+                         f"cannot run here: {why}")
     n_threads = threads if threads is not None else environment.parse_threads(baseline.threads_spec)
     env = _fingerprint(n_threads)
     diffs = environment_differences(baseline.environment, env, baseline.backend)
@@ -217,8 +224,8 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
           started: float | None = None, on_progress: Progress | None = None) -> CheckResult:
     """Re-measure the baseline's models and judge each one.
 
-    ``settings`` gives the protocol (its backend, threads and instances are replaced by the
-    baseline's).
+    ``settings`` gives the protocol (its backend, precision, threads and instances are replaced by
+    the baseline's).
     No process (beyond the first three) starts that would likely end more than ``budget_s`` seconds
     after ``started``; ``extra_processes`` caps the re-measurement of ambiguous models. ``inputs``
     replaces a model's input (the benchmark plants slowdowns that way, with ``compare_counts=False``).
@@ -229,7 +236,7 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
     # same backend, threads and instances per process as the baseline (instances change how warm
     # the caches are, hence the level); the number and length of processes may differ
     instances = baseline.protocol.get("instances", 1)
-    settings = dataclasses.replace(settings, backend=baseline.backend, threads=threads,
+    settings = dataclasses.replace(settings, backend=baseline.backend, precision=baseline.precision, threads=threads,
                                    instances=instances if isinstance(instances, int) and instances > 0 else 1)
     clock = choose_clock(baseline, threads)
     models = [GateModel(m.name, tuple((inputs or {}).get(m.name, m.input))) for m in baseline.models]

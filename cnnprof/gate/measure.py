@@ -58,6 +58,7 @@ class Settings:
     """How each measurement process times (``processes`` is how many of them)."""
 
     backend: str = "torch"
+    precision: str = "fp32"
     threads: int = 1
     processes: int = 4
     min_time_s: float = GATE.min_time_s  # timed rounds per process, at least this long ...
@@ -95,7 +96,8 @@ class Run(Row):
 def _job(models: Sequence[GateModel], s: Settings) -> dict:
     return {
         "models": [{"name": m.name, "input": list(m.input)} for m in models],
-        "backend": s.backend, "threads": s.threads, "warmup_s": s.warmup_s, "min_time_s": s.min_time_s,
+        "backend": s.backend, "precision": s.precision, "threads": s.threads, "warmup_s": s.warmup_s,
+        "min_time_s": s.min_time_s,
         "min_rounds": s.min_rounds, "max_rounds": 1_000_000, "max_time_s": s.max_time_s, "onnx_dir": s.onnx_dir,
         "instances": s.instances,
         "handshake": True,

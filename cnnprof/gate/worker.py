@@ -69,7 +69,8 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
     from cnnprof.timing.protocol import CpuMonitor
 
     threads = int(job["threads"])
-    opts = timing.TimingOptions(backend=job["backend"], threads=threads, onnx_dir=job.get("onnx_dir", MODELS_DIR))
+    opts = timing.TimingOptions(backend=job["backend"], threads=threads, onnx_dir=job.get("onnx_dir", MODELS_DIR),
+                                precision=job.get("precision", "fp32"), parity=False)
     gen = torch.Generator().manual_seed(0)
     names = [CALIBRATION_NAME] + [item["name"] for item in job["models"]]
     targets = [resolve_one(item["name"], tuple(item["input"])) for item in job["models"]]

@@ -123,9 +123,16 @@ _V2 = (
     "CREATE INDEX rows_precision ON rows (model, backend, precision)",
 )
 
+# profile's peak live activation memory (counting.peak_activations), filled from the stored records.
+_V3 = (
+    "ALTER TABLE rows ADD COLUMN peak_activation_bytes INTEGER",
+    "UPDATE rows SET peak_activation_bytes = json_extract(record, '$.peak_activation_bytes')",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, rows and sweep passes", _V1),
     Migration(2, "precision, parity (SQNR, top-1 agreement) and peak memory columns", _V2),
+    Migration(3, "peak live activation memory column", _V3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -145,6 +152,7 @@ ROW_COLUMNS: dict[str, str] = {
     "layer": "TEXT", "op_kind": "TEXT", "intensity": "REAL", "roof_gmacs": "REAL",
     "warnings": "TEXT", "error": "TEXT",
     "precision": "TEXT", "parity_sqnr_db": "REAL", "parity_top1_agreement": "REAL", "peak_memory_bytes": "INTEGER",
+    "peak_activation_bytes": "INTEGER",
 }
 # What every row has besides them (set by the store, not read from the row).
 ROW_META = ("id", "run_id", "kind", "recorded_at", "revision", "machine", "env_key", "cell", "passes", "record")

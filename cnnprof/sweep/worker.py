@@ -95,14 +95,14 @@ def _run(job: Mapping[str, Any], overhead: dict[str, float]) -> dict[str, Any]:
         overhead["count_s"] = time.perf_counter() - t
         row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape, batch=cell.batch)
         macs = counts.macs
-    if "precision" in ProfileRow.__dataclass_fields__:
-        row = dataclasses.replace(row, precision=cell.precision)
+    row = dataclasses.replace(row, precision=cell.precision)
     samples = None
     measure_s = None
     environment = fingerprint(cell.threads if cell.timing else 1)
     if cell.timing:
         row = dataclasses.replace(row, backend=cell.backend, device=cell.device, threads=cell.threads)
         model = None
+        meter = idle_meter(cell)  # this worker is fresh: its resident set before the model is idle
         if target.onnx_path is None:
             t = time.perf_counter()
             model = target.build(shape=shape, calibrate=False)
@@ -114,12 +114,11 @@ def _run(job: Mapping[str, Any], overhead: dict[str, float]) -> dict[str, Any]:
                 overhead["calibrate_s"] = time.perf_counter() - t
         protocol = with_limits(DEFAULT, min_time_s=job.get("min_time_s"), min_runs=job.get("min_runs"))
         opts = timing.TimingOptions(backend=cell.backend, device=cell.device, threads=cell.threads, batch=cell.batch,
-                                    protocol=protocol)
-        if any(f.name == "precision" for f in dataclasses.fields(opts)):  # checked by the sweep: else fp32 only
-            opts = dataclasses.replace(opts, precision=cell.precision)
+                                    protocol=protocol, precision=cell.precision)
         t = time.perf_counter()
         with running(target.name):
-            latency = timing.time_model(model, shape, name=target.name, opts=opts, onnx_path=target.onnx_path)
+            latency = timing.time_model(model, shape, name=target.name, opts=opts, onnx_path=target.onnx_path,
+                                        memory=meter)
         measure_s = time.perf_counter() - t
         row = dataclasses.replace(with_latency(row, latency, macs), environment=environment)
         samples = list(latency.samples)
@@ -139,6 +138,21 @@ def _exit_with_parent() -> None:
         os._exit(70)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def idle_meter(cell):
+    """A peak-memory meter started now, with the cell's runtime imported (its libraries are not the
+    run's): the row's peak memory is what warm-up and timing needed beyond this state."""
+    from cnnprof import timing
+    from cnnprof.timing import memory
+    from cnnprof.timing.worker import import_backend
+
+    opts = timing.TimingOptions(backend=cell.backend, device=cell.device)
+    import_backend(opts)
+    meter = memory.CudaPeak(torch_allocator=cell.backend in ("torch", "compile")) if cell.device == "cuda" \
+        else memory.CpuPeak()
+    meter.start()
+    return meter
 
 
 def _limit_memory(gb: float | None) -> None:

@@ -116,6 +116,7 @@ def fingerprint(threads: int) -> Environment:
         env={k: os.environ[k] for k in TIMING_ENV_VARS if k in os.environ},
         loadavg=tuple(round(v, 2) for v in os.getloadavg()) if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0),
         tool=tool_revision(),
+        openvino=_version("openvino"),
     )
 
 
