@@ -78,10 +78,9 @@ def conv_linear_macs(model, input_shape: tuple[int, int, int]) -> int:
 
 def official_build(arch_name: str):
     """The official network (builder + the model zoo's classification head) and its input side."""
-    from torch import nn
-
     import mobile_cv.arch.fbnet_v2  # noqa: F401 - registers every definition in MODEL_ARCH
     from mobile_cv.arch.fbnet_v2 import fbnet_builder, fbnet_modeldef_cls
+    from torch import nn
 
     arch = fbnet_modeldef_cls.MODEL_ARCH.get(arch_name)
     builder = fbnet_builder.FBNetBuilder()
