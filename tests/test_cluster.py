@@ -29,7 +29,6 @@ import ray_cluster  # noqa: E402
 USER = str(Path(__file__).with_name("user_model.py"))
 WHY_NOT = ray_cluster.unavailable()
 needs_cluster = pytest.mark.skipif(WHY_NOT is not None, reason=f"no test cluster: {WHY_NOT}")
-pytestmark = pytest.mark.cluster
 
 
 def _raylets() -> set[int]:
@@ -128,6 +127,7 @@ def two_kinds():
 
 
 @needs_cluster
+@pytest.mark.cluster
 def test_a_sweep_spread_over_two_kinds_of_node_gives_one_row_per_kind_naming_its_node(two_kinds, tmp_path):
     cluster = two_kinds
     db = tmp_path / "x.db"
@@ -174,6 +174,7 @@ def three_nodes(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_a_node_running_another_cnnprof_is_refused_and_gets_no_cell(three_nodes, tmp_path):
     cluster = three_nodes
     db = tmp_path / "x.db"
@@ -218,6 +219,7 @@ def _passes(db: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_a_driver_killed_mid_sweep_leaves_the_database_consistent_and_resume_finishes_it(three_nodes, tmp_path):
     cluster = three_nodes
     db = tmp_path / "x.db"
@@ -245,6 +247,7 @@ def test_a_driver_killed_mid_sweep_leaves_the_database_consistent_and_resume_fin
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_a_lookup_table_built_on_a_kind_of_node_is_spread_over_its_nodes_and_written_here(three_nodes, tmp_path):
     cluster = three_nodes
     result = cluster.run("lut", "build", "--cluster", cluster.address, "--on", "cpu-a", "--layers", "0",
@@ -284,6 +287,7 @@ def _cell_running_on(cluster, node: str) -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_a_node_killed_mid_cell_has_its_cell_finished_on_another_node_of_its_kind(three_nodes, tmp_path):
     cluster = three_nodes
     db = tmp_path / "x.db"
