@@ -11,11 +11,12 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # torch is installed first and pinned: the CPU build of 2.13.0 comes from local disk, while a
-# bare `torch` requirement would pull a multi-GB CUDA build.
+# bare `torch` requirement would pull a multi-GB CUDA build. The cluster extra (Ray) lets the
+# tests start a real Ray cluster on this machine.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
 	touch $(STAMP)
 
 demo: install

@@ -150,7 +150,16 @@ def build_command(
     layers: Annotated[Optional[str], typer.Option("--layers", rich_help_panel=EXPERT,
                                                   help="Only these searchable layers, e.g. 0,1 (index stays whole).")] = None,
     max_entries: Annotated[Optional[int], typer.Option("--max-entries", min=0, rich_help_panel=EXPERT,
-                                                       help="Measure at most this many entries now.")] = None,
+                                                       help="Measure at most this many entries now (with "
+                                                       "--cluster: the first this many).")] = None,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", rich_help_panel="Cluster (Ray)", help="Build the "
+                                                   "table on nodes of the Ray cluster at this address (auto, "
+                                                   "HOST:PORT, ray://HOST:PORT), spread over the nodes of the "
+                                                   "kind, and write it here (default name: ...-<kind>.json).",
+                                                   show_default=False)] = None,
+    on: Annotated[Optional[str], typer.Option("--on", rich_help_panel="Cluster (Ray)", help="With --cluster: the "
+                                              "kind of node (its cnnprof-kind label) the table is for [default: "
+                                              "the cluster's only kind].", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Time every block once, in isolation, and save the table with its environment.
@@ -171,6 +180,8 @@ def build_command(
       cnnprof lut build --backend onnxruntime --threads 2
 
       cnnprof lut build --clock cpu
+
+      cnnprof lut build --cluster auto --on cpu-avx512    # models/lut-torch-t1-cpu-avx512.json
     """
     from cnnprof.cli import options
     from cnnprof.errors import UsageError
@@ -185,6 +196,10 @@ def build_command(
     n_threads = options.parse_threads(threads or "1")
     clock = _clock(clock, n_threads)
     path = output or default_path(backend_name, n_threads, clock)
+    if cluster is None and on is not None:
+        raise UsageError("--on goes with --cluster ADDRESS")
+    if cluster is not None and calibrate:
+        raise UsageError("--calibrate times FBNet-A/B/C whole on this machine: build with --cluster without it")
     if space not in ("fbnet", "none"):
         raise UsageError(f"unknown --space {space!r}; choose fbnet or none")
     layer_list = None
@@ -196,6 +211,15 @@ def build_command(
     names = [n.strip() for item in (models or []) for n in item.split(",") if n.strip()]
     if space == "none" and not names:
         raise UsageError("nothing to build: give --space fbnet or --models")
+    connection = None
+    if cluster is not None:  # (Ray leaves the cluster when this process ends)
+        from cnnprof import cluster as cl
+
+        connection = cl.connect(cluster)
+        kind = cl.lut_kind(connection, on)
+        for node in connection.refused:
+            say(f"refused node {node.describe()}: {node.problem}; it gets no entry")
+        path = output or cl.table_path(path, kind)
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     check_writable(path)
@@ -209,9 +233,16 @@ def build_command(
         jobs += lut_build.model_jobs(target)
     protocol = with_limits(LUT_ENTRY, min_time_s=min_time, min_runs=min_runs)
     with progress_bar() as update:
-        table, report = lut_build.build(jobs, path=path, backend=backend_name, threads=n_threads, clock=clock,
-                                        protocol=protocol, rounds=rounds,
-                                        force=force, spaces=spaces, max_entries=max_entries, on_progress=update)
+        if connection is not None:
+            settings = {"backend": backend_name, "threads": n_threads, "clock": clock, "protocol": protocol,
+                        "rounds": rounds, "force": force}
+            table, report, outcome = cl.build_lut(
+                connection, kind, spec={"space": space, "layers": layer_list, "models": names}, jobs=jobs,
+                spaces=spaces, path=path, settings=settings, max_entries=max_entries, on_progress=update)
+        else:
+            table, report = lut_build.build(jobs, path=path, backend=backend_name, threads=n_threads, clock=clock,
+                                            protocol=protocol, rounds=rounds,
+                                            force=force, spaces=spaces, max_entries=max_entries, on_progress=update)
     rows = [{"group": g, **counts} for g, counts in report.groups.items()]
     emit(rows, columns=BUILD_COLUMNS, fmt=fmt, fields=["group", "entries", "measured", "reused", "sum_ms"],
          title=f"latency table {path} ({backend_name}, {n_threads} thread(s), {clock} clock)")
@@ -219,9 +250,16 @@ def build_command(
     say(f"wrote {path}: {len(table.entries)} entries ({measured} measured now) in {report.seconds:.0f} s")
     if report.foreign:
         say("warning: some entries come from another environment and were not re-measured: " + "; ".join(report.foreign))
+    if connection is not None:
+        say(f"built on {kind} nodes: " + ", ".join(f"{label} {n} entries" for label, n in outcome.nodes.items()))
     if report.interrupted:
         say("interrupted: kept the entries measured so far; run the same command again to resume")
         raise SystemExit(130)
+    if connection is not None and outcome.failed:
+        from cnnprof.errors import CheckFailed
+
+        raise CheckFailed("some parts of the table came back with no entries (run the same command again to "
+                          "fill them): " + "; ".join(outcome.failed))
     full = space == "fbnet" and layer_list is None and max_entries is None
     stale = table.calibration is None or measured > 0 or force or table.calibration.get("env") != _env_id(table)
     if calibrate and not full:

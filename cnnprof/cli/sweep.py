@@ -29,9 +29,11 @@ COLUMNS = [
     Column("warnings", "warnings", wrap=True, priority=3),
     Column("error", "error", wrap=True, priority=1),
 ]
+CLUSTER_COLUMNS = [Column("kind", "kind", priority=0), Column("host", "node", priority=2)]
 OVERHEAD_LABELS = {"start_s": "start", "import_s": "import", "resolve_s": "resolve", "count_s": "count",
-                   "build_s": "build", "calibrate_s": "calibrate", "measure_s": "measuring",
+                   "build_s": "build", "calibrate_s": "calibrate", "ray_s": "Ray", "measure_s": "measuring",
                    "worker_s": "whole worker"}
+CLUSTER = "Cluster (Ray)"
 
 ListOpt = Optional[str]
 
@@ -136,6 +138,19 @@ def sweep_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished sweep of these cells at this "
                                          "revision on this machine (its stored passes are kept), and skip cells "
                                          "another sweep measured completely.")] = False,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", rich_help_panel=CLUSTER, help="Run the cells on "
+                                                   "the Ray cluster at this address (auto, HOST:PORT, "
+                                                   "ray://HOST:PORT): each cell pass on a node of each kind, one "
+                                                   "at a time per node; needs `pip install 'cnnprof[cluster]'` "
+                                                   "(README).", show_default=False)] = None,
+    on: Annotated[Optional[str], typer.Option("--on", rich_help_panel=CLUSTER, help="With --cluster: only on "
+                                              "nodes of these kinds (their cnnprof-kind label), comma-separated "
+                                              "[default: every kind, one result per kind].",
+                                              show_default=False)] = None,
+    retries: Annotated[Optional[int], typer.Option("--retries", min=0, max=20, rich_help_panel=CLUSTER, help="With "
+                                                   "--cluster: times a cell pass whose node dies is run again on "
+                                                   "another node of its kind before it is an error [default: 2].",
+                                                   show_default=False)] = None,
     list_cells: Annotated[bool, typer.Option("--list", help="Print the cells and exit.")] = False,
     db: DbOpt = DEFAULT_DB,
     fmt: FormatOpt = Format.table,
@@ -163,6 +178,10 @@ def sweep_command(
       cnnprof sweep '*' --no-timing                      # params and MACs of every model
 
       cnnprof sweep --config sweep.toml --resume
+
+      cnnprof sweep 'ghostnet*' --cluster auto                # every kind of node of a Ray cluster
+
+      cnnprof sweep espnetv2 --cluster ray://head:10001 --on cpu-avx512
     """
     from cnnprof import sweep as sweep_pkg
     from cnnprof import timing
@@ -207,9 +226,12 @@ def sweep_command(
     thread_counts = list(dict.fromkeys(options.parse_threads(t) for t in thread_items))
     resolutions = mx.parse_resolutions(listed(resolution, "resolutions", "resolution") or [mx.NATIVE])
     devices = listed(device, "devices", "device", timing.DEVICES) or ["cpu"]
+    kinds_asked = options.parse_list(on, what="kind") if on is not None else None
+    if cluster is None and (kinds_asked is not None or retries is not None):
+        raise UsageError("--on and --retries go with --cluster ADDRESS")
     for b in backends:
-        for d in devices:
-            timing.check_options(timing.TimingOptions(backend=b, device=d))
+        for d in devices:  # on a cluster, the nodes have the devices: only the names are checked here
+            timing.check_options(timing.TimingOptions(backend=b, device="cpu" if cluster else d))
     matrix = mx.Matrix(
         models=tuple(refs), backends=tuple(backends), precisions=tuple(precisions), batches=tuple(batches),
         threads=tuple(thread_counts), resolutions=tuple(resolutions), devices=tuple(devices),
@@ -223,33 +245,39 @@ def sweep_command(
         memory_limit_gb=memory_limit or spec.get("memory_limit"),
     )
     cells = matrix.cells(mx.expand_models(refs))
-    if list_cells:
-        for c in cells:
-            print(c.describe(), file=_stdout())
-        say(f"{len(cells)} cell(s) x {matrix.effective_passes} pass(es)")
-        return
-    store = Store.open(db, write=True)
     if output is not None:
         from cnnprof.files import same_file
 
         if same_file(output, db):
             raise UsageError(f"{str(output)!r} is the results database (--db): choose another output path")
-    executor = LocalExecutor(timeout_s=matrix.timeout_s, parallel=1 if matrix.timing else matrix.parallel)
-    from cnnprof.cli.common import ARGV
+    with contextlib.ExitStack() as stack:
+        if cluster is not None:
+            connection, cells, executor = _on_cluster(cluster, kinds_asked, cells, matrix, retries)
+            stack.callback(connection.shutdown)
+            how = f"(on {len({c.kind for c in cells})} kind(s) of node, one cell at a time per node)"
+        else:
+            executor = LocalExecutor(timeout_s=matrix.timeout_s, parallel=1 if matrix.timing else matrix.parallel)
+            how = "(timing, one cell at a time)" if matrix.timing else f"(counting, {executor.parallel} at once)"
+        if list_cells:
+            for c in cells:
+                print(c.describe(), file=_stdout())
+            say(f"{len(cells)} cell(s) x {matrix.effective_passes} pass(es)")
+            return
+        store = Store.open(db, write=True)
+        from cnnprof.cli.common import ARGV
 
-    say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) "
-        + ("(timing, one cell at a time)" if matrix.timing else f"(counting, {executor.parallel} at once)")
-        + f"; results in {db}")
-    run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(), argv=ARGV or ["cnnprof", "sweep"],
-                resume=resume, input_shape=matrix.input, on_notice=say)
-    with progress_bar() as update:
-        run.on_progress = update
-        result = run.run()
-    store.close()
+        say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; results in {db}")
+        run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(),
+                    argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say)
+        with progress_bar() as update:
+            run.on_progress = update
+            result = run.run()
+        store.close()
     rows = result.rows
     if rows:
         title = f"sweep run {result.run_id}: {len(rows)} cell(s)" + (" (partial)" if result.interrupted else "")
-        emit(rows, columns=COLUMNS, fmt=fmt, output=output, fields=_fields(rows), title=title,
+        columns = COLUMNS[:2] + CLUSTER_COLUMNS + COLUMNS[2:] if cluster is not None else COLUMNS
+        emit(rows, columns=columns, fmt=fmt, output=output, fields=_fields(rows), title=title,
              partial=result.interrupted)
     summary = sweep_pkg.overhead_summary(result.passes)
     if summary:
@@ -275,8 +303,54 @@ def _fields(rows: list[dict]) -> list[str]:
     from cnnprof.rows import ProfileRow
 
     fields = ProfileRow.field_names()
-    return fields + [k for k in ("cell", "passes", "passes_planned", "pass_medians", "pass_errors")
-                     if k not in fields]
+    extra = ("cell", "passes", "passes_planned", "pass_medians", "pass_errors", "kind", "host", "node", "nodes")
+    return fields + [k for k in extra if k not in fields and (k not in ("kind", "host", "node", "nodes")
+                                                             or any(k in r for r in rows))]
+
+
+def _on_cluster(address: str, kinds_asked, cells, matrix, retries: int):
+    """Join the cluster, check its nodes, and give every cell a kind of node: those asked, or
+    each kind (a GPU cell only where the kind's nodes have GPU slots). Returns (cluster, cells,
+    executor). Refused nodes are said here, one line each."""
+    import dataclasses
+
+    from cnnprof import cluster as cl
+    from cnnprof.sweep.ray_executor import RayExecutor
+
+    note = cl.auth_note()
+    connection = cl.connect(address)
+    try:
+        say(f"checking the nodes of the cluster at {address}")
+        accepted, refused = connection.check()
+        for node in refused:
+            say(f"refused node {node.describe()}: {node.problem}; it gets no cell")
+        kinds = connection.choose_kinds(kinds_asked)
+        out, left_out = [], []
+        for kind in kinds:
+            for c in cells:
+                if connection.nodes_of(kind, cl.resource_for(c.device)):
+                    out.append(dataclasses.replace(c, kind=kind))
+                else:
+                    left_out.append(f"{c.describe()} on {kind}")
+        if left_out:
+            if kinds_asked:
+                from cnnprof.errors import UsageError
+
+                raise UsageError(f"no node of kind {left_out[0].rsplit(' on ', 1)[1]} has a {cl.GPU_SLOT}: "
+                                 f"{left_out[0]} cannot run there")
+            say(f"left out {len(left_out)} cell(s) whose device no node of that kind has (e.g. {left_out[0]})")
+        if not out:
+            from cnnprof.errors import UsageError
+
+            raise UsageError("no cell can run on the cluster's nodes")
+        say(connection.describe() + "; nodes: " + ", ".join(n.describe() for n in accepted))
+        if note:
+            say(note)
+    except BaseException:
+        connection.shutdown()
+        raise
+    return connection, out, RayExecutor(connection, timeout_s=matrix.timeout_s,
+                                        retries=cl.DEFAULT_RETRIES if retries is None else retries)
 
 
 def _stdout():

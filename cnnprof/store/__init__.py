@@ -175,10 +175,13 @@ class Store:
     def add_pass(self, run_id: int, cell: str, pass_index: int, *, kind: str, environment: Mapping[str, Any],
                  host: str | None, ok: bool, seconds: float | None, overhead: Mapping[str, Any] | None,
                  samples: Sequence[float] | None, result: Mapping[str, Any], error: str | None,
-                 pooled: Mapping[str, Any] | None, passes: int, extra: Mapping[str, Any] | None = None) -> bool:
+                 pooled: Mapping[str, Any] | None, passes: int, extra: Mapping[str, Any] | None = None,
+                 own_environment: bool = False) -> bool:
         """Store one pass of a sweep cell and replace the cell's row in this run with ``pooled`` (the
         row of all its passes so far), in one transaction. A pass already measured (the same run,
-        cell and pass) is left as it was: returns False; one stored as failed is replaced."""
+        cell and pass) is left as it was: returns False; one stored as failed is replaced.
+        ``own_environment``: the row is filed under the environment and host it carries (a cluster
+        node's), not the sweep's."""
         where = Where(environment, host)
 
         def write() -> bool:
@@ -197,9 +200,10 @@ class Store:
                     return False
                 if pooled is not None:
                     self.conn.execute("DELETE FROM rows WHERE run_id = ? AND cell = ?", (run_id, cell))
-                    # filed under the sweep's revision and environment (its workers run its code)
+                    # filed under the sweep's revision and environment (its workers run its code), or a
+                    # cluster node's (checked to run the same code)
                     self._insert_rows(run_id, kind, [pooled], where, extra=extra, cell=cell, passes=passes,
-                                      own_environment=False)
+                                      own_environment=own_environment)
                 return True
 
         return self._guarded(write)

@@ -4,6 +4,7 @@ devices), each cell pass measured in a worker of its own, every result stored as
 * ``matrix``: the matrix (options or a TOML file) and its cells;
 * ``worker``: ``run_cell(job) -> result``, one cell pass (``python -m cnnprof.sweep.worker``);
 * ``executor``: where workers run (``LocalExecutor``: fresh processes on this machine);
+* ``ray_executor``: the same workers on the nodes of a Ray cluster (``--cluster``);
 * ``driver``: passes in shuffled orders, pooling, storing, resuming, stopping on Ctrl-C.
 """
 
@@ -13,7 +14,7 @@ from cnnprof.sweep.matrix import Cell, Matrix
 
 __all__ = ["Cell", "Matrix", "overhead_summary"]
 
-OVERHEAD_STEPS = ("start_s", "import_s", "resolve_s", "count_s", "build_s", "calibrate_s")
+OVERHEAD_STEPS = ("start_s", "import_s", "resolve_s", "count_s", "build_s", "calibrate_s", "ray_s")
 
 
 def overhead_summary(passes: list[dict]) -> dict[str, float]:

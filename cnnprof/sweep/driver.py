@@ -83,11 +83,14 @@ def pool(cell: Cell, results: Sequence[Mapping[str, Any]], planned: int) -> dict
     errors = [r["error"] for r in results if not r.get("ok")]
     extra = {"cell": cell.key, "precision": cell.precision, "passes": len(ok), "passes_planned": planned,
              "pass_errors": errors}
+    if cell.kind:
+        extra["kind"] = cell.kind
     if not ok:
         return {**results[-1]["row"], **extra, "error": errors[-1]}
     counted = next((r for r in ok if r["row"].get("params") is not None), ok[0])
     row = dict(counted["row"])
     timed = [r for r in ok if r.get("samples")]
+    _tag_node(row, timed[0] if cell.timing and timed else ok[0], ok)
     if cell.timing and timed:
         from cnnprof.timing.protocol import FEW, NOISY, warnings_for
         from cnnprof.timing.stats import summarize
@@ -121,11 +124,29 @@ def pool(cell: Cell, results: Sequence[Mapping[str, Any]], planned: int) -> dict
         if len(medians) > 1 and min(medians) > 0 and max(medians) / min(medians) - 1 > SPREAD_NOTE:
             notes.setdefault("passes", "passes: medians " + ", ".join(f"{m:.3g}" for m in medians)
                              + f" ms ({100 * (max(medians) / min(medians) - 1):.0f}% apart)")
+        hosts = list(dict.fromkeys(r["node"]["label"] for r in ok if r.get("node")))
+        if len(hosts) > 1:
+            notes.setdefault("nodes", "nodes: passes measured on " + ", ".join(hosts))
         if errors:
             notes.setdefault("failed passes", f"failed passes: {len(errors)} of {len(results)} ({errors[-1][:120]})")
         row["warnings"] = "; ".join(notes.values())
     row["error"] = ""
     return {**row, **extra}
+
+
+def _tag_node(row: dict[str, Any], lead: Mapping[str, Any], ok: Sequence[Mapping[str, Any]]) -> None:
+    """A cluster cell's row names the node that measured it (``lead``: the pass whose latency
+    environment the row keeps) and carries that node's environment and host, as the driver
+    tagged them (``sweep.ray_executor``)."""
+    node = lead.get("node")
+    if not node:
+        return
+    row["node"] = node["id"]
+    row["host"] = node["label"]
+    row["kind"] = node["kind"]
+    if not row.get("environment"):
+        row["environment"] = node.get("environment") or lead.get("environment")
+    row["nodes"] = list(dict.fromkeys(r["node"]["id"] for r in ok if r.get("node")))
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -224,9 +245,10 @@ class Sweep:
                 ok=bool(result.get("ok")), seconds=result.get("seconds"), overhead=result.get("overhead"),
                 samples=result.get("samples"), result={k: v for k, v in result.items() if k != "samples"},
                 error=result.get("error"), pooled=pooled, passes=pooled["passes"],
-                extra={"precision": cell.precision})
+                extra={"precision": cell.precision}, own_environment=bool(pooled.get("node")))
             this_run.append({"cell": cell.key, "pass": job["pass"], **{k: result.get(k) for k in
-                                                                       ("ok", "overhead", "measure_s", "seconds")}})
+                                                                       ("ok", "overhead", "measure_s", "seconds")},
+                             "node": (result.get("node") or {}).get("id")})
             status.done += 1
             status.failed += 0 if result.get("ok") else 1
             status.current = cell.describe()

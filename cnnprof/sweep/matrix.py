@@ -54,6 +54,7 @@ class Cell:
     threads: int = 1
     resolution: str = NATIVE  # 'native', or 'HxW'
     device: str = "cpu"
+    kind: str = ""  # on a cluster: the kind of node it runs on (its label); "" on this machine
 
     @property
     def timing(self) -> bool:
@@ -63,7 +64,7 @@ class Cell:
     def key(self) -> str:
         """What names the cell in the database (stable: the same cell in two sweeps has one key)."""
         return (f"{self.model}|{self.backend or 'count'}|{self.precision}|b{self.batch}|t{self.threads}|"
-                f"{self.resolution}|{self.device}")
+                f"{self.resolution}|{self.device}" + (f"|{self.kind}" if self.kind else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -75,8 +76,9 @@ class Cell:
     def describe(self) -> str:
         what = f"{self.backend} {self.precision}" if self.timing else "count"
         res = "" if self.resolution == NATIVE else f" @{self.resolution}"
-        return f"{self.model} {what} b{self.batch} t{self.threads}{res}" + ("" if self.device == "cpu" else
-                                                                            f" {self.device}")
+        return (f"{self.model} {what} b{self.batch} t{self.threads}{res}" + ("" if self.device == "cpu" else
+                                                                             f" {self.device}")
+                + (f" on {self.kind}" if self.kind else ""))
 
 
 @dataclass(frozen=True)
