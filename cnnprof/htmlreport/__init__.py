@@ -31,6 +31,18 @@ RESULT_COLUMNS = [
     ("warnings", "warnings", "notes"), ("error", "error", "prose"), ("revision", "revision", "text"),
     ("machine", "machine", "text"), ("recorded_at", "recorded (UTC)", "text"),
 ]
+
+
+def _machine_first(columns: list[tuple[str, str, str]], machines: list[str]) -> list[tuple[str, str, str]]:
+    """With results from more than one machine (cluster nodes), the machine column comes second,
+    beside the model, where rows that differ only by machine can be told apart at a glance."""
+    if len(machines) < 2:
+        return columns
+    machine = next(c for c in columns if c[0] == "machine")
+    rest = [c for c in columns if c[0] != "machine"]
+    return rest[:1] + [machine] + rest[1:]
+
+
 CLAIM_COLUMNS = [
     ("claim", "claim", "text"), ("verdict", "verdict", "verdict"), ("expected", "expected", "float"),
     ("measured", "measured", "float"), ("unit", "unit", "text"), ("tolerance", "tolerance", "text"),
@@ -189,7 +201,7 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
         if runs else "<p class=empty>Read from report files: no runs.</p>")))
 
     payload = {
-        "tables": {"results": _table(latest, RESULT_COLUMNS), "claims": _table(claims, CLAIM_COLUMNS),
+        "tables": {"results": _table(latest, _machine_first(RESULT_COLUMNS, machines)), "claims": _table(claims, CLAIM_COLUMNS),
                    "gate": _table(gate, GATE_COLUMNS), "runs": _table(runs, RUN_COLUMNS)},
         "charts": [{"target": c.id, "spec": c.spec, "datasets": sorted(c.datasets)} for c in charts],
         "datasets": {name: _columnar(values) for c in charts for name, values in c.datasets.items()},
