@@ -151,20 +151,12 @@ def main(argv: list[str]) -> int:
             if not sys.stdin.readline():  # the parent is gone: nobody wants these numbers
                 os._exit(4)
 
-    from cnnprof.errors import CnnprofError
-    from cnnprof.files import write_atomic
+    from cnnprof.worker_io import answer
 
-    try:
-        record = run_job(job, wait)
-    except CnnprofError as exc:  # a model or backend that cannot run: one line for the parent
-        write_atomic(result_path, json.dumps({"error": str(exc)}))
-        return 3
-    write_atomic(result_path, json.dumps(record))
-    return 0
+    return answer(result_path, lambda: run_job(job, wait), error_code=3)
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # skip torch's slow interpreter teardown: the result is already on disk
+    from cnnprof.worker_io import leave
+
+    leave(main(sys.argv[1:]))

@@ -11,7 +11,6 @@ checks parity on the parent's inputs against the parent's fp32 eager outputs, an
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -78,19 +77,12 @@ def run_job(job: dict) -> dict:
 def main(argv: list[str]) -> int:
     job_path, result_path = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text())
-    from cnnprof.errors import CnnprofError
-    from cnnprof.files import write_atomic
+    from cnnprof.worker_io import answer
 
-    try:
-        record = run_job(job)
-    except CnnprofError as exc:  # a model or backend that cannot run: one line for the parent
-        record = {"error": str(exc)}
-    write_atomic(result_path, json.dumps(record))
-    return 0
+    return answer(result_path, lambda: run_job(job))
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # skip torch's slow interpreter teardown: the result is already on disk
+    from cnnprof.worker_io import leave
+
+    leave(main(sys.argv[1:]))
