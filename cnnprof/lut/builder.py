@@ -51,6 +51,7 @@ class BuildReport:
     foreign: list[str] = field(default_factory=list)  # environment differences of kept entries
     calibration: dict | None = None
     interrupted: bool = False
+    networks: int = 0  # in-context builds: networks timed in place now
 
 
 # -- what to time --------------------------------------------------------------------------------
@@ -117,21 +118,30 @@ def model_jobs(target: "Target") -> list[Job]:
 
 
 # -- the build ------------------------------------------------------------------------------------
-def open_table(path: str | Path, *, backend: str, threads: int, force: bool, clock: str = "wall") -> Table:
-    """The table at ``path`` to add to, or a new one (a corrupt file is replaced only with ``force``)."""
+def open_table(path: str | Path, *, backend: str, threads: int, force: bool, clock: str = "wall",
+               mode: str = "isolated") -> Table:
+    """The table at ``path`` to add to, or a new one (a corrupt file, or one of entries measured the
+    other way, is replaced only with ``force``)."""
     p = Path(path)
     if not p.exists():
-        return Table(backend=backend, threads=threads, clock=clock)
+        return Table(backend=backend, threads=threads, clock=clock, mode=mode)
     try:
         table = load(p)
     except TableError:
         if force:
-            return Table(backend=backend, threads=threads, clock=clock)
+            return Table(backend=backend, threads=threads, clock=clock, mode=mode)
         raise
     if (table.backend, table.threads, table.clock) != (backend, threads, clock):
         raise UsageError(
             f"{str(p)!r} holds {table.backend} entries at {table.threads} thread(s) ({table.clock} clock), not "
             f"{backend} at {threads} ({clock} clock): choose another --output"
+        )
+    if table.mode != mode:
+        if force:
+            return Table(backend=backend, threads=threads, clock=clock, mode=mode)
+        raise UsageError(
+            f"{str(p)!r} holds {table.mode} entries, not {mode} ones: choose another --output, or --force to "
+            "replace it"
         )
     return table
 
