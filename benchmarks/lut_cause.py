@@ -22,8 +22,13 @@ and zero is a fault, and its cost is system time of the calling thread.
 Prints a markdown report: per model, the sums by method and clock; per part type, in-place /
 isolated; the parts with the largest gap, their faults per call. Takes a few minutes on 2 cores.
 
+``--backend onnxruntime``: each part exported and timed alone, against the same part's share of
+the whole network's run in ONNX Runtime's profiler (``lut.measure.make_in_place_timer``), thread
+CPU time: what fusion and the network-wide blocked layout change about a "block".
+
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_cause.py
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_cause.py --models fbnet_b --rounds 5
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_cause.py --backend onnxruntime
 """
 
 from __future__ import annotations
@@ -90,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--whole-calls", type=int, default=15, help="timed calls of a whole network per round")
     parser.add_argument("--flush-mib", type=int, default=64)
     parser.add_argument("--no-prefix", action="store_true", help="skip the prefix-difference method")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
+    parser.add_argument("--table", default=None, help="an isolated table (lut build --entries isolated) to show "
+                        "beside: its entries for the same parts, as the old method measured them")
     args = parser.parse_args(argv)
+    if args.backend == "onnxruntime":
+        return main_ort(args)
 
     import torch
     from torch import nn
@@ -173,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     def stat(name, method, i, field):
         return med(s[field] for s in data[(name, method, i)])
 
+    entries = {}
+    if args.table:
+        from cnnprof.lut.table import load
+
+        table = load(args.table)
+        for target, _, parts, *_ in setups:
+            for i, p in enumerate(parts):
+                e = table.entries.get(p.key)
+                entries[(target.name, i)] = e.median_ms if e is not None else float("nan")
+
     print("## Where the sum of isolated blocks falls short (torch eager, 1 thread)\n")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} on {os.cpu_count()} CPUs; "
           f"{args.rounds} interleaved rounds, {args.calls} calls per part and method per round, flush "
@@ -198,6 +218,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {whole:.2f} | {stat(name, 'whole-hooked', -1, field):.2f} | " + " | ".join(cells)
                   + f" | {faults} |")
         print()
+    if entries:
+        print(f"### The isolated table `{args.table}` ({table.clock} clock) against the whole network and in place\n")
+        print("| model | whole (thread CPU) | table sum | ratio | in-place sum | largest gaps in place - table |")
+        print("|---|---:|---:|---:|---:|---|")
+        for target, _, parts, *_ in setups:
+            name = target.name
+            whole = stat(name, "whole", -1, 0)
+            tsum = sum(entries[(name, i)] for i in range(len(parts)))
+            gaps = sorted(((stat(name, "in-place", i, 0) - entries[(name, i)], parts[i].label,
+                            part_type(parts[i].label, parts[i].module)) for i in range(len(parts))), reverse=True)[:3]
+            gap_text = ", ".join(f"{label} {kind} {g:+.2f} ms" for g, label, kind in gaps)
+            inplace = sum(stat(name, "in-place", i, 0) for i in range(len(parts)))
+            print(f"| {name} | {whole:.2f} | {tsum:.2f} | {tsum / whole:.3f} | {inplace:.2f} | {gap_text} |")
+        print()
 
     field = 0
     print("### By part type: sum over FBNet-A/B/C of in-place and isolated medians (thread CPU time)\n")
@@ -222,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"### {name}: every part (thread CPU ms; faults = minor page faults per call)\n")
         cols = "| part | type | input | iso | iso-real | iso-flush | in-place |"
         cols += "" if args.no_prefix else " prefix diff |"
+        cols += " table |" if entries else ""
         print(cols + " in-place - iso | faults iso | faults in-place |")
-        print("|---|---|---|---:|---:|---:|---:|" + ("" if args.no_prefix else "---:|") + "---:|---:|---:|")
+        print("|---|---|---|---:|---:|---:|---:|" + ("" if args.no_prefix else "---:|") + ("---:|" if entries else "")
+              + "---:|---:|---:|")
         prev = 0.0
         for i, p in enumerate(parts):
             row = [stat(name, m, i, field) for m in ("iso", "iso-real", "iso-flush", "in-place")]
@@ -232,9 +268,90 @@ def main(argv: list[str] | None = None) -> int:
                 cur = stat(name, "prefix", i, field)
                 cells.append(f"{cur - prev:.3f}")
                 prev = cur
+            if entries:
+                cells.append(f"{entries[(name, i)]:.3f}")
             shape = "x".join(str(s) for s in p.input)
             print(f"| {p.label} | {part_type(p.label, p.module)} | {shape} | " + " | ".join(cells)
                   + f" | {row[3] - row[0]:+.3f} | {stat(name, 'iso', i, 2):.0f} | {stat(name, 'in-place', i, 2):.0f} |")
+        print()
+    return 0
+
+
+def main_ort(args) -> int:
+    """Isolated exports against in-place profiler shares, ONNX Runtime, 1 thread, thread CPU time."""
+    import dataclasses
+    import tempfile
+
+    import torch
+
+    from cnnprof import targets
+    from cnnprof.lut.keys import split
+    from cnnprof.lut.measure import combine, make_in_place_timer, make_timer
+    from cnnprof.timing.protocol import LUT_CONTEXT, LUT_ENTRY
+
+    torch.set_num_threads(1)
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    entry = dataclasses.replace(LUT_ENTRY, min_time_s=LUT_ENTRY.min_time_s / args.rounds)
+    setups = []
+    for target in targets.resolve_targets([m for m in args.models.split(",") if m]):
+        model = target.build().eval()
+        setups.append((target, model, split(model, target.input, name=target.name)))
+    iso: dict = defaultdict(list)
+    inplace: dict = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="cnnprof-cause-") as onnx_dir:
+        alone = make_timer(backend="onnxruntime", threads=1, protocol=entry, onnx_dir=onnx_dir, clock="cpu")
+        in_net = make_in_place_timer(backend="onnxruntime", threads=1, protocol=LUT_CONTEXT, onnx_dir=onnx_dir,
+                                     clock="cpu")
+        for r in range(args.rounds):
+            for target, model, parts in setups:
+                say(f"round {r + 1}/{args.rounds}: {target.name}")
+                inplace[target.name].append(in_net(model, target.input, parts, target.name))
+                for i, p in enumerate(parts):
+                    iso[(target.name, i)].append(alone(p.module, p.input, f"{target.name} {p.label}"))
+    print("## ONNX Runtime: parts exported alone against their share of the network's run (1 thread, thread CPU "
+          "time)\n")
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; {args.rounds} interleaved "
+          f"rounds; {time.perf_counter() - t_start:.0f} s\n")
+    print("| model | whole | sum of parts alone | ratio | in-place parts + glue | of which glue |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for target, _, parts in setups:
+        runs = inplace[target.name]
+        whole = statistics.median(x.whole.median_ms for x in runs)
+        alone_sum = sum(combine(iso[(target.name, i)]).median_ms for i in range(len(parts)))
+        glue = statistics.median(x.glue_ms for x in runs)
+        print(f"| {target.name} | {whole:.2f} | {alone_sum:.2f} | {alone_sum / whole:.3f} | {whole:.2f} | {glue:.3f} |")
+    print()
+    table = None
+    if args.table:
+        from cnnprof.lut.predict import parts_with_glue
+        from cnnprof.lut.table import load
+
+        table = load(args.table)
+        print(f"### The table `{args.table}` ({table.mode} entries) for the same parts\n")
+        print("| model | whole (in place, plain calls) | table sum (with glue) | ratio |\n|---|---:|---:|---:|")
+        for target, _, parts in setups:
+            whole = statistics.median(x.whole.median_ms for x in inplace[target.name])
+            keys = [p.key for p in parts_with_glue(table, parts)]
+            tsum = sum(table.entries[k].latency_ms for k in keys if k in table.entries)
+            print(f"| {target.name} | {whole:.2f} | {tsum:.2f} | {tsum / whole:.3f} |")
+        print()
+    for target, _, parts in setups:
+        runs = inplace[target.name]
+        print(f"### {target.name}: every part (thread CPU ms)\n")
+        extra = " table |" if table else ""
+        print(f"| part | type | alone | in place |{extra} alone - in place |\n|---|---|---:|---:|"
+              + ("---:|" if table else "") + "---:|")
+        for i, p in enumerate(parts):
+            a = combine(iso[(target.name, i)]).median_ms
+            b = statistics.median(x.parts[i] for x in runs)
+            t = ""
+            if table:
+                e = table.entries.get(p.key)
+                t = f" {e.latency_ms:.3f} |" if e else " - |"
+            print(f"| {p.label} | {part_type(p.label, p.module)} | {a:.3f} | {b:.3f} |{t} {a - b:+.3f} |")
+        print(f"| glue | | | {statistics.median(x.glue_ms for x in runs):.3f} |" + (" |" if table else "") + " |")
         print()
     return 0
 

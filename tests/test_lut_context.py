@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cnnprof.errors import UsageError
-from cnnprof.lut import context, correction, evaluate, predict
+from cnnprof.lut import context, correction, evaluate, measure, predict
 from cnnprof.lut.builder import build, space_jobs
 from cnnprof.lut.keys import glue_key, split
 from cnnprof.lut.measure import InPlace, Measured, in_place_result, probed_run, unit_index
@@ -209,10 +209,20 @@ def test_in_context_build_refuses_an_isolated_table_and_keeps_work_when_interrup
     table, report = context.build_in_context(tiny_networks(index), path=path2, rounds=1, spaces={NAME: index},
                                              timer=timer, probe=FakeProbe([1.0]))
     assert report.interrupted and len(load(path2).contexts) == 4
+    stored = load(path2)
+    stored.calibration = correction.Calibration(0.1, {"k3_e1": 1.1}).to_dict()
+    stored.save(path2)
     rest = FakeInPlace()
-    context.build_in_context(tiny_networks(index), path=path2, rounds=1, spaces={NAME: index}, timer=rest,
-                             probe=FakeProbe([1.0]))
+    table, report = context.build_in_context(tiny_networks(index), path=path2, rounds=1, spaces={NAME: index},
+                                             timer=rest, probe=FakeProbe([1.0]))
     assert len(rest.seen) == 14  # resumed: only the networks not read before
+    assert table.calibration is None and report.calibration == {"dropped": True}  # fitted to the old entries
+    stored = load(path2)
+    stored.calibration = correction.Calibration(0.1, {"k3_e1": 1.1}).to_dict()
+    stored.save(path2)
+    table, _ = context.build_in_context(tiny_networks(index), path=path2, rounds=1, spaces={NAME: index},
+                                        timer=FakeInPlace(), probe=FakeProbe([1.0]))
+    assert table.calibration is not None  # nothing re-measured: still valid
 
 
 def test_table_file_keeps_in_context_fields_and_refuses_bad_ones(tiny, tmp_path):
@@ -230,6 +240,47 @@ def test_table_file_keeps_in_context_fields_and_refuses_bad_ones(tiny, tmp_path)
     bad.write_text(json.dumps(doc))
     with pytest.raises(TableError, match="mode"):
         load(bad)
+    doc = json.loads(path.read_text())
+    assert doc["allocator"] == "steady"  # the fake timers leave the requested allocator on record
+    doc["allocator"] = "jemalloc"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(TableError, match="allocator"):
+        load(bad)
+
+
+def test_a_table_measured_with_another_allocator_is_refused_unless_forced(tiny, tmp_path):
+    jobs, index = tiny
+    path = tmp_path / "ctx.json"
+    context.build_in_context(tiny_networks(index), path=path, rounds=1, spaces={NAME: index}, timer=FakeInPlace(),
+                             probe=FakeProbe([1.0]), allocator="default")
+    assert load(path).allocator == "default"
+    with pytest.raises(UsageError, match="default allocator"):
+        context.build_in_context(tiny_networks(index), path=path, rounds=1, spaces={NAME: index},
+                                 timer=FakeInPlace(), probe=FakeProbe([1.0]), allocator="steady")
+    table, _ = context.build_in_context(tiny_networks(index), path=path, rounds=1, spaces={NAME: index},
+                                        timer=FakeInPlace(), probe=FakeProbe([1.0]), allocator="steady", force=True)
+    assert table.allocator == "steady" and load(path).allocator == "steady"
+
+
+def test_use_allocator_sets_malloc_once_and_refuses_unknown_names():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with pytest.raises(UsageError, match="unknown allocator"):
+        measure.use_allocator("jemalloc")
+    # in a fresh process: mallopt cannot be undone, and this one runs other tests
+    code = ("from cnnprof.lut.measure import use_allocator as u; "
+            "print(u('default'), u('steady'), u('default'), u('steady'))")
+    root = str(Path(measure.__file__).resolve().parents[2])  # this checkout, not an installed copy
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout.split()
+    if out[1] == "steady":  # glibc
+        assert out == ["default", "steady", "steady", "steady"]  # once steady, the process stays so
+    else:
+        assert out == ["default"] * 4
 
 
 # -- the correction ----------------------------------------------------------------------------------
@@ -388,7 +439,7 @@ def test_cli_calibrate_and_predict_end_to_end(cli, full_in_context_table, tmp_pa
     table = load(path)
     matrix = SpaceMatrix.from_table(table, "fbnet@224")
 
-    def make_timer(*, backend, threads, protocol, onnx_dir, clock, probe=None):
+    def make_timer(*, backend, threads, protocol, onnx_dir, clock, probe=None, allocator=None):
         def timer(module, input_shape, label):
             code = label.split()[-1]
             v = truth(matrix, code) if code.isdigit() else 30.0
@@ -444,7 +495,7 @@ def test_cli_calibrate_and_build_refuse_what_they_cannot_use(cli, tmp_path):
 def test_additivity_in_context_reads_other_networks_and_times_the_wholes(full_in_context_table, monkeypatch):
     from cnnprof.lut import measure
 
-    def make_timer(*, backend, threads, protocol, onnx_dir, clock, probe=None):
+    def make_timer(*, backend, threads, protocol, onnx_dir, clock, probe=None, allocator=None):
         assert probe is not None and probe.reference_ms == 1.0
         return lambda module, input_shape, label: Measured(25.0, 0.0, 25.0, 25.0, 10, raw_median_ms=30.0, speed=1.2)
 

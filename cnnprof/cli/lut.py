@@ -148,6 +148,10 @@ def build_command(
                                             "FBNet-A/B/C whole and store one scale factor (whole / sum of blocks). "
                                             "For the learned correction, run `cnnprof lut calibrate`.")] = False,
     clock: ClockOpt = "wall",
+    allocator: Annotated[Optional[str], typer.Option(
+        "--allocator", rich_help_panel=EXPERT,
+        help="steady (in-context default: malloc keeps what it frees, so no call pays page faults that depend on "
+             "what the process ran before) or default (glibc as it starts; isolated default).")] = None,
     contexts: Annotated[int, typer.Option("--contexts", min=1, rich_help_panel=EXPERT,
                                           help="In-context: networks each block is read in (9 networks each).")] = 4,
     min_time: Annotated[Optional[float], typer.Option(
@@ -208,6 +212,9 @@ def build_command(
     mode = entries.strip().lower()
     if mode not in ("in-context", "isolated"):
         raise UsageError(f"unknown --entries {entries!r}; choose in-context or isolated")
+    alloc = (allocator or ("steady" if mode == "in-context" else "default")).strip().lower()
+    if alloc not in ("steady", "default"):
+        raise UsageError(f"unknown --allocator {allocator!r}; choose steady or default")
     path = output or default_path(backend_name, n_threads, clock)
     if space not in ("fbnet", "none"):
         raise UsageError(f"unknown --space {space!r}; choose fbnet or none")
@@ -243,7 +250,7 @@ def build_command(
         with progress_bar() as update:
             table, report = lut_build.build(jobs, path=path, backend=backend_name, threads=n_threads, clock=clock,
                                             protocol=protocol, rounds=rounds, force=force, spaces=spaces,
-                                            max_entries=max_entries, on_progress=update)
+                                            max_entries=max_entries, on_progress=update, allocator=alloc)
     else:
         from cnnprof.models.fbnet import FBNET_SPACE
 
@@ -258,10 +265,12 @@ def build_command(
         with progress_bar() as update:
             table, report = context.build_in_context(
                 networks, path=path, backend=backend_name, threads=n_threads, clock=clock, protocol=protocol,
-                rounds=rounds, force=force, spaces=spaces, max_networks=max_entries, on_progress=update)
+                rounds=rounds, force=force, spaces=spaces, max_networks=max_entries, on_progress=update,
+                allocator=alloc)
     rows = [{"group": g, **counts} for g, counts in report.groups.items()]
     emit(rows, columns=BUILD_COLUMNS, fmt=fmt, fields=["group", "entries", "measured", "reused", "sum_ms"],
-         title=f"latency table {path} ({backend_name}, {n_threads} thread(s), {clock} clock, {mode} entries)")
+         title=f"latency table {path} ({backend_name}, {n_threads} thread(s), {clock} clock, {mode} entries, "
+               f"{table.allocator} allocator)")
     measured = sum(int(g["measured"]) for g in report.groups.values())
     done = f" in {report.networks} network(s)" if mode == "in-context" else ""
     say(f"wrote {path}: {len(table.entries)} entries ({measured} measured now{done}) in {report.seconds:.0f} s")
@@ -271,6 +280,9 @@ def build_command(
             say(f"how much the context moves a block: median spread over its networks "
                 f"{100 * spread['median_relative_spread']:.1f}% of its mean ({spread['cells']} cells); "
                 f"probe reference {table.probe['reference_ms']:.3f} ms")
+    if report.calibration and report.calibration.get("dropped"):
+        say("the table's calibration was fitted to the entries before this build and was dropped: run "
+            "`cnnprof lut calibrate` again")
     if report.foreign:
         say("warning: some entries come from another environment and were not re-measured: " + "; ".join(report.foreign))
     if report.interrupted:

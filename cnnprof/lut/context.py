@@ -156,20 +156,30 @@ def build_in_context(
     max_networks: int | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
     save_every_s: float = 15.0,
+    allocator: str = "steady",
 ) -> tuple[Table, BuildReport]:
     """Time ``networks`` in place in ``rounds`` passes and keep every part's in-place times as
     in-context entries of the table at ``path`` (saved as it goes; Ctrl-C keeps what was done).
 
+    ``allocator`` (``steady``, the default, or ``default``) is set for the process before timing
+    (``measure.use_allocator``) and recorded: every check of the table does the same.
+
     Networks this environment already read (same id and round) are skipped unless ``force``, so
     an interrupted build resumes; entries and the probe reference from another environment are
-    dropped (an in-context table is in the units of one machine's probe). ``timer`` and
+    dropped (an in-context table is in the units of one machine's probe), and so is a calibration
+    when any network is timed now (it was fitted to the entries as they were). ``timer`` and
     ``probe`` replace real timing in tests."""
     import tempfile
 
     start = time.perf_counter()
     if rounds < 1:
         raise UsageError(f"--rounds must be at least 1, got {rounds}")
-    table = open_table(path, backend=backend, threads=threads, force=force, clock=clock, mode="in-context")
+    if timer is None:
+        from cnnprof.lut.measure import use_allocator
+
+        allocator = use_allocator(allocator)  # what this process can have: the table records it
+    table = open_table(path, backend=backend, threads=threads, force=force, clock=clock, mode="in-context",
+                       allocator=allocator)
     here = environment(backend, threads, clock)
     eid = env_id(here)
     if force or table.probe is None or table.probe.get("env") != eid:
@@ -188,6 +198,9 @@ def build_in_context(
             if force or table.contexts.get(f"{net.id}#{r}") != eid]
     if max_networks is not None:
         todo = todo[:max_networks]
+    if todo and table.calibration is not None:
+        table.calibration = None  # fitted to entries that are about to change
+        report.calibration = {"dropped": True}
     values: dict[str, list[float]] = {k: list(e.context_ms) for k, e in table.entries.items() if e.contexts}
     labels: dict[str, tuple[str, tuple[int, ...]]] = {}
     runs: dict[str, int] = {k: e.runs for k, e in table.entries.items()}

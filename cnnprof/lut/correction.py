@@ -331,7 +331,7 @@ def calibrate(
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
         timer = timer or make_timer(backend=table.backend, threads=table.threads,
                                     protocol=per_round(protocol or NETWORK_PROTOCOL, rounds), onnx_dir=onnx_dir,
-                                    clock=table.clock, probe=probe)
+                                    clock=table.clock, probe=probe, allocator=table.allocator)
         current: Fit | None = None
         try:
             while len(chosen) < max_train:

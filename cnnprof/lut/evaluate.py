@@ -241,7 +241,7 @@ def predict(
             probe = SpeedProbe.from_table(table)
             base = protocol or (NETWORK_PROTOCOL if probe is not None else WHOLE_PROTOCOL)
             timer = timer or make_timer(backend=backend, threads=threads, protocol=per_round(base, rounds),
-                                        onnx_dir=onnx_dir, clock=table.clock, probe=probe)
+                                        onnx_dir=onnx_dir, clock=table.clock, probe=probe, allocator=table.allocator)
             times = time_networks([(row.model, make, shape) for row, make, shape in jobs], timer, rounds=rounds,
                                   on_progress=progress)
         for (row, _, _), m in zip(jobs, times):

@@ -124,6 +124,44 @@ def combine(rounds: Sequence[Measured]) -> Measured:
     )
 
 
+# -- the allocator ----------------------------------------------------------------------------------
+ALLOCATORS = ("steady", "default")
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+_applied: list[str] = []
+
+
+def use_allocator(name: str) -> str:
+    """Make this process's ``malloc`` behave as ``name`` says, for every timing after; returns what
+    is in force (``steady`` cannot be had without glibc: then ``default``).
+
+    ``steady``: glibc keeps what is freed (trim threshold 1 GiB) and serves blocks up to 32 MiB
+    from its heap rather than fresh ``mmap`` s (mmap threshold 32 MiB, which also stops it moving
+    its thresholds as the process runs): after the first call a network allocates nothing new from
+    the kernel, so no call pays for page faults whose number depends on what the process ran
+    before (``benchmarks/lut_allocator.py``). ``default``: glibc as configured at start. Applied
+    once per process (``mallopt`` cannot be undone)."""
+    if name not in ALLOCATORS:
+        from cnnprof.errors import UsageError
+
+        raise UsageError(f"unknown allocator {name!r}; choose {' or '.join(ALLOCATORS)}")
+    if name == "default":
+        return "steady" if "steady" in _applied else "default"
+    if "steady" in _applied:
+        return "steady"
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "default"
+    if mallopt(_M_MMAP_THRESHOLD, 32 << 20) and mallopt(_M_TRIM_THRESHOLD, 1 << 30):
+        _applied.append("steady")
+        return "steady"
+    return "default"
+
+
 # -- the speed probe --------------------------------------------------------------------------------
 PROBE_NAME = "2x mm 256x256x256 + 2x add 2^19 (fp32), timed after an untimed pass"
 PROBE_SETTLE_S = 0.5  # probing before a table's first measurement, to fix its reference
@@ -223,11 +261,15 @@ def probed_run(step: Callable[[], Sequence[float]], protocol: Protocol,
 
 
 def make_timer(*, backend: str, threads: int, protocol: Protocol, onnx_dir: str, clock: str = "wall",
-               probe: "SpeedProbe | None" = None) -> Timer:
+               probe: "SpeedProbe | None" = None, allocator: str | None = None) -> Timer:
     """A timer for modules on ``backend`` with ``threads`` intra-op threads under ``protocol``;
-    with ``probe``, every call is probed and the times normalised to its reference speed."""
+    with ``probe``, every call is probed and the times normalised to its reference speed; with
+    ``allocator``, the process's ``malloc`` is set so first (``use_allocator``)."""
     from cnnprof.errors import UsageError
     from cnnprof.timing import TimingOptions
+
+    if allocator is not None:
+        use_allocator(allocator)
 
     if clock not in ("wall", "cpu"):
         raise UsageError(f"unknown clock {clock!r}; choose wall or cpu")
@@ -363,10 +405,13 @@ InPlaceTimer = Callable[["nn.Module", tuple, Sequence["Part"], str], InPlace]
 
 
 def make_in_place_timer(*, backend: str, threads: int, protocol: Protocol, onnx_dir: str, clock: str = "wall",
-                        probe: "SpeedProbe | None" = None) -> InPlaceTimer:
+                        probe: "SpeedProbe | None" = None, allocator: str | None = None) -> InPlaceTimer:
     """A timer that measures networks in place (see the module's text) on ``backend``."""
     from cnnprof.errors import UsageError
     from cnnprof.timing import TimingOptions
+
+    if allocator is not None:
+        use_allocator(allocator)
 
     if clock not in ("wall", "cpu"):
         raise UsageError(f"unknown clock {clock!r}; choose wall or cpu")

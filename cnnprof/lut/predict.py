@@ -364,7 +364,7 @@ def _additivity_in_context(table, source, models, *, backend, threads, clock, ro
                                  f"{missing_text(missing)}")
             built.append((target, predicted))
         timer = make_timer(backend=backend, threads=threads, protocol=per_round(NETWORK_PROTOCOL, rounds),
-                           onnx_dir=tmp, clock=clock, probe=SpeedProbe.from_table(table))
+                           onnx_dir=tmp, clock=clock, probe=SpeedProbe.from_table(table), allocator=table.allocator)
         times = time_networks([(t.name, t.build, tuple(t.input)) for t, _ in built], timer, rounds=rounds,
                               on_progress=progress)
     return [AdditivityRow(t.name, p, m.median_ms, p / m.median_ms, f"{source} (in-context, at the probe's reference "

@@ -12,6 +12,8 @@ One JSON file per backend, thread count and clock (default ``models/lut-<backend
 * ``mode``: how the entries were measured: ``isolated`` (each block alone, called again and again
   on a random input) or ``in-context`` (each block inside whole networks of the space, read in
   place; ``cnnprof.lut.context``), with the per-context values an in-context entry averages;
+* ``allocator``: ``steady`` when ``malloc`` was kept from returning memory to the kernel while
+  measuring (``cnnprof.lut.measure.use_allocator``; every later check of the table does the same);
 * ``probe``: the speed probe whose reference time the entries are normalised to (in-context
   tables; ``cnnprof.lut.measure.SpeedProbe``), so that a later measurement can be put in the same
   units whatever the machine's speed is then;
@@ -40,6 +42,7 @@ SCHEMA = "cnnprof-lut/1"
 BACKENDS = ("torch", "onnxruntime")
 CLOCKS = ("wall", "cpu")
 MODES = ("isolated", "in-context")
+ALLOCATORS = ("steady", "default")
 ENV_KEYS = ("cpu", "backend", "threads", "clock", "torch", "onnxruntime")  # what makes measurements comparable
 
 
@@ -158,6 +161,7 @@ class Table:
     calibration: dict[str, Any] | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
     mode: str = "isolated"
+    allocator: str = "default"  # "steady": malloc kept from returning memory while measuring (measure.use_allocator)
     probe: dict[str, Any] | None = None  # {"name", "clock", "reference_ms"}: the unit of normalised entries
     contexts: dict[str, str] = field(default_factory=dict)  # in-context: network measured -> environment id
 
@@ -168,6 +172,7 @@ class Table:
             "threads": self.threads,
             "clock": self.clock,
             "mode": self.mode,
+            "allocator": self.allocator,
             "probe": self.probe,
             "contexts": self.contexts,
             "protocol": self.protocol,
@@ -244,6 +249,9 @@ def parse(doc: Any) -> Table:
     mode = doc.get("mode", "isolated")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
+    allocator = doc.get("allocator", "default")
+    if allocator not in ALLOCATORS:
+        raise ValueError(f"unknown allocator {allocator!r}")
     probe = doc.get("probe")
     if probe is not None:
         probe = dict(probe)
@@ -281,7 +289,7 @@ def parse(doc: Any) -> Table:
     contexts = {str(k): str(v) for k, v in (doc.get("contexts") or {}).items()}
     return Table(backend=backend, threads=threads, clock=clock, environments=environments, entries=entries,
                  spaces=spaces, calibration=calibration, protocol=dict(doc.get("protocol") or {}), mode=mode,
-                 probe=probe, contexts=contexts)
+                 allocator=allocator, probe=probe, contexts=contexts)
 
 
 def _context_fields(e: dict, key: str) -> dict[str, Any]:
