@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout", type=int, default=20, help="lut calibrate --holdout")
     parser.add_argument("--folder", default="models/bench", help="where the tables go")
     parser.add_argument("--reuse", action="store_true", help="reuse tables (and calibrations) already there")
+    parser.add_argument("--recalibrate", action="store_true", help="with --reuse: reuse the tables, calibrate again")
+    parser.add_argument("--contexts", type=int, default=4, help="lut build --contexts (networks per cell)")
+    parser.add_argument("--build-rounds", type=int, default=2, help="lut build --rounds")
+    parser.add_argument("--check-rounds", type=int, default=3, help="lut predict --rounds")
     parser.add_argument("--rate-n", type=int, default=1_000_000, help="architectures for the rate figure")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the rate figure")
     parser.add_argument("--rows", default=None, help="also write every checked network's row here (JSON)")
@@ -65,14 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.reuse and path.exists()):
             say(f"{backend}: building {path}")
             _, index = builder.fbnet_space_jobs()
-            networks = context.space_networks(FBNET_SPACE, index)
+            networks = context.space_networks(FBNET_SPACE, index, contexts=args.contexts)
             t0 = time.perf_counter()
             context.build_in_context(networks, path=path, backend=backend, threads=1, clock=args.clock, force=True,
+                                     rounds=args.build_rounds,
                                      spaces={builder.FBNET_SPACE_NAME: index},
                                      on_progress=lambda d, n, label: say(f"  {d}/{n} {label}") if d % 9 == 0 else None)
             build_s = time.perf_counter() - t0
         table = load(path)
-        if not (args.reuse and table.calibration and "scales" in table.calibration):
+        if args.recalibrate or not (args.reuse and table.calibration and "scales" in table.calibration):
             say(f"{backend}: calibrating")
             t0 = time.perf_counter()
             correction.calibrate(table, path=path, budget_s=args.budget, holdout=args.holdout, on_progress=say)
@@ -82,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"{backend}: checking {args.sample} held-out networks and FBNet-A/B/C")
         t0 = time.perf_counter()
         refs = targets.resolve_targets(list(evaluate.REFERENCE_MODELS))
-        result = evaluate.predict(table, refs, sample=args.sample, seed=args.seed, measure=True, on_progress=say,
+        result = evaluate.predict(table, refs, sample=args.sample, seed=args.seed, measure=True,
+                                  rounds=args.check_rounds, on_progress=say,
                                   on_warning=lambda m: say(f"warning: {m}"))
         check_s = time.perf_counter() - t0
         load1 = os.getloadavg()

@@ -326,6 +326,7 @@ def calibrate(
     report_interrupted = False
     chosen: list[int] = []
     measured: list[float] = []
+    clock_read: list[float] = []  # the clock's own readings (before the probe's normalisation)
     selections = 0
     start = clock()
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
@@ -353,6 +354,7 @@ def calibrate(
                 times = time_networks(jobs, timer, rounds=rounds)
                 chosen += picks
                 measured += [t.median_ms for t in times]
+                clock_read += [t.clock_ms for t in times]
                 current = fit(pool_x[chosen], np.full(len(chosen), matrix.fixed_ms), np.array(measured))
         except KeyboardInterrupt:
             report_interrupted = True
@@ -397,6 +399,8 @@ def calibrate(
     calibration = Calibration(calibration.overhead_ms, calibration.scales, calibration.default_scale, METHOD, {
         "space": space,
         "trained_on": [pool_codes[i] for i in chosen],
+        "train_ms": [round(float(v), 5) for v in measured],  # so the fit can be examined or redone later
+        "train_clock_ms": [round(float(v), 5) for v in clock_read],
         "train": train_stats,
         "held_out": {"codes": [arch_code(r) for r in held_rows] if held_measured else [],
                      "raw": held_raw, "calibrated": held_cal, "models": model_rows},
