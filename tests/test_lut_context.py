@@ -319,6 +319,25 @@ def test_fit_recovers_a_known_overhead_and_scales():
     assert np.all(np.abs(few.theta[1:] - 1) < 0.5)
 
 
+def test_choose_keeps_the_structure_that_predicts_unseen_training_networks_best():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.2, 3.0, size=(40, 4))
+    fixed = np.full(40, 2.0)
+    noise = 1 + rng.normal(0, 0.01, 40)
+    per_type = (0.5 + fixed + x @ np.array([1.4, 0.7, 1.0, 1.2])) * noise
+    got = correction.choose(x, fixed, per_type)
+    assert got.structure == "per-type" and got.theta[1] == pytest.approx(1.4, rel=0.05)
+    shared = (0.5 + fixed + 0.8 * x.sum(axis=1)) * noise
+    got = correction.choose(x, fixed, shared)
+    assert got.structure in ("shared", "per-type") and got.theta[1:] == pytest.approx([0.8] * 4, rel=0.05)
+    assert got.scores["shared"] < got.scores["none"]
+    table_right = fixed + x.sum(axis=1)  # nothing to correct: a fit cannot beat the table itself
+    got = correction.choose(x, fixed, table_right, structures=("none", "per-type"))
+    assert got.structure == "none" and list(got.theta) == [0.0, 1.0, 1.0, 1.0, 1.0] and got.loo_rmse < 1e-12
+    with pytest.raises(ValueError, match="unknown structure"):
+        correction.choose(x, fixed, shared, structures=("cubic",))
+
+
 def test_select_prefers_the_unsure_and_spreads_a_batch():
     x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
     pred = np.ones(4) * 2

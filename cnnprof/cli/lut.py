@@ -319,8 +319,9 @@ def _calibration_note(stored: dict) -> str:
         fitted = ", ".join(stored.get("fitted_on", {}))
         return f"calibrated = raw sum x {cal.default_scale:.3f}, the scale fitted on {fitted} by `lut build`"
     n = len(cal.trained_on())
-    return (f"calibrated = {cal.overhead_ms:+.2f} ms + stem/head/glue + a scale per block type "
-            f"({min(cal.scales.values()):.2f}..{max(cal.scales.values()):.2f}) x the table, fitted on {n} networks "
+    low, high = min(cal.scales.values()), max(cal.scales.values())
+    scales = f"one scale {low:.2f}" if high - low < 1e-9 else f"a scale per block type ({low:.2f}..{high:.2f})"
+    return (f"calibrated = {cal.overhead_ms:+.2f} ms + stem/head/glue + {scales} x the table, fitted on {n} networks "
             "by `lut calibrate` (left out of the sample)")
 
 
@@ -365,7 +366,8 @@ def calibrate_command(
 
     Times a training sample of FBNet networks whole and fits latency = overhead + stem/head/glue +
     a scale per block type x that type's table latencies (ridge regression on the relative error,
-    shrunk towards overhead 0 and scale 1). The first --initial networks are random; then, within
+    shrunk towards overhead 0 and scale 1), or overhead + one shared scale, or no correction,
+    whichever predicts the training networks it left out best. The first --initial networks are random; then, within
     --budget seconds, the networks of a random pool whose prediction is least certain are added
     (the fit's own uncertainty plus how much the context moves their blocks). Then a separate
     held-out sample (disjoint from the training set) and FBNet-A/B/C are timed, and the error of
@@ -439,6 +441,10 @@ def calibration_rows(report) -> list:
                    t["calibrated_mean_abs_error"], "pct"),
         SummaryRow("training", "leave-one-out RMS error", None, t["loo_rmse"], "pct"),
     ]
+    for structure, score in t.get("loo_rmse_by_structure", {}).items():
+        kept = " (kept)" if structure == t.get("structure") else ""
+        rows.append(SummaryRow("training", f"leave-one-out RMS error, {structure} correction{kept}", None, score,
+                               "pct"))
     if report.holdout_raw:
         rows += [SummaryRow("held-out", label, report.holdout_raw[key], report.holdout_calibrated.get(key), kind)
                  for key, label, kind in SUMMARY_METRICS]

@@ -10,9 +10,12 @@ Runtime table misses nothing it can see, but the profiler's shares are not the p
 
 (``fixed`` = stem + head + glue from the table; one scale per candidate type, nine for FBNet)
 by ridge regression on the relative error, shrunk towards overhead 0 and scale 1 with the
-strength chosen by leave-one-out error. It then measures a separate, disjoint held-out sample
-(and FBNet-A/B/C, which are never trained on) and reports the error of the raw sum and of the
-calibrated one there: a correction that only fits its own training set shows it.
+strength chosen by leave-one-out error; the correction kept is this one, or overhead plus one
+scale shared by every type, or none at all, whichever has the least leave-one-out error on the
+training networks (``choose``: nine scales need more, or steadier, networks than two). It then
+measures a separate, disjoint held-out sample (and FBNet-A/B/C, which are never trained on) and
+reports the error of the raw sum and of the calibrated one there: a correction that only fits
+its own training set shows it.
 
 Adaptive sampling. The training set starts with a few random networks; then, while the time
 budget lasts, it adds the networks of a random pool whose prediction is least certain: the
@@ -46,7 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from cnnprof.models.fbnet import SearchSpace
     from cnnprof.timing.protocol import Protocol
 
-METHOD = "per-network overhead + per-block-type scale (ridge, leave-one-out strength), relative error"
+METHOD = ("per-network overhead + per-block-type scale, or one shared scale, or none, whichever has the least "
+          "leave-one-out error on the training networks (ridge, leave-one-out strength), relative error")
 LAMBDAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 MIN_SIGMA = 0.01  # relative noise floor of a whole-network measurement, for the predictive variance
 REFERENCE_MODELS = ("fbnet_a", "fbnet_b", "fbnet_c")
@@ -164,6 +168,60 @@ def fit(x: "np.ndarray", fixed: "np.ndarray", measured: "np.ndarray", *, lambdas
             best = (score, lam, theta, sigma2 * inv, float(np.sqrt(np.mean(resid ** 2))))
     score, lam, theta, cov, rmse = best
     return Fit(theta, cov, lam, score, rmse)
+
+
+STRUCTURES = ("per-type", "shared", "none")  # what the fit may choose between, by leave-one-out error
+
+
+@dataclass(frozen=True)
+class Choice:
+    structure: str  # per-type (overhead + a scale per block type), shared (overhead + one scale), none
+    theta: "np.ndarray"  # overhead, scales... (full length whatever the structure)
+    lam: float
+    loo_rmse: float
+    scores: dict[str, float]  # every structure's best leave-one-out relative RMSE
+
+
+def choose(x: "np.ndarray", fixed: "np.ndarray", measured: "np.ndarray", *,
+           structures: Sequence[str] = STRUCTURES, lambdas: Sequence[float] = LAMBDAS) -> Choice:
+    """The correction with the least leave-one-out error on the training networks among
+    ``structures``: ``per-type`` (overhead + one scale per block type, as ``fit``), ``shared``
+    (overhead + one scale for every type: two numbers, for a training set too small or too noisy
+    to pin nine down) and ``none`` (the table as it is). Each is a ridge fit shrunk towards the
+    table (overhead 0, scales 1) with its strength chosen by the same leave-one-out error. Only
+    the training networks decide: the held-out ones are never looked at."""
+    import numpy as np
+
+    x, fixed, m = (np.asarray(a, dtype=float) for a in (x, fixed, measured))
+    n, k = x.shape
+    a = np.hstack([np.ones((n, 1)), x]) / m[:, None]
+    prior = np.concatenate([[0.0], np.ones(k)])
+    r = (m - fixed) / m - a @ prior  # what the table leaves unexplained, relative
+    scale0 = 1.0 / float(np.median(m))
+    maps = {"per-type": np.eye(1 + k), "shared": np.vstack([[1.0, 0.0]] + [[0.0, 1.0]] * k)}
+    weights = {"per-type": np.concatenate([[scale0 ** 2], np.ones(k)]), "shared": np.array([scale0 ** 2, float(k)])}
+    scores: dict[str, float] = {}
+    best: Choice | None = None
+    for structure in structures:
+        if structure == "none":
+            options = [(float(np.sqrt(np.mean(r ** 2))), 0.0, prior.copy())]
+        elif structure in maps:
+            t = maps[structure]
+            design = a @ t
+            options = []
+            for lam in lambdas:
+                inv = np.linalg.inv(design.T @ design + lam * np.diag(weights[structure]))
+                phi = inv @ (design.T @ r)
+                hat = np.einsum("ij,jk,ik->i", design, inv, design)
+                loo = (design @ phi - r) / np.clip(1 - hat, 1e-6, None)
+                options.append((float(np.sqrt(np.mean(loo ** 2))), lam, prior + t @ phi))
+        else:
+            raise ValueError(f"unknown structure {structure!r}")
+        score, lam, theta = min(options, key=lambda o: o[0])
+        scores[structure] = score
+        if best is None or score < best.loo_rmse - 1e-12:
+            best = Choice(structure, theta, lam, score, scores)
+    return best
 
 
 def relative_uncertainty(x: "np.ndarray", fixed: float, predicted: "np.ndarray", cov: "np.ndarray",
@@ -362,14 +420,18 @@ def calibrate(
         if current is None:
             raise UsageError("calibration interrupted before any network was measured")
         kinds = list(matrix.candidates)
-        theta = current.theta
+        # the uncertainty that chose the networks is the per-type model's; the correction kept is
+        # whichever structure predicts the training networks it did not see best (leave-one-out)
+        chosen_fit = choose(pool_x[chosen], np.full(len(chosen), matrix.fixed_ms), np.array(measured))
+        theta = chosen_fit.theta
         calibration = Calibration(float(theta[0]), {kinds[i]: float(theta[1 + i]) for i in range(k)},
                                   float(math.exp(np.mean(np.log(np.clip(theta[1:], 1e-6, None))))), METHOD, {})
         train_pred_raw = pool_pred[chosen]
         train_cal = _calibrated(calibration, pool_x[chosen], matrix.fixed_ms, kinds)
         train_stats = {"n": len(chosen), "raw_mean_abs_error": error_stats(train_pred_raw, measured)["mean_abs_error"],
                        "calibrated_mean_abs_error": error_stats(train_cal, measured)["mean_abs_error"],
-                       "loo_rmse": current.loo_rmse, "lambda": current.lam}
+                       "loo_rmse": chosen_fit.loo_rmse, "lambda": chosen_fit.lam,
+                       "structure": chosen_fit.structure, "loo_rmse_by_structure": chosen_fit.scores}
         # the held-out sample and the reference models: never trained on
         h0 = clock()
         model_rows: list[dict[str, Any]] = []
@@ -473,5 +535,5 @@ def predict_model(table: "Table", parts: Sequence[Any], calibration: Calibration
     return raw, calibration.apply(fixed, by_type), True
 
 
-__all__ = ["Calibration", "CalibrationReport", "calibrate", "disjoint_sample", "entry_variance", "features", "fit",
-           "predict_model", "relative_uncertainty", "select"]
+__all__ = ["STRUCTURES", "Calibration", "CalibrationReport", "Choice", "calibrate", "choose", "disjoint_sample",
+           "entry_variance", "features", "fit", "predict_model", "relative_uncertainty", "select"]
