@@ -250,8 +250,9 @@ def test_a_driver_killed_mid_sweep_leaves_the_database_consistent_and_resume_fin
 @pytest.mark.cluster
 def test_a_lookup_table_built_on_a_kind_of_node_is_spread_over_its_nodes_and_written_here(three_nodes, tmp_path):
     cluster = three_nodes
-    result = cluster.run("lut", "build", "--cluster", cluster.address, "--on", "cpu-a", "--layers", "0",
-                         "--rounds", "1", "--min-time", "0.02", "--min-runs", "3", cwd=tmp_path, timeout=600)
+    result = cluster.run("lut", "build", "--entries", "isolated", "--cluster", cluster.address, "--on", "cpu-a",
+                         "--layers", "0", "--rounds", "1", "--min-time", "0.02", "--min-runs", "3", cwd=tmp_path,
+                         timeout=600)
     assert result.returncode == 0, result.stderr
     path = tmp_path / "models" / "lut-torch-t1-cpu-a.json"
     table = json.loads(path.read_text())
@@ -263,9 +264,28 @@ def test_a_lookup_table_built_on_a_kind_of_node_is_spread_over_its_nodes_and_wri
     assert built.count(" entries") == 2, built  # both nodes of the kind took a share
     counts = [int(part.rsplit(" ", 2)[1]) for part in built.split(": ", 1)[1].split(", ")]
     assert sum(counts) == len(table["entries"])
-    again = cluster.run("lut", "build", "--cluster", cluster.address, "--on", "cpu-a", "--layers", "0",
-                        "--rounds", "1", "--min-time", "0.02", "--min-runs", "3", cwd=tmp_path, timeout=600)
+    again = cluster.run("lut", "build", "--entries", "isolated", "--cluster", cluster.address, "--on", "cpu-a",
+                        "--layers", "0", "--rounds", "1", "--min-time", "0.02", "--min-runs", "3", cwd=tmp_path,
+                        timeout=600)
     assert again.returncode == 0 and "(0 measured now)" in again.stderr, again.stderr  # every entry kept
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_an_in_context_table_pools_the_readings_of_networks_read_on_several_nodes(three_nodes, tmp_path):
+    cluster = three_nodes
+    result = cluster.run("lut", "build", "--cluster", cluster.address, "--on", "cpu-a", "--contexts", "1",
+                         "--rounds", "1", "--max-entries", "4", "--min-time", "0.02", "--min-runs", "3",
+                         "-o", "models/ctx.json", cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr
+    table = json.loads((tmp_path / "models" / "ctx.json").read_text())
+    assert table["mode"] == "in-context" and table["probe"]["reference_ms"] > 0
+    assert len(table["contexts"]) == 4  # four networks, one round each
+    built = next(ln for ln in result.stderr.splitlines() if ln.startswith("built on cpu-a nodes: "))
+    assert built.count(" networks") == 2, built  # both nodes of the kind read networks
+    # the stem is in every network: its entry pools the four readings, whichever node took them
+    stems = [e for e in table["entries"].values() if e["label"].endswith("stem")]
+    assert stems and all(e["contexts"] == 4 and len(e["context_ms"]) == 4 for e in stems), stems
 
 
 def _cell_running_on(cluster, node: str) -> str | None:

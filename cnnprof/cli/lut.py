@@ -1,4 +1,5 @@
-"""``cnnprof lut build`` and ``cnnprof lut predict``: FBNet-style latency lookup tables.
+"""``cnnprof lut build``, ``cnnprof lut calibrate`` and ``cnnprof lut predict``: FBNet-style latency
+lookup tables.
 
 Thin: parse, call ``cnnprof.lut``, render with ``report.emit``. Exit codes: 0 success, 1 a model
 has blocks missing from the table, 2 bad usage or a bad table (one line each).
@@ -18,16 +19,17 @@ from cnnprof.cli.common import command
 from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, ModelArgOpt, NoDbOpt, OutputOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
-from cnnprof.timing.protocol import LUT_ENTRY, WHOLE
+from cnnprof.timing.protocol import LUT_CONTEXT, LUT_ENTRY, LUT_NETWORK, WHOLE
 
 lut_app = typer.Typer(
     help=(
-        "Latency lookup tables (FBNet): time every candidate block once on this machine, then predict a "
-        "network's latency as the sum of its blocks' and see how far that holds here.\n\n"
+        "Latency lookup tables (FBNet): time every candidate block on this machine (inside networks of the "
+        "space), learn a small correction from whole networks, then predict a network's latency as the sum of "
+        "its blocks' and see how far that holds here.\n\n"
         "Examples:\n\n"
-        "  cnnprof lut build\n\n"
-        "  cnnprof lut predict fbnet_a fbnet_b fbnet_c --measure\n\n"
-        "  cnnprof lut predict --sample 50 --measure\n\n"
+        "  cnnprof lut build --clock cpu\n\n"
+        "  cnnprof lut calibrate --clock cpu\n\n"
+        "  cnnprof lut predict --clock cpu --sample 100 --measure\n\n"
         "  cnnprof lut predict --sample 1000000 --loss 2.0 --top 10"
     ),
     no_args_is_help=True,
@@ -61,6 +63,8 @@ PREDICT_COLUMNS = [
     Column("predicted_ms", "predicted (sum)", "ms"),
     Column("calibrated_ms", "calibrated", "ms"),
     Column("measured_ms", "measured", "ms"),
+    Column("measured_raw_ms", "clock read", "ms", priority=3),
+    Column("speed", "speed", "ratio", priority=3),
     Column("error", "error", "pct"),
     Column("calibrated_error", "calibrated error", "pct"),
     Column("loss", "loss", "float"),
@@ -131,27 +135,43 @@ def build_command(
                                        "stem, heads) or none.")] = "fbnet",
     models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Also add the blocks of these models "
                                                          "(comma-separated or repeated; names or patterns).")] = None,
+    entries: Annotated[str, typer.Option("--entries", help="in-context (the default: every block read in place "
+                                         "inside networks of the space; models inside themselves) or isolated "
+                                         "(each block alone, called again and again).")] = "in-context",
     backend: LutBackendOpt = None,
     threads: LutThreadsOpt = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Table file (default: "
                                                    "models/lut-<backend>-t<threads>.json).", dir_okay=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-measure entries this environment already measured.")] = False,
-    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Also time FBNet-A/B/C whole and "
-                                            "store one scale factor (whole / sum of blocks) that `lut predict` "
-                                            "shows beside the raw sum. On a shared machine it mostly records "
-                                            "the load at fitting time.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Re-measure what this environment already measured (and "
+                                        "replace a table of the other kind of entries).")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Isolated entries: also time "
+                                            "FBNet-A/B/C whole and store one scale factor (whole / sum of blocks). "
+                                            "For the learned correction, run `cnnprof lut calibrate`.")] = False,
     clock: ClockOpt = "wall",
-    min_time: Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
-                                            help="Seconds of timed calls per entry (over all rounds).")] = LUT_ENTRY.min_time_s,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
-                                        help="Passes over all entries; an entry keeps the median of its rounds.")] = 3,
-    min_runs: Annotated[int, typer.Option("--min-runs", min=1, rich_help_panel=EXPERT,
-                                          help="Timed calls per entry, at least.")] = LUT_ENTRY.min_runs,
+    allocator: Annotated[Optional[str], typer.Option(
+        "--allocator", rich_help_panel=EXPERT,
+        help="steady (in-context default: malloc keeps what it frees, so no call pays page faults that depend on "
+             "what the process ran before) or default (glibc as it starts; isolated default).")] = None,
+    contexts: Annotated[int, typer.Option("--contexts", min=1, rich_help_panel=EXPERT,
+                                          help="In-context: networks each block is read in (9 networks each).")] = 4,
+    min_time: Annotated[Optional[float], typer.Option(
+        "--min-time", min=0.0, rich_help_panel=EXPERT,
+        help=f"Seconds of timed calls per entry over all rounds (isolated, default {LUT_ENTRY.min_time_s}), or per "
+             f"network and round (in-context, default {LUT_CONTEXT.min_time_s}).")] = None,
+    rounds: Annotated[Optional[int], typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
+                                                  help="Passes over all entries or networks (default 3 isolated, "
+                                                  "2 in-context).")] = None,
+    min_runs: Annotated[Optional[int], typer.Option("--min-runs", min=1, rich_help_panel=EXPERT,
+                                                    help="Timed calls per entry (or network and round), at "
+                                                    "least.")] = None,
     layers: Annotated[Optional[str], typer.Option("--layers", rich_help_panel=EXPERT,
-                                                  help="Only these searchable layers, e.g. 0,1 (index stays whole).")] = None,
+                                                  help="Isolated: only these searchable layers, e.g. 0,1 (index "
+                                                  "stays whole).")] = None,
     max_entries: Annotated[Optional[int], typer.Option("--max-entries", min=0, rich_help_panel=EXPERT,
-                                                       help="Measure at most this many entries now (with "
-                                                       "--cluster: the first this many).")] = None,
+                                                       help="Measure at most this many entries (in-context: "
+                                                       "networks) now; with --cluster, the first this many.")] = None,
+    seed: Annotated[int, typer.Option("--seed", rich_help_panel=EXPERT, help="In-context: seed of the networks "
+                                      "the blocks are read in.")] = 0,
     cluster: Annotated[Optional[str], typer.Option("--cluster", rich_help_panel="Cluster (Ray)", help="Build the "
                                                    "table on nodes of the Ray cluster at this address (auto, "
                                                    "HOST:PORT, ray://HOST:PORT), spread over the nodes of the "
@@ -162,31 +182,34 @@ def build_command(
                                               "the cluster's only kind].", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Time every block once, in isolation, and save the table with its environment.
+    """Time every block of the space on this machine and save the table with its environment.
 
     The FBNet space at 224x224 has 9 candidates at each of 22 layers plus the stem and the heads
-    (1984, and FBNet-A's 1504); identical blocks at identical inputs share one entry. Entries this
-    environment (CPU model, backend, threads, torch / onnxruntime versions) already measured are
-    kept unless --force, so an interrupted build resumes. One thread by default. Each entry is
-    timed in --rounds passes over all entries and keeps the median of its rounds. On a shared
-    machine, --clock cpu times each call by the thread's CPU time (pre-emption left out).
+    (1984, and FBNet-A's 1504). In-context entries (the default) are read in place inside whole
+    networks of the space: every candidate sits at every layer in --contexts networks (4 x 9 = 36
+    networks), each timed in --rounds passes with forward hooks (torch) or the profiler (ONNX
+    Runtime); an entry is the mean over the networks it was read in. Every call is preceded by a
+    speed probe, and entries are stored at the probe's reference speed (the machine's speed varies
+    from second to second on a shared host). Isolated entries time each distinct block alone:
+    they miss what a block costs in a network (see the README). Entries this environment already
+    measured are kept unless --force, so an interrupted build resumes.
 
     Examples:
 
-      cnnprof lut build
-
-      cnnprof lut build --space none --models mobilenetv3_large,ghostnet_100,efficientnet_b0
-
-      cnnprof lut build --backend onnxruntime --threads 2
-
       cnnprof lut build --clock cpu
 
+      cnnprof lut build --backend onnxruntime --clock cpu
+
+      cnnprof lut build --space none --models mobilenetv3_large,ghostnet_100 -o models/lut-models.json
+
+      cnnprof lut build --entries isolated -o models/lut-torch-isolated.json
       cnnprof lut build --cluster auto --on cpu-avx512    # models/lut-torch-t1-cpu-avx512.json
     """
     from cnnprof.cli import options
     from cnnprof.errors import UsageError
     from cnnprof.files import check_writable
     from cnnprof.lut import builder as lut_build
+    from cnnprof.lut import context
     from cnnprof.lut.table import default_path
     from cnnprof.report import emit
     from cnnprof.targets import resolve_targets
@@ -195,6 +218,12 @@ def build_command(
     backend_name = _backend(backend, "torch")
     n_threads = options.parse_threads(threads or "1")
     clock = _clock(clock, n_threads)
+    mode = entries.strip().lower()
+    if mode not in ("in-context", "isolated"):
+        raise UsageError(f"unknown --entries {entries!r}; choose in-context or isolated")
+    alloc = (allocator or ("steady" if mode == "in-context" else "default")).strip().lower()
+    if alloc not in ("steady", "default"):
+        raise UsageError(f"unknown --allocator {allocator!r}; choose steady or default")
     path = output or default_path(backend_name, n_threads, clock)
     if cluster is None and on is not None:
         raise UsageError("--on goes with --cluster ADDRESS")
@@ -204,10 +233,15 @@ def build_command(
         raise UsageError(f"unknown --space {space!r}; choose fbnet or none")
     layer_list = None
     if layers is not None:
+        if mode != "isolated":
+            raise UsageError("--layers picks blocks to time alone: use it with --entries isolated")
         try:
             layer_list = sorted({int(v) for v in layers.split(",") if v.strip()})
         except ValueError:
             raise UsageError(f"--layers takes layer numbers such as 0,1; got {layers!r}") from None
+    if calibrate and mode != "isolated":
+        raise UsageError("--calibrate fits one scale to isolated entries; for an in-context table run "
+                         "`cnnprof lut calibrate`")
     names = [n.strip() for item in (models or []) for n in item.split(",") if n.strip()]
     if space == "none" and not names:
         raise UsageError("nothing to build: give --space fbnet or --models")
@@ -224,34 +258,66 @@ def build_command(
         path.parent.mkdir(parents=True, exist_ok=True)
     check_writable(path)
     targets = resolve_targets(names) if names else []
-    jobs, spaces = [], {}
-    if space == "fbnet":
-        space_jobs, index = lut_build.fbnet_space_jobs(layers=layer_list)
-        jobs += space_jobs
-        spaces[lut_build.FBNET_SPACE_NAME] = index
-    for target in targets:
-        jobs += lut_build.model_jobs(target)
-    protocol = with_limits(LUT_ENTRY, min_time_s=min_time, min_runs=min_runs)
+    spaces = {}
     with progress_bar() as update:
-        if connection is not None:
-            settings = {"backend": backend_name, "threads": n_threads, "clock": clock, "protocol": protocol,
-                        "rounds": rounds, "force": force}
-            table, report, outcome = cl.build_lut(
-                connection, kind, spec={"space": space, "layers": layer_list, "models": names}, jobs=jobs,
-                spaces=spaces, path=path, settings=settings, max_entries=max_entries, on_progress=update)
+        if mode == "isolated":
+            jobs = []
+            if space == "fbnet":
+                space_jobs, index = lut_build.fbnet_space_jobs(layers=layer_list)
+                jobs += space_jobs
+                spaces[lut_build.FBNET_SPACE_NAME] = index
+            for target in targets:
+                jobs += lut_build.model_jobs(target)
+            protocol = with_limits(LUT_ENTRY, min_time_s=min_time, min_runs=min_runs)
+            rounds = rounds or 3
+            if connection is not None:
+                settings = {"backend": backend_name, "threads": n_threads, "clock": clock, "protocol": protocol,
+                            "rounds": rounds, "force": force, "allocator": alloc}
+                table, report, outcome = cl.build_lut(
+                    connection, kind, spec={"space": space, "layers": layer_list, "models": names}, jobs=jobs,
+                    spaces=spaces, path=path, settings=settings, max_entries=max_entries, on_progress=update)
+            else:
+                table, report = lut_build.build(jobs, path=path, backend=backend_name, threads=n_threads,
+                                                clock=clock, protocol=protocol, rounds=rounds, force=force,
+                                                spaces=spaces, max_entries=max_entries, on_progress=update,
+                                                allocator=alloc)
         else:
-            table, report = lut_build.build(jobs, path=path, backend=backend_name, threads=n_threads, clock=clock,
-                                            protocol=protocol, rounds=rounds,
-                                            force=force, spaces=spaces, max_entries=max_entries, on_progress=update)
+            protocol = with_limits(LUT_CONTEXT, min_time_s=min_time, min_runs=min_runs)
+            rounds = rounds or context.ROUNDS
+            spec = {"space": space, "models": names, "contexts": contexts, "seed": seed}
+            networks, spaces = context.networks_of(spec)
+            if connection is not None:
+                settings = {"backend": backend_name, "threads": n_threads, "clock": clock, "protocol": protocol,
+                            "rounds": rounds, "force": force, "allocator": alloc}
+                table, report, outcome = cl.build_lut_in_context(
+                    connection, kind, spec=spec, networks=networks, spaces=spaces, path=path, settings=settings,
+                    max_networks=max_entries, on_progress=update)
+            else:
+                table, report = context.build_in_context(
+                    networks, path=path, backend=backend_name, threads=n_threads, clock=clock, protocol=protocol,
+                    rounds=rounds, force=force, spaces=spaces, max_networks=max_entries, on_progress=update,
+                    allocator=alloc)
     rows = [{"group": g, **counts} for g, counts in report.groups.items()]
     emit(rows, columns=BUILD_COLUMNS, fmt=fmt, fields=["group", "entries", "measured", "reused", "sum_ms"],
-         title=f"latency table {path} ({backend_name}, {n_threads} thread(s), {clock} clock)")
+         title=f"latency table {path} ({backend_name}, {n_threads} thread(s), {clock} clock, {mode} entries, "
+               f"{table.allocator} allocator)")
     measured = sum(int(g["measured"]) for g in report.groups.values())
-    say(f"wrote {path}: {len(table.entries)} entries ({measured} measured now) in {report.seconds:.0f} s")
+    done = f" in {report.networks} network(s)" if mode == "in-context" else ""
+    say(f"wrote {path}: {len(table.entries)} entries ({measured} measured now{done}) in {report.seconds:.0f} s")
+    if mode == "in-context" and lut_build.FBNET_SPACE_NAME in table.spaces:
+        spread = context.context_summary(table, lut_build.FBNET_SPACE_NAME)
+        if spread["cells"]:
+            say(f"how much the context moves a block: median spread over its networks "
+                f"{100 * spread['median_relative_spread']:.1f}% of its mean ({spread['cells']} cells); "
+                f"probe reference {table.probe['reference_ms']:.3f} ms")
+    if report.calibration and report.calibration.get("dropped"):
+        say("the table's calibration was fitted to the entries before this build and was dropped: run "
+            "`cnnprof lut calibrate` again")
     if report.foreign:
         say("warning: some entries come from another environment and were not re-measured: " + "; ".join(report.foreign))
     if connection is not None:
-        say(f"built on {kind} nodes: " + ", ".join(f"{label} {n} entries" for label, n in outcome.nodes.items()))
+        unit = "networks" if mode == "in-context" else "entries"
+        say(f"built on {kind} nodes: " + ", ".join(f"{label} {n} {unit}" for label, n in outcome.nodes.items()))
     if report.interrupted:
         say("interrupted: kept the entries measured so far; run the same command again to resume")
         raise SystemExit(130)
@@ -283,6 +349,20 @@ def _clock(text: str, threads: int) -> str:
     return value
 
 
+def _calibration_note(stored: dict) -> str:
+    from cnnprof.lut.correction import Calibration
+
+    cal = Calibration.from_dict(stored)
+    if cal.single:
+        fitted = ", ".join(stored.get("fitted_on", {}))
+        return f"calibrated = raw sum x {cal.default_scale:.3f}, the scale fitted on {fitted} by `lut build`"
+    n = len(cal.trained_on())
+    low, high = min(cal.scales.values()), max(cal.scales.values())
+    scales = f"one scale {low:.2f}" if high - low < 1e-9 else f"a scale per block type ({low:.2f}..{high:.2f})"
+    return (f"calibrated = {cal.overhead_ms:+.2f} ms + stem/head/glue + {scales} x the table, fitted on {n} networks "
+            "by `lut calibrate` (left out of the sample)")
+
+
 def _shorten(text: str, limit: int = 6) -> str:
     items = text.split(", ") if text else []
     return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
@@ -292,6 +372,139 @@ def _env_id(table) -> str:
     from cnnprof.lut.table import env_id, environment
 
     return env_id(environment(table.backend, table.threads, table.clock))
+
+
+@lut_app.command("calibrate")
+@command
+def calibrate_command(
+    table_path: TableOpt = None,
+    backend: LutBackendOpt = None,
+    threads: LutThreadsOpt = None,
+    clock: ClockOpt = "wall",
+    budget: Annotated[float, typer.Option("--budget", help="Seconds of training measurements: networks are added "
+                                          "where the predictor is least sure until they are spent.")] = 180.0,
+    train: Annotated[int, typer.Option("--train", help="Training networks, at most.")] = 48,
+    holdout: Annotated[int, typer.Option("--holdout", help="Held-out networks (never trained on) to report the "
+                                         "error on; FBNet-A/B/C are measured beside them.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the pool and of the held-out sample.")] = 0,
+    initial: Annotated[int, typer.Option("--initial", rich_help_panel=EXPERT,
+                                         help="Random networks before the adaptive choice starts.")] = 8,
+    batch: Annotated[int, typer.Option("--batch", rich_help_panel=EXPERT,
+                                       help="Networks chosen per step of the adaptive choice.")] = 4,
+    rounds: Annotated[int, typer.Option("--rounds", rich_help_panel=EXPERT,
+                                        help="Passes over each group of networks; each keeps the median of its "
+                                        "rounds.")] = 2,
+    min_time: Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
+                                            help="Seconds of timed calls per whole network (over all "
+                                            "rounds).")] = LUT_NETWORK.min_time_s,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Learn a per-machine correction of the table from whole networks; report it on others.
+
+    Times a training sample of FBNet networks whole and fits latency = overhead + stem/head/glue +
+    a scale per block type x that type's table latencies (ridge regression on the relative error,
+    shrunk towards overhead 0 and scale 1), or overhead + one shared scale, or no correction,
+    whichever predicts the training networks it left out best. The first --initial networks are random; then, within
+    --budget seconds, the networks of a random pool whose prediction is least certain are added
+    (the fit's own uncertainty plus how much the context moves their blocks). Then a separate
+    held-out sample (disjoint from the training set) and FBNet-A/B/C are timed, and the error of
+    the raw sum and of the calibrated prediction is reported there. The correction is stored in
+    the table; `lut predict` shows it beside the raw sum, and leaves its training networks out of
+    a measured sample.
+
+    Examples:
+
+      cnnprof lut calibrate --clock cpu
+
+      cnnprof lut calibrate --backend onnxruntime --clock cpu --budget 120 --holdout 20
+
+      cnnprof lut calibrate --table models/lut-torch-t1-cpu.json -f json -o reports/calibration.json
+    """
+    from cnnprof.cli import options
+    from cnnprof.cli.common import progress
+    from cnnprof.files import check_distinct, check_writable
+    from cnnprof.lut import correction as lut_calibrate
+    from cnnprof.lut.table import default_path, load
+    from cnnprof.timing.protocol import with_limits
+
+    check_writable(output)
+    n_threads = options.parse_threads(threads) if threads is not None else None
+    backend_name = _backend(backend, "torch") if backend is not None else None
+    path = table_path or default_path(backend_name or "torch", n_threads or 1, _clock(clock, n_threads or 1))
+    _check_calibration_options(budget, train, holdout, initial, batch, rounds)
+    check_distinct([output], [path])
+    check_writable(path)
+    table = load(path)
+    with progress() as update:
+        report = lut_calibrate.calibrate(
+            table, path=path, budget_s=budget, max_train=train, initial=initial, batch=batch, holdout=holdout,
+            seed=seed, rounds=rounds, protocol=with_limits(LUT_NETWORK, min_time_s=min_time), on_progress=update)
+    rows = calibration_rows(report)
+    title = (f"correction learned for {path} ({table.backend}, {table.threads} thread(s), {table.clock} clock, "
+             f"{table.mode} entries)")
+    _emit_summary(rows, fmt, output, title, calibrated=True)
+    say(f"stored the correction in {path}: {len(report.trained_on)} training networks in {report.train_s:.0f} s, "
+        f"{len(report.holdout)} held-out in {report.holdout_s:.0f} s")
+    if report.interrupted:
+        say("interrupted: the correction was fitted on the networks measured so far")
+        raise SystemExit(130)
+
+
+def _check_calibration_options(budget: float, train: int, holdout: int, initial: int, batch: int, rounds: int) -> None:
+    from cnnprof.errors import UsageError
+
+    if not budget > 0 or budget != budget or budget == float("inf"):
+        raise UsageError(f"--budget takes a positive number of seconds, got {budget}")
+    for name, value, low in (("--train", train, 2), ("--holdout", holdout, 1), ("--initial", initial, 2),
+                             ("--batch", batch, 1), ("--rounds", rounds, 1)):
+        if value < low:
+            raise UsageError(f"{name} must be at least {low}, got {value}")
+
+
+def calibration_rows(report) -> list:
+    """The calibration report as summary rows: the correction, the training, the held-out
+    accuracy (raw sum against calibrated), and FBNet-A/B/C."""
+    from cnnprof.lut.evaluate import SUMMARY_METRICS, SummaryRow
+
+    cal = report.calibration
+    rows = [SummaryRow("correction", "overhead per network", cal.overhead_ms, None, "ms")]
+    rows += [SummaryRow("correction", f"scale {kind}", value, None, "ratio") for kind, value in cal.scales.items()]
+    t = report.train_stats
+    rows += [
+        SummaryRow("training", "networks measured", t["n"], None, "int"),
+        SummaryRow("training", "steps of adaptive choice", report.rounds_of_selection, None, "int"),
+        SummaryRow("training", "seconds", report.train_s, None, "float"),
+        SummaryRow("training", "mean |error| (fitted on these)", t["raw_mean_abs_error"],
+                   t["calibrated_mean_abs_error"], "pct"),
+        SummaryRow("training", "leave-one-out RMS error", None, t["loo_rmse"], "pct"),
+    ]
+    for structure, score in t.get("loo_rmse_by_structure", {}).items():
+        kept = " (kept)" if structure == t.get("structure") else ""
+        rows.append(SummaryRow("training", f"leave-one-out RMS error, {structure} correction{kept}", None, score,
+                               "pct"))
+    if report.holdout_raw:
+        rows += [SummaryRow("held-out", label, report.holdout_raw[key], report.holdout_calibrated.get(key), kind)
+                 for key, label, kind in SUMMARY_METRICS]
+        rows.append(SummaryRow("held-out", "seconds", report.holdout_s, None, "float"))
+    for m in report.models:
+        rows.append(SummaryRow(m["model"], "predicted", m["predicted_ms"], m["calibrated_ms"], "ms"))
+        rows.append(SummaryRow(m["model"], "measured", m["measured_ms"], m["measured_ms"], "ms"))
+        rows.append(SummaryRow(m["model"], "error", m["error"], m["calibrated_error"], "pct"))
+    return rows
+
+
+def _emit_summary(rows, fmt, output, title: str, *, calibrated: bool) -> None:
+    from cnnprof.lut import evaluate
+    from cnnprof.report import emit, human
+
+    columns = SUMMARY_COLUMNS if calibrated else SUMMARY_COLUMNS[:3]
+    if fmt == Format.table and output is None:
+        shown = [{"group": r.group, "metric": r.metric, "raw": human(r.raw, r.kind),
+                  "calibrated": human(r.calibrated, r.kind)} for r in rows]
+        emit(shown, columns=columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS, title=title)
+    else:
+        emit(rows, columns=columns, fmt=fmt, output=output, fields=evaluate.SummaryRow, title=title)
 
 
 @lut_app.command("predict")
@@ -314,9 +527,10 @@ def predict_command(
     beta: Annotated[float, typer.Option("--beta", help="FBNet loss beta.")] = 0.6,
     top: Annotated[Optional[int], typer.Option("--top", min=1, help="Show only the K best sampled networks (lowest "
                                                "loss, else fastest); default all up to 1000, else 20.")] = None,
-    min_time: Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
-                                            help="Seconds of timed calls per whole network (--measure; over all "
-                                            "rounds).")] = WHOLE.min_time_s,
+    min_time: Annotated[Optional[float], typer.Option(
+        "--min-time", min=0.0, rich_help_panel=EXPERT,
+        help=f"Seconds of timed calls per whole network (--measure; over all rounds; default {WHOLE.min_time_s}, "
+             f"{LUT_NETWORK.min_time_s} for an in-context table).")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
                                         help="Passes over all networks (--measure); each keeps the median of its "
                                         "rounds.")] = 3,
@@ -329,11 +543,14 @@ def predict_command(
     """Predict latency as the sum of the table's block latencies; with --measure, check it.
 
     For sampled architectures the table is a (layers x candidates) matrix: a million predictions
-    take about a second. With --measure each whole network is timed too (same backend and
-    threads) and the error reported; over a sample: the share within +-10% (nn-Meter's accuracy
-    figure), |error| mean/median/p90, and Spearman's rank correlation. Whole networks are timed
-    in --rounds passes (a busy spell spoils one round, not one network). When the table holds a
-    calibration (`lut build --calibrate`), the calibrated prediction is shown beside the raw sum.
+    take well under a second. With --measure each whole network is timed too (same backend and
+    threads) and the error reported; a measured sample always brings FBNet-A/B/C, and leaves out
+    every network the table's calibration was fitted on (it is held out). Over a group: the share
+    within +-5% and +-10% (nn-Meter's accuracy figure), |error| mean/median/p90, and Spearman's
+    rank correlation. Whole networks are timed in --rounds passes (a busy spell spoils one round,
+    not one network); with an in-context table, every call is probed and the error taken at the
+    table's reference speed (the clock's own reading is shown too). When the table holds a
+    calibration (`lut calibrate`), the calibrated prediction is shown beside the raw sum.
     The arch column gives one digit per layer: 0 k3_e1, 1 k3_e1_g2, 2 k3_e3, 3 k3_e6,
     4 k5_e1, 5 k5_e1_g2, 6 k5_e3, 7 k5_e6, 8 skip.
 
@@ -341,7 +558,7 @@ def predict_command(
 
       cnnprof lut predict fbnet_a fbnet_b fbnet_c --measure
 
-      cnnprof lut predict --sample 50 --measure
+      cnnprof lut predict --clock cpu --sample 100 --measure
 
       cnnprof lut predict --sample 1000000 --loss 2.0 --top 10
 
@@ -368,7 +585,7 @@ def predict_command(
     check_distinct([output], [path, *reference_files(models)])
     table = load(path)
     targets = resolve_targets(models, model_args=model_arg) if models else []
-    protocol = with_limits(WHOLE, min_time_s=min_time)
+    protocol = with_limits(LUT_NETWORK if table.probe else WHOLE, min_time_s=min_time)
     from cnnprof.cli import stored
     from cnnprof.cli.common import progress
     from cnnprof.store.columns import Kind
@@ -418,8 +635,10 @@ def predict_command(
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.flagged.items()))
         say(f"note: of the {result.used} table entries used, these were flagged when measured: {kinds}")
     if table.calibration and result.summary:
-        fitted = ", ".join(table.calibration["fitted_on"])
-        say(f"calibrated = raw sum x {table.calibration['scale']:.3f}, the scale fitted on {fitted} by `lut build`")
+        say(_calibration_note(table.calibration))
+    if table.probe and measure:
+        say(f"measured = the clock's reading x probe reference ({table.probe['reference_ms']:.3f} ms) / the probe "
+            "around each call: the networks at the table's reference speed (the clock's own reading: `clock read`)")
     if result.incomplete:
         missing = [r.model for r in result.rows if r.model in result.incomplete and r.missing]
         hint = (f"; add their blocks with `cnnprof lut build --space none --models {','.join(missing)}`"

@@ -51,6 +51,7 @@ class BuildReport:
     foreign: list[str] = field(default_factory=list)  # environment differences of kept entries
     calibration: dict | None = None
     interrupted: bool = False
+    networks: int = 0  # in-context builds: networks timed in place now
 
 
 # -- what to time --------------------------------------------------------------------------------
@@ -117,21 +118,30 @@ def model_jobs(target: "Target") -> list[Job]:
 
 
 # -- the build ------------------------------------------------------------------------------------
-def open_table(path: str | Path, *, backend: str, threads: int, force: bool, clock: str = "wall") -> Table:
-    """The table at ``path`` to add to, or a new one (a corrupt file is replaced only with ``force``)."""
+def open_table(path: str | Path, *, backend: str, threads: int, force: bool, clock: str = "wall",
+               mode: str = "isolated", allocator: str = "default") -> Table:
+    """The table at ``path`` to add to, or a new one (a corrupt file, or one of entries measured the
+    other way, is replaced only with ``force``)."""
     p = Path(path)
     if not p.exists():
-        return Table(backend=backend, threads=threads, clock=clock)
+        return Table(backend=backend, threads=threads, clock=clock, mode=mode, allocator=allocator)
     try:
         table = load(p)
     except TableError:
         if force:
-            return Table(backend=backend, threads=threads, clock=clock)
+            return Table(backend=backend, threads=threads, clock=clock, mode=mode, allocator=allocator)
         raise
     if (table.backend, table.threads, table.clock) != (backend, threads, clock):
         raise UsageError(
             f"{str(p)!r} holds {table.backend} entries at {table.threads} thread(s) ({table.clock} clock), not "
             f"{backend} at {threads} ({clock} clock): choose another --output"
+        )
+    if (table.mode, table.allocator) != (mode, allocator):
+        if force:
+            return Table(backend=backend, threads=threads, clock=clock, mode=mode, allocator=allocator)
+        raise UsageError(
+            f"{str(p)!r} holds {table.mode} entries measured with the {table.allocator} allocator, not {mode} ones "
+            f"with the {allocator} one: choose another --output, or --force to replace it"
         )
     return table
 
@@ -151,6 +161,7 @@ def build(
     max_entries: int | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
     save_every_s: float = 15.0,
+    allocator: str = "default",
 ) -> tuple[Table, BuildReport]:
     """Time every distinct job not already measured in this environment and save the table.
 
@@ -164,7 +175,11 @@ def build(
     import tempfile
 
     start = time.perf_counter()
-    table = open_table(path, backend=backend, threads=threads, force=force, clock=clock)
+    if timer is None:
+        from cnnprof.lut.measure import use_allocator
+
+        allocator = use_allocator(allocator)  # what this process can have: the table records it
+    table = open_table(path, backend=backend, threads=threads, force=force, clock=clock, allocator=allocator)
     here = environment(backend, threads, clock)
     eid = env_id(here)
     table.environments[eid] = here
@@ -191,7 +206,7 @@ def build(
     total = rounds * len(todo)
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
         timer = timer or make_timer(backend=backend, threads=threads, protocol=per_round(protocol, rounds),
-                                    onnx_dir=onnx_dir, clock=clock)
+                                    onnx_dir=onnx_dir, clock=clock, allocator=allocator)
         last_save = time.perf_counter()
         try:
             for r in range(rounds):
@@ -263,7 +278,7 @@ def calibrate(
     times: dict[str, list[Measured]] = {target.name: [] for target, _, _ in built}
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
         timer = timer or make_timer(backend=table.backend, threads=table.threads, protocol=per_round(protocol, rounds),
-                                    onnx_dir=onnx_dir, clock=table.clock)
+                                    onnx_dir=onnx_dir, clock=table.clock, allocator=table.allocator)
         for _ in range(rounds):
             for target, model, _ in built:
                 times[target.name].append(timer(model, target.input, target.name))

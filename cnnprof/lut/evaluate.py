@@ -3,6 +3,12 @@ measurements, errors, the loss ranking, accuracy summaries and the prediction ra
 
 Rows are ``PredictRow`` (one per network; ``ROW_FIELDS`` are their columns) and ``SummaryRow``;
 relative errors are fractions ((predicted - measured) / measured), never rounded.
+
+With ``measure``, a sample of the space is always checked together with FBNet-A/B/C, and it is
+held out: none of its networks is one a calibration was fitted on. When the table's entries are
+normalised to its speed probe (in-context tables), the whole networks are probed too and the
+errors are taken at the table's reference speed; the clock's own reading is kept beside it
+(``measured_raw_ms``), with how fast the machine ran (``speed``).
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ class PredictRow(Row):
     missing_parts: int | None = None
     predicted_ms: float | None = None
     calibrated_ms: float | None = None
-    measured_ms: float | None = None
+    measured_ms: float | None = None  # at the table's reference speed when it has a probe
+    measured_raw_ms: float | None = None  # as the clock read it
+    speed: float | None = None  # probe / reference while measuring (1.2 = the machine ran 20% slow)
     error: float | None = None  # (predicted - measured) / measured
     calibrated_error: float | None = None
     ratio: float | None = None  # predicted / measured
@@ -65,6 +73,7 @@ class SummaryRow(Row):
 
 
 ROW_FIELDS = PredictRow.field_names()
+REFERENCE_MODELS = ("fbnet_a", "fbnet_b", "fbnet_c")
 SUMMARY_FIELDS = ["group", "metric", "raw", "calibrated"]
 ALL_ROWS_UP_TO = 1000  # more sampled networks than this: show the --top best only
 
@@ -97,6 +106,7 @@ def predict(
     top: int | None = None,
     protocol: "Protocol | None" = None,
     rounds: int = 3,
+    references: Sequence[str] = REFERENCE_MODELS,
     timer: "Timer | None" = None,
     on_progress: Callable[[str], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
@@ -105,21 +115,33 @@ def predict(
     FBNet space. The environment of the entries used is compared with this one first: a
     difference is a warning, or with ``strict_env`` an error (exit 2) before any timing.
 
-    Whole networks are timed with ``protocol`` (default ``WHOLE_PROTOCOL``) spread over
+    With ``sample`` and ``measure``, the ``references`` (FBNet-A/B/C) are added to ``targets``
+    when missing, and the sample leaves out every network a calibration of the table was fitted
+    on. Whole networks are timed with ``protocol`` (default ``WHOLE_PROTOCOL``, or
+    ``NETWORK_PROTOCOL`` for a probed table) spread over
     ``rounds`` passes over all of them (``measure.combine``), so a busy spell of a shared
-    machine spoils one round of several networks rather than all of a few."""
+    machine spoils one round of several networks rather than all of a few; with the table's
+    speed probe, at its reference speed."""
     import tempfile
 
     import numpy as np
 
+    from cnnprof.lut.correction import Calibration, disjoint_sample, predict_model
     from cnnprof.lut.keys import SplitError, split
-    from cnnprof.lut.measure import WHOLE_PROTOCOL, combine, make_timer, per_round
+    from cnnprof.lut.measure import NETWORK_PROTOCOL, WHOLE_PROTOCOL, SpeedProbe, make_timer, per_round, time_networks
+    from cnnprof.lut.predict import parts_with_glue
 
     backend = backend or table.backend
     threads = threads or table.threads
     progress = on_progress or (lambda message: None)
     result = PredictResult()
-    scale = float(table.calibration["scale"]) if table.calibration else None
+    calibration = Calibration.from_dict(table.calibration) if table.calibration else None
+    if sample and measure and references:
+        from cnnprof import targets as targets_mod
+
+        have = {t.name for t in targets}
+        extra = [name for name in references if name not in have]
+        targets = [*targets_mod.resolve_targets(extra), *targets] if extra else list(targets)
 
     # 1. split the models and look their parts up (cheap), before any timing
     split_models = []
@@ -139,16 +161,20 @@ def predict(
             result.incomplete.append(target.name)
             continue
         predicted, missing = predict_parts(table, parts)
-        used_keys += [p.key for p in parts if p.key in table.entries]
+        used_keys += [p.key for p in parts_with_glue(table, parts) if p.key in table.entries]
         row = PredictRow(target.name, parts=len(parts), missing_parts=len(missing), predicted_ms=predicted)
+        if calibration is not None and predicted is not None:
+            row.calibrated_ms = predict_model(table, parts, calibration)[1]
         if missing:
             row.missing = missing_text(missing)
             result.incomplete.append(target.name)
         result.rows.append(row)
-        split_models.append((row, model, target.input))
-    matrix = None
+        split_models.append((row, target, model))
+    matrix = calibrated = None
     if sample:
         matrix = SpaceMatrix.from_table(table, FBNET_SPACE_NAME)
+        if calibration is not None:
+            calibrated = SpaceMatrix.from_table(table, FBNET_SPACE_NAME, calibration=calibration)
         used_keys += list(matrix.keys)
 
     # 2. the environment check, and how the entries used were measured
@@ -166,16 +192,21 @@ def predict(
         if on_warning:
             on_warning(message + ": its predictions may not hold here")
 
-    # 3. sampled architectures: vectorised prediction
+    # 3. sampled architectures: vectorised prediction (held out from any calibration when measured)
     sample_rows: list[PredictRow] = []
     choices_of: dict[int, Any] = {}  # id(row) -> its architecture (sampled rows)
     if matrix is not None:
+        trained = calibration.trained_on() if calibration is not None else set()
         t0 = time.perf_counter()
-        choices = sample_choices(sample, matrix.layers, len(matrix.candidates), seed=seed)
+        if measure and trained:
+            choices = disjoint_sample(sample, matrix.layers, len(matrix.candidates), seed=seed, exclude=trained)
+        else:
+            choices = sample_choices(sample, matrix.layers, len(matrix.candidates), seed=seed)
         t1 = time.perf_counter()
         predicted = matrix.predict(choices)
         t2 = time.perf_counter()
         result.rate = {"n": sample, "sample_s": t1 - t0, "predict_s": t2 - t1, "rate_per_s": sample / max(t2 - t1, 1e-9)}
+        cal_pred = calibrated.predict(choices) if calibrated is not None else None
         result.sampled = sample
         if top is None and sample > ALL_ROWS_UP_TO:
             top = 20
@@ -185,50 +216,47 @@ def predict(
             order = np.argsort(ranking, kind="stable")[:top]
         width = len(str(sample - 1))
         for i in order:
-            sample_rows.append(PredictRow(f"sample-{int(i):0{width}d}", arch=arch_code(choices[i]),
-                                          parts=matrix.layers + 2, missing_parts=0, predicted_ms=float(predicted[i])))
-            choices_of[id(sample_rows[-1])] = choices[i]
+            row = PredictRow(f"sample-{int(i):0{width}d}", arch=arch_code(choices[i]), parts=matrix.layers + 2,
+                             missing_parts=0, predicted_ms=float(predicted[i]),
+                             calibrated_ms=float(cal_pred[i]) if cal_pred is not None else None)
+            sample_rows.append(row)
+            choices_of[id(row)] = choices[i]
         result.rows += sample_rows
 
     # 4. measure the whole networks
     rows = [r for r in result.rows if r.predicted_ms is not None]
     if measure and rows:
-        import torch
+        from cnnprof.lut.context import space_network
+        from cnnprof.lut.correction import space_object
 
-        from cnnprof.models.fbnet import FBNET_SPACE
+        space = space_object(FBNET_SPACE_NAME)
 
         def sampled(row: PredictRow) -> Callable[[], Any]:
-            def make() -> Any:  # rebuilt each round: a few hundred sampled networks need not fit in memory
-                torch.manual_seed(0)
-                return FBNET_SPACE.build_network(matrix.names(choices_of[id(row)])).eval()
+            return lambda: space_network(space, matrix.names(choices_of[id(row)]))
 
-            return make
-
-        jobs = [(row, (lambda m=model: m), shape) for row, model, shape in split_models if row.predicted_ms is not None]
-        jobs += [(row, sampled(row), FBNET_SPACE.input) for row in sample_rows]
-        times: dict[int, list] = {id(row): [] for row, _, _ in jobs}
+        jobs = [(row, (lambda m=model: m), tuple(target.input)) for row, target, model in split_models
+                if row.predicted_ms is not None]
+        jobs += [(row, sampled(row), tuple(space.input)) for row in sample_rows]
         with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
-            timer = timer or make_timer(backend=backend, threads=threads,
-                                        protocol=per_round(protocol or WHOLE_PROTOCOL, rounds), onnx_dir=onnx_dir,
-                                        clock=table.clock)
-            for r in range(rounds):
-                for n, (row, make, shape) in enumerate(jobs):
-                    progress(f"round {r + 1}/{rounds}: timing {row.model} whole ({n + 1}/{len(jobs)})")
-                    times[id(row)].append(timer(make(), shape, row.model))
-        for row, _, _ in jobs:
-            row.measured_ms = combine(times[id(row)]).median_ms
+            probe = SpeedProbe.from_table(table)
+            base = protocol or (NETWORK_PROTOCOL if probe is not None else WHOLE_PROTOCOL)
+            timer = timer or make_timer(backend=backend, threads=threads, protocol=per_round(base, rounds),
+                                        onnx_dir=onnx_dir, clock=table.clock, probe=probe, allocator=table.allocator)
+            times = time_networks([(row.model, make, shape) for row, make, shape in jobs], timer, rounds=rounds,
+                                  on_progress=progress)
+        for (row, _, _), m in zip(jobs, times):
+            row.measured_ms = m.median_ms
+            row.measured_raw_ms = m.clock_ms
+            row.speed = m.speed
     for row in result.rows:
         p = row.predicted_ms
-        if p is None:
+        if p is None or row.measured_ms is None:
             continue
-        if scale is not None:
-            row.calibrated_ms = p * scale
-        if row.measured_ms is not None:
-            m = row.measured_ms
-            row.error = (p - m) / m
-            row.ratio = p / m
-            if scale is not None:
-                row.calibrated_error = (p * scale - m) / m
+        m = row.measured_ms
+        row.error = (p - m) / m
+        row.ratio = p / m
+        if row.calibrated_ms is not None:
+            row.calibrated_error = (row.calibrated_ms - m) / m
 
     # 5. the loss ranking
     if loss_ce is not None:
@@ -245,19 +273,37 @@ def predict(
     for group, members in groups:
         done = [r for r in members if r.measured_ms is not None and r.predicted_ms is not None]
         if done:
-            result.summary += summary_rows(group, done, scale)
+            result.summary += summary_rows(group, done)
     return result
 
 
-def summary_rows(group: str, rows: Sequence[PredictRow], scale: float | None) -> list[SummaryRow]:
-    """The accuracy of the raw sum (and of the calibrated one) over ``rows``, one metric a row."""
+SUMMARY_METRICS = (
+    ("n", "networks", "int"), ("within_5", "within +-5%", "pct"), ("within_10", "within +-10%", "pct"),
+    ("mean_abs_error", "mean |error|", "pct"), ("median_abs_error", "median |error|", "pct"),
+    ("p90_abs_error", "p90 |error|", "pct"), ("median_ratio", "median predicted/measured", "ratio"),
+    ("spearman", "Spearman rho", "float"),
+)
+
+
+def summary_rows(group: str, rows: Sequence[PredictRow]) -> list[SummaryRow]:
+    """The accuracy of the raw sum (and of the calibrated prediction, where every row has one)
+    over ``rows``, one metric a row; with a speed probe, also the machine's speed while
+    measuring and the share within +-10% of the clock's own (unnormalised) reading."""
+    import statistics
+
     pred = [r.predicted_ms for r in rows]
     meas = [r.measured_ms for r in rows]
     raw = error_stats(pred, meas)
-    cal = error_stats([p * scale for p in pred], meas) if scale is not None else {}
-    names = (
-        ("n", "networks", "int"), ("within_10", "within +-10%", "pct"), ("mean_abs_error", "mean |error|", "pct"),
-        ("median_abs_error", "median |error|", "pct"), ("p90_abs_error", "p90 |error|", "pct"),
-        ("median_ratio", "median predicted/measured", "ratio"), ("spearman", "Spearman rho", "float"),
-    )
-    return [SummaryRow(group, label, raw[key], cal.get(key), kind) for key, label, kind in names]
+    cal = {}
+    if all(r.calibrated_ms is not None for r in rows):
+        cal = error_stats([r.calibrated_ms for r in rows], meas)
+    out = [SummaryRow(group, label, raw[key], cal.get(key), kind) for key, label, kind in SUMMARY_METRICS]
+    speeds = [r.speed for r in rows if r.speed is not None]
+    if speeds and all(r.measured_raw_ms is not None for r in rows):
+        clock = [r.measured_raw_ms for r in rows]
+        out.append(SummaryRow(group, "machine speed while measuring (probe/reference)", statistics.median(speeds),
+                              None, "ratio"))
+        out.append(SummaryRow(group, "within +-10% of the clock's reading (unnormalised)",
+                              error_stats(pred, clock)["within_10"],
+                              error_stats([r.calibrated_ms for r in rows], clock)["within_10"] if cal else None, "pct"))
+    return out

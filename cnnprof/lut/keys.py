@@ -103,6 +103,19 @@ def head_key(head: "nn.Module", input_shape: Sequence[int]) -> str:
     return block_key(head, input_shape, cls=f"{type(head).__name__}.head")
 
 
+def glue_key(network_class: str, input_shape: Sequence[int]) -> str:
+    """The key of the time a network of ``network_class`` spends outside its parts (in-context
+    tables): the framework's dispatch between the parts, ONNX Runtime's reorders."""
+    return f"{network_class}.glue|{shape_text(input_shape)}|in-place"
+
+
+def glue_part(parts: Sequence[Part]) -> Part:
+    """The glue of a split network as a part (``role`` "glue"), keyed by the network's class
+    (the head part is the network itself with stem and blocks removed) and its input."""
+    head = parts[-1]
+    return Part("glue", "glue", None, parts[0].input, glue_key(type(head.module).__name__, parts[0].input))
+
+
 def _flat_blocks(blocks: "nn.Module", prefix: str) -> list[tuple[str, "nn.Module"]]:
     from torch import nn
 

@@ -78,8 +78,8 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def error_stats(predicted: Sequence[float], measured: Sequence[float], *, band: float = 0.10) -> dict[str, float]:
-    """Relative errors (predicted - measured) / measured: share within +-band, |error| mean,
-    median and p90, the median ratio predicted / measured (the bias) and Spearman's rho."""
+    """Relative errors (predicted - measured) / measured: share within +-5% and +-band, |error|
+    mean, median and p90, the median ratio predicted / measured (the bias) and Spearman's rho."""
     import numpy as np
 
     p = np.asarray(predicted, dtype=float)
@@ -88,6 +88,7 @@ def error_stats(predicted: Sequence[float], measured: Sequence[float], *, band: 
     a = np.abs(err)
     return {
         "n": int(len(p)),
+        "within_5": float(np.mean(a <= 0.05 + 1e-12)),
         "within_10": float(np.mean(a <= band + 1e-12)),
         "mean_abs_error": float(a.mean()),
         "median_abs_error": float(np.median(a)),
@@ -98,8 +99,20 @@ def error_stats(predicted: Sequence[float], measured: Sequence[float], *, band: 
 
 
 # -- a model, part by part -----------------------------------------------------------------------
+def parts_with_glue(table: Table, parts: Sequence["Part"]) -> list["Part"]:
+    """``parts`` and, for an in-context table, the network's glue (the time outside its parts,
+    an entry of its own there): in-context parts add up to the network only with it."""
+    from cnnprof.lut.keys import glue_part
+
+    if table.mode != "in-context" or not parts:
+        return list(parts)
+    return [*parts, glue_part(parts)]
+
+
 def predict_parts(table: Table, parts: Sequence["Part"]) -> tuple[float | None, list["Part"]]:
-    """Sum of the parts' medians, or None with the parts that are missing from the table."""
+    """Sum of the parts' latencies (with the glue of an in-context table), or None with the
+    parts that are missing from the table."""
+    parts = parts_with_glue(table, parts)
     values, _ = table.lookup([p.key for p in parts])
     missing = [p for p, v in zip(parts, values) if v is None]
     return (None if missing else float(sum(values))), missing
@@ -119,12 +132,15 @@ class SpaceMatrix:
 
     candidates: tuple[str, ...]
     latency: "np.ndarray"  # (L, K) ms
-    fixed_ms: float  # stem + head
+    fixed_ms: float  # stem + head (+ glue and a calibration's overhead)
     keys: tuple[str, ...]  # every key used (for the environment check)
 
     @classmethod
-    def from_table(cls, table: Table, space: str, *, head: str | None = None) -> "SpaceMatrix":
-        """The matrix of ``space`` in ``table``; a missing cell is an error that lists them."""
+    def from_table(cls, table: Table, space: str, *, head: str | None = None,
+                   calibration: Any = None) -> "SpaceMatrix":
+        """The matrix of ``space`` in ``table``; a missing cell is an error that lists them. With
+        ``calibration`` (a ``calibrate.Calibration``) each column is multiplied by its type's
+        scale and the overhead added to the fixed part, once: predicting stays a gather and a sum."""
         import numpy as np
 
         if space not in table.spaces:
@@ -134,20 +150,27 @@ class SpaceMatrix:
         if head not in index.heads:
             raise UsageError(f"the {space} space has no {head} head in the table (heads: {', '.join(index.heads)})")
         cells = [k for row in index.layers for k in row]
-        fixed = [index.stem, index.heads[head]]
+        fixed = [index.stem, index.heads[head]] + ([index.glue] if index.glue else [])
         _, missing = table.lookup(cells + fixed)
         if missing:
             labels = []
             for i, row in enumerate(index.layers):
                 labels += [f"L{i:02d} {c}" for c, k in zip(index.candidates, row) if k in missing]
-            labels += [name for name, k in (("stem", index.stem), (f"head {head}", index.heads[head])) if k in missing]
+            labels += [name for name, k in (("stem", index.stem), (f"head {head}", index.heads[head]),
+                                            ("glue", index.glue)) if k and k in missing]
             more = f" (+{len(labels) - 8} more)" if len(labels) > 8 else ""
             raise UsageError(
-                f"{len(labels)} of the {space} space's {len(cells) + 2} blocks are missing from the table: "
+                f"{len(labels)} of the {space} space's {len(cells) + len(fixed)} blocks are missing from the table: "
                 f"{', '.join(labels[:8])}{more}; run `cnnprof lut build --space fbnet`"
             )
-        lat = np.array([[table.entries[k].median_ms for k in row] for row in index.layers], dtype=float)
-        fixed_ms = sum(table.entries[k].median_ms for k in fixed)
+        lat = np.array([[table.entries[k].latency_ms for k in row] for row in index.layers], dtype=float)
+        fixed_ms = sum(table.entries[k].latency_ms for k in fixed)
+        if calibration is not None:
+            if calibration.single:
+                lat, fixed_ms = lat * calibration.default_scale, fixed_ms * calibration.default_scale
+            else:
+                lat = lat * np.array([calibration.scale_of(c) for c in index.candidates])[None, :]
+                fixed_ms += calibration.overhead_ms
         return cls(index.candidates, lat, float(fixed_ms), tuple(dict.fromkeys(cells + fixed)))
 
     @property
@@ -224,33 +247,38 @@ def additivity(
     clock: str = "wall",
     rounds: int = 3,
     fresh: bool = False,
+    entries: str = "isolated",
+    contexts: int = 2,
     on_progress: Callable[[str], None] | None = None,
     block_protocol: "Protocol | None" = None,
     whole_protocol: "Protocol | None" = None,
 ) -> list[AdditivityRow]:
-    """Sum of isolated block latencies against whole-network latency for ``models``.
+    """Sum of per-block latencies against whole-network latency for ``models``.
 
-    Uses ``table`` (a ``Table`` or a path), else the default table for ``backend`` / ``threads`` /
-    ``clock`` if it exists, was measured in this environment and holds every block of a model;
-    the whole network is then timed now with ``WHOLE_PROTOCOL``. Otherwise, or with ``fresh``,
-    it times the model's blocks and the whole network in ``rounds`` interleaved rounds (every
-    block with a quick protocol, then the whole network), so that both see the same machine
-    state; a part's latency is its median over the rounds, and nothing is saved. About a minute
+    ``entries="isolated"`` (the FBNet paper's table): uses ``table`` (a ``Table`` or a path), else
+    the default table for ``backend`` / ``threads`` / ``clock`` if it exists, was measured in this
+    environment and holds every block of a model; the whole network is then timed now with
+    ``WHOLE_PROTOCOL``. Otherwise, or with ``fresh``, it times the model's blocks alone and the
+    whole network in ``rounds`` interleaved rounds (every block with a quick protocol, then the
+    whole network), so that both see the same machine state; nothing is saved. About a minute
     for FBNet-A/B/C on 2 cores. ``block_protocol`` / ``whole_protocol`` replace the protocols of
     one round (``LUT_QUICK`` / ``LUT_ROUND``); ``round_ratios`` keeps each round's own ratio, so a
-    caller can put an interval on the ratio."""
-    import statistics
-    import tempfile
+    caller can put an interval on the ratio.
+
+    ``entries="in-context"``: the blocks' latencies are read in place inside *other* networks of
+    the FBNet space (``cnnprof.lut.context``; FBNet-A/B/C are never among them), from ``table``
+    or the default table when it is an in-context one of this environment, else from one built
+    now in a temporary file (``contexts`` x 9 networks, one round: about a minute at one thread);
+    the sum includes the glue between parts, and the whole networks are timed with the table's
+    speed probe, so both are at its reference speed."""
     from pathlib import Path
 
-    from cnnprof import targets
-    from cnnprof.lut.keys import split
-    from cnnprof.lut.measure import QUICK_PROTOCOL, WHOLE_PROTOCOL, make_timer
     from cnnprof.lut.table import default_path, env_id, environment, load
-    from cnnprof.timing.protocol import LUT_ROUND
 
     if rounds < 1:
         raise UsageError(f"rounds must be at least 1, got {rounds}")
+    if entries not in ("isolated", "in-context"):
+        raise UsageError(f"unknown entries {entries!r}; choose isolated or in-context")
     here = environment(backend, threads, clock)
     source = ""
     if fresh:
@@ -262,6 +290,30 @@ def additivity(
         if (candidate.backend, candidate.threads, candidate.clock) == (backend, threads, clock):
             table, source = candidate, str(default_path(backend, threads, clock))
     progress = on_progress or (lambda message: None)
+    if entries == "in-context":
+        usable = table is not None and table.mode == "in-context" and table.probe is not None and \
+            table.probe.get("env") == env_id(here)
+        return _additivity_in_context(table if usable else None, source if usable else "", models, backend=backend,
+                                      threads=threads, clock=clock, rounds=rounds, contexts=contexts,
+                                      progress=progress)
+    if (block_protocol or whole_protocol) and entries != "isolated":
+        raise UsageError("block_protocol / whole_protocol apply to isolated entries only")
+    return _additivity_isolated(table, source, models, backend=backend, threads=threads, clock=clock, rounds=rounds,
+                                here=here, progress=progress, block_protocol=block_protocol,
+                                whole_protocol=whole_protocol)
+
+
+def _additivity_isolated(table, source, models, *, backend, threads, clock, rounds, here, progress,
+                         block_protocol=None, whole_protocol=None):
+    import statistics
+    import tempfile
+
+    from cnnprof import targets
+    from cnnprof.lut.keys import split
+    from cnnprof.lut.measure import QUICK_PROTOCOL, WHOLE_PROTOCOL, make_timer
+    from cnnprof.lut.table import env_id
+    from cnnprof.timing.protocol import LUT_ROUND
+
     rows = []
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
         def timer(protocol: Protocol):
@@ -272,10 +324,10 @@ def additivity(
         for target in targets.resolve_targets(list(models)):
             model = target.build()
             parts = split(model, target.input, name=target.name)
-            usable = table is not None and all(
+            usable = table is not None and table.mode == "isolated" and all(
                 p.key in table.entries and table.entries[p.key].env == env_id(here) for p in parts)
             if usable:
-                predicted = sum(table.entries[p.key].median_ms for p in parts)
+                predicted = sum(table.entries[p.key].latency_ms for p in parts)
                 progress(f"{target.name}: timing the whole network")
                 measured = whole(model, target.input, target.name).median_ms
                 where = source or "given table"
@@ -295,3 +347,39 @@ def additivity(
                 per_round = tuple(sum(per_part[p.key][r] for p in parts) / per_whole[r] for r in range(rounds))
             rows.append(AdditivityRow(target.name, predicted, measured, predicted / measured, where, per_round))
     return rows
+
+
+def _additivity_in_context(table, source, models, *, backend, threads, clock, rounds, contexts, progress):
+    import tempfile
+    from pathlib import Path
+
+    from cnnprof import targets
+    from cnnprof.lut.builder import FBNET_SPACE_NAME, fbnet_space_jobs
+    from cnnprof.lut.context import build_in_context, space_networks
+    from cnnprof.lut.keys import split
+    from cnnprof.lut.measure import NETWORK_PROTOCOL, SpeedProbe, make_timer, per_round, time_networks
+    from cnnprof.models.fbnet import FBNET_SPACE
+
+    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as tmp:
+        if table is None:
+            _, index = fbnet_space_jobs()
+            networks = space_networks(FBNET_SPACE, index, contexts=contexts)
+            progress(f"building an in-context table: {len(networks)} networks of the FBNet space")
+            table, _ = build_in_context(networks, path=Path(tmp) / "lut.json", backend=backend, threads=threads,
+                                        clock=clock, rounds=1, spaces={FBNET_SPACE_NAME: index},
+                                        on_progress=lambda done, total, label: progress(f"{done}/{total} {label}"))
+            source = f"in-context table built now ({len(networks)} networks of the FBNet space)"
+        built = []
+        for target in targets.resolve_targets(list(models)):
+            parts = split(target.build(), target.input, name=target.name)
+            predicted, missing = predict_parts(table, parts)
+            if predicted is None:
+                raise UsageError(f"{target.name}: {len(missing)} part(s) missing from the in-context table: "
+                                 f"{missing_text(missing)}")
+            built.append((target, predicted))
+        timer = make_timer(backend=backend, threads=threads, protocol=per_round(NETWORK_PROTOCOL, rounds),
+                           onnx_dir=tmp, clock=clock, probe=SpeedProbe.from_table(table), allocator=table.allocator)
+        times = time_networks([(t.name, t.build, tuple(t.input)) for t, _ in built], timer, rounds=rounds,
+                              on_progress=progress)
+    return [AdditivityRow(t.name, p, m.median_ms, p / m.median_ms, f"{source} (in-context, at the probe's reference "
+                          "speed)" if source else "in-context table") for (t, p), m in zip(built, times)]

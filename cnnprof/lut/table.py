@@ -9,8 +9,17 @@ One JSON file per backend, thread count and clock (default ``models/lut-<backend
   versions decide the id; cores, Python, load and the tool's revision are kept for the record);
 * ``spaces``: a search space's layer x candidate grid of keys, its stem and heads, so that an
   architecture is a vector of indices (``cnnprof.lut.predict``);
-* ``calibration``: whole-network latencies of reference networks measured with the table, and the
-  one scale factor fitted on them (never applied silently: predictions report the raw sum first).
+* ``mode``: how the entries were measured: ``isolated`` (each block alone, called again and again
+  on a random input) or ``in-context`` (each block inside whole networks of the space, read in
+  place; ``cnnprof.lut.context``), with the per-context values an in-context entry averages;
+* ``allocator``: ``steady`` when ``malloc`` was kept from returning memory to the kernel while
+  measuring (``cnnprof.lut.measure.use_allocator``; every later check of the table does the same);
+* ``probe``: the speed probe whose reference time the entries are normalised to (in-context
+  tables; ``cnnprof.lut.measure.SpeedProbe``), so that a later measurement can be put in the same
+  units whatever the machine's speed is then;
+* ``calibration``: the residual model fitted by ``lut calibrate`` (a per-network overhead and a
+  scale per block type, with its held-out accuracy), or the older single scale of ``lut build
+  --calibrate``; never applied silently: predictions report the raw sum first.
 
 Files are written atomically. A file that is not valid JSON, or not this schema, is refused with
 one line (exit 2); an entry from another environment is reported with the difference.
@@ -32,6 +41,8 @@ from cnnprof.rows import Note
 SCHEMA = "cnnprof-lut/1"
 BACKENDS = ("torch", "onnxruntime")
 CLOCKS = ("wall", "cpu")
+MODES = ("isolated", "in-context")
+ALLOCATORS = ("steady", "default")
 ENV_KEYS = ("cpu", "backend", "threads", "clock", "torch", "onnxruntime")  # what makes measurements comparable
 
 
@@ -85,11 +96,27 @@ class Entry:
     measured_at: str = ""
     warnings: tuple[str, ...] = ()
     rounds: int = 1
+    # in-context entries: one value per (network, round) the block was read in; their mean is the
+    # entry's latency, their standard deviation how much the context moves it
+    contexts: int = 0
+    mean_ms: float | None = None
+    spread_ms: float = 0.0
+    context_ms: tuple[float, ...] = ()
+
+    @property
+    def latency_ms(self) -> float:
+        """What a prediction adds up: the mean over contexts (in-context), else the median."""
+        return self.mean_ms if self.contexts and self.mean_ms is not None else self.median_ms
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input"] = list(self.input)
         d["warnings"] = list(self.warnings)
+        if not self.contexts:  # isolated entries keep the old file layout
+            for k in ("contexts", "mean_ms", "spread_ms", "context_ms"):
+                d.pop(k)
+        else:
+            d["context_ms"] = list(self.context_ms)
         return d
 
 
@@ -103,12 +130,24 @@ class SpaceIndex:
     heads: dict[str, str]  # head width -> key
     default_head: str
     input: tuple[int, ...]
+    glue: str = ""  # in-context tables: the key of the time a network spends outside its parts
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "candidates": list(self.candidates), "layers": [list(r) for r in self.layers], "stem": self.stem,
             "heads": dict(self.heads), "default_head": self.default_head, "input": list(self.input),
         }
+        if self.glue:
+            d["glue"] = self.glue
+        return d
+
+    def type_of(self) -> dict[str, str]:
+        """Key -> candidate name for every cell (the block types a calibration scales)."""
+        out: dict[str, str] = {}
+        for row in self.layers:
+            for cand, key in zip(self.candidates, row):
+                out.setdefault(key, cand)
+        return out
 
 
 @dataclass
@@ -121,6 +160,10 @@ class Table:
     spaces: dict[str, SpaceIndex] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    mode: str = "isolated"
+    allocator: str = "default"  # "steady": malloc kept from returning memory while measuring (measure.use_allocator)
+    probe: dict[str, Any] | None = None  # {"name", "clock", "reference_ms"}: the unit of normalised entries
+    contexts: dict[str, str] = field(default_factory=dict)  # in-context: network measured -> environment id
 
     def to_json(self) -> str:
         doc = {
@@ -128,6 +171,10 @@ class Table:
             "backend": self.backend,
             "threads": self.threads,
             "clock": self.clock,
+            "mode": self.mode,
+            "allocator": self.allocator,
+            "probe": self.probe,
+            "contexts": self.contexts,
             "protocol": self.protocol,
             "environments": self.environments,
             "calibration": self.calibration,
@@ -142,8 +189,8 @@ class Table:
         return write_atomic(path, self.to_json())
 
     def lookup(self, keys: list[str]) -> tuple[list[float | None], list[str]]:
-        """Medians of ``keys`` (None where missing) and the keys that are missing."""
-        values = [self.entries[k].median_ms if k in self.entries else None for k in keys]
+        """Latencies of ``keys`` (None where missing) and the keys that are missing."""
+        values = [self.entries[k].latency_ms if k in self.entries else None for k in keys]
         return values, [k for k, v in zip(keys, values) if v is None]
 
     def foreign(self, keys: list[str], here: dict[str, Any]) -> list[str]:
@@ -199,6 +246,17 @@ def parse(doc: Any) -> Table:
     clock = doc.get("clock", "wall")
     if clock not in CLOCKS:
         raise ValueError(f"unknown clock {clock!r}")
+    mode = doc.get("mode", "isolated")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    allocator = doc.get("allocator", "default")
+    if allocator not in ALLOCATORS:
+        raise ValueError(f"unknown allocator {allocator!r}")
+    probe = doc.get("probe")
+    if probe is not None:
+        probe = dict(probe)
+        if _positive(probe["reference_ms"], "probe reference_ms") <= 0:
+            raise ValueError("probe reference_ms must be positive")
     environments = {str(k): dict(v) for k, v in doc["environments"].items()}
     entries = {}
     for key, e in doc["entries"].items():
@@ -210,6 +268,7 @@ def parse(doc: Any) -> Table:
             p10_ms=_positive(e["p10_ms"], f"{key}: p10_ms"), p90_ms=_positive(e["p90_ms"], f"{key}: p90_ms"),
             runs=_runs(e["runs"], key), env=str(e["env"]), measured_at=str(e.get("measured_at", "")),
             warnings=tuple(Note.parse(str(w)) for w in e.get("warnings", [])), rounds=int(e.get("rounds", 1)),
+            **_context_fields(e, key),
         )
     spaces = {}
     for name, s in (doc.get("spaces") or {}).items():
@@ -221,9 +280,22 @@ def parse(doc: Any) -> Table:
         if s["default_head"] not in heads:
             raise ValueError(f"space {name!r}: default head {s['default_head']!r} is not among its heads")
         spaces[str(name)] = SpaceIndex(candidates, layers, str(s["stem"]), heads, str(s["default_head"]),
-                                       tuple(int(v) for v in s["input"]))
+                                       tuple(int(v) for v in s["input"]), glue=str(s.get("glue", "")))
     calibration = doc.get("calibration")
     if calibration is not None:
-        _positive(calibration["scale"], "calibration scale")
-    return Table(backend=backend, threads=threads, clock=clock, environments=environments, entries=entries, spaces=spaces,
-                 calibration=calibration, protocol=dict(doc.get("protocol") or {}))
+        from cnnprof.lut.correction import Calibration
+
+        Calibration.from_dict(calibration)  # raises ValueError / KeyError on a malformed one
+    contexts = {str(k): str(v) for k, v in (doc.get("contexts") or {}).items()}
+    return Table(backend=backend, threads=threads, clock=clock, environments=environments, entries=entries,
+                 spaces=spaces, calibration=calibration, protocol=dict(doc.get("protocol") or {}), mode=mode,
+                 allocator=allocator, probe=probe, contexts=contexts)
+
+
+def _context_fields(e: dict, key: str) -> dict[str, Any]:
+    contexts = int(e.get("contexts", 0))
+    if contexts <= 0:
+        return {}
+    values = tuple(_positive(v, f"{key}: context_ms") for v in e.get("context_ms", []))
+    return {"contexts": contexts, "mean_ms": _positive(e["mean_ms"], f"{key}: mean_ms"),
+            "spread_ms": _positive(e.get("spread_ms", 0.0), f"{key}: spread_ms"), "context_ms": values}

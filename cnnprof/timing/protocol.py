@@ -58,6 +58,10 @@ LUT_ROUND = Protocol(warmup_runs=2, warmup_s=0.05, min_runs=5, min_time_s=0.3, m
 # ones, so that the rounds give the ratio an interval (`cnnprof claims`, fbnet-lat-additivity)
 ADDITIVITY_BLOCK = Protocol(warmup_runs=2, warmup_s=0.0, min_runs=5, min_time_s=0.03, max_time_s=5.0)
 ADDITIVITY_WHOLE = Protocol(warmup_runs=1, warmup_s=0.0, min_runs=5, min_time_s=0.1, max_time_s=10.0)
+# one network of an in-context latency table, one round: plain calls, then as many instrumented ones
+LUT_CONTEXT = Protocol(warmup_runs=2, warmup_s=0.05, min_runs=8, min_time_s=0.25, max_time_s=20.0)
+# a whole network checked against a probed latency table, over all its rounds (lut calibrate, lut predict)
+LUT_NETWORK = Protocol(warmup_runs=2, warmup_s=0.05, min_runs=18, min_time_s=0.6, max_time_s=30.0)
 # the gate's measurement processes: warm-up, then rounds until both a time and a count are met
 GATE = Protocol(warmup_runs=1, warmup_s=0.3, min_runs=12, min_time_s=3.0, max_time_s=120.0)
 # a few calls at one thread, to tell OpenMP spin-waiting from a slow machine
@@ -79,13 +83,16 @@ FEW_RUNS = 20
 NOISY, FEW, BUSY, SPIN = "noisy", "few runs", "machine busy", "spin-wait"
 
 
-def run(step: Callable[[], float], protocol: Protocol) -> list[float]:
+def run(step: Callable[[], float], protocol: Protocol, *, collect: bool = True) -> list[float]:
     """Warm up, then collect samples (ms) from ``step`` (which times one call and returns ms).
 
     Python's garbage collector is paused while timing (as ``timeit`` and
     ``torch.utils.benchmark`` do): a collection landing inside one call is not the model's time.
+    ``collect=False`` skips the full collection before (a tenth of a second in a process holding
+    many models; the latency tables time hundreds of short runs).
     """
-    gc.collect()
+    if collect:
+        gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
     try:
