@@ -61,14 +61,14 @@ def test_a_bad_toml_file_is_one_line_naming_the_key(cli, tmp_path, text, needle)
 
 def test_an_int8_cell_is_quantised_timed_and_checked_for_parity_in_its_worker(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = cli("sweep", "mobilenetv3_small", "--backend", "onnxruntime", "--precision", "fp32,int8", "--resolution",
+    result = cli("sweep", "mobilenetv3_small", "--backend", "onnxruntime", "--precision", "int8", "--resolution",
                  "64", "--passes", "1", "--min-time", "0", "--min-runs", "3", "--db", str(tmp_path / "x.db"), "-f", "json")
     assert result.exit_code == 0, result.stderr
-    rows = {r["precision"]: r for r in json.loads(result.stdout)}
-    assert set(rows) == {"fp32", "int8"} and all(r["error"] == "" and r["runs"] == 3 for r in rows.values())
-    assert rows["fp32"]["parity_max_abs"] < rows["int8"]["parity_max_abs"]  # int8 moves the logits further
-    assert all(r["peak_memory_bytes"] > 0 for r in rows.values())  # the worker is fresh: its growth is measured
-    assert rows["int8"]["parity_sqnr_db"] < 40 < rows["fp32"]["parity_sqnr_db"]
+    [row] = json.loads(result.stdout)
+    assert row["precision"] == "int8" and row["error"] == "" and row["runs"] == 3
+    # against fp32 PyTorch eager: an fp32 ONNX Runtime copy is above 100 dB here; int8 moves the logits
+    assert 0 < row["parity_max_abs"] and row["parity_sqnr_db"] < 40
+    assert row["peak_memory_bytes"] > 0  # the worker is fresh: its growth is measured
     result = cli("sweep", "mobilenetv3_small", "--precision", "fp64", "--list")
     assert result.exit_code == 2 and one_line(result) and "unknown precision 'fp64'" in result.stderr
 
