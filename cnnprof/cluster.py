@@ -19,7 +19,7 @@ filed under the node and kind the driver sent it to, checked against that node's
 (``Cluster.tag``): a node's answer never names another node.
 
 Ray is an optional dependency (``pip install 'cnnprof[cluster]'``); it is imported only here
-and in ``sweep.ray_executor``, only when a command is given ``--cluster``.
+and in ``sweep.ray_executor`` and ``lut.on_cluster``, only when a command is given ``--cluster``.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class Cluster:
             try:
                 answer = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - whatever the node said, it is refused with it
-                node.problem = "the probe failed there: " + _first_line(exc)
+                node.problem = "the probe failed there: " + error_line(exc)
                 continue
             node.probe = answer
             node.host = str(answer.get("host") or "")
@@ -276,7 +276,7 @@ class Cluster:
             self.ray.shutdown()
 
 
-def _first_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     text = str(exc).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     # a RayTaskError's text ends with the remote exception: its last line says what it was
@@ -296,7 +296,7 @@ def connect(address: str) -> Cluster:
     try:
         ray.init(address=text, logging_level="ERROR", log_to_driver=False, configure_logging=True)
     except Exception as exc:  # noqa: BLE001 - Ray's many ways of not connecting: one line each
-        raise ClusterError(f"cannot join the Ray cluster at {shorten(text, 60)!r}: {_first_line(exc)}") from None
+        raise ClusterError(f"cannot join the Ray cluster at {shorten(text, 60)!r}: {error_line(exc)}") from None
     return Cluster(ray, text)
 
 
@@ -315,263 +315,3 @@ def wait_any(ray, refs: Sequence, timeout_s: float) -> list:
         return []
     ready, _ = ray.wait(list(refs), num_returns=1, timeout=timeout_s)
     return ready
-
-
-# -- lookup tables -------------------------------------------------------------------------------
-def lut_jobs(spec: Mapping[str, Any]) -> list:
-    """The jobs of a table build from its picklable description (``space``: fbnet or none,
-    ``layers``, ``models``): what the driver and each node compute alike."""
-    from cnnprof.lut import builder
-    from cnnprof.targets import resolve_targets
-
-    jobs = []
-    if spec.get("space") == "fbnet":
-        jobs += builder.fbnet_space_jobs(layers=spec.get("layers"))[0]
-    for target in resolve_targets(list(spec.get("models") or [])) if spec.get("models") else []:
-        jobs += builder.model_jobs(target)
-    return jobs
-
-
-def lut_part(spec: Mapping[str, Any], keys: Sequence[str], table_json: str | None,
-             settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The Ray task: time the entries ``keys`` of a table on this node (``lut.builder.build``,
-    this node's own cnnprof), starting from the driver's table so that entries measured before
-    in this node's environment are kept. Returns the part's table document and report."""
-    import json
-    import tempfile
-
-    import ray
-
-    from cnnprof.lut import builder
-
-    wanted = set(keys)
-    jobs = [j for j in lut_jobs(spec) if j.key in wanted]
-    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-part-") as tmp:
-        path = Path(tmp) / "table.json"
-        if table_json:
-            path.write_text(table_json)
-        _, report = builder.build(jobs, path=path, **settings)
-        doc = json.loads(path.read_text())
-    return {"doc": doc, "groups": report.groups, "seconds": report.seconds, "interrupted": report.interrupted,
-            "node_id": ray.get_runtime_context().get_node_id(), "node_host": socket.gethostname()}
-
-
-def table_path(path: Path, kind: str) -> Path:
-    """``models/lut-torch-t1.json`` -> ``models/lut-torch-t1-<kind>.json``: a table per kind of device."""
-    return path.with_name(f"{path.stem}-{kind}{path.suffix}")
-
-
-def lut_kind(cluster: Cluster, on: str | None) -> str:
-    """Check the nodes and choose the one kind a table is built on (``--on``, or the only kind)."""
-    cluster.check()
-    kinds = cluster.choose_kinds([on] if on else None)
-    if len(kinds) != 1:
-        raise ClusterError(f"a table is for one kind of device: give --on, one of {', '.join(kinds)}")
-    return kinds[0]
-
-
-@dataclass
-class LutOutcome:
-    nodes: dict[str, int] = field(default_factory=dict)  # node ('id on host') -> entries it timed or kept
-    failed: list[str] = field(default_factory=list)  # parts that came back with no entries, and why
-
-
-def build_lut(cluster: Cluster, kind: str, *, spec: Mapping[str, Any], jobs: Sequence, spaces: Mapping[str, Any],
-              path: Path, settings: Mapping[str, Any], max_entries: int | None = None,
-              retries: int = DEFAULT_RETRIES, on_progress=None):
-    """Build a table on the nodes of ``kind``: its distinct entries dealt round-robin into parts
-    (two per node, so that a fast node takes more and a dead node's part runs again elsewhere),
-    each part a Ray task claiming a node's slot; every part's entries are merged into the table at
-    ``path`` on this machine as they come back (saved after each). Returns (table, report, outcome)
-    as ``lut.builder.build`` returns (table, report)."""
-    from cnnprof.lut.builder import BuildReport, open_table
-    from cnnprof.lut.table import parse
-
-    ray = cluster.ray
-    table = open_table(path, backend=settings["backend"], threads=settings["threads"], force=settings["force"],
-                       clock=settings["clock"], allocator=settings.get("allocator", "default"))
-    table.spaces.update(spaces)
-    keys = list(dict.fromkeys(j.key for j in jobs))
-    if max_entries is not None:
-        keys = keys[:max_entries]
-    nodes = cluster.nodes_of(kind)
-    count = min(len(keys), 2 * len(nodes)) or 1
-    parts = [keys[i::count] for i in range(count)]
-    current = table.to_json() if Path(path).exists() else None
-    task = ray.remote(lut_part).options(**cluster.options(kind, "cpu", retries))
-    refs = {task.remote(dict(spec), part, current, dict(settings)): part for part in parts if part}
-    report, outcome = BuildReport(path=Path(path)), LutOutcome()
-    start = time.perf_counter()
-    done = 0
-    try:
-        while refs:
-            for ref in wait_any(ray, list(refs), 0.5):
-                part = refs.pop(ref)
-                try:
-                    answer = ray.get(ref)
-                    node = cluster.tag(kind, answer)
-                except Exception as exc:  # noqa: BLE001 - a part that failed is said, the rest kept
-                    outcome.failed.append(f"{len(part)} entries: {_first_line(exc)}")
-                    continue
-                got = parse(answer["doc"])
-                for key in part:
-                    entry = got.entries.get(key)
-                    if entry is not None:
-                        table.entries[key] = entry
-                        table.environments[entry.env] = got.environments[entry.env]
-                        name = f"{node['id'][:8]} on {node['host']}"
-                        outcome.nodes[name] = outcome.nodes.get(name, 0) + 1
-                table.protocol = got.protocol
-                for group, counts in answer["groups"].items():
-                    g = report.groups.setdefault(group, {"entries": 0, "measured": 0, "reused": 0, "sum_ms": 0.0})
-                    for name in g:
-                        g[name] += counts.get(name, 0)
-                report.interrupted = report.interrupted or answer["interrupted"]
-                table.save(path)
-                done += len(part)
-                if on_progress:
-                    on_progress(done, len(keys), f"{kind}: {len(table.entries)} entries")
-    except KeyboardInterrupt:
-        report.interrupted = True
-    finally:
-        for ref in refs:
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - finished or gone
-                pass
-    table.save(path)
-    report.seconds = time.perf_counter() - start
-    return table, report, outcome
-
-
-# -- in-context tables ----------------------------------------------------------------------------
-def lut_probe(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The Ray task that fixes an in-context table's unit: the speed probe's reference on this node
-    (``lut.measure.SpeedProbe.settle``), with this node's table environment."""
-    import ray
-
-    from cnnprof.lut.measure import SpeedProbe, use_allocator
-    from cnnprof.lut.table import env_id, environment
-    from cnnprof.timing import torch_threads
-
-    use_allocator(settings.get("allocator", "steady"))
-    probe = SpeedProbe(settings["clock"])
-    with torch_threads(settings["threads"]):
-        probe.settle()
-    env = environment(settings["backend"], settings["threads"], settings["clock"])
-    return {"probe": {**probe.to_dict(), "env": env_id(env)}, "node_id": ray.get_runtime_context().get_node_id(),
-            "node_host": socket.gethostname()}
-
-
-def lut_context_part(spec: Mapping[str, Any], ids: Sequence[str], probe: Mapping[str, Any],
-                     settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The Ray task: read the networks ``ids`` of an in-context build in place on this node
-    (``lut.context.build_in_context``, this node's own cnnprof), at the probe reference ``probe``
-    the driver chose, into a table of their readings only (the driver pools them)."""
-    import json
-    import tempfile
-
-    import ray
-
-    from cnnprof.lut import context
-    from cnnprof.lut.builder import open_table
-
-    networks, spaces = context.networks_of(dict(spec))
-    wanted = set(ids)
-    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-part-") as tmp:
-        path = Path(tmp) / "table.json"
-        start = open_table(path, backend=settings["backend"], threads=settings["threads"], force=True,
-                           clock=settings["clock"], mode="in-context", allocator=settings.get("allocator", "steady"))
-        start.probe = dict(probe)
-        start.save(path)
-        table, report = context.build_in_context(
-            [n for n in networks if n.id in wanted], path=path, backend=settings["backend"],
-            threads=settings["threads"], clock=settings["clock"], protocol=settings["protocol"],
-            rounds=settings["rounds"], spaces=spaces, allocator=settings.get("allocator", "steady"))
-        doc = json.loads(path.read_text())
-    return {"doc": doc, "seconds": report.seconds, "interrupted": report.interrupted,
-            "probe_env": (table.probe or {}).get("env"), "node_id": ray.get_runtime_context().get_node_id(),
-            "node_host": socket.gethostname()}
-
-
-def build_lut_in_context(cluster: Cluster, kind: str, *, spec: Mapping[str, Any], networks: Sequence, spaces,
-                         path: Path, settings: Mapping[str, Any], max_networks: int | None = None,
-                         retries: int = DEFAULT_RETRIES, on_progress=None):
-    """Build an in-context table on the nodes of ``kind``: one node settles the speed probe's
-    reference (or the table's own, when it is resumed), then the networks not read yet are dealt
-    into parts (two per node), each part a Ray task claiming a node's slot that reads its networks
-    at that reference; each part's readings are pooled into the table at ``path`` on this machine
-    as it comes back (saved after each), so every entry is the mean over all the networks it was
-    read in, whichever node read them. Returns (table, report, outcome) as ``build_lut``."""
-    from cnnprof.lut import context
-    from cnnprof.lut.builder import BuildReport, open_table
-    from cnnprof.lut.table import parse
-
-    ray = cluster.ray
-    rounds = int(settings["rounds"])
-    table = open_table(path, backend=settings["backend"], threads=settings["threads"], force=settings["force"],
-                       clock=settings["clock"], mode="in-context", allocator=settings.get("allocator", "steady"))
-    if settings["force"]:
-        table.entries, table.contexts, table.probe = {}, {}, None
-    table.spaces.update(spaces)
-    todo = [n for n in networks if any(f"{n.id}#{r}" not in table.contexts for r in range(rounds))]
-    if max_networks is not None:
-        todo = todo[:max_networks]
-    report, outcome = BuildReport(path=Path(path)), LutOutcome()
-    report.networks = len(todo)
-    start = time.perf_counter()
-    options = cluster.options(kind, "cpu", retries)
-    if table.probe is None:
-        answer = ray.get(ray.remote(lut_probe).options(**options).remote(dict(settings)))
-        cluster.tag(kind, answer)
-        table.probe = answer["probe"]
-    nodes = cluster.nodes_of(kind)
-    count = min(len(todo), 2 * len(nodes)) or 1
-    parts = [[n.id for n in todo[i::count]] for i in range(count)]
-    if todo and table.calibration is not None:
-        table.calibration = None  # fitted to entries that are about to change
-        report.calibration = {"dropped": True}
-    task = ray.remote(lut_context_part).options(**options)
-    refs = {task.remote(dict(spec), part, dict(table.probe), dict(settings)): part for part in parts if part}
-    touched: set[str] = set()
-    done = 0
-    try:
-        while refs:
-            for ref in wait_any(ray, list(refs), 0.5):
-                part = refs.pop(ref)
-                try:
-                    answer = ray.get(ref)
-                    node = cluster.tag(kind, answer)
-                except Exception as exc:  # noqa: BLE001 - a part that failed is said, the rest kept
-                    outcome.failed.append(f"{len(part)} networks: {_first_line(exc)}")
-                    continue
-                if answer.get("probe_env") != table.probe.get("env"):
-                    outcome.failed.append(f"{len(part)} networks: node {node['id'][:8]} is not the machine the "
-                                          "probe reference was taken on (another environment)")
-                    continue
-                got = parse(answer["doc"])
-                touched |= context.merge_readings(table, got, rounds)
-                name = f"{node['id'][:8]} on {node['host']}"
-                outcome.nodes[name] = outcome.nodes.get(name, 0) + len(part)
-                report.interrupted = report.interrupted or answer["interrupted"]
-                table.save(path)
-                done += len(part)
-                if on_progress:
-                    on_progress(done, len(todo), f"{kind}: {len(table.entries)} entries")
-    except KeyboardInterrupt:
-        report.interrupted = True
-    finally:
-        for ref in refs:
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - finished or gone
-                pass
-    table.save(path)
-    for key, e in table.entries.items():
-        g = report.groups.setdefault(context.group_of(e.label), {"entries": 0, "measured": 0, "reused": 0,
-                                                                  "sum_ms": 0.0})
-        g["entries"] += 1
-        g["measured" if key in touched else "reused"] += 1
-        g["sum_ms"] += e.latency_ms
-    report.seconds = time.perf_counter() - start
-    return table, report, outcome

@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from cnnprof.cluster import DEFAULT_RETRIES, GPU_SLOT, Cluster, resource_for, wait_any
+from cnnprof.cluster import DEFAULT_RETRIES, GPU_SLOT, Cluster, error_line, resource_for, wait_any
 from cnnprof.sweep.executor import Job, OnResult, Result, failure
 
 CHECK_NODES_S = 2.0  # how often the driver looks for nodes that died
@@ -88,7 +88,7 @@ class RayExecutor:
         except rx.TaskCancelledError:
             return failure(flight.job, "cancelled: no answer from the cluster in time")
         except rx.RayTaskError as exc:
-            return failure(flight.job, "the task failed on the node: " + _last_line(exc))
+            return failure(flight.job, "the task failed on the node: " + error_line(exc))
         except rx.RayError as exc:  # the node or its worker died, and the retries did too
             return failure(flight.job, f"the node running it went away ({type(exc).__name__}), and "
                                        f"{self.retries} retr{'y' if self.retries == 1 else 'ies'} on other nodes of "
@@ -163,8 +163,3 @@ class RayExecutor:
             while queue:
                 job = queue.popleft()
                 on_result(job, failure(job, error))
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return (lines[-1] if lines else type(exc).__name__)[:300]
