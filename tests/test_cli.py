@@ -119,3 +119,28 @@ def test_compare_ratios_and_saved_csv(cli, tmp_path, monkeypatch):
     saved = list((tmp_path / "reports").glob("compare-*.csv"))
     assert len(saved) == 1 and f"saved {saved[0].relative_to(tmp_path)}" in result.stderr
     assert saved[0].read_text().splitlines()[0].startswith("model,family,input")
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_progress_bars_of_lut_build_and_sweep_draw_on_a_terminal_and_print_lines_elsewhere(monkeypatch, terminal):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from cnnprof.cli import common, lut, sweep
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=terminal, width=120)
+    monkeypatch.setattr(common, "stderr_console", lambda: console)
+    lines = []
+    monkeypatch.setattr(common, "say", lines.append)
+    with lut.progress_bar() as update:
+        update(1, 2, "fbnet L00 k3_e1")
+        update(2, 2, "done")
+    status = SimpleNamespace(done=2, total=2, failed=1, stopping=False, current="tiny_net count b1 t1")
+    with sweep.progress_bar() as update:
+        update(status)
+    if terminal:
+        assert "timing" in out.getvalue() and lines == []
+    else:  # the sweep's last line always; the build's only after 5 s
+        assert lines == ["[    0s] 2/2 cell passes, 1 failed; last: tiny_net count b1 t1"]

@@ -28,6 +28,49 @@ QUIET_S = 2.0
 
 
 @contextlib.contextmanager
+def counted_progress(
+    *,
+    columns: Callable,
+    fields: Callable[..., dict],
+    counts: Callable[..., tuple[int, int]],
+    line: Callable[..., str],
+    initial: dict | None = None,
+    last_line_always: bool = False,
+    enabled: bool = True,
+) -> Iterator:
+    """A progress bar on stderr for work counted in steps; yields ``update(*args)``.
+
+    On a terminal, a rich bar with ``columns(rich.progress)``, updated with ``fields(*args)``
+    (``initial``: the task's fields before the first update). Otherwise a plain line
+    ``line(*args, elapsed_s)`` at most every 5 s, and when the work ends (``counts(*args)`` gives
+    done and total) after 5 s, or always with ``last_line_always``."""
+    if not enabled:
+        yield lambda *args: None
+        return
+    console = stderr_console()
+    if console.is_terminal:
+        from rich import progress as rp
+
+        with rp.Progress(*columns(rp), console=console, transient=True) as bar:
+            fields0 = dict(initial or {})
+            task = bar.add_task(fields0.pop("description", ""), total=None, **fields0)
+            yield lambda *args: bar.update(task, **fields(*args))
+        return
+    start = time.perf_counter()
+    last = [start]
+
+    def update_plain(*args) -> None:
+        now = time.perf_counter()
+        done, total = counts(*args)
+        ended = done >= total and (last_line_always or now - start >= 5.0)
+        if now - last[0] >= 5.0 or ended:
+            last[0] = now
+            say(f"[{now - start:5.0f}s] " + line(*args, now - start))
+
+    yield update_plain
+
+
+@contextlib.contextmanager
 def progress(enabled: bool = True) -> Iterator:
     """A status line on stderr; yields ``update(message)``. When stderr is not a terminal, each
     message is printed plainly once it comes more than a couple of seconds into the work (so CI

@@ -7,15 +7,13 @@ has blocks missing from the table, 2 bad usage or a bad table (one line each).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import time
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer
 
-from cnnprof.cli.common import command
+from cnnprof.cli.common import command, counted_progress
 from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, ModelArgOpt, NoDbOpt, OutputOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
@@ -76,46 +74,17 @@ SUMMARY_COLUMNS = [Column("group", "group"), Column("metric", "metric"), Column(
                    Column("calibrated", "calibrated")]
 
 
-@contextlib.contextmanager
-def progress_bar(enabled: bool = True) -> Iterator:
-    """A progress bar on stderr (a line every few seconds when stderr is not a terminal);
-    yields ``update(done, total, label)``."""
-    from cnnprof.terminal import stderr_console
-
-    if not enabled:
-        yield lambda done, total, label: None
-        return
-    console = stderr_console()
-    if console.is_terminal:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task("timing blocks", total=None)
-
-            def update(done: int, total: int, label: str) -> None:
-                bar.update(task, completed=done, total=total, description=f"timing {label[:32]:32}")
-
-            yield update
-        return
-    start = time.perf_counter()
-    last = [start]
-
-    def update_plain(done: int, total: int, label: str) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= 5.0 or (done == total and now - start >= 5.0):
-            last[0] = now
-            say(f"[{now - start:5.0f}s] {done}/{total} {label}")
-
-    yield update_plain
+def progress_bar() -> Iterator:
+    """The table build's progress on stderr; yields ``update(done, total, label)``."""
+    return counted_progress(
+        columns=lambda rp: (rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                            rp.TimeElapsedColumn(), rp.TextColumn("eta"), rp.TimeRemainingColumn()),
+        fields=lambda done, total, label: {"completed": done, "total": total,
+                                           "description": f"timing {label[:32]:32}"},
+        counts=lambda done, total, label: (done, total),
+        line=lambda done, total, label, elapsed: f"{done}/{total} {label}",
+        initial={"description": "timing blocks"},
+    )
 
 
 def _backend(text: str | None, default: str) -> str:

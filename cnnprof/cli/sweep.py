@@ -9,6 +9,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
+from cnnprof.cli.common import counted_progress
 from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
@@ -38,58 +39,39 @@ CLUSTER = "Cluster (Ray)"
 ListOpt = Optional[str]
 
 
-@contextlib.contextmanager
 def progress_bar(enabled: bool = True) -> Iterator:
     """The sweep's progress on stderr: cell passes done of all, failed, time left; a plain line
     every few seconds when stderr is not a terminal. Yields ``update(status)``."""
-    from cnnprof.terminal import stderr_console
+    first: list = []  # (time, passes done) at the first update: the time left is from the rate since
 
-    if not enabled:
-        yield lambda status: None
-        return
-    console = stderr_console()
-    if console.is_terminal:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    def counts(status) -> tuple[int, int]:
+        if not first:
+            first.append((time.perf_counter(), status.done))
+        return status.done, status.total
 
-        columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"))
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task("", total=None, failed="")
-
-            def update(status) -> None:
-                failed = f"[{status.failed} failed]" if status.failed else ""
-                label = ("stopping: " if status.stopping else "") + status.current[:40]
-                bar.update(task, completed=status.done, total=status.total, failed=failed, description=label)
-
-            yield update
-        return
-    start = time.perf_counter()
-    last = [start]
-    first_done: list = []
-
-    def update_plain(status) -> None:
-        now = time.perf_counter()
-        if not first_done:
-            first_done.append((now, status.done))
-        if now - last[0] < 5.0 and status.done < status.total:
-            return
-        last[0] = now
-        t0, d0 = first_done[0]
+    def line(status, elapsed: float) -> str:
+        t0, d0 = first[0]
         eta = ""
-        if status.done > d0 and status.done < status.total:
-            eta = f", about {(now - t0) / (status.done - d0) * (status.total - status.done):.0f} s left"
+        if d0 < status.done < status.total:
+            rate = (time.perf_counter() - t0) / (status.done - d0)
+            eta = f", about {rate * (status.total - status.done):.0f} s left"
         failed = f", {status.failed} failed" if status.failed else ""
-        say(f"[{now - start:5.0f}s] {status.done}/{status.total} cell passes{failed}{eta}"
-            + (f"; last: {status.current}" if status.current else ""))
+        return (f"{status.done}/{status.total} cell passes{failed}{eta}"
+                + (f"; last: {status.current}" if status.current else ""))
 
-    yield update_plain
+    return counted_progress(
+        columns=lambda rp: (rp.TextColumn("sweep"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                            rp.TextColumn("{task.fields[failed]}"), rp.TimeElapsedColumn(), rp.TextColumn("eta"),
+                            rp.TimeRemainingColumn(), rp.TextColumn("{task.description}")),
+        fields=lambda status: {"completed": status.done, "total": status.total,
+                               "failed": f"[{status.failed} failed]" if status.failed else "",
+                               "description": ("stopping: " if status.stopping else "") + status.current[:40]},
+        counts=counts,
+        line=line,
+        initial={"failed": ""},
+        last_line_always=True,
+        enabled=enabled,
+    )
 
 
 def sweep_command(
