@@ -13,13 +13,14 @@ the guest leaves that out. This times FBNet-C (torch eager, 1 thread) again and 
   would move by from one second to the next).
 
 ``--networks N``: instead, N random FBNet networks timed whole in ``--rounds`` interleaved rounds
-(``lut.measure.make_timer`` with the probe, as ``lut predict --measure`` times them) on
-``--backend``: how much one network's round medians move, raw and at the probe's reference speed
-(the noise floor of any accuracy figure), and how often two rounds of the same network differ
-by more than 10%.
+of ``--calls`` calls on ``--backend``, each call preceded by every probe: cnnprof's (the probe
+network on the backend), on ONNX Runtime the same network run by torch, and the first probe
+(matrix products and vector additions). Per probe, how much one network's round medians of
+time / probe move (the noise floor of any accuracy figure) and how often two halves of the
+rounds disagree by more than 10%.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_speed.py --seconds 60 --clock cpu
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_speed.py --networks 20 --rounds 5 --backend onnxruntime
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_speed.py --networks 20 --rounds 6 --backend onnxruntime
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", default="cpu", choices=("wall", "cpu"))
     parser.add_argument("--model", default="fbnet_c")
     parser.add_argument("--networks", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--calls", type=int, default=5, help="with --networks: timed calls a network a round")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
-    parser.add_argument("--allocator", default="default", choices=("steady", "default"),
+    parser.add_argument("--allocator", default="steady", choices=("steady", "default"),
                         help="malloc while timing (cnnprof.lut.measure.use_allocator)")
     args = parser.parse_args(argv)
     if args.networks:
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     model = target.build()
     x = torch.randn(1, *target.input, generator=torch.Generator().manual_seed(0))
     probe = SpeedProbe(args.clock)
-    reference = probe.settle()
+    with torch.inference_mode():
+        reference = probe.settle()
     read = clock_ns(args.clock)
     load0 = os.getloadavg()[0]
     stamps, calls, probes = [], [], []
@@ -104,42 +107,100 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class KernelProbe:
+    """The first speed probe, kept here for comparison: two 256x256 matrix products and two 2 MiB
+    vector additions (fp32, torch), timed after an untimed pass."""
+
+    def __init__(self, clock: str):
+        import torch
+
+        from cnnprof.lut.measure import clock_ns
+
+        gen = torch.Generator().manual_seed(0)
+        self.a, self.b, self.c = torch.randn(256, 256, generator=gen), torch.randn(256, 256, generator=gen), \
+            torch.empty(256, 256)
+        self.u, self.v, self.w = torch.randn(1 << 19, generator=gen), torch.randn(1 << 19, generator=gen), \
+            torch.empty(1 << 19)
+        self.read = clock_ns(clock)
+
+    def _pass(self) -> None:
+        import torch
+
+        for _ in range(2):
+            torch.mm(self.a, self.b, out=self.c)
+            torch.add(self.u, self.v, out=self.w)
+
+    def run(self) -> float:
+        self._pass()
+        start = self.read()
+        self._pass()
+        return (self.read() - start) / 1e6
+
+
 def networks(args) -> int:
+    """N random networks, each call preceded by every probe; per probe, how much a network's
+    round medians of time / probe move (the noise floor of any accuracy figure)."""
     import tempfile
 
     import numpy as np
     import torch
 
     from cnnprof.lut.context import space_network
-    from cnnprof.lut.measure import SpeedProbe, make_timer, per_round
+    from cnnprof.lut.measure import SpeedProbe, clock_ns, use_allocator
     from cnnprof.models.fbnet import FBNET_SPACE
-    from cnnprof.timing.protocol import LUT_NETWORK
+    from cnnprof.onnx_export import cached_export
+    from cnnprof.timing.ort import make_session
 
     torch.set_num_threads(1)
+    use_allocator(args.allocator)
     rng = np.random.default_rng(2024)
     archs = [[FBNET_SPACE.names[i] for i in rng.integers(0, 9, len(FBNET_SPACE.layers))] for _ in range(args.networks)]
-    probe = SpeedProbe(args.clock)
-    probe.settle()
+    x = torch.randn(1, *FBNET_SPACE.input, generator=torch.Generator().manual_seed(0))
+    read = clock_ns(args.clock)
+    probes = {f"the probe network ({args.backend}, cnnprof's probe)": SpeedProbe(args.clock, backend=args.backend)}
+    if args.backend != "torch":
+        probes["the probe network run by torch"] = SpeedProbe(args.clock, backend="torch")
+    probes["kernels: 2 mm 256^3 + 2 add 2^19 (the first probe)"] = KernelProbe(args.clock)
     load0 = os.getloadavg()[0]
-    raw = np.zeros((args.rounds, args.networks))
-    norm = np.zeros_like(raw)
-    with tempfile.TemporaryDirectory() as tmp:
-        timer = make_timer(backend=args.backend, threads=1, protocol=per_round(LUT_NETWORK, 3), onnx_dir=tmp,
-                           clock=args.clock, probe=probe, allocator=args.allocator)
-        models = [space_network(FBNET_SPACE, a) for a in archs]
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
+        calls = []
+        for j, arch in enumerate(archs):
+            model = space_network(FBNET_SPACE, arch).eval()
+            if args.backend == "torch":
+                calls.append(lambda m=model: m(x))
+            else:
+                path, _, _ = cached_export(model, x, name=f"net{j}", folder=tmp)
+                session = make_session(path, threads=1)
+                feed = {session.get_inputs()[0].name: x.numpy()}
+                calls.append(lambda s=session, f=feed: s.run(None, f))
+        raw = np.zeros((args.rounds, args.networks, args.calls))
+        probed = {k: np.zeros_like(raw) for k in probes}
+        for call in calls:
+            call()
         for r in range(args.rounds):
-            for j, m in enumerate(models):
-                t = timer(m, FBNET_SPACE.input, f"net{j}")
-                raw[r, j], norm[r, j] = t.raw_median_ms, t.median_ms
-    print(f"## {args.networks} networks x {args.rounds} rounds ({args.backend}, 1 thread, {args.clock} clock, "
-          f"{args.allocator} allocator)\n")
-    print(f"load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end\n")
-    print("| | median CV of a network's round medians | rounds off their network's median by > 10% | "
-          "by > 5% | a network's median over rounds 1-2 vs 3-4, off by > 10% |\n|---|---:|---:|---:|---:|")
-    for name, v in (("clock's reading", raw), ("at the probe's reference speed", norm)):
+            for j, call in enumerate(calls):
+                call()
+                for p in probes.values():
+                    p.run()
+                for c in range(args.calls):
+                    for k, p in probes.items():
+                        probed[k][r, j, c] = p.run()
+                    start = read()
+                    call()
+                    raw[r, j, c] = (read() - start) / 1e6
+            print(f"round {r + 1}/{args.rounds}", file=os.sys.stderr, flush=True)
+    print(f"## {args.networks} networks x {args.rounds} rounds x {args.calls} calls ({args.backend}, 1 thread, "
+          f"{args.clock} clock, {args.allocator} allocator), each call preceded by every probe\n")
+    print(f"load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; probe medians: "
+          + ", ".join(f"{k.split(' (')[0]} {np.median(v):.2f} ms" for k, v in probed.items()) + "\n")
+    print("| a network's time | median CV of its round medians | round medians off the network's median by > 10% | "
+          "by > 5% | median over the first half of the rounds vs the second, off by > 10% |\n|---|---:|---:|---:|---:|")
+    rows = [("as the clock reads it", np.median(raw, axis=2))]
+    rows += [(f"/ {k}", np.median(raw / v, axis=2)) for k, v in probed.items()]
+    half = args.rounds // 2
+    for name, v in rows:
         cv = np.median(v.std(axis=0) / v.mean(axis=0))
         off = np.abs(v / np.median(v, axis=0) - 1)
-        half = args.rounds // 2
         a, b = np.median(v[:half], axis=0), np.median(v[half:2 * half], axis=0)
         print(f"| {name} | {cv:.1%} | {np.mean(off > 0.10):.0%} | {np.mean(off > 0.05):.0%} | "
               f"{np.mean(np.abs(a / b - 1) > 0.10):.0%} |")

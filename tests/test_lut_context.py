@@ -80,6 +80,8 @@ def in_context_table(tiny, tmp_path, **kwargs):
 class FakeProbe:
     """A probe whose runs return scripted times (cycling), with a fixed reference."""
 
+    name = "fake"
+
     def __init__(self, times, reference_ms=1.0, clock="wall"):
         self.times = list(times)
         self.i = 0
@@ -95,7 +97,7 @@ class FakeProbe:
         return self.reference_ms
 
     def to_dict(self) -> dict:
-        return {"name": "fake", "clock": self.clock, "reference_ms": self.reference_ms}
+        return {"name": self.name, "clock": self.clock, "reference_ms": self.reference_ms}
 
 
 # -- the networks blocks are read in ---------------------------------------------------------------
@@ -179,6 +181,29 @@ def test_in_context_build_keeps_every_context_and_resumes(tiny, tmp_path):
     table4, _ = context.build_in_context(tiny_networks(index), path=path, rounds=1, spaces={NAME: index},
                                          timer=fresh, probe=FakeProbe([1.0]), force=True)
     assert len(fresh.seen) == 18 and table4.entries[cells[0]].contexts == 2
+    # entries in the units of another probe are not mixed with this one's: everything is read again
+    other = FakeProbe([1.0])
+    other.name = "another probe"
+    again2 = FakeInPlace()
+    table5, _ = context.build_in_context(tiny_networks(index), path=path, rounds=1, spaces={NAME: index},
+                                         timer=again2, probe=other)
+    assert len(again2.seen) == 18 and table5.probe["name"] == "another probe"
+    assert table5.entries[cells[0]].contexts == 2
+    # and a table in another probe's units is refused where it would be checked against this one
+    with pytest.raises(UsageError, match="another speed probe"):
+        measure.SpeedProbe.from_table(table5)
+
+
+def test_the_speed_probe_is_a_network_of_the_space_on_the_table_backend():
+    from cnnprof.models.fbnet import FBNET_SPACE
+
+    assert len(measure.PROBE_ARCH) == len(FBNET_SPACE.layers)
+    assert set(measure.PROBE_ARCH) == set(FBNET_SPACE.names)  # every candidate is in it
+    table = Table(backend="onnxruntime", threads=1, mode="in-context", clock="cpu",
+                  probe={"name": measure.PROBE_NAME, "clock": "cpu", "reference_ms": 8.5})
+    probe = measure.SpeedProbe.from_table(table)
+    assert (probe.backend, probe.clock, probe.reference_ms, probe.name) == ("onnxruntime", "cpu", 8.5,
+                                                                           measure.PROBE_NAME)
 
 
 def test_in_context_parts_and_glue_add_up_to_each_network(tiny, tmp_path):
@@ -434,7 +459,7 @@ def full_in_context_table(tmp_path_factory):
 
     jobs, index = fbnet_space_jobs()
     gkey = glue_key("FBNetNetwork", (3, 224, 224))
-    table = Table(backend="torch", threads=1, mode="in-context", probe={"name": "fake", "clock": "wall",
+    table = Table(backend="torch", threads=1, mode="in-context", probe={"name": measure.PROBE_NAME, "clock": "wall",
                                                                          "reference_ms": 1.0, "env": ""})
     here = environment("torch", 1)
     eid = env_id(here)
@@ -534,11 +559,13 @@ def test_additivity_in_context_reads_other_networks_and_times_the_wholes(full_in
 def test_real_in_place_timer_parts_add_up(tmp_path, backend):
     from cnnprof.lut.measure import SpeedProbe, make_in_place_timer
 
-    probe = SpeedProbe("wall")
+    net = context.space_network(TINY, ("k3_e6", "k5_e1_g2", "skip"), 32)
+    probe = SpeedProbe("wall", backend=backend, model=context.space_network(TINY, ("k3_e1", "skip", "k5_e6"), 32),
+                       input_shape=TINY.input)
     probe.settle(0.05)
+    assert probe.to_dict()["name"] != measure.PROBE_NAME  # a stand-in network: its table is not the real probe's
     timer = make_in_place_timer(backend=backend, threads=1, protocol=FAST, onnx_dir=str(tmp_path), clock="wall",
                                 probe=probe)
-    net = context.space_network(TINY, ("k3_e6", "k5_e1_g2", "skip"), 32)
     parts = split(net, TINY.input)
     r = timer(net, TINY.input, parts, "tiny")
     assert len(r.parts) == len(parts) and all(v >= 0 for v in r.parts) and r.glue_ms >= 0

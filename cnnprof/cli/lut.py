@@ -158,8 +158,8 @@ def build_command(
     networks of the space: every candidate sits at every layer in --contexts networks (4 x 9 = 36
     networks), each timed in --rounds passes with forward hooks (torch) or the profiler (ONNX
     Runtime); an entry is the mean over the networks it was read in. Every call is preceded by a
-    speed probe, and entries are stored at the probe's reference speed (the machine's speed varies
-    from second to second on a shared host). Isolated entries time each distinct block alone:
+    speed probe (one fixed network of the space, on the same backend), and entries are stored at
+    the probe's reference speed (the machine's speed varies from second to second on a shared host). Isolated entries time each distinct block alone:
     they miss what a block costs in a network (see the README). Entries this environment already
     measured are kept unless --force, so an interrupted build resumes.
 

@@ -206,7 +206,8 @@ def build_in_context(
 
     Networks this environment already read (same id and round) are skipped unless ``force``, so
     an interrupted build resumes; entries and the probe reference from another environment are
-    dropped (an in-context table is in the units of one machine's probe), and so is a calibration
+    dropped (an in-context table is in the units of one machine's probe), as are all entries when the
+    table's probe is another one than ``probe``, and so is a calibration
     when any network is timed now (it was fitted to the entries as they were). ``timer`` and
     ``probe`` replace real timing in tests."""
     import tempfile
@@ -222,9 +223,13 @@ def build_in_context(
                        allocator=allocator)
     here = environment(backend, threads, clock)
     eid = env_id(here)
-    if force or table.probe is None or table.probe.get("env") != eid:
-        table.entries = {k: e for k, e in table.entries.items() if e.env == eid and not force}
-        table.contexts = {k: v for k, v in table.contexts.items() if v == eid and not force}
+    if probe is None:
+        probe = SpeedProbe(clock, backend=backend, threads=threads)
+    other_unit = table.probe is not None and table.probe.get("name") != probe.name  # another probe's units
+    if force or other_unit or table.probe is None or table.probe.get("env") != eid:
+        keep = not (force or other_unit)
+        table.entries = {k: e for k, e in table.entries.items() if keep and e.env == eid}
+        table.contexts = {k: v for k, v in table.contexts.items() if keep and v == eid}
         table.probe = None
     table.environments[eid] = here
     table.mode = "in-context"
@@ -232,8 +237,8 @@ def build_in_context(
                       "min_runs": protocol.min_runs, "min_time_s": protocol.min_time_s, "rounds": rounds,
                       "entries": "in-context"}
     report = BuildReport(path=Path(path))
-    if probe is None:
-        probe = SpeedProbe(clock, float(table.probe["reference_ms"]) if table.probe else None)
+    if table.probe and probe.reference_ms is None:
+        probe.reference_ms = float(table.probe["reference_ms"])
     todo = [(r, net) for r in range(rounds) for net in networks
             if force or table.contexts.get(f"{net.id}#{r}") != eid]
     if max_networks is not None:

@@ -380,7 +380,7 @@ def calibrate(
     pool_x = features(matrix, pool_rows)
     pool_pred = pool_x.sum(axis=1) + matrix.fixed_ms
     pool_var = entry_variance(table, space, pool_rows)
-    probe = SpeedProbe.from_table(table)
+    probe = SpeedProbe.from_table(table) if timer is None else None
     report_interrupted = False
     chosen: list[int] = []
     measured: list[float] = []

@@ -238,7 +238,7 @@ def predict(
                 if row.predicted_ms is not None]
         jobs += [(row, sampled(row), tuple(space.input)) for row in sample_rows]
         with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
-            probe = SpeedProbe.from_table(table)
+            probe = SpeedProbe.from_table(table) if timer is None else None
             base = protocol or (NETWORK_PROTOCOL if probe is not None else WHOLE_PROTOCOL)
             timer = timer or make_timer(backend=backend, threads=threads, protocol=per_round(base, rounds),
                                         onnx_dir=onnx_dir, clock=table.clock, probe=probe, allocator=table.allocator)

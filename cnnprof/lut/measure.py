@@ -18,15 +18,17 @@ by the other processes still shows.
 
 The speed probe. On a virtual machine the core itself runs faster or slower from one second to
 the next (a neighbour on the host's sibling hyper-thread, memory bandwidth shared with other
-guests): a fixed matrix product takes 1.0x to 1.6x its usual time in spells of seconds, on
-either clock, with nothing running in this machine (``benchmarks/lut_cause.py``). No clock of
-the guest leaves that out. ``SpeedProbe`` is a fixed, allocation-free workload (two 256x256
-matrix products and two 2 MiB vector additions, about 0.6 ms, timed after an untimed pass so
-that its data is in the caches whatever ran before) timed before every timed call: a
-call's time multiplied by ``reference / probe`` (the probe averaged over the calls before and
-after it) is its time at the table's reference speed. Entries of an in-context table and the
-whole networks they are checked against are both put in those units, so a table built in a
-slow spell still predicts a network measured in a fast one.
+guests): the same network takes 1.0x to 1.6x its usual time in spells of seconds, on either
+clock, with nothing running in this machine (``benchmarks/lut_speed.py``). No clock of the guest
+leaves that out. ``SpeedProbe`` is one fixed network of the space (every candidate in turn over
+the layers), called once before every timed call on the same backend: a call's time multiplied
+by ``reference / probe`` (the probe averaged over the calls before and after it) is its time at
+the table's reference speed. Entries of an in-context table and the whole networks they are
+checked against are both put in those units, so a table built in a slow spell still predicts a
+network measured in a fast one. The probe must slow down as the networks do: a fixed matrix
+product and vector addition (the first probe) left 31% of round medians more than 10% off their
+network's median, the probe network 1% (``lut_speed.py --networks``); on ONNX Runtime the probe
+has to be an ONNX Runtime session too (the same network run by torch leaves 12%).
 
 In place. ``make_in_place_timer`` times a whole network twice over: plain calls (the network's
 latency) and instrumented calls that split each call into its parts (stem, each block, head)
@@ -163,7 +165,11 @@ def use_allocator(name: str) -> str:
 
 
 # -- the speed probe --------------------------------------------------------------------------------
-PROBE_NAME = "2x mm 256x256x256 + 2x add 2^19 (fp32), timed after an untimed pass"
+# The probe's network: every candidate of the FBNet space in turn over its 22 layers (each two or
+# three times), at the space's input, seeded and calibrated as every network of the space is.
+PROBE_ARCH = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip") * 2 + \
+    ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6")
+PROBE_NAME = "fbnet space network " + "-".join(PROBE_ARCH) + " at 3x224x224, one call on the table's backend"
 PROBE_SETTLE_S = 0.5  # probing before a table's first measurement, to fix its reference
 
 
@@ -175,40 +181,61 @@ def clock_ns(clock: str) -> Callable[[], int]:
 
 
 class SpeedProbe:
-    """A fixed workload that tells how fast the core runs right now (see the module's text).
+    """A fixed network of the space that tells how fast the core runs right now for this kind of
+    work (see the module's text).
 
-    ``run()`` times it once (ms) on ``clock``; ``reference_ms`` is the time the table's entries
-    are normalised to: given (from a table), or set by ``settle()`` (the median of the probe over
-    half a second) before a new table's first measurement."""
+    ``run()`` times one call of it (ms) on ``clock``, on ``backend`` (torch eager, or an ONNX
+    Runtime session of its export) at ``threads`` threads; ``reference_ms`` is the time the
+    table's entries are normalised to: given (from a table), or set by ``settle()`` (the median
+    of the probe over half a second) before a new table's first measurement. ``model`` and
+    ``input_shape`` replace the probe's network (tests use a tiny one); the network is built on
+    the first ``run()``."""
 
-    def __init__(self, clock: str = "wall", reference_ms: float | None = None):
-        import torch
-
-        gen = torch.Generator().manual_seed(0)
-        self._a = torch.randn(256, 256, generator=gen)
-        self._b = torch.randn(256, 256, generator=gen)
-        self._c = torch.empty(256, 256)
-        self._u = torch.randn(1 << 19, generator=gen)
-        self._v = torch.randn(1 << 19, generator=gen)
-        self._w = torch.empty(1 << 19)
+    def __init__(self, clock: str = "wall", reference_ms: float | None = None, *, backend: str = "torch",
+                 threads: int = 1, model: "nn.Module | None" = None, input_shape: tuple | None = None):
         self.clock = clock
         self._read = clock_ns(clock)
         self.reference_ms = reference_ms
+        self.backend = backend
+        self.threads = threads
+        self.name = PROBE_NAME if model is None else f"{type(model).__name__} at {'x'.join(map(str, input_shape))}"
+        self._model, self._input = model, input_shape
+        self._call: Callable[[], object] | None = None
 
-    def _pass(self) -> None:
+    def _make_call(self) -> Callable[[], object]:
+        import tempfile
+
         import torch
 
-        torch.mm(self._a, self._b, out=self._c)
-        torch.add(self._u, self._v, out=self._w)
-        torch.mm(self._a, self._b, out=self._c)
-        torch.add(self._u, self._v, out=self._w)
+        if self._model is None:
+            from cnnprof.lut.context import space_network
+            from cnnprof.models.fbnet import FBNET_SPACE
+
+            self._model, self._input = space_network(FBNET_SPACE, PROBE_ARCH), FBNET_SPACE.input
+        model = self._model.eval()
+        x = torch.randn(1, *self._input, generator=torch.Generator().manual_seed(0))
+        if self.backend == "onnxruntime":
+            from cnnprof.onnx_export import cached_export
+            from cnnprof.timing.ort import make_session
+
+            with tempfile.TemporaryDirectory(prefix="cnnprof-probe-") as tmp:
+                path, _, _ = cached_export(model, x, name="speed-probe", folder=tmp)
+                session = make_session(path, threads=self.threads)
+            feed = {session.get_inputs()[0].name: x.numpy()}
+            return lambda: session.run(None, feed)
+
+        def call() -> object:
+            with torch.inference_mode():
+                return model(x)
+        return call
 
     def run(self) -> float:
-        """One timed pass after an untimed one: what the network ran before it has evicted the
-        probe's data, and a cold probe would measure the network's footprint, not the core."""
-        self._pass()
+        """One timed call of the probe's network."""
+        if self._call is None:
+            self._call = self._make_call()
+            self._call()  # the first call allocates and warms up: never timed
         start = self._read()
-        self._pass()
+        self._call()
         return (self._read() - start) / 1e6
 
     def settle(self, seconds: float = PROBE_SETTLE_S) -> float:
@@ -224,14 +251,21 @@ class SpeedProbe:
         return self.reference_ms
 
     def to_dict(self) -> dict:
-        return {"name": PROBE_NAME, "clock": self.clock, "reference_ms": self.reference_ms}
+        return {"name": self.name, "clock": self.clock, "reference_ms": self.reference_ms}
 
     @classmethod
     def from_table(cls, table) -> "SpeedProbe | None":
-        """The probe of ``table`` (None when its entries are not normalised)."""
+        """The probe of ``table`` (None when its entries are not normalised); a table whose entries
+        are in the units of another probe cannot be checked with this one."""
         if not table.probe:
             return None
-        return cls(table.probe.get("clock", table.clock), float(table.probe["reference_ms"]))
+        if table.probe.get("name") != PROBE_NAME:
+            from cnnprof.errors import UsageError
+
+            raise UsageError(f"the table's entries are in the units of another speed probe "
+                             f"({str(table.probe.get('name'))[:60]!r}); rebuild it with `cnnprof lut build --force`")
+        return cls(table.probe.get("clock", table.clock), float(table.probe["reference_ms"]),
+                   backend=table.backend, threads=table.threads)
 
 
 def probed_run(step: Callable[[], Sequence[float]], protocol: Protocol,

@@ -183,7 +183,7 @@ def lut_probe(settings: Mapping[str, Any]) -> dict[str, Any]:
     from cnnprof.timing import torch_threads
 
     use_allocator(settings.get("allocator", "steady"))
-    probe = SpeedProbe(settings["clock"])
+    probe = SpeedProbe(settings["clock"], backend=settings["backend"], threads=settings["threads"])
     with torch_threads(settings["threads"]):
         probe.settle()
     env = environment(settings["backend"], settings["threads"], settings["clock"])

@@ -273,6 +273,7 @@ def additivity(
     speed probe, so both are at its reference speed."""
     from pathlib import Path
 
+    from cnnprof.lut.measure import PROBE_NAME
     from cnnprof.lut.table import default_path, env_id, environment, load
 
     if rounds < 1:
@@ -292,7 +293,7 @@ def additivity(
     progress = on_progress or (lambda message: None)
     if entries == "in-context":
         usable = table is not None and table.mode == "in-context" and table.probe is not None and \
-            table.probe.get("env") == env_id(here)
+            table.probe.get("env") == env_id(here) and table.probe.get("name") == PROBE_NAME
         return _additivity_in_context(table if usable else None, source if usable else "", models, backend=backend,
                                       threads=threads, clock=clock, rounds=rounds, contexts=contexts,
                                       progress=progress)
