@@ -25,10 +25,11 @@ the layers), called once before every timed call on the same backend: a call's t
 by ``reference / probe`` (the probe averaged over the calls before and after it) is its time at
 the table's reference speed. Entries of an in-context table and the whole networks they are
 checked against are both put in those units, so a table built in a slow spell still predicts a
-network measured in a fast one. The probe must slow down as the networks do: a fixed matrix
-product and vector addition (the first probe) left 31% of round medians more than 10% off their
-network's median, the probe network 1% (``lut_speed.py --networks``); on ONNX Runtime the probe
-has to be an ONNX Runtime session too (the same network run by torch leaves 12%).
+network measured in a fast one. The probe must slow down as the networks do: divided by a fixed
+matrix product and vector addition (the first probe), 38% of 20 networks' round medians were
+more than 10% off their network's median; divided by the probe network, 2% (torch,
+``benchmarks/lut_speed.py --networks 20``). On ONNX Runtime the probe is an ONNX Runtime session
+of that network: 12% of round medians more than 5% off, against 24% with the network run by torch.
 
 In place. ``make_in_place_timer`` times a whole network twice over: plain calls (the network's
 latency) and instrumented calls that split each call into its parts (stem, each block, head)
