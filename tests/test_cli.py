@@ -19,6 +19,39 @@ def test_help_lists_commands_with_examples(cli):
     assert "cnnprof profile efficientnet_b0" in cli("profile", "--help").stdout
 
 
+def test_help_paragraphs_are_reflowed_so_a_narrow_terminal_wraps_them_once():
+    from cnnprof.cli import app, reflow
+
+    doc = """First line.
+
+        Prose that the source
+        wrapped at its own width.
+
+        Examples:
+
+          cnnprof lut build
+          cnnprof lut predict fbnet_a
+
+        * a list item
+          continued
+        """
+    assert reflow(doc).split("\n\n") == [
+        "First line.", "Prose that the source wrapped at its own width.", "Examples:",
+        "  cnnprof lut build\n  cnnprof lut predict fbnet_a", "* a list item\n  continued"]
+    assert reflow(None) is None
+    # every registered command's help: prose paragraphs are single lines (typer keeps line breaks)
+    groups, seen = [app], 0
+    while groups:
+        group = groups.pop()
+        groups += [g.typer_instance for g in group.registered_groups]
+        for info in group.registered_commands:
+            seen += 1
+            for para in (info.help or "").split("\n\n"):
+                lines = para.split("\n")
+                assert len(lines) == 1 or lines[1].startswith((" ", "* ", "- ")), (info.name, para[:60])
+    assert seen >= 15
+
+
 def test_help_does_not_import_torch():
     code = "import sys, cnnprof.cli, cnnprof.models.catalog; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

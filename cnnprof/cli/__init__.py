@@ -122,5 +122,36 @@ app.command("report")(command(_htmlreport.report_command))
 app.command("history")(command(_history.history_command))
 
 
+def reflow(doc: str | None) -> str | None:
+    """A help text with each prose paragraph on one line. Typer's help keeps the source's line
+    breaks, which a terminal narrower than the source then wraps a second time (ragged lines at
+    80 columns); indented lines (examples) and lists stay as written."""
+    if not doc:
+        return doc
+    import inspect
+
+    paragraphs = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        lines = para.split("\n")
+        structured = any(line.startswith((" ", "\t", "* ", "- ", "\b")) for line in lines)
+        paragraphs.append(para if structured else " ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
+
+
+def _reflow_help(group: typer.Typer) -> None:
+    """``reflow`` every command's and sub-group's help in ``group``, at import (before typer reads them)."""
+    group.info.help = reflow(group.info.help)
+    for info in group.registered_commands:
+        info.help = reflow(info.help or (info.callback.__doc__ if info.callback else None))
+    if group.registered_callback is not None:  # its docstring yields to the group's own help: leave it
+        group.registered_callback.help = reflow(group.registered_callback.help)
+    for sub in group.registered_groups:
+        sub.help = reflow(sub.help) if isinstance(sub.help, str) else sub.help
+        _reflow_help(sub.typer_instance)
+
+
+_reflow_help(app)
+
+
 def main() -> None:  # console-script entry point
     app()

@@ -159,9 +159,10 @@ def build_command(
     networks), each timed in --rounds passes with forward hooks (torch) or the profiler (ONNX
     Runtime); an entry is the mean over the networks it was read in. Every call is preceded by a
     speed probe (one fixed network of the space, on the same backend), and entries are stored at
-    the probe's reference speed (the machine's speed varies from second to second on a shared host). Isolated entries time each distinct block alone:
-    they miss what a block costs in a network (see the README). Entries this environment already
-    measured are kept unless --force, so an interrupted build resumes.
+    the probe's reference speed (the machine's speed varies from second to second on a shared
+    host). Isolated entries time each distinct block alone: they miss what a block costs in a
+    network (see the README). Entries this environment already measured are kept unless --force,
+    so an interrupted build resumes.
 
     Examples:
 
