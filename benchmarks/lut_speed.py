@@ -3,7 +3,7 @@
 On a virtual machine the core runs faster or slower in spells of seconds, whatever runs inside
 the guest (a neighbour on the host's sibling hyper-thread, shared memory bandwidth): no clock of
 the guest leaves that out. This times FBNet-C (torch eager, 1 thread) again and again for
-``--seconds``, each call preceded by ``cnnprof.lut.measure.SpeedProbe``, and reports:
+``--seconds``, each call preceded by ``cnnprof.lut.probe.SpeedProbe``, and reports:
 
 * a map of the spells: per half second, the median call against the fastest half seconds
   (``.`` within 10%, ``o`` 10-30% slower, ``#`` more);
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=5, help="with --networks: timed calls a network a round")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
     parser.add_argument("--allocator", default="steady", choices=("steady", "default"),
-                        help="malloc while timing (cnnprof.lut.measure.use_allocator)")
+                        help="malloc while timing (cnnprof.lut.probe.use_allocator)")
     args = parser.parse_args(argv)
     if args.networks:
         return networks(args)

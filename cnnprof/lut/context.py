@@ -19,7 +19,7 @@ in ``rounds`` interleaved passes; a block's entry is the mean of its in-place ti
 networks and rounds it was read in (``context_ms`` keeps them; their spread is how much the
 context moves the block, which ``lut calibrate`` uses to choose what to measure). The stem, the
 heads and the glue (time outside every part) are entries too, so the parts of every measured
-network add up to its latency. Every call is probed (``measure.SpeedProbe``): entries are at the
+network add up to its latency. Every call is probed (``probe.SpeedProbe``): entries are at the
 table's reference speed.
 
 Networks are seeded and their batch norms calibrated (``targets.calibrate_model``), as every
@@ -202,7 +202,7 @@ def build_in_context(
     in-context entries of the table at ``path`` (saved as it goes; Ctrl-C keeps what was done).
 
     ``allocator`` (``steady``, the default, or ``default``) is set for the process before timing
-    (``measure.use_allocator``) and recorded: every check of the table does the same.
+    (``probe.use_allocator``) and recorded: every check of the table does the same.
 
     Networks this environment already read (same id and round) are skipped unless ``force``, so
     an interrupted build resumes; entries and the probe reference from another environment are

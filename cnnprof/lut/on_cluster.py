@@ -177,7 +177,7 @@ def build_lut(cluster: Cluster, kind: str, *, spec: Mapping[str, Any], jobs: Seq
 # -- in-context entries ----------------------------------------------------------------------------
 def lut_probe(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The Ray task that fixes an in-context table's unit: the speed probe's reference on this node
-    (``lut.measure.SpeedProbe.settle``), with this node's table environment."""
+    (``lut.probe.SpeedProbe.settle``), with this node's table environment."""
     from cnnprof.lut.measure import SpeedProbe, use_allocator
     from cnnprof.lut.table import env_id, environment
     from cnnprof.timing import torch_threads

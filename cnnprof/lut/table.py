@@ -13,9 +13,9 @@ One JSON file per backend, thread count and clock (default ``models/lut-<backend
   on a random input) or ``in-context`` (each block inside whole networks of the space, read in
   place; ``cnnprof.lut.context``), with the per-context values an in-context entry averages;
 * ``allocator``: ``steady`` when ``malloc`` was kept from returning memory to the kernel while
-  measuring (``cnnprof.lut.measure.use_allocator``; every later check of the table does the same);
+  measuring (``cnnprof.lut.probe.use_allocator``; every later check of the table does the same);
 * ``probe``: the speed probe whose reference time the entries are normalised to (in-context
-  tables; ``cnnprof.lut.measure.SpeedProbe``), so that a later measurement can be put in the same
+  tables; ``cnnprof.lut.probe.SpeedProbe``), so that a later measurement can be put in the same
   units whatever the machine's speed is then;
 * ``calibration``: the residual model fitted by ``lut calibrate`` (a per-network overhead and a
   scale per block type, with its held-out accuracy), or the older single scale of ``lut build
@@ -161,7 +161,7 @@ class Table:
     calibration: dict[str, Any] | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
     mode: str = "isolated"
-    allocator: str = "default"  # "steady": malloc kept from returning memory while measuring (measure.use_allocator)
+    allocator: str = "default"  # "steady": malloc kept from returning memory while measuring (probe.use_allocator)
     probe: dict[str, Any] | None = None  # {"name", "clock", "reference_ms"}: the unit of normalised entries
     contexts: dict[str, str] = field(default_factory=dict)  # in-context: network measured -> environment id
 
