@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from cnnprof import targets
-    from cnnprof.lut import builder, context, correction, evaluate
+    from cnnprof.lut import builder, context, correction, evaluate, learn
     from cnnprof.lut.predict import SpaceMatrix, error_stats, prediction_rate
     from cnnprof.lut.table import load
     from cnnprof.models.fbnet import FBNET_SPACE
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.recalibrate or not (args.reuse and table.calibration and "scales" in table.calibration):
             say(f"{backend}: calibrating")
             t0 = time.perf_counter()
-            correction.calibrate(table, path=path, budget_s=args.budget, holdout=args.holdout, on_progress=say)
+            learn.calibrate(table, path=path, budget_s=args.budget, holdout=args.holdout, on_progress=say)
             cal_s = time.perf_counter() - t0
             table = load(path)
         cal = correction.Calibration.from_dict(table.calibration)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cnnprof.errors import UsageError
-from cnnprof.lut import context, correction, evaluate, measure, predict
+from cnnprof.lut import context, correction, evaluate, learn, measure, predict
 from cnnprof.lut.builder import build, space_jobs
 from cnnprof.lut.keys import glue_key, split
 from cnnprof.lut.measure import InPlace, Measured, in_place_result, probed_run, unit_index
@@ -383,7 +383,7 @@ def test_calibrate_learns_the_correction_on_training_and_reports_a_disjoint_held
     matrix = SpaceMatrix.from_table(table, NAME)
     calls = []
     ticks = iter(range(0, 10_000))  # every clock reading: a "second" later
-    report = correction.calibrate(table, path=path, space=NAME, search_space=TINY, budget_s=200, max_train=20,
+    report = learn.calibrate(table, path=path, space=NAME, search_space=TINY, budget_s=200, max_train=20,
                                   initial=4, batch=2, holdout=6, models=(), pool=300, rounds=1,
                                   timer=truth_timer(matrix, calls), clock=lambda: float(next(ticks)))
     train, held = set(report.trained_on), set(report.holdout)
@@ -409,7 +409,7 @@ def test_calibrate_stops_within_its_budget(tiny, tmp_path):
     table, _, path, _ = in_context_table(tiny, tmp_path)
     matrix = SpaceMatrix.from_table(table, NAME)
     ticks = iter(range(0, 100_000, 10))  # every clock reading: 10 "seconds" later
-    report = correction.calibrate(table, space=NAME, search_space=TINY, budget_s=40, max_train=30, initial=2,
+    report = learn.calibrate(table, space=NAME, search_space=TINY, budget_s=40, max_train=30, initial=2,
                                   batch=1, holdout=2, models=(), pool=100, rounds=1, timer=truth_timer(matrix),
                                   clock=lambda: float(next(ticks)))
     assert 2 <= len(report.trained_on) < 30
@@ -419,9 +419,9 @@ def test_calibration_bad_input_is_a_usage_error(tiny, tmp_path):
     table, _, path, _ = in_context_table(tiny, tmp_path)
     for kwargs in ({"budget_s": 0}, {"holdout": 0}, {"max_train": 1}, {"rounds": 0}):
         with pytest.raises(UsageError):
-            correction.calibrate(table, space=NAME, search_space=TINY, models=(), **kwargs)
+            learn.calibrate(table, space=NAME, search_space=TINY, models=(), **kwargs)
     with pytest.raises(UsageError, match="no search space"):
-        correction.calibrate(table, space=NAME, models=())
+        learn.calibrate(table, space=NAME, models=())
     with pytest.raises((ValueError, KeyError, TypeError)):
         correction.Calibration.from_dict({"scales": {"k3_e1": "fast"}})
 
@@ -491,7 +491,7 @@ def test_cli_calibrate_and_predict_end_to_end(cli, full_in_context_table, tmp_pa
         return timer
 
     monkeypatch.setattr(measure, "make_timer", make_timer)
-    monkeypatch.setattr(correction, "space_jobs_for", lambda space, m, rows, prefix, head_chs=None: [
+    monkeypatch.setattr(learn, "space_jobs_for", lambda space, m, rows, prefix, head_chs=None: [
         (f"{prefix} {arch_code(r)}", (lambda: torch.nn.Identity()), (3, 224, 224)) for r in rows])
     out = cli("lut", "calibrate", "--table", str(path), "--budget", "5", "--train", "6", "--initial", "4",
               "--holdout", "3", "--rounds", "1", "-f", "json")

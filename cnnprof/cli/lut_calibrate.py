@@ -75,7 +75,7 @@ def calibrate_command(
     from cnnprof.cli import options
     from cnnprof.cli.common import progress
     from cnnprof.files import check_distinct, check_writable
-    from cnnprof.lut import correction as lut_calibrate
+    from cnnprof.lut import learn as lut_calibrate
     from cnnprof.lut.table import default_path, load
     from cnnprof.timing.protocol import with_limits
 

@@ -18,8 +18,9 @@ whole networks, predicts from it and measures how far the sum holds there (``add
 
 from cnnprof.lut.builder import BuildReport, Job, build, calibrate, fbnet_space_jobs, model_jobs, space_jobs
 from cnnprof.lut.context import build_in_context, space_networks, target_networks
-from cnnprof.lut.correction import Calibration, CalibrationReport
+from cnnprof.lut.correction import Calibration
 from cnnprof.lut.keys import Part, SplitError, block_key, split
+from cnnprof.lut.learn import CalibrationReport
 from cnnprof.lut.measure import InPlace, SpeedProbe, make_in_place_timer
 from cnnprof.lut.predict import (
     FBNET_ALPHA,

@@ -32,29 +32,19 @@ Prediction stays one gather and one sum: the scales multiply the table's columns
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
-
-from cnnprof.errors import UsageError
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from cnnprof.lut.measure import Timer
     from cnnprof.lut.predict import SpaceMatrix
     from cnnprof.lut.table import Table
-    from cnnprof.models.fbnet import SearchSpace
-    from cnnprof.timing.protocol import Protocol
 
 METHOD = ("per-network overhead + per-block-type scale, or one shared scale, or none, whichever has the least "
           "leave-one-out error on the training networks (ridge, leave-one-out strength), relative error")
 LAMBDAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 MIN_SIGMA = 0.01  # relative noise floor of a whole-network measurement, for the predictive variance
-REFERENCE_MODELS = ("fbnet_a", "fbnet_b", "fbnet_c")
-POOL_SEED, HOLDOUT_SEED = 104_729, 7_919
 
 
 @dataclass(frozen=True)
@@ -271,238 +261,15 @@ def select(candidates_x: "np.ndarray", predicted: "np.ndarray", entry_var: "np.n
     return chosen
 
 
-# -- measuring whole networks of the space --------------------------------------------------------
-def space_jobs_for(space: "SearchSpace", matrix: "SpaceMatrix", rows: "np.ndarray", prefix: str,
-                   *, head_chs: int | None = None) -> list[tuple[str, Callable[[], Any], tuple[int, ...]]]:
-    """(label, build, input) for each architecture row (networks built seeded, batch norms
-    calibrated, as every command builds them)."""
-    from cnnprof.lut.context import space_network
-    from cnnprof.lut.predict import arch_code
-
-    return [(f"{prefix} {arch_code(r)}", (lambda r=r: space_network(space, matrix.names(r), head_chs)),
-             tuple(space.input)) for r in rows]
-
-
-def space_object(space_name: str):
-    from cnnprof.lut.builder import FBNET_SPACE_NAME
-
-    if space_name != FBNET_SPACE_NAME:
-        raise UsageError(f"no search space named {space_name!r} (known: {FBNET_SPACE_NAME})")
-    from cnnprof.models.fbnet import FBNET_SPACE
-
-    return FBNET_SPACE
-
-
-def disjoint_sample(n: int, layers: int, candidates: int, *, seed: int, exclude: set[str]) -> "np.ndarray":
-    """``n`` random architectures none of which is in ``exclude`` (codes) or repeated."""
-    import numpy as np
-
-    from cnnprof.lut.predict import arch_code, sample_choices
-
-    rng_seed = seed
-    out: list[np.ndarray] = []
-    seen = set(exclude)
-    while len(out) < n:
-        for row in sample_choices(max(n - len(out), 1), layers, candidates, seed=rng_seed):
-            code = arch_code(row)
-            if code not in seen:
-                seen.add(code)
-                out.append(row)
-        rng_seed += 1_000_003
-    return np.array(out[:n], dtype=np.uint8).reshape(n, layers)
-
-
-# -- the whole procedure ----------------------------------------------------------------------------
-@dataclass
-class CalibrationReport:
-    calibration: Calibration
-    trained_on: list[str]
-    holdout: list[str]
-    train_stats: dict[str, float]
-    holdout_raw: dict[str, float]
-    holdout_calibrated: dict[str, float]
-    models: list[dict[str, Any]]  # reference models: predicted raw / calibrated, measured
-    train_s: float
-    holdout_s: float
-    rounds_of_selection: int
-    interrupted: bool = False
-
-
-def calibrate(
-    table: "Table",
-    *,
-    path: str | Path | None = None,
-    space: str | None = None,
-    search_space: "SearchSpace | None" = None,
-    budget_s: float = 180.0,
-    max_train: int = 48,
-    initial: int = 8,
-    batch: int = 4,
-    holdout: int = 30,
-    models: Sequence[str] = REFERENCE_MODELS,
-    seed: int = 0,
-    pool: int = 4096,
-    rounds: int = 2,
-    protocol: "Protocol | None" = None,
-    timer: "Timer | None" = None,
-    on_progress: Callable[[str], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> CalibrationReport:
-    """Measure a training sample (adaptive, within ``budget_s``), fit, then measure ``holdout``
-    other networks and ``models`` and report both errors; store the calibration in ``table``
-    (and save it at ``path``). ``space`` names the table's space (default the FBNet one) and
-    ``search_space`` is the ``SearchSpace`` its networks are built from (found from the name when
-    not given). ``timer`` (and ``clock``) replace real timing in tests."""
-    import tempfile
-
-    import numpy as np
-
-    from cnnprof.lut.builder import FBNET_SPACE_NAME
-    from cnnprof.lut.measure import NETWORK_PROTOCOL, SpeedProbe, make_timer, per_round, time_networks
-    from cnnprof.lut.predict import SpaceMatrix, arch_code, error_stats
-    from cnnprof.lut.table import env_id, environment
-
-    space = space or FBNET_SPACE_NAME
-    search_space = search_space or space_object(space)
-    for name, value, low in (("--budget", budget_s, 0), ("--train", max_train, 2), ("--holdout", holdout, 1),
-                             ("--initial", initial, 2), ("--batch", batch, 1), ("--rounds", rounds, 1)):
-        if value < low or (name == "--budget" and value <= 0):
-            raise UsageError(f"{name} must be {'positive' if name == '--budget' else f'at least {low}'}, got {value}")
-    initial = min(initial, max_train)
-    progress = on_progress or (lambda message: None)
-    matrix = SpaceMatrix.from_table(table, space)
-    k = len(matrix.candidates)
-    # own random streams (not ``lut predict --sample``'s), and the held-out sample disjoint from the
-    # whole pool the training networks are chosen from
-    pool_rows = disjoint_sample(pool, matrix.layers, k, seed=seed + POOL_SEED, exclude=set())
-    pool_codes = [arch_code(r) for r in pool_rows]
-    held_rows = disjoint_sample(holdout, matrix.layers, k, seed=seed + HOLDOUT_SEED, exclude=set(pool_codes))
-    pool_x = features(matrix, pool_rows)
-    pool_pred = pool_x.sum(axis=1) + matrix.fixed_ms
-    pool_var = entry_variance(table, space, pool_rows)
-    probe = SpeedProbe.from_table(table) if timer is None else None
-    report_interrupted = False
-    chosen: list[int] = []
-    measured: list[float] = []
-    clock_read: list[float] = []  # the clock's own readings (before the probe's normalisation)
-    selections = 0
-    start = clock()
-    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
-        timer = timer or make_timer(backend=table.backend, threads=table.threads,
-                                    protocol=per_round(protocol or NETWORK_PROTOCOL, rounds), onnx_dir=onnx_dir,
-                                    clock=table.clock, probe=probe, allocator=table.allocator)
-        current: Fit | None = None
-        try:
-            while len(chosen) < max_train:
-                if not chosen:
-                    picks = list(range(initial))
-                else:
-                    per_net = (clock() - start) / len(chosen)
-                    room = int((budget_s - (clock() - start)) / max(per_net, 1e-9))
-                    count = min(batch, max_train - len(chosen), room)
-                    if count < 1:
-                        break
-                    picks = select(pool_x, pool_pred, pool_var, current.cov, count, exclude=set(chosen))
-                    if not picks:
-                        break
-                    selections += 1
-                jobs = space_jobs_for(search_space, matrix, pool_rows[picks], "train")
-                progress(f"training: timing {len(picks)} network(s) ({len(chosen) + len(picks)} of at most "
-                         f"{max_train}; {clock() - start:.0f} of {budget_s:.0f} s)")
-                times = time_networks(jobs, timer, rounds=rounds)
-                chosen += picks
-                measured += [t.median_ms for t in times]
-                clock_read += [t.clock_ms for t in times]
-                current = fit(pool_x[chosen], np.full(len(chosen), matrix.fixed_ms), np.array(measured))
-        except KeyboardInterrupt:
-            report_interrupted = True
-        train_s = clock() - start
-        if current is None:
-            raise UsageError("calibration interrupted before any network was measured")
-        kinds = list(matrix.candidates)
-        # the uncertainty that chose the networks is the per-type model's; the correction kept is
-        # whichever structure predicts the training networks it did not see best (leave-one-out)
-        chosen_fit = choose(pool_x[chosen], np.full(len(chosen), matrix.fixed_ms), np.array(measured))
-        theta = chosen_fit.theta
-        calibration = Calibration(float(theta[0]), {kinds[i]: float(theta[1 + i]) for i in range(k)},
-                                  float(math.exp(np.mean(np.log(np.clip(theta[1:], 1e-6, None))))), METHOD, {})
-        train_pred_raw = pool_pred[chosen]
-        train_cal = _calibrated(calibration, pool_x[chosen], matrix.fixed_ms, kinds)
-        train_stats = {"n": len(chosen), "raw_mean_abs_error": error_stats(train_pred_raw, measured)["mean_abs_error"],
-                       "calibrated_mean_abs_error": error_stats(train_cal, measured)["mean_abs_error"],
-                       "loo_rmse": chosen_fit.loo_rmse, "lambda": chosen_fit.lam,
-                       "structure": chosen_fit.structure, "loo_rmse_by_structure": chosen_fit.scores}
-        # the held-out sample and the reference models: never trained on
-        h0 = clock()
-        model_rows: list[dict[str, Any]] = []
-        held_raw = held_cal = {}
-        held_measured: list[float] = []
-        if not report_interrupted:
-            try:
-                jobs = space_jobs_for(search_space, matrix, held_rows, "held-out")
-                refs = _reference_models(table, matrix, models, calibration, kinds)
-                jobs += [(r["model"], r["build"], r["input"]) for r in refs]
-                progress(f"held-out: timing {len(held_rows)} networks and {len(refs)} reference model(s)")
-                times = time_networks(jobs, timer, rounds=rounds)
-                held_measured = [t.median_ms for t in times[:len(held_rows)]]
-                hx = features(matrix, held_rows)
-                held_pred = hx.sum(axis=1) + matrix.fixed_ms
-                held_raw = error_stats(held_pred, held_measured)
-                held_cal = error_stats(_calibrated(calibration, hx, matrix.fixed_ms, kinds), held_measured)
-                for r, t in zip(refs, times[len(held_rows):]):
-                    model_rows.append({"model": r["model"], "predicted_ms": r["raw"], "calibrated_ms": r["calibrated"],
-                                       "measured_ms": t.median_ms, "raw_measured_ms": t.clock_ms,
-                                       "error": (r["raw"] - t.median_ms) / t.median_ms,
-                                       "calibrated_error": (r["calibrated"] - t.median_ms) / t.median_ms})
-            except KeyboardInterrupt:
-                report_interrupted = True
-        holdout_s = clock() - h0
-    here = environment(table.backend, table.threads, table.clock)
-    calibration = Calibration(calibration.overhead_ms, calibration.scales, calibration.default_scale, METHOD, {
-        "space": space,
-        "trained_on": [pool_codes[i] for i in chosen],
-        "train_ms": [round(float(v), 5) for v in measured],  # so the fit can be examined or redone later
-        "train_clock_ms": [round(float(v), 5) for v in clock_read],
-        "train": train_stats,
-        "held_out": {"codes": [arch_code(r) for r in held_rows] if held_measured else [],
-                     "raw": held_raw, "calibrated": held_cal, "models": model_rows},
-        "budget_s": budget_s, "train_s": train_s, "holdout_s": holdout_s, "rounds": rounds,
-        "env": env_id(here), "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    })
-    if not report_interrupted or chosen:
-        table.calibration = calibration.to_dict()
-        if path is not None:
-            table.save(path)
-    return CalibrationReport(calibration, [pool_codes[i] for i in chosen],
-                             [arch_code(r) for r in held_rows] if held_measured else [], train_stats, held_raw,
-                             held_cal, model_rows, train_s, holdout_s, selections, report_interrupted)
-
-
-def _calibrated(calibration: Calibration, x: "np.ndarray", fixed_ms: float, kinds: Sequence[str]) -> "np.ndarray":
+def calibrated_predictions(calibration: Calibration, x: "np.ndarray", fixed_ms: float,
+                           kinds: Sequence[str]) -> "np.ndarray":
+    """``calibration`` applied to feature rows ``x`` (per-type sums of the table) plus the fixed parts."""
     import numpy as np
 
     scales = np.array([calibration.scale_of(t) for t in kinds])
     if calibration.single:
         return calibration.default_scale * (x.sum(axis=1) + fixed_ms)
     return calibration.overhead_ms + fixed_ms + x @ scales
-
-
-def _reference_models(table: "Table", matrix: "SpaceMatrix", models: Sequence[str], calibration: Calibration,
-                      kinds: Sequence[str]) -> list[dict[str, Any]]:
-    """The reference models whose parts are all in the table, with their raw and calibrated
-    predictions (and how to build them)."""
-    from cnnprof import targets as targets_mod
-    from cnnprof.lut.keys import split
-
-    out = []
-    for target in targets_mod.resolve_targets(list(models)) if models else []:
-        model = target.build()
-        parts = split(model, target.input, name=target.name)
-        raw, cal, ok = predict_model(table, parts, calibration)
-        if ok:
-            out.append({"model": target.name, "raw": raw, "calibrated": cal, "build": target.build,
-                        "input": tuple(target.input)})
-    return out
 
 
 def predict_model(table: "Table", parts: Sequence[Any], calibration: Calibration | None,
@@ -535,5 +302,5 @@ def predict_model(table: "Table", parts: Sequence[Any], calibration: Calibration
     return raw, calibration.apply(fixed, by_type), True
 
 
-__all__ = ["STRUCTURES", "Calibration", "CalibrationReport", "Choice", "calibrate", "choose", "disjoint_sample",
-           "entry_variance", "features", "fit", "predict_model", "relative_uncertainty", "select"]
+__all__ = ["STRUCTURES", "Calibration", "Choice", "calibrated_predictions", "choose", "entry_variance", "features",
+           "fit", "predict_model", "relative_uncertainty", "select"]

@@ -126,8 +126,9 @@ def predict(
 
     import numpy as np
 
-    from cnnprof.lut.correction import Calibration, disjoint_sample, predict_model
+    from cnnprof.lut.correction import Calibration, predict_model
     from cnnprof.lut.keys import SplitError, split
+    from cnnprof.lut.learn import disjoint_sample
     from cnnprof.lut.measure import NETWORK_PROTOCOL, WHOLE_PROTOCOL, SpeedProbe, make_timer, per_round, time_networks
     from cnnprof.lut.predict import parts_with_glue
 
@@ -227,7 +228,7 @@ def predict(
     rows = [r for r in result.rows if r.predicted_ms is not None]
     if measure and rows:
         from cnnprof.lut.context import space_network
-        from cnnprof.lut.correction import space_object
+        from cnnprof.lut.learn import space_object
 
         space = space_object(FBNET_SPACE_NAME)
 
