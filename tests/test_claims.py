@@ -27,8 +27,11 @@ from cnnprof.claims import (
     rel,
 )
 from cnnprof.claims import efficientnet as eff_claims
+from cnnprof.claims import efficientnetv2 as effv2_claims
 from cnnprof.claims import espnet as esp_claims
+from cnnprof.claims import espnetv2 as espv2_claims
 from cnnprof.claims import fbnet as fb_claims
+from cnnprof.claims import fbnetv2 as fbv2_claims
 from cnnprof.claims import ghostnet as ghost_claims
 from cnnprof.claims.common import conv_weights, exponent, interleaved
 from cnnprof.timing.protocol import Protocol
@@ -121,12 +124,12 @@ def test_summary_counts_each_kind_apart():
 
 # -- ESPNet --------------------------------------------------------------------------------------------
 def test_eesp_vs_esp_conv_weights_are_the_seeds_example():
-    esp, eesp = esp_claims._esp_and_eesp()
+    esp, eesp = espv2_claims._esp_and_eesp()
     # ESP: 1x1 reduce 240*60 + 4 branches of 3x3 60->60 = 14,400 + 129,600
     assert conv_weights(esp) == 240 * 60 + 4 * 9 * 60 * 60 == 144_000
     # EESP: group 1x1 reduce 240*60/4 + 4 depthwise 3x3 (9*60) + group 1x1 merge 240*240/4
     assert conv_weights(eesp) == 3_600 + 4 * 9 * 60 + 14_400 == 20_160
-    assert esp_claims.eesp_ratio_formula(240, 4, 4) == pytest.approx(144_000 / 20_160)
+    assert espv2_claims.eesp_ratio_formula(240, 4, 4) == pytest.approx(144_000 / 20_160)
     r = run("eesp-vs-esp-params")  # all parameters: BN and PReLU included, ~7x still holds
     assert r.verdict is Verdict.HOLDS and r.measured == pytest.approx(144_720 / 21_780)
     assert r.formula == pytest.approx(144_000 / 20_160)
@@ -190,13 +193,13 @@ def test_hff_proxy_compares_with_and_without_hff_seed_by_seed():
 
 
 def test_grouped_pointwise_is_the_separate_convs_and_is_timed():
-    assert esp_claims.grouped_equivalence(chs=16, groups=4, size=4) < 1e-5
-    grouped, separate = esp_claims._grouped_and_separate(16, 4)
+    assert espv2_claims.grouped_equivalence(chs=16, groups=4, size=4) < 1e-5
+    grouped, separate = espv2_claims._grouped_and_separate(16, 4)
     with torch.no_grad():
         separate.convs[0].weight.mul_(2)
     x = torch.randn(1, 16, 4, 4)
     assert (grouped(x) - separate(x)).abs().max() > 1e-3  # the check sees a different module
-    m = esp_claims.measure_grouped_faster(chs=16, groups=4, size=8, protocol=TINY)  # a real timing
+    m = espv2_claims.measure_grouped_faster(chs=16, groups=4, size=8, protocol=TINY)  # a real timing
     assert m.ci[0] <= m.measured <= m.ci[1] and m.device.startswith("cpu (") and "1 thread" in m.device
     assert "separate / grouped" in m.detail
 
@@ -242,17 +245,17 @@ def test_additivity_is_cited_while_the_table_is_missing(monkeypatch):
 
 
 def test_channel_masking_equals_the_padded_weighted_sum_and_is_cheaper_to_train():
-    assert fb_claims.channel_options(4) == (16, 32, 48, 64)
-    assert fb_claims.masking_equivalence(k=4, size=8) < 1e-5
+    assert fbv2_claims.channel_options(4) == (16, 32, 48, 64)
+    assert fbv2_claims.masking_equivalence(k=4, size=8) < 1e-5
     assert run("fbnetv2-mask-equivalence").verdict is Verdict.IDENTITY
-    costs = fb_claims.masking_costs(ks=(1, 4))
+    costs = fbv2_claims.masking_costs(ks=(1, 4))
     assert costs["masked_macs"][1] == costs["masked_macs"][0]
     # k = 4 branches of 16, 32, 48, 64 filters: (16 + 32 + 48 + 64) / 64 = 2.5 times the single block
     assert costs["naive_macs"][1] / costs["naive_macs"][0] == pytest.approx(2.5)
     assert costs["masked_bytes"][1] / costs["masked_bytes"][0] == pytest.approx(1.0, rel=0.05)
     assert costs["naive_bytes"][1] > 2 * costs["naive_bytes"][0]
     assert run("fbnetv2-mask-memory").verdict is Verdict.HOLDS
-    m = fb_claims.measure_sharing_step(k=2, size=8, protocol=TINY)  # a real training-step timing
+    m = fbv2_claims.measure_sharing_step(k=2, size=8, protocol=TINY)  # a real training-step timing
     assert m.ci[0] <= m.measured <= m.ci[1] and "k=2 widths (32, 64)" in m.detail
 
 
@@ -302,8 +305,8 @@ def test_compound_growth_and_the_phi1_jump(monkeypatch):
 
 
 def test_fused_mbconv_training_step_is_timed_on_a_named_device():
-    t = eff_claims.fused_timing(protocol=TINY, batch=1, res=32)  # a real training-step timing
-    speed, throughput = eff_claims.measure_fused_training(t), eff_claims.measure_fused_throughput(t)
+    t = effv2_claims.fused_timing(protocol=TINY, batch=1, res=32)  # a real training-step timing
+    speed, throughput = effv2_claims.measure_fused_training(t), effv2_claims.measure_fused_throughput(t)
     assert speed.device.startswith("cpu (") and speed.ci[0] <= speed.measured <= speed.ci[1]
     assert t["f_macs"] > t["m_macs"]  # Fused-MBConv's dense convs do more arithmetic
     assert throughput.measured == pytest.approx(speed.measured * t["f_macs"] / t["m_macs"])
@@ -327,7 +330,7 @@ def test_depthwise_by_stage_compares_time_per_mac_run_by_run():
 
 
 def test_efficientnetv2_structure_claims(monkeypatch):
-    monkeypatch.setattr(eff_claims, "V2_COUNT_RES", 64)  # the counts' input: smaller, same verdicts
+    monkeypatch.setattr(effv2_claims, "V2_COUNT_RES", 64)  # the counts' input: smaller, same verdicts
     m = run("effnetv2-m-not-compound")
     assert m.verdict is Verdict.HOLDS and m.measured > 1 and "5 blocks of 512 channels" in m.detail
     last = run("effnetv2-no-last-stage")

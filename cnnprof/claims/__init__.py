@@ -24,10 +24,11 @@ Verdicts say what kind of evidence a row is:
 A latency or training-speed row names the device it was measured on (``device``) and, where the
 paper measured on other hardware, says so (``paper_device``).
 
-The claims live one module per family series (``espnet``, ``fbnet``, ``efficientnet``,
-``ghostnet``, ``mobilenetv3``); each exports ``CLAIMS``. ``run_claims`` measures a selection and
-returns :class:`ClaimResult` rows and the pictures the measurements can draw; ``errata`` holds
-the seed's misprinted formulas (not claims).
+The claims live one module per family (``espnet``, ``espnetv2``, ``fbnet``, ``fbnetv2``,
+``efficientnet``, ``efficientnetv2``, ``ghostnet`` for both GhostNets, ``mobilenetv3``); each
+exports ``CLAIMS``. ``run_claims`` measures a selection and returns :class:`ClaimResult` rows
+and the pictures the measurements can draw; ``errata`` holds the seed's misprinted formulas (not
+claims).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class ToleranceKind(Choice):
 
 
 VERDICTS = tuple(Verdict)
-MODULES = ("espnet", "fbnet", "efficientnet", "ghostnet", "mobilenetv3")
+MODULES = ("espnet", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet", "mobilenetv3")
 # The claim families, in the seed's order (the model zoo's family names).
 FAMILIES = (
     "espnet", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet", "ghostnetv2",

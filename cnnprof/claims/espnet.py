@@ -1,4 +1,4 @@
-"""ESPNet claims: ESP against a standard convolution, HFF, EESP against ESP.
+"""ESPNet V1 claims: ESP against a standard convolution, and HFF (EESP against ESP: ``espnetv2``).
 
 Every figure is counted or timed on ``cnnprof.models.blocks.esp`` modules as built; the papers'
 formulas are evaluated beside them (they count convolution weights: BN and PReLU are left out).
@@ -18,7 +18,7 @@ HFF, seed by seed.
 
 from __future__ import annotations
 
-from cnnprof.claims import ABOVE, BELOW, Claim, Measurement, Plot, absolute, rel
+from cnnprof.claims import BELOW, Claim, Measurement, Plot, absolute, rel
 from cnnprof.claims.common import (
     conv_weights,
     count_module,
@@ -32,7 +32,7 @@ from cnnprof.claims.common import (
     seed,
     time_inference,
 )
-from cnnprof.models.catalog import ESPNET, ESPNETV2
+from cnnprof.models.catalog import ESPNET
 
 # ESPNet V1's module in the paper's example: N = M = 128, K = 4 parallel 3x3 branches.
 ESP_M = 128
@@ -40,10 +40,6 @@ ESP_K = 4
 KERNEL = 3
 MAC_MAP = 64  # feature map (HxW) at which MACs are counted
 SAME_RF_MAP = 32  # smaller map for the large-kernel standard convolution
-# The seed's EESP example: M = 240, g = K = 4, d = M / K = 60.
-EESP_M = 240
-EESP_G = 4
-EESP_MAP = 56
 # HFF proxy: a stack of ESPNet V1's modules (K = 5 branches, dilations 1..16) on a narrow map.
 PROXY_MODULES = 3
 PROXY_SEEDS = 8
@@ -325,108 +321,7 @@ def measure_hff_latency(*, chs: int = HFF_TIME_CHS, shape: tuple[int, int] = HFF
     )
 
 
-# -- EESP against ESP ------------------------------------------------------------------------------
-def eesp_ratio_formula(m: int, g: int, k: int, n: int = KERNEL) -> float:
-    """The seed's (ESPNetv2 Sec. 3) complexity reduction (M d + n² d² K) / (M d / g + (n² + d) d K)."""
-    d = m // k
-    return (m * d + n**2 * d**2 * k) / (m * d / g + (n**2 + d) * d * k)
-
-
-def _esp_and_eesp():
-    from cnnprof.models.blocks.esp import EESP, ESP
-
-    esp = ESP(EESP_M, EESP_M, branches=EESP_G, residual=True)
-    eesp = EESP(EESP_M, EESP_M, branches=EESP_G, groups=EESP_G, r_lim=9)
-    return esp, eesp
-
-
-def measure_eesp_params() -> Measurement:
-    esp, eesp = _esp_and_eesp()
-    w_esp, w_eesp = conv_weights(esp), conv_weights(eesp)
-    p_esp, p_eesp = params(esp), params(eesp)
-    formula = eesp_ratio_formula(EESP_M, EESP_G, EESP_G)
-    return Measurement(
-        measured=p_esp / p_eesp, formula=formula,
-        detail=(f"all parameters of the built modules (the official designs, BN and PReLU included): "
-                f"ESP({EESP_M}->{EESP_M}, K={EESP_G} branches of d={EESP_M // EESP_G}, n={KERNEL}) {p_esp:,}, "
-                f"EESP(g=K={EESP_G}) {p_eesp:,}. Conv weights alone, {w_esp:,} vs {w_eesp:,}, are the seed's formula "
-                f"(Md + n²d²K)/(Md/g + (n²+d)dK) = {formula:.3f} by construction"),
-    )
-
-
-def measure_eesp_macs() -> Measurement:
-    esp, eesp = _esp_and_eesp()
-    shape = (EESP_M, EESP_MAP, EESP_MAP)
-    e, v2 = count_module(esp, shape).macs, count_module(eesp, shape).macs
-    return Measurement(
-        measured=e / v2, formula=eesp_ratio_formula(EESP_M, EESP_G, EESP_G),
-        detail=(f"counted at {EESP_MAP}x{EESP_MAP}: ESP {e:,} MACs, EESP {v2:,} MACs; all stride 1, so the ratio is "
-                "the conv weights' ratio, the formula the modules are built from"),
-    )
-
-
-def _grouped_and_separate(chs: int, groups: int):
-    """A ``groups``-group 1x1 conv chs -> chs and the same weights as ``groups`` separate 1x1 convs,
-    one per channel group (the seed's Fig. c against Fig. b)."""
-    import torch
-    from torch import nn
-
-    grouped = nn.Conv2d(chs, chs, 1, groups=groups, bias=False)
-    per = chs // groups
-
-    class SeparatePointwise(nn.Module):
-        """K point-wise convs, one per branch (channel group), outputs concatenated."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.convs = nn.ModuleList(nn.Conv2d(per, per, 1, bias=False) for _ in range(groups))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.cat([conv(part) for conv, part in zip(self.convs, x.split(per, 1))], 1)
-
-    separate = SeparatePointwise()
-    with torch.no_grad():
-        for i, conv in enumerate(separate.convs):
-            conv.weight.copy_(grouped.weight[i * per: (i + 1) * per])
-    return grouped.eval(), separate.eval()
-
-
-def grouped_equivalence(chs: int = EESP_M, groups: int = EESP_G, size: int = 16) -> float:
-    """Max |grouped 1x1 conv - K separate 1x1 convs| on a random input."""
-    import torch
-
-    grouped, separate = _grouped_and_separate(chs, groups)
-    x = torch.randn(2, chs, size, size, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        return float((grouped(x) - separate(x)).abs().max())
-
-
-def measure_grouped_equivalence() -> Measurement:
-    diff = grouped_equivalence()
-    return Measurement(
-        measured=diff,
-        detail=(f"EESP's merge: a {EESP_G}-group 1x1 conv {EESP_M}->{EESP_M} against {EESP_G} separate 1x1 convs "
-                f"{EESP_M // EESP_G}->{EESP_M // EESP_G} with the same weights, concatenated: max |diff| {diff:.2g} "
-                "on a random 2x240x16x16 input (float32 rounding). A grouped conv is by definition the separate convs"),
-    )
-
-
-def measure_grouped_faster(*, chs: int = EESP_M, groups: int = EESP_G, size: int = EESP_MAP,
-                           protocol=None) -> Measurement:
-    grouped, separate = _grouped_and_separate(chs, groups)
-    (t_sep, t_grp), busy = time_inference([separate, grouped], [(chs, size, size)] * 2, protocol)
-    ratio, lo, hi, p = ratio_summary(t_sep, t_grp)
-    return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(), busy=busy,
-        detail=(f"inference at 1x{chs}x{size}x{size}, torch eager, interleaved, {len(t_sep)} calls each: {groups} "
-                f"separate 1x1 convs + concat {median(t_sep):.3f} ms, one {groups}-group 1x1 conv {median(t_grp):.3f} "
-                f"ms; separate / grouped {ratio:.3f} (95% bootstrap interval {lo:.3f}-{hi:.3f}, Mann-Whitney "
-                f"p={p:.2g})"),
-    )
-
-
 _V1_PAPER = ESPNET + ", Sec. 3.1"
-_V2_PAPER = ESPNETV2 + ", Sec. 3"
 # The paper's formula at its own example (N = M = 128, K = 4, n = 3): the expected figures.
 _PAPER_3X3 = KERNEL**2 * ESP_M * ESP_M / esp_formula(ESP_M, ESP_M, ESP_K)
 _FACTORISE = "这种分解方法能够大量减少 ESP 模块的参数和内存"
@@ -484,31 +379,5 @@ CLAIMS = [
         statement="HFF costs little time: inference time of ESP with HFF / without (holds within 10%)",
         expected=1.0, unit="x", tolerance=rel(0.10), measure=measure_hff_latency, timed=True,
         paper_device="the paper gives no timing of HFF",
-    ),
-    Claim(
-        id="eesp-vs-esp-params", family="espnetv2", source=seed("EESP 模块", _V2_PAPER),
-        quote="EESP 比 ESP 少 7 倍的参数",
-        statement="with M = 240, g = K = 4, d = M/K = 60, EESP has ~7x fewer parameters than ESP (all parameters)",
-        expected=7.0, unit="x", tolerance=rel(0.1), measure=measure_eesp_params,
-    ),
-    Claim(
-        id="eesp-vs-esp-macs", family="espnetv2", source=seed("EESP 模块", _V2_PAPER), quote="倍计算复杂度",
-        statement="EESP's complexity reduction over ESP, (Md + n²d²K)/(Md/g + (n²+d)dK), holds for multiply-adds",
-        expected=7.0, unit="x", tolerance=rel(0.1), measure=measure_eesp_macs, identity=True,
-    ),
-    Claim(
-        id="eesp-grouped-equivalence", family="espnetv2", source=seed("EESP 模块", _V2_PAPER),
-        quote="（c）是（b）的等价模式",
-        statement="K separate point-wise convs equal one point-wise conv with K groups (Fig. c is Fig. b): max |diff|",
-        expected=0.0, unit="max |diff|", tolerance=absolute(1e-5), measure=measure_grouped_equivalence,
-        identity=True,
-    ),
-    Claim(
-        id="eesp-grouped-faster", family="espnetv2", source=seed("EESP 模块", _V2_PAPER),
-        quote="而分组卷积的在实现上更高效",
-        statement=("the grouped point-wise conv runs faster than K separate ones: separate / grouped inference time "
-                   f"of EESP's merge ({EESP_M} channels, K = {EESP_G}) (holds above 1)"),
-        expected=1.0, unit="x", tolerance=ABOVE,
-        measure=measure_grouped_faster, timed=True, paper_device="the paper gives no timing of this",
     ),
 ]

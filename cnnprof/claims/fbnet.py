@@ -1,237 +1,31 @@
-"""FBNet claims: the search space's size, FBNet-B's cost, additive latency, FBNetV2's channel masking.
+"""FBNet V1 claims: the search space's size, FBNet-B's cost, additive latency (FBNetV2: ``fbnetv2``).
 
 Additivity (the seed: the lookup table "assumes that blocks compute independently, valid on serial
 devices such as CPUs"): ``cnnprof.lut.additivity`` times every block of FBNet-A/B/C in isolation
 and the whole network, in several alternated rounds, on the calling thread's CPU clock (which
 leaves out the time the thread waits while other processes hold the core); each round gives a
 ratio sum-of-blocks / whole, and the row is the median of the rounds with a bootstrap interval.
-
-FBNetV2 (DMaskingNAS, Wan et al. 2020, Sec. 3.2; the seed's steps A-E): a channel search over
-``k`` output widths ``c_1 < ... < c_k = C`` can run every option as its own block, zero-pad the
-outputs to ``C`` channels and take the Gumbel-weighted sum (step B), or, with the blocks sharing
-one weight tensor, run the ``C``-filter block once and multiply its output by the combined mask
-``M = sum_i g_i l_i`` (step E). ``MaskedChannelBlock`` is step E and ``PaddedSumBlock`` step B;
-both are built here from the zoo's ``ConvBNAct`` so that their cost is counted like any model's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from cnnprof.claims import ABOVE, Claim, Measurement, NotAvailable, Plot, absolute, rel
+from cnnprof.claims import Claim, Measurement, NotAvailable, rel
 from cnnprof.claims.common import (
     cite,
     count_registered,
     device_text,
     fmt_m,
-    median,
     median_ci,
     paper,
-    ratio_summary,
     released,
-    saved_bytes,
     seed,
     shared,
-    timing_device,
 )
-from cnnprof.models.catalog import FBNET, FBNETV2
+from cnnprof.models.catalog import FBNET
 
-MASK_IN = 32
-MASK_MAX = 64  # C, the widest option
-MASK_MAP = 28
-MASK_KS = (1, 2, 4, 8, 16, 32)
 ADDITIVITY_MODELS = ("fbnet_a", "fbnet_b", "fbnet_c")
 ADDITIVITY_ROUNDS = 8
 ADDITIVITY_TOLERANCE = 0.10
-SHARING_K = 8  # channel options in the timed training step
-
-
-# -- FBNetV2 channel masking ------------------------------------------------------------------------
-def channel_options(k: int, widest: int = MASK_MAX) -> tuple[int, ...]:
-    """``k`` evenly spaced output widths ending at ``widest``: c_i = round(widest * i / k)."""
-    if not 1 <= k <= widest:
-        raise ValueError(f"k must be in [1, {widest}], got {k}")
-    return tuple(round(widest * i / k) for i in range(1, k + 1))
-
-
-def _block(in_chs: int, out_chs: int):
-    from torch import nn
-
-    from cnnprof.models.blocks.core import ConvBNAct
-
-    return ConvBNAct(in_chs, out_chs, 3, act=nn.ReLU)
-
-
-def _make_masked(in_chs: int, options: Sequence[int]):
-    import torch
-    from torch import nn
-
-    class MaskedChannelBlock(nn.Module):
-        """Step E: one block with ``max(options)`` filters, output times M = sum_i g_i l_i, where
-        l_i keeps the first c_i channels and g = softmax(architecture logits)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.block = _block(in_chs, max(options))
-            masks = torch.zeros(len(options), max(options))
-            for i, c in enumerate(options):
-                masks[i, :c] = 1.0
-            self.register_buffer("masks", masks)
-            self.logits = nn.Parameter(torch.randn(len(options), generator=torch.Generator().manual_seed(1)))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            g = torch.softmax(self.logits, 0)
-            mask = (g[:, None] * self.masks).sum(0)
-            return self.block(x) * mask.view(1, -1, 1, 1)
-
-    return MaskedChannelBlock()
-
-
-def _make_padded(in_chs: int, options: Sequence[int]):
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    class PaddedSumBlock(nn.Module):
-        """Step B: every option is its own block b_i with c_i filters; outputs zero-padded to
-        max(options) channels and summed with weights g = softmax(architecture logits)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.options = tuple(options)
-            self.branches = nn.ModuleList(_block(in_chs, c) for c in options)
-            self.logits = nn.Parameter(torch.randn(len(options), generator=torch.Generator().manual_seed(1)))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            g = torch.softmax(self.logits, 0)
-            widest = max(self.options)
-            out = 0
-            for gi, branch, c in zip(g, self.branches, self.options):
-                out = out + gi * F.pad(branch(x), (0, 0, 0, 0, 0, widest - c))
-            return out
-
-        def share_from(self, masked) -> None:
-            """Give every b_i the first c_i filters of ``masked``'s block (the weight sharing that
-            makes step B equal to step E)."""
-            shared = masked.block
-            with torch.no_grad():
-                self.logits.copy_(masked.logits)
-                for branch, c in zip(self.branches, self.options):
-                    branch.conv.weight.copy_(shared.conv.weight[:c])
-                    for name in ("weight", "bias", "running_mean", "running_var"):
-                        getattr(branch.bn, name).copy_(getattr(shared.bn, name)[:c])
-
-    return PaddedSumBlock()
-
-
-def masking_equivalence(k: int = 8, *, size: int = 16, seed: int = 0) -> float:
-    """Max |step B - step E| with shared weights, on a random input (BN in eval mode, randomised
-    statistics so that it is not the identity)."""
-    import torch
-
-    torch.manual_seed(seed)
-    options = channel_options(k)
-    masked = _make_masked(MASK_IN, options)
-    with torch.no_grad():
-        masked.block.bn.running_mean.uniform_(-0.5, 0.5)
-        masked.block.bn.running_var.uniform_(0.5, 2.0)
-        masked.block.bn.weight.uniform_(0.5, 1.5)
-        masked.block.bn.bias.uniform_(-0.2, 0.2)
-    padded = _make_padded(MASK_IN, options)
-    padded.share_from(masked)
-    masked.eval()
-    padded.eval()
-    x = torch.randn(2, MASK_IN, size, size)
-    with torch.no_grad():
-        return float((padded(x) - masked(x)).abs().max())
-
-
-def masking_costs(ks: Sequence[int] = MASK_KS) -> dict[str, list[int]]:
-    """MACs and saved-for-backward bytes of the masked layer and of the k-branch supernet per k."""
-    from cnnprof.claims.common import count_module
-
-    shape = (MASK_IN, MASK_MAP, MASK_MAP)
-    out: dict[str, list[int]] = {"k": list(ks), "masked_macs": [], "naive_macs": [], "masked_bytes": [],
-                                 "naive_bytes": []}
-    for k in ks:
-        options = channel_options(k)
-        for kind, make in (("masked", _make_masked), ("naive", _make_padded)):
-            module = make(MASK_IN, options)
-            out[f"{kind}_macs"].append(count_module(module, shape).macs)
-            out[f"{kind}_bytes"].append(saved_bytes(module, shape))
-    return out
-
-
-def _costs() -> dict[str, list[int]]:
-    return shared("fbnetv2-masking-costs", masking_costs)
-
-
-def _masking_plot(costs: dict[str, list[int]]) -> Plot:
-    def draw(path) -> None:
-        from cnnprof.plots import _figure, save
-
-        plt = _figure()
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-        for ax, what, scale, label in ((axes[0], "macs", 1e6, "MACs (millions)"),
-                                       (axes[1], "bytes", 2**20, "saved for backward (MiB)")):
-            ax.plot(costs["k"], [v / scale for v in costs[f"naive_{what}"]], "o-", label="k-branch supernet (step B)")
-            ax.plot(costs["k"], [v / scale for v in costs[f"masked_{what}"]], "s-", label="channel masking (step E)")
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("channel options k")
-            ax.set_ylabel(label)
-            ax.grid(True, alpha=0.3)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(f"FBNetV2 channel search cost: 3x3 conv {MASK_IN}->{MASK_MAX} at {MASK_MAP}x{MASK_MAP}",
-                     fontsize=9)
-        save(fig, path)
-        plt.close(fig)
-
-    return Plot("fbnetv2-masking-cost.png", draw)
-
-
-def _curve(costs: dict[str, list[int]], key: str, scale: float, unit: str) -> str:
-    return ", ".join(f"k={k}: {v / scale:.2f}{unit}" for k, v in zip(costs["k"], costs[key]))
-
-
-def measure_mask_equivalence() -> Measurement:
-    diff = masking_equivalence()
-    return Measurement(
-        measured=diff,
-        detail=(f"max |step B - step E| on a random 2x{MASK_IN}x16x16 input, k=8 options "
-                f"{channel_options(8)} of a 3x3 conv-BN-ReLU block, weights shared (b_i = first c_i filters), "
-                "BN statistics randomised"),
-    )
-
-
-def measure_mask_macs() -> Measurement:
-    c = _costs()
-    return Measurement(
-        measured=c["masked_macs"][-1] / c["masked_macs"][0], formula=1.0,
-        detail=f"masked layer MACs (counted): {_curve(c, 'masked_macs', 1e6, 'M')}",
-        plots=(_masking_plot(c),),
-    )
-
-
-def measure_mask_memory() -> Measurement:
-    c = _costs()
-    return Measurement(
-        measured=c["masked_bytes"][-1] / c["masked_bytes"][0],
-        detail=(f"bytes autograd saves for backward (one training forward): masked "
-                f"{_curve(c, 'masked_bytes', 2**20, ' MiB')}; k-branch supernet "
-                f"{_curve(c, 'naive_bytes', 2**20, ' MiB')}"),
-    )
-
-
-def measure_naive_cost() -> Measurement:
-    c = _costs()
-    k = c["k"][-1]
-    formula = sum(channel_options(k)) / MASK_MAX
-    return Measurement(
-        measured=c["naive_macs"][-1] / c["naive_macs"][0], formula=formula,
-        detail=(f"k-branch supernet MACs: {_curve(c, 'naive_macs', 1e6, 'M')} (sum of c_i / C = {formula:g} at k={k}); "
-                f"its saved-for-backward memory grows {c['naive_bytes'][-1] / c['naive_bytes'][0]:.1f}x from k=1 to "
-                f"k={k}, the masked layer's {c['masked_bytes'][-1] / c['masked_bytes'][0]:.2f}x"),
-    )
 
 
 # -- FBNet V1 ----------------------------------------------------------------------------------------
@@ -367,50 +161,7 @@ def measure_additivity_model(model: str):
     return measure
 
 
-# -- FBNetV2: what weight sharing saves in a training step ---------------------------------------------
-def measure_sharing_step(*, k: int = SHARING_K, size: int = MASK_MAP, protocol=None) -> Measurement:
-    """Training step (forward, loss, backward, SGD) of the masked layer against the k-branch
-    supernet, interleaved."""
-    import torch
-
-    from cnnprof.claims.common import busy_while, interleaved, quick_protocol
-    from cnnprof.timing import torch_threads
-    from cnnprof.timing.eager import EagerRunner
-
-    options = channel_options(k)
-    masked, padded = _make_masked(MASK_IN, options), _make_padded(MASK_IN, options)
-    padded.share_from(masked)
-    x = torch.randn(2, MASK_IN, size, size, generator=torch.Generator().manual_seed(0))
-
-    class Head(torch.nn.Module):
-        """Pool and classify, so that a cross-entropy step has logits to work on."""
-
-        def __init__(self, body) -> None:
-            super().__init__()
-            self.body = body
-
-        def forward(self, t: torch.Tensor) -> torch.Tensor:
-            return self.body(t).mean((2, 3))
-
-    with torch_threads(1):
-        runners = [EagerRunner(Head(m), x, device=timing_device(), channels_last=False, train=True)
-                   for m in (padded, masked)]
-        (t_padded, t_masked), busy = busy_while(
-            lambda: interleaved([r.step for r in runners], protocol or quick_protocol()))
-    ratio, lo, hi, p = ratio_summary(t_padded, t_masked)
-    return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(), busy=busy,
-        detail=(f"training step (forward, cross-entropy, backward, SGD) at 2x{MASK_IN}x{size}x{size}, a 3x3 "
-                f"conv-BN-ReLU searched over k={k} widths {options}, torch eager, interleaved, {len(t_masked)} steps "
-                f"each: k-branch supernet (step B) {median(t_padded):.3f} ms, one shared masked block (step E) "
-                f"{median(t_masked):.3f} ms; supernet / masked {ratio:.2f} (95% bootstrap interval {lo:.2f}-{hi:.2f}, "
-                f"Mann-Whitney p={p:.2g})"),
-    )
-
-
 _V1 = FBNET
-_V2 = FBNETV2 + ", channel search (DMaskingNAS)"
-_FLAT = "不会引起额外的 FLOP 或存储器成本"
 _LOSS = _V1 + ", latency-aware loss (Eq. 3)"
 _S8 = "the paper's lookup table and latencies are from a Samsung Galaxy S8 phone"
 CLAIMS = [
@@ -464,40 +215,5 @@ CLAIMS = [
         statement="FBNet-B reaches 74.1% ImageNet top-1",
         expected=74.1, unit="% top-1", cited=cite("Wu et al. 2019, abstract; released checkpoint 74.21%",
                                                   "74.1% top-1"),
-    ),
-    Claim(
-        id="fbnetv2-mask-equivalence", family="fbnetv2", source=seed("通道搜索", _V2 + ", steps B-E"),
-        quote="Step E 和 Step D 是等效的",
-        statement="with shared weights, the zero-padded weighted sum over k channel options (step B) equals one "
-                  "convolution times the combined mask M = Σ g_i l_i (step E)",
-        expected=0.0, unit="max |diff|", tolerance=absolute(1e-5), measure=measure_mask_equivalence, identity=True,
-    ),
-    Claim(
-        id="fbnetv2-mask-macs", family="fbnetv2", source=seed("通道搜索", _V2 + ", step E"), quote=_FLAT,
-        statement="channel masking adds no MACs as the options grow: MACs at k = 32 / at k = 1",
-        expected=1.0, unit="x", tolerance=rel(0.05), measure=measure_mask_macs, identity=True,
-    ),
-    Claim(
-        id="fbnetv2-mask-memory", family="fbnetv2", source=seed("FBNet V2", _V2 + ", step E"),
-        quote="使得随着搜索空间的扩大，存储和计算成本几乎保持不变",
-        statement="channel masking keeps memory nearly constant as the options grow: activation bytes kept for "
-                  "backward at k = 32 / at k = 1 (holds within 5%)",
-        expected=1.0, unit="x", tolerance=rel(0.05), measure=measure_mask_memory,
-    ),
-    Claim(
-        id="fbnetv2-naive-cost", family="fbnetv2", source=seed("通道搜索", _V2 + ", steps A-B"),
-        quote="为了减少搜索 channel 时候的计算量",
-        statement="a supernet with one branch per channel option costs Σ c_i: its MACs grow with k "
-                  "(k = 32 evenly spaced options against k = 1)",
-        expected=sum(channel_options(MASK_KS[-1])) / MASK_MAX, unit="x", tolerance=rel(0.05),
-        measure=measure_naive_cost, identity=True,
-    ),
-    Claim(
-        id="fbnetv2-sharing-training-step", family="fbnetv2", source=seed("通道搜索", _V2),
-        quote="这在 DNAS 被证明可以减少训练时间和提高准确性",
-        statement=f"sharing weights cuts the cost of a search training step: k-branch supernet / masked layer, "
-                  f"training-step time at k = {SHARING_K} (holds above 1)",
-        expected=1.0, unit="x", tolerance=ABOVE, measure=measure_sharing_step, timed=True,
-        paper_device="the paper reports search cost in GPU hours, not this step",
     ),
 ]
