@@ -206,10 +206,10 @@ def build_in_context(
 
     Networks this environment already read (same id and round) are skipped unless ``force``, so
     an interrupted build resumes; entries and the probe reference from another environment are
-    dropped (an in-context table is in the units of one machine's probe), as are all entries when the
-    table's probe is another one than ``probe``, and so is a calibration
-    when any network is timed now (it was fitted to the entries as they were). ``timer`` and
-    ``probe`` replace real timing in tests."""
+    dropped (an in-context table is in the units of one machine's probe), as are all entries
+    when the table was normalised by another probe than ``probe``, and so is a calibration when
+    any network is timed now (it was fitted to the entries as they were). ``timer`` and ``probe``
+    replace real timing in tests."""
     import tempfile
 
     start = time.perf_counter()
