@@ -120,26 +120,26 @@ def parse_filters(*, kind, model, family, backend, precision, device, batch, thr
     """The options of ``db rows`` (and ``report``) -> ``query.Filters``."""
     from cnnprof.cli import options
     from cnnprof.errors import UsageError
+    from cnnprof.numbers import whole_list
     from cnnprof.store.columns import Kind
-    from cnnprof.store.query import Filters
+    from cnnprof.store.query import Filters, parse_since
+    from cnnprof.timing.precision import PRECISIONS
 
     def listed(text, what, choices=None):
         return options.parse_list(text, what=what, choices=choices) if text else []
 
     def numbers(text, what):
-        try:
-            return [int(v) for v in listed(text, what)]
-        except ValueError:
-            raise UsageError(f"{what}: whole numbers separated by commas, got {text!r}") from None
+        return whole_list(text, f"--{what}", lo=0) if text else []
 
     if errors not in (None, "only", "none"):
         raise UsageError(f"--errors takes only or none, got {errors!r}")
+    precisions = listed(precision, "precision", PRECISIONS)
     models = [m for item in (model or []) for m in options.parse_list(item, what="model")]
     return Filters(kind=listed(kind, "kind", Kind.ALL), model=models, family=listed(family, "family"),
-                   backend=listed(backend, "backend"), precision=listed(precision, "precision"),
+                   backend=listed(backend, "backend"), precision=precisions,
                    device=listed(device, "device"), batch=numbers(batch, "batch"), threads=numbers(threads, "threads"),
                    revision=listed(revision, "revision"), machine=machine, command=listed(command_name, "command"),
-                   run=numbers(run, "run"), since=since, errors=errors, latest=latest)
+                   run=numbers(run, "run"), since=parse_since(since) if since else None, errors=errors, latest=latest)
 
 
 @db_app.command("rows")

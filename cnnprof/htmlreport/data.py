@@ -46,6 +46,7 @@ def from_store(store, *, models: Sequence[str] = ()) -> Dataset:
         if r["kind"] == Kind.GATE_CHECK and models and not _matches(r["model"], models):
             continue
         record = r.pop("record")
+        record = record if isinstance(record, dict) else {}  # not JSON as stored: the typed columns only
         rows.append({**{k: v for k, v in record.items() if k not in r or r[k] is None}, **r})
     for r in rows:
         data.rows.setdefault(r["kind"], []).append(r)
@@ -57,8 +58,10 @@ def from_store(store, *, models: Sequence[str] = ()) -> Dataset:
         found = store._guarded(lambda: list(store.conn.execute(
             f"SELECT id, machine, context FROM runs WHERE id IN ({marks})", sorted(layer_runs))))
         for run_id, machine, context in found:
-            roofs = (json.loads(context or "{}") or {}).get("roofs") or {}
-            if roofs.get("peak_gmacs") and roofs.get("bandwidth_gbs"):
+            context = query.as_json(context or "{}")
+            roofs = (context.get("roofs") if isinstance(context, dict) else None) or {}
+            peak, bandwidth = (roofs.get("peak_gmacs"), roofs.get("bandwidth_gbs")) if isinstance(roofs, dict) else (0, 0)
+            if isinstance(peak, (int, float)) and isinstance(bandwidth, (int, float)) and peak and bandwidth:
                 data.roofs[(machine, run_id)] = {"peak": float(roofs["peak_gmacs"]),
                                                  "bandwidth": float(roofs["bandwidth_gbs"])}
     return data

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from cnnprof.errors import UsageError, shorten
 from cnnprof.store import Store
 from cnnprof.store.columns import Kind
 from cnnprof.store.schema import ROW_COLUMNS
@@ -39,11 +40,61 @@ def runs(store: Store, *, command: str | None = None, limit: int | None = None) 
         sql += f" LIMIT {int(limit)}"
     out = []
     for r in store._guarded(lambda: list(store.conn.execute(sql, args))):
-        rec = dict(r)
-        rec["argv"] = " ".join(json.loads(rec["argv"]))
+        rec = {k: _text(v) if k in _RUN_TEXT else v for k, v in dict(r).items()}
+        argv = as_json(rec["argv"])
+        ok = isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+        rec["argv"] = " ".join(argv) if ok else rec["argv"]  # anything else: the text as stored
         rec["errors"] = rec["errors"] or 0
         out.append(rec)
     return out
+
+
+# -- values as stored -------------------------------------------------------------------------------
+# A database is a file: a value written by something other than cnnprof (text in a number column,
+# bytes, JSON that does not parse) is shown as stored, never a traceback in whatever reads it.
+_RUN_TEXT = ("command", "status", "started_at", "ended_at", "revision", "machine", "argv")
+_META_TYPES = {"passes": "INTEGER", "command": "TEXT", "kind": "TEXT", "recorded_at": "TEXT", "revision": "TEXT",
+               "machine": "TEXT", "env_key": "TEXT", "cell": "TEXT"}
+
+
+def _text(value: Any) -> Any:
+    """A TEXT column's value as text (bytes as SQLite writes a blob literal, x'00ff')."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return f"x'{value[:32].hex()}{'...' if len(value) > 32 else ''}'"
+    return str(value)
+
+
+def as_json(value: Any) -> Any:
+    """JSON text parsed, or the value as stored (as text) when it is not JSON."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return _text(value)
+
+
+def as_stored(rec: dict[str, Any]) -> dict[str, Any]:
+    """A row read back with every typed column holding its type: text where text belongs, a
+    number (or nothing) in a number column. A number column holding something else is emptied and
+    the row's error says what it held, so the row is shown (with its other figures) and left out
+    of what plots and compares latencies."""
+    bad = []
+    for name, value in rec.items():
+        kind = ROW_COLUMNS.get(name) or _META_TYPES.get(name)
+        if kind == "TEXT" or name == "record":
+            rec[name] = _text(value)
+        elif kind in ("INTEGER", "REAL") and value is not None:
+            number = isinstance(value, int) if kind == "INTEGER" else isinstance(value, (int, float))
+            if not number or isinstance(value, bool):
+                bad.append(f"{name} holds {shorten(repr(_text(value)), 40)}")
+                rec[name] = None
+    if bad:
+        note = "not a number as stored: " + "; ".join(bad)
+        rec["error"] = f"{rec['error']}; {note}" if rec.get("error") else note
+    return rec
 
 
 @dataclass
@@ -74,6 +125,11 @@ def _in(column: str, values: Sequence[Any], where: list[str], args: list[Any]) -
         args.extend(values)
 
 
+def _literal(text: str) -> str:
+    """``text`` for a LIKE pattern, taken literally: '%' and '_' are characters, not wildcards."""
+    return "".join("\\" + c if c in "%_\\" else c for c in text)
+
+
 def select(store: Store, filters: Filters | None = None, *, records: bool = False,
            limit: int | None = None) -> list[dict[str, Any]]:
     """Rows (oldest first) as dicts of ``ROW_FIELDS`` (with ``record``, the whole row, when asked)."""
@@ -93,11 +149,11 @@ def select(store: Store, filters: Filters | None = None, *, records: bool = Fals
     _in("r.command", list(f.command), where, args)
     _in("w.run_id", list(f.run), where, args)
     if f.revision:
-        where.append("(" + " OR ".join("w.revision LIKE ?" for _ in f.revision) + ")")
-        args.extend(f"{r}%" for r in f.revision)
-    if f.machine:
-        where.append("w.machine LIKE ?")
-        args.append(f"%{f.machine}%")
+        where.append("(" + " OR ".join("w.revision LIKE ? ESCAPE '\\'" for _ in f.revision) + ")")
+        args.extend(f"{_literal(r)}%" for r in f.revision)
+    if f.machine:  # a part of the label
+        where.append("w.machine LIKE ? ESCAPE '\\'")
+        args.append(f"%{_literal(f.machine)}%")
     if f.since:
         where.append("w.recorded_at >= ?")
         args.append(f.since)
@@ -112,15 +168,33 @@ def select(store: Store, filters: Filters | None = None, *, records: bool = Fals
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY w.id"
-    out = [dict(r) for r in store._guarded(lambda: list(store.conn.execute(sql, args)))]
+    out = [as_stored(dict(r)) for r in store._guarded(lambda: list(store.conn.execute(sql, args)))]
     if records:
         for r in out:
-            r["record"] = json.loads(r["record"])
+            r["record"] = as_json(r["record"])
     if f.latest:
         out = latest(out)
     if limit is not None:
         out = out[-limit:] if limit else []
     return out
+
+
+def parse_since(text: str) -> str:
+    """``--since``: a UTC date or time (2026-11-28, 2026-11-28T05:00, 2026-11-28 05:00:30) as the
+    text stored times compare with; anything else (garbage, a 13th month) is one line."""
+    from datetime import datetime, timezone
+
+    raw = str(text).strip()
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+    except ValueError:
+        raise UsageError(f"--since takes a UTC date or time such as 2026-11-28 or 2026-11-28T05:00, "
+                         f"got {shorten(raw, 40)!r}") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    if len(raw) == 10:  # a date alone: from its first moment
+        return when.strftime("%Y-%m-%d")
+    return when.isoformat(timespec="milliseconds")
 
 
 def latest(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,115 @@
+"""Hostile inputs, round three: numbers out of range or in odd spellings, a database holding values
+cnnprof never wrote, lookup-table options that make no sense, read-only caches, an ASCII-only
+terminal, and measurements that must say when they mean little. Each bad input is one line on
+stderr with exit 2 (or a value shown as stored), never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+USER = str(Path(__file__).with_name("user_model.py"))
+
+
+def one_line(result) -> bool:
+    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
+
+
+@pytest.fixture(scope="module")
+def filled_db(tmp_path_factory):
+    from store_data import fill
+
+    path = tmp_path_factory.mktemp("hostile-db") / "a.db"
+    fill(path, revisions=2)
+    return path
+
+
+# -- numbers a filter cannot hold, and filters that must say no -------------------------------------
+@pytest.mark.parametrize("option", ["--batch", "--run", "--threads"])
+def test_db_rows_numbers_beyond_sqlite_are_one_line(cli, filled_db, option):
+    result = cli("db", "rows", "--db", str(filled_db), option, str(10**20))
+    assert result.exit_code == 2 and one_line(result), result.stderr
+    assert f"{option} must be from 0 to 9,223,372,036,854,775,807" in result.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--since", "garbage"], "--since takes a UTC date or time"),
+    (["--since", "2026-13-45"], "--since takes a UTC date or time"),
+    (["--precision", "int3"], "unknown precision 'int3'; choose from fp32"),
+])
+def test_db_rows_filters_that_match_nothing_by_mistake_are_refused(cli, filled_db, args, needle):
+    result = cli("db", "rows", "--db", str(filled_db), *args)
+    assert result.exit_code == 2 and one_line(result) and needle in result.stderr
+
+
+def test_db_rows_since_a_date_or_a_time_still_selects(cli, filled_db):
+    everything = json.loads(cli("db", "rows", "--db", str(filled_db), "-f", "json").stdout)
+    assert json.loads(cli("db", "rows", "--db", str(filled_db), "--since", "2000-01-01", "-f", "json").stdout) == \
+        everything
+    assert json.loads(cli("db", "rows", "--db", str(filled_db), "--since", "2999-01-01T00:00", "-f",
+                          "json").stdout) == []
+
+
+def test_db_rows_machine_wildcards_are_characters(cli, filled_db):
+    def count(machine):
+        result = cli("db", "rows", "--db", str(filled_db), "--machine", machine, "-f", "json")
+        assert result.exit_code == 0, result.stderr
+        return len(json.loads(result.stdout))
+
+    assert count("Test CPU") > 0
+    assert count("%") == 0 and count("Test_CPU") == 0 and count("Test%CPU") == 0
+
+
+def test_db_rows_batch_numbers_are_normalised(cli, filled_db):
+    once = json.loads(cli("db", "rows", "--db", str(filled_db), "--batch", "1", "-f", "json").stdout)
+    spelled = json.loads(cli("db", "rows", "--db", str(filled_db), "--batch", "1,01,+1", "-f", "json").stdout)
+    assert once and spelled == once
+
+
+# -- a database holding values cnnprof never wrote -------------------------------------------------
+@pytest.fixture
+def tampered_db(filled_db, tmp_path):
+    path = tmp_path / "tampered.db"
+    path.write_bytes(filled_db.read_bytes())
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE runs SET argv = 'not json' WHERE id = 1")
+        conn.execute("UPDATE runs SET context = '{roofs' WHERE id = (SELECT MAX(id) FROM runs)")
+        first = conn.execute("SELECT MIN(id) FROM rows WHERE model = 'ghostnet_100' AND kind = 'profile'").fetchone()[0]
+        conn.execute("UPDATE rows SET batch = 'abc' WHERE id = ?", (first,))
+        conn.execute("UPDATE rows SET latency_ms_median = 'fast' WHERE id = ?", (first + 1,))
+        conn.execute("UPDATE rows SET record = X'00FF' WHERE kind = 'claim'")
+        conn.execute("UPDATE rows SET model = X'1B5B', record = '{bad' WHERE id = ?", (first + 2,))
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("args", [["db", "runs"], ["db", "runs", "-f", "json"], ["db", "rows"],
+                                  ["db", "rows", "--records", "-f", "json"], ["history", "ghostnet_100"]])
+def test_malformed_values_in_a_database_are_shown_as_stored(cli, tampered_db, args):
+    result = cli(*args, "--db", str(tampered_db))
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_numbers_become_the_rows_error(cli, tampered_db):
+    rows = json.loads(cli("db", "rows", "--db", str(tampered_db), "--records", "-f", "json").stdout)
+    bad = [r for r in rows if "not a number as stored" in (r["error"] or "")]
+    assert len(bad) == 2 and {r["batch"] for r in bad} <= {None, 1, 4}
+    assert any("batch holds 'abc'" in r["error"] for r in bad) and any("'fast'" in r["error"] for r in bad)
+    assert any(r["record"] == "{bad" for r in rows)  # not JSON: the text as stored
+    assert all(isinstance(r["model"], (str, type(None))) for r in rows)
+    runs = json.loads(cli("db", "runs", "--db", str(tampered_db), "-f", "json").stdout)
+    assert [r["argv"] for r in runs if r["id"] == 1] == ["not json"]
+
+
+def test_a_report_of_a_tampered_database_is_written(cli, tampered_db, tmp_path):
+    result = cli("report", "--db", str(tampered_db), "-o", str(tmp_path / "r.html"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "r.html").stat().st_size > 1000
