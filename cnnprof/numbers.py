@@ -63,8 +63,8 @@ def real(value: Any, what: str, *, lo: float | None = None, hi: float | None = N
             where = ""
         else:
             where = " " + _range(lo, hi)
-            if above:
-                where = where.replace("from", "above", 1).replace("at least", "above", 1)
+            if above and lo is not None:
+                where = f" above {lo:g}" + (f" and at most {hi:g}" if hi is not None else "")
         raise UsageError(f"{what} must be a finite number{where}, got {shorten(str(value), 40)}")
     return x
 

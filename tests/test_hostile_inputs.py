@@ -113,3 +113,49 @@ def test_a_report_of_a_tampered_database_is_written(cli, tampered_db, tmp_path):
     result = cli("report", "--db", str(tampered_db), "-o", str(tmp_path / "r.html"))
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "r.html").stat().st_size > 1000
+
+
+# -- lut predict: sizes, seeds and loss parameters ---------------------------------------------------
+@pytest.fixture(scope="module")
+def lut_table(tmp_path_factory):
+    from test_lut import fbnet_space_jobs, synthetic_table
+
+    jobs, index = fbnet_space_jobs()
+    path = tmp_path_factory.mktemp("hostile-lut") / "lut.json"
+    synthetic_table(jobs, index).save(path)
+    return path
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--sample", str(10**20)], "--sample must be from 0 to 10,000,000"),
+    (["--sample", str(10**9)], "--sample must be from 0 to 10,000,000"),
+    (["--sample", "3", "--seed", "-5"], "--seed must be from 0 to 4,294,967,295"),
+    (["--sample", "3", "--loss", "nan"], "--loss (a cross-entropy) must be a finite number above 0"),
+    (["--sample", "3", "--loss", "2", "--alpha", "inf", "--beta", "nan"], "--alpha must be a finite number above 0"),
+    (["--sample", "3", "--loss", "2", "--beta", "nan"], "--beta must be a finite number from 0 to 10"),
+    (["--sample", "3", "--loss", "2", "--beta", "1e308"], "--beta must be a finite number from 0 to 10"),
+    (["--sample", "3", "--loss", "-1"], "--loss (a cross-entropy) must be a finite number above 0"),
+])
+def test_lut_predict_numbers_out_of_range_are_one_line(cli, lut_table, args, needle):
+    result = cli("lut", "predict", "--table", str(lut_table), *args)
+    assert result.exit_code == 2 and one_line(result), result.stderr
+    assert needle in result.stderr
+
+
+def test_lut_predict_in_range_still_ranks(cli, lut_table):
+    result = cli("lut", "predict", "--table", str(lut_table), "--sample", "5", "--seed", "4294967295", "--loss", "2",
+                 "--alpha", "0.2", "--beta", "10", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "RuntimeWarning" not in result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_a_table_whose_space_has_no_layers_predicts_nothing(cli, lut_table, tmp_path):
+    data = json.loads(lut_table.read_text())
+    for space in data["spaces"].values():
+        space["layers"] = []
+    path = tmp_path / "no-layers.json"
+    path.write_text(json.dumps(data))
+    result = cli("lut", "predict", "--table", str(path), "--sample", "3")
+    assert result.exit_code == 2 and one_line(result) and "has no searchable layers" in result.stderr

@@ -363,7 +363,8 @@ def _emit_summary(rows, fmt, output, title: str, *, calibrated: bool) -> None:
 def predict_command(
     models: Annotated[Optional[list[str]], typer.Argument(help="Models (names, aliases, patterns) whose blocks are "
                                                           "all in the table.")] = None,
-    sample: Annotated[int, typer.Option("--sample", min=0, help="Also predict N random FBNet architectures.")] = 0,
+    sample: Annotated[int, typer.Option("--sample", min=0, help="Also predict N random FBNet architectures (at "
+                                        "most 10,000,000).")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of --sample.")] = 0,
     measure: Annotated[bool, typer.Option("--measure", help="Also time each whole network and report the error.")] = False,
     table_path: TableOpt = None,
@@ -428,8 +429,6 @@ def predict_command(
     check_writable(output)
     if not models and not sample:
         raise UsageError("give model names or --sample N")
-    if loss is not None and loss <= 0:
-        raise UsageError(f"--loss takes a positive cross-entropy value, got {loss}")
     n_threads = options.parse_threads(threads) if threads is not None else None
     backend_name = _backend(backend, "torch") if backend is not None else None
     path = table_path or default_path(backend_name or "torch", n_threads or 1, _clock(clock, n_threads or 1))

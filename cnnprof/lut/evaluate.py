@@ -132,6 +132,15 @@ def predict(
     from cnnprof.lut.measure import NETWORK_PROTOCOL, WHOLE_PROTOCOL, SpeedProbe, make_timer, per_round, time_networks
     from cnnprof.lut.predict import parts_with_glue
 
+    from cnnprof.numbers import MAX_SAMPLE, MAX_SEED, real, whole
+
+    # before any work: numbers that would overflow numpy, fill the memory or turn the loss into NaN
+    sample = whole(sample, "--sample", lo=0, hi=MAX_SAMPLE)
+    seed = whole(seed, "--seed", lo=0, hi=MAX_SEED)
+    if loss_ce is not None:
+        loss_ce = real(loss_ce, "--loss (a cross-entropy)", lo=0, hi=1e6, above=True)
+    alpha = real(alpha, "--alpha", lo=0, hi=1e6, above=True)
+    beta = real(beta, "--beta", lo=0, hi=10)
     backend = backend or table.backend
     threads = threads or table.threads
     progress = on_progress or (lambda message: None)

@@ -146,6 +146,9 @@ class SpaceMatrix:
         if space not in table.spaces:
             raise UsageError(f"the table has no {space!r} space; build it with `cnnprof lut build --space fbnet`")
         index = table.spaces[space]
+        if not index.layers or not index.candidates:
+            raise UsageError(f"the table's {space} space has no searchable layers: it cannot predict a network "
+                             "of that space; rebuild it with `cnnprof lut build --space fbnet`")
         head = index.default_head if head is None else head
         if head not in index.heads:
             raise UsageError(f"the {space} space has no {head} head in the table (heads: {', '.join(index.heads)})")
@@ -202,8 +205,10 @@ def sample_choices(n: int, layers: int, candidates: int, *, seed: int = 0) -> "n
     """``n`` uniformly random architectures as an (n, layers) array of candidate indices."""
     import numpy as np
 
-    if n < 1:
-        raise UsageError(f"--sample must be at least 1, got {n}")
+    from cnnprof.numbers import MAX_SAMPLE, MAX_SEED, whole
+
+    whole(n, "--sample", lo=1, hi=MAX_SAMPLE)
+    whole(seed, "--seed", lo=0, hi=MAX_SEED)
     return np.random.default_rng(seed).integers(0, candidates, size=(n, layers), dtype=np.uint8)
 
 
