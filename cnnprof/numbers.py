@@ -25,6 +25,8 @@ def _range(lo: float | None, hi: float | None) -> str:
     fmt = (lambda v: f"{v:,}" if isinstance(v, int) else f"{v:g}")
     if lo is not None and hi is not None:
         return f"from {fmt(lo)} to {fmt(hi)}"
+    if lo is None and hi is None:
+        return ""
     return f"at least {fmt(lo)}" if lo is not None else f"at most {fmt(hi)}"
 
 
@@ -43,9 +45,12 @@ def whole(value: Any, what: str, *, lo: int | None = 0, hi: int | None = SQLITE_
         if body.isascii() and body.isdigit() and len(body) <= 30:
             n = int(text)
     if n is None:
-        raise UsageError(f"{what} must be a whole number {_range(lo, hi)}, got {shorten(str(value), 40)!r}")
-    if (lo is not None and n < lo) or (hi is not None and n > hi):
-        raise UsageError(f"{what} must be {_range(lo, hi)}, got {shorten(str(n), 40)}")
+        raise UsageError(f"{what} must be a whole number {_range(lo, hi)}".rstrip()
+                         + f", got {shorten(str(value), 40)!r}")
+    if lo is not None and n < lo:
+        raise UsageError(f"{what} must be at least {lo:,}, got {shorten(str(n), 40)}")
+    if hi is not None and n > hi:
+        raise UsageError(f"{what} must be at most {hi:,}, got {shorten(str(n), 40)}")
     return n
 
 
@@ -75,4 +80,10 @@ def whole_list(text: str, what: str, *, lo: int | None = 0, hi: int | None = SQL
     items = [t.strip() for t in str(text).split(",") if t.strip()]
     if not items:
         raise UsageError(f"{what}: empty list")
+    for t in items:
+        try:
+            whole(t, what, lo=None, hi=None)
+        except UsageError:
+            raise UsageError(f"{what} list must be integers separated by commas (e.g. 1,8), "
+                             f"got {shorten(str(text), 40)!r}") from None
     return list(dict.fromkeys(whole(t, what, lo=lo, hi=hi) for t in items))

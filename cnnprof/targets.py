@@ -254,9 +254,9 @@ def check_workload(target: Target, shape: Sequence[int], batch: int) -> None:
 
 
 def check_batch(batch: int) -> int:
-    if batch < 1:
-        raise UsageError(f"batch must be at least 1, got {batch}")
-    return batch
+    from cnnprof.numbers import MAX_BATCH, whole
+
+    return whole(batch, "batch", lo=1, hi=MAX_BATCH)
 
 
 def count_target(target: Target, shape: Sequence[int], *, batch: int = 1) -> "Counts":

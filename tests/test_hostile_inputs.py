@@ -35,7 +35,7 @@ def filled_db(tmp_path_factory):
 def test_db_rows_numbers_beyond_sqlite_are_one_line(cli, filled_db, option):
     result = cli("db", "rows", "--db", str(filled_db), option, str(10**20))
     assert result.exit_code == 2 and one_line(result), result.stderr
-    assert f"{option} must be from 0 to 9,223,372,036,854,775,807" in result.stderr
+    assert f"{option} must be at most 9,223,372,036,854,775,807" in result.stderr
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -127,9 +127,9 @@ def lut_table(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--sample", str(10**20)], "--sample must be from 0 to 10,000,000"),
-    (["--sample", str(10**9)], "--sample must be from 0 to 10,000,000"),
-    (["--sample", "3", "--seed", "-5"], "--seed must be from 0 to 4,294,967,295"),
+    (["--sample", str(10**20)], "--sample must be at most 10,000,000"),
+    (["--sample", str(10**9)], "--sample must be at most 10,000,000"),
+    (["--sample", "3", "--seed", "-5"], "--seed must be at least 0"),
     (["--sample", "3", "--loss", "nan"], "--loss (a cross-entropy) must be a finite number above 0"),
     (["--sample", "3", "--loss", "2", "--alpha", "inf", "--beta", "nan"], "--alpha must be a finite number above 0"),
     (["--sample", "3", "--loss", "2", "--beta", "nan"], "--beta must be a finite number from 0 to 10"),
@@ -159,3 +159,39 @@ def test_a_table_whose_space_has_no_layers_predicts_nothing(cli, lut_table, tmp_
     path.write_text(json.dumps(data))
     result = cli("lut", "predict", "--table", str(path), "--sample", "3")
     assert result.exit_code == 2 and one_line(result) and "has no searchable layers" in result.stderr
+
+
+# -- sweep: numbers normalised and bounded before anything is stored --------------------------------
+def test_sweep_batch_spellings_of_one_number_are_one_cell(cli):
+    result = cli("sweep", "mobilenetv3_small", "--backend", "torch", "--batch", "1,01,+1", "--list")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["mobilenetv3_small torch fp32 b1 t1"]
+
+
+def test_sweep_parallel_is_capped_at_the_cores_with_a_warning(cli, tmp_path):
+    from cnnprof.timing.environment import cpu_count
+
+    result = cli("sweep", f"{USER}:tiny_net", "--no-timing", "-j", "1000", "--db", str(tmp_path / "s.db"),
+                 "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert f"warning: --parallel 1000: this process may use {cpu_count()} cores" in result.stderr
+    assert f"(counting, {cpu_count()} at once)" in result.stderr
+
+
+@pytest.mark.parametrize("args, toml, needle", [
+    (["--memory-limit", "1e308"], "", "--memory-limit (GB) must be a finite number from 0.1 to 1e+06"),
+    (["--memory-limit", "inf"], "", "--memory-limit (GB) must be a finite number"),
+    ([], "[run]\nmemory_limit = 1e308\n", "'run.memory_limit' (GB) must be a finite number from 0.1 to 1e+06"),
+    (["--batch", str(10**23)], "", "batch must be at most 1,048,576"),
+    ([], f"batches = [{10**23}]\n", "'batches' must be at most 1,048,576"),
+])
+def test_sweep_numbers_out_of_range_are_refused_before_a_run_is_stored(cli, tmp_path, args, toml, needle):
+    db = tmp_path / "s.db"
+    extra = []
+    if toml:
+        (tmp_path / "sweep.toml").write_text('models = ["mobilenetv3_small"]\n' + toml)
+        extra = ["--config", str(tmp_path / "sweep.toml")]
+    result = cli("sweep", *(["mobilenetv3_small"] if not toml else []), *args, *extra, "--db", str(db))
+    assert result.exit_code == 2 and one_line(result), result.stderr
+    assert needle in result.stderr
+    assert not db.exists()  # no run was opened (none left "running")

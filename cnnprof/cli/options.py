@@ -150,13 +150,21 @@ def parse_threads(text: str) -> int:
 
 
 def parse_batches(text: str) -> list[int]:
-    """``"1,8,32"`` -> [1, 8, 32]."""
-    from cnnprof.targets import check_batch
+    """``"1,8,32"`` -> [1, 8, 32]; repeats by value dropped (``1,01,+1`` is one batch size)."""
+    from cnnprof.numbers import MAX_BATCH, whole_list
 
-    try:
-        batches = [int(t) for t in parse_list(text, what="batch")]
-    except ValueError:
-        raise UsageError(f"batch list must be integers separated by commas (e.g. 1,8), got {text!r}") from None
-    for b in batches:
-        check_batch(b)
-    return batches
+    return whole_list(text, "batch", lo=1, hi=MAX_BATCH)
+
+
+def capped_parallel(asked: int) -> int:
+    """``--parallel N`` -> the workers to run at once: at most the cores this process may use
+    (more is said on stderr, and capped, as ``--threads`` is)."""
+    from cnnprof.numbers import whole
+    from cnnprof.terminal import say
+    from cnnprof.timing.environment import capped_threads
+
+    asked = whole(asked, "--parallel", lo=1)
+    workers, capped = capped_threads(asked)
+    if capped:
+        say(f"warning: --parallel {asked}: this process may use {workers} cores; running {workers} worker(s) at once")
+    return workers

@@ -115,7 +115,8 @@ def sweep_command(
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed of the shuffled orders [default: 0].",
                                                 show_default=False)] = None,
     memory_limit: Annotated[Optional[float], typer.Option("--memory-limit", min=0.1, help="GB of address space "
-                                                          "per worker (beyond it: that cell's out-of-memory error).",
+                                                          "per worker, up to 1,000,000 (beyond it: that cell's "
+                                                          "out-of-memory error).",
                                                           show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished sweep of these cells at this "
                                          "revision on this machine (its stored passes are kept), and skip cells "
@@ -171,6 +172,7 @@ def sweep_command(
     from cnnprof.cli.timed import fail_on_error_rows
     from cnnprof.errors import UsageError
     from cnnprof.files import check_distinct, check_writable
+    from cnnprof.numbers import MAX_MEMORY_GB, real
     from cnnprof.references import reference_files
     from cnnprof.report import emit
     from cnnprof.store import Store
@@ -214,6 +216,9 @@ def sweep_command(
     for b in backends:
         for d in devices:  # on a cluster, the nodes have the devices: only the names are checked here
             timing.check_options(timing.TimingOptions(backend=b, device="cpu" if cluster else d))
+    memory_limit_gb = memory_limit or spec.get("memory_limit")
+    if memory_limit_gb is not None:
+        memory_limit_gb = real(memory_limit_gb, "--memory-limit (GB)", lo=0.1, hi=MAX_MEMORY_GB)
     matrix = mx.Matrix(
         models=tuple(refs), backends=tuple(backends), precisions=tuple(precisions), batches=tuple(batches),
         threads=tuple(thread_counts), resolutions=tuple(resolutions), devices=tuple(devices),
@@ -222,9 +227,9 @@ def sweep_command(
         timeout_s=timeout or spec.get("timeout", mx.DEFAULT_TIMEOUT_S),
         min_time_s=min_time if min_time is not None else spec.get("min_time"),
         min_runs=min_runs or spec.get("min_runs"),
-        parallel=parallel or spec.get("parallel") or cpu_count(),
+        parallel=options.capped_parallel(parallel or spec.get("parallel") or cpu_count()),
         seed=seed if seed is not None else spec.get("seed", 0),
-        memory_limit_gb=memory_limit or spec.get("memory_limit"),
+        memory_limit_gb=memory_limit_gb,
     )
     cells = matrix.cells(mx.expand_models(refs))
     if output is not None:

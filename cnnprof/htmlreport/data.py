@@ -59,8 +59,9 @@ def from_store(store, *, models: Sequence[str] = ()) -> Dataset:
             f"SELECT id, machine, context FROM runs WHERE id IN ({marks})", sorted(layer_runs))))
         for run_id, machine, context in found:
             context = query.as_json(context or "{}")
-            roofs = (context.get("roofs") if isinstance(context, dict) else None) or {}
-            peak, bandwidth = (roofs.get("peak_gmacs"), roofs.get("bandwidth_gbs")) if isinstance(roofs, dict) else (0, 0)
+            roofs = context.get("roofs") if isinstance(context, dict) else None
+            roofs = roofs if isinstance(roofs, dict) else {}
+            peak, bandwidth = roofs.get("peak_gmacs"), roofs.get("bandwidth_gbs")
             if isinstance(peak, (int, float)) and isinstance(bandwidth, (int, float)) and peak and bandwidth:
                 data.roofs[(machine, run_id)] = {"peak": float(roofs["peak_gmacs"]),
                                                  "bandwidth": float(roofs["bandwidth_gbs"])}

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cnnprof.errors import UsageError, shorten
+from cnnprof.numbers import MAX_BATCH, MAX_MEMORY_GB, real, whole
 from cnnprof.timing.protocol import DEFAULT
 
 NATIVE = "native"
@@ -198,8 +199,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if "devices" in data:
         out["devices"] = [d.lower() for d in _strings(where, "devices", data["devices"])]
     if "batches" in data:
-        out["batches"] = [int(_number(where, "batches", b, integer=True, minimum=1))
-                          for b in _list(where, "batches", data["batches"])]
+        batches = [int(_number(where, "batches", b, integer=True, minimum=1))
+                   for b in _list(where, "batches", data["batches"])]
+        out["batches"] = list(dict.fromkeys(whole(b, f"{where}: 'batches'", lo=1, hi=MAX_BATCH) for b in batches))
     if "threads" in data:
         threads = []
         for t in _list(where, "threads", data["threads"]):
@@ -230,7 +232,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if "seed" in run:
         out["seed"] = int(_number(where, "run.seed", run["seed"], integer=True, minimum=0))
     if "memory_limit" in run:
-        out["memory_limit"] = float(_number(where, "run.memory_limit", run["memory_limit"], minimum=0.1))
+        out["memory_limit"] = real(_number(where, "run.memory_limit", run["memory_limit"], minimum=0.1),
+                                   f"{where}: 'run.memory_limit' (GB)", lo=0.1, hi=MAX_MEMORY_GB)
     return out
 
 
