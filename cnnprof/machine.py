@@ -24,8 +24,9 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from cnnprof.errors import UsageError
+from cnnprof.errors import CnnprofError, UsageError
 
 CACHE_VERSION = 1
 # Square GEMMs of these sizes, interleaved: the library's best blocking differs by size (on a
@@ -186,13 +187,22 @@ def store(roofs: Roofs) -> Path:
     return write_atomic(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=2) + "\n")
 
 
-def roofs(threads: int = 1, *, refresh: bool = False) -> tuple[Roofs, bool]:
+def roofs(threads: int = 1, *, refresh: bool = False,
+          on_warning: Callable[[str], None] | None = None) -> tuple[Roofs, bool]:
     """This machine's roofs at ``threads``: from the cache, or measured (and cached) when absent
-    or when ``refresh``. Returns ``(roofs, came_from_cache)``."""
+    or when ``refresh``. Returns ``(roofs, came_from_cache)``. A cache that cannot be written (a
+    read-only home, a file where its folder should be) does not stop the measurement: the roofs
+    are returned and ``on_warning`` is told they were not kept."""
     if not refresh:
         cached = load(threads)
         if cached is not None:
             return cached, True
     measured = measure(threads)
-    store(measured)
+    try:
+        store(measured)
+    except (OSError, CnnprofError) as exc:
+        reason = str(exc) if isinstance(exc, CnnprofError) else f"{cache_path()}: {exc.strerror or exc}"
+        if on_warning is not None:
+            on_warning(f"the roofs were measured but not cached ({reason}); they are measured again next time "
+                       f"(set XDG_CACHE_HOME to a writable folder to keep them)")
     return measured, False

@@ -195,3 +195,34 @@ def test_sweep_numbers_out_of_range_are_refused_before_a_run_is_stored(cli, tmp_
     assert result.exit_code == 2 and one_line(result), result.stderr
     assert needle in result.stderr
     assert not db.exists()  # no run was opened (none left "running")
+
+
+# -- a cache that cannot be written: measure anyway, and say so ------------------------------------
+@pytest.fixture
+def unwritable_cache(tmp_path, monkeypatch):
+    """XDG_CACHE_HOME is a file: no folder can be made under it (a read-only home, even for root),
+    and the machine's roofs are measured small and fast."""
+    from cnnprof import machine
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    real_measure = machine.measure
+    monkeypatch.setattr(machine, "measure", lambda threads=1, **_: real_measure(threads, gemm_sizes=(32,),
+                                                                                 copy_mib=1, repeats=1))
+    return blocker
+
+
+def test_machine_measures_when_its_cache_cannot_be_kept(cli, unwritable_cache):
+    result = cli("machine", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["source"] == "measured now" and row["peak_gmacs"] > 0 and row["cache"].endswith("(not kept)")
+    assert "warning: the roofs were measured but not cached" in result.stderr and "Not a directory" in result.stderr
+
+
+def test_profile_timing_measures_when_the_cache_cannot_be_kept(cli, unwritable_cache):
+    result = cli("profile", f"{USER}:tiny_net", "--timing", "--min-runs", "3", "--min-time", "0", "-f", "json",
+                 "--no-db")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) and "the roofs were measured but not cached" in result.stderr

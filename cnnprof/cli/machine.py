@@ -10,6 +10,7 @@ from cnnprof.cli.common import progress
 from cnnprof.cli.options import FormatOpt, OutputOpt, ThreadsOpt
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
+from cnnprof.terminal import say
 
 COLUMNS = [
     Column("cpu", "CPU"),
@@ -59,17 +60,20 @@ def machine_command(
     n_threads = options.parse_threads(threads)
     with progress() as update:
         update(f"measuring peak GMAC/s and bandwidth at {n_threads} thread(s)")
-        roofs, cached = machine.roofs(n_threads, refresh=refresh)
-    row = {**roofs.to_dict(), "source": "cached" if cached else "measured now", "cache": str(machine.cache_path())}
+        not_kept: list[str] = []
+        roofs, cached = machine.roofs(n_threads, refresh=refresh, on_warning=not_kept.append)
+    for message in not_kept:
+        say(f"warning: {message}")
+    cache = str(machine.cache_path()) + (" (not kept)" if not_kept else "")
+    row = {**roofs.to_dict(), "source": "cached" if cached else "measured now", "cache": cache}
     emit([row], columns=COLUMNS, fmt=fmt, output=output, fields=FIELDS, title="this machine's roofs")
     if fmt == Format.table and output is None:
         from cnnprof.terminal import stdout_console
 
         stdout_console().print(
-            f"cache: {machine.cache_path()} (key: {roofs.key()}); `cnnprof machine --refresh` measures again",
+            f"cache: {cache} (key: {roofs.key()}); `cnnprof machine --refresh` measures again",
             soft_wrap=True,
         )
-    from cnnprof.terminal import say
     from cnnprof.timing.precision import bf16_capability
 
     say(f"bf16 on this CPU: {bf16_capability()[1]} (bench --precision bf16 refuses an emulated one without --force)")

@@ -262,7 +262,7 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
     with progress() as update:
         if machine.load(n_threads) is None:
             update(f"measuring this machine's roofs at {n_threads} thread(s), once (see `cnnprof machine`)")
-        roofs, _ = machine.roofs(n_threads)
+        roofs, _ = machine.roofs(n_threads, on_warning=lambda m: say(f"warning: {m}"))
         for profile in layerprof.profile_targets(
             targets, backend=backend, threads=n_threads, batch=batch, depth=depth, resolution=res,
             protocol=protocol, roofs=roofs, on_progress=update,
