@@ -226,3 +226,20 @@ def test_profile_timing_measures_when_the_cache_cannot_be_kept(cli, unwritable_c
                  "--no-db")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) and "the roofs were measured but not cached" in result.stderr
+
+
+# -- an ASCII-only stdout ---------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_an_ascii_only_stdout_gets_escapes_not_a_traceback(tmp_path, fmt):
+    import os
+    import subprocess
+
+    from store_data import fill
+
+    db = tmp_path / "alpha.db"
+    fill(db, revisions=1, models=["net_α"], batches=(1,), backends=("torch",), kinds=False)
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", "from cnnprof.cli import main; main()", "db", "rows", "--db", str(db),
+                           "-f", fmt], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert b"net_\\u03b1" in proc.stdout and b"Traceback" not in proc.stderr

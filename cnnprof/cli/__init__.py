@@ -23,6 +23,17 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def _printable_streams() -> None:
+    """A character stdout or stderr cannot encode (an ASCII-only terminal, PYTHONIOENCODING=ascii,
+    a name with an unpaired surrogate) is written as an escape such as ``\\u03b1``, never an
+    error half-way through a report."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text stream of io's (a test's capture)
+            pass
+
+
 class _OneLineErrors(TyperGroup):
     """Runs the command in non-standalone mode so every error can become a single line."""
 
@@ -33,6 +44,7 @@ class _OneLineErrors(TyperGroup):
         from cnnprof.cli import common
 
         common.ARGV[:] = ["cnnprof", *(sys.argv[1:] if args is None else list(args))]  # what the database records
+        _printable_streams()
         try:
             rv = super().main(args=args, prog_name=prog_name or "cnnprof", complete_var=complete_var,
                               standalone_mode=False, **extra)
