@@ -126,6 +126,10 @@ def bench_rows(
                                                  cuda_graphs=cuda_graphs and backend == "torch"))
     for b in batches:
         check_batch(b)
+    onnx_files = [t.name for t in targets if t.onnx_path is not None]
+    if onnx_files and configs and not any(backend in ONNX_BACKENDS for backend, _ in configs):
+        raise UsageError(f"{onnx_files[0]} is an ONNX file: it is timed with {', '.join(ONNX_BACKENDS)} only, not "
+                         f"{', '.join(dict.fromkeys(b for b, _ in configs))}: time it with --backend onnxruntime")
     shapes = [target_input(t, resolution, batch=max(batches)) for t in targets]
     _check_synthetic_inputs(shapes, batches, base_opts, [p for _, p in configs])
     for target, shape in zip(targets, shapes):

@@ -162,6 +162,10 @@ def count_onnx(path_or_model, *, batch: int = 1) -> OnnxCounts:
     histogram: dict[str, int] = {}
     for node in graph.node:
         histogram[node.op_type] = histogram.get(node.op_type, 0) + 1
+        if not known_op(node):  # a custom operator: what it computes (and costs) is unknown here
+            uncounted.append(f"{node.op_type} {node.name} (unknown operator"
+                             + (f" of domain {node.domain})" if node.domain else ")"))
+            continue
         if node.op_type in UNHANDLED_MAC_OPS:
             uncounted.append(f"{node.op_type} {node.name}")
             continue
@@ -232,6 +236,20 @@ def _attr(node, name: str, default):
                 return list(a.ints)
             return a.i
     return default
+
+
+def known_op(node) -> bool:
+    """Whether ``node`` is an operator of the ONNX standard (any opset), or one of ONNX Runtime's
+    contrib operators this counter names (``UNHANDLED_MAC_OPS``)."""
+    from onnx import defs
+
+    domain = "" if node.domain == "ai.onnx" else node.domain
+    if node.op_type in UNHANDLED_MAC_OPS and domain in ("", "com.microsoft"):
+        return True
+    try:
+        return bool(defs.has(node.op_type, domain))
+    except Exception:  # noqa: BLE001 - an odd domain string: not a known operator
+        return False
 
 
 def _node_macs(node, shapes) -> int | None:

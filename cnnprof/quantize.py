@@ -189,6 +189,31 @@ def quantize_int8(source: Path, path: Path, options: QuantOptions) -> Path:
     return path
 
 
+INTEGER_OPS = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+
+
+def int8_notes(path: str | os.PathLike) -> list:
+    """The warning of an int8 row whose file holds no quantised weight (a model without
+    convolutions or matrix products: pooling, reshapes, element-wise ops): its figures are
+    essentially the float graph's, with at most some activations rounded on the way."""
+    import onnx
+
+    from cnnprof.rows import Note
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - not an ONNX file: nothing to say here
+        return []
+    constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
+                                                       for o in n.output}
+    weights = any(n.op_type in INTEGER_OPS or (n.op_type == "DequantizeLinear" and n.input[0] in constants)
+                  for n in graph.node)
+    if weights:
+        return []
+    return [Note.tagged("int8", "nothing was quantised (no convolution or matrix product has int8 weights): "
+                                "this row times what is essentially the float graph")]
+
+
 def sort_nodes(graph) -> None:
     """Put ``graph``'s nodes in an order where each one comes after the nodes that make its inputs
     (ONNX requires it); a graph that cannot be ordered is left as it is for the checker to name."""

@@ -243,3 +243,124 @@ def test_an_ascii_only_stdout_gets_escapes_not_a_traceback(tmp_path, fmt):
                            "-f", fmt], env=env, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert b"net_\\u03b1" in proc.stdout and b"Traceback" not in proc.stderr
+
+
+# -- measurements that must say when they mean little ----------------------------------------------
+MODELS = '''
+import torch
+from torch import nn
+
+
+class NaNNet(nn.Module):
+    input_shape = (3, 16, 16)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3)) * float("nan")
+
+
+def nan_net():
+    return NaNNet()
+
+
+class Slicer(nn.Module):
+    input_shape = (3, 16, 16)
+
+    def forward(self, x):
+        return x.flatten(1)[:, :10] * 2.0
+
+
+def nothing_to_quantise():
+    return Slicer()
+
+
+class Convolves(nn.Module):
+    input_shape = (3, 16, 16)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))
+
+
+def convolves():
+    return Convolves()
+'''
+
+QUICK = ("--min-time", "0", "--min-runs", "3", "-f", "json", "--no-save")
+
+
+@pytest.fixture
+def model_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # exports land in ./models
+    path = tmp_path / "odd_models.py"
+    path.write_text(MODELS)
+    return path
+
+
+def _parity_notes(row) -> list[str]:
+    return [w.strip() for w in row["warnings"].split(";") if w.strip().startswith("parity:")]
+
+
+def test_a_model_whose_output_is_nan_gets_a_parity_warning_on_every_row(cli, model_file):
+    result = cli("bench", f"{model_file}:nan_net", "--backend", "torch,onnxruntime", "--in-process", *QUICK)
+    assert result.exit_code == 0, result.stderr
+    rows = {r["backend"]: r for r in json.loads(result.stdout)}
+    for backend in ("torch", "onnxruntime"):  # torch fp32 is the reference itself: it checks its own output
+        (note,) = _parity_notes(rows[backend])
+        assert "the model's own output (fp32 PyTorch eager) holds" in note and "inf or NaN" in note
+
+
+def test_a_finite_model_gets_no_parity_warning(cli, model_file):
+    result = cli("bench", f"{model_file}:convolves", "--backend", "torch,onnxruntime", "--in-process", *QUICK)
+    assert result.exit_code == 0, result.stderr
+    assert all(_parity_notes(r) == [] for r in json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("factory, quantised", [("nothing_to_quantise", False), ("convolves", True)])
+def test_int8_of_a_model_with_nothing_to_quantise_says_so(cli, model_file, factory, quantised):
+    result = cli("bench", f"{model_file}:{factory}", "--backend", "onnxruntime", "--precision", "int8",
+                 "--calibration-samples", "2", "--parity-inputs", "2", "--in-process", *QUICK)
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["precision"] == "int8" and row["error"] == ""
+    assert ("int8: nothing was quantised" in row["warnings"]) is not quantised
+
+
+def _custom_op_onnx(path: Path, domain: str = "my.ops", op: str = "MyMagic") -> Path:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node(op, ["c"], ["y"], name="magic", domain=domain)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], [w])
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    onnx.save(helper.make_model(graph, opset_imports=opsets), path)
+    return path
+
+
+def test_an_onnx_file_with_an_unknown_custom_op_is_not_complete(cli, tmp_path):
+    from cnnprof.onnx_count import count_onnx
+
+    path = _custom_op_onnx(tmp_path / "custom.onnx")
+    assert count_onnx(path).status == "partial: MyMagic magic (unknown operator of domain my.ops)"
+    (row,) = json.loads(cli("profile", str(path), "-f", "json").stdout)
+    assert row["counts_status"].startswith("partial: MyMagic") and row["macs"] == 4 * 6 * 6 * 27
+    known = _custom_op_onnx(tmp_path / "relu.onnx", domain="", op="Relu")
+    assert count_onnx(known).status == "complete"
+
+
+@pytest.mark.parametrize("command", ["bench", "compare"])
+def test_an_onnx_file_on_the_torch_backend_alone_is_refused_before_measuring(cli, tmp_path, command):
+    path = _custom_op_onnx(tmp_path / "relu.onnx", domain="", op="Relu")
+    result = cli(command, str(path), "--backend", "torch", "--no-save")
+    assert result.exit_code == 2 and one_line(result), result.stderr
+    assert "is an ONNX file: it is timed with onnxruntime" in result.stderr and "not torch" in result.stderr

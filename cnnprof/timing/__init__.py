@@ -24,7 +24,7 @@ from cnnprof.errors import CnnprofError, UsageError, memory_guard
 from cnnprof.files import MODELS_DIR
 from cnnprof.quantize import QuantOptions
 from cnnprof.rows import Latency, Note, Notes
-from cnnprof.timing.parity import PARITY_INPUTS, Parity, ParityMeter, parity_notes
+from cnnprof.timing.parity import PARITY_INPUTS, Parity, ParityMeter, output_notes, parity_notes
 from cnnprof.timing.precision import ONNX_BACKENDS, PRECISIONS, refusal
 from cnnprof.timing.protocol import DEFAULT, SPIN, SPIN_PROBE, CpuMonitor, Protocol, run, warnings_for
 
@@ -266,6 +266,12 @@ def measure(make_runner_now: Callable[[], object], opts: TimingOptions, *, parit
         if parity_data is not None:
             parity = measure_parity(runner, *parity_data)
             notes += parity_notes(parity, str(opts.precision))
+        elif opts.is_reference and opts.parity and not opts.train and getattr(runner, "x", None) is not None:
+            notes += output_notes(runner.infer(runner.x))  # the reference: is its own output a number?
+        if str(opts.precision) == "int8" and getattr(runner, "path", None) is not None:
+            from cnnprof.quantize import int8_notes
+
+            notes += int8_notes(runner.path)
     if opts.channels_last and opts.backend not in ("torch", "compile"):
         notes.append(Note("option", "--channels-last applies to the torch backends only"))
     return latency_of(samples, opts, runner, notes=notes, parity=parity, peak=peak)

@@ -39,6 +39,7 @@ class Parity:
     scale: float  # max |reference|
     inputs: int  # images compared
     nonfinite: int = 0  # output values that were inf or NaN
+    reference_nonfinite: int = 0  # values of fp32 eager's own output that were inf or NaN
 
     @property
     def relative(self) -> float:
@@ -57,6 +58,7 @@ class ParityMeter:
         self.total = 0
         self.inputs = 0
         self.nonfinite = 0
+        self.reference_nonfinite = 0
         self.classes = True
 
     def add(self, output, reference) -> None:
@@ -65,8 +67,11 @@ class ParityMeter:
         if out.shape != ref.shape:
             raise ValueError(f"output shape {tuple(out.shape)} differs from the reference's {tuple(ref.shape)}")
         finite = np.isfinite(out)
+        ref_finite = np.isfinite(ref)
         self.nonfinite += int(out.size - finite.sum())
-        diff = np.where(finite, out - ref, 0.0)
+        self.reference_nonfinite += int(ref.size - ref_finite.sum())
+        diff = np.where(finite & ref_finite, out - ref, 0.0)
+        ref = np.where(ref_finite, ref, 0.0)
         self.signal += float(np.sum(ref * ref))
         self.noise += float(np.sum(diff * diff))
         self.max_abs = max(self.max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0)
@@ -90,7 +95,7 @@ class ParityMeter:
             sqnr = None
         top1 = self.agree / self.total if (self.classes and self.total) else None
         return Parity(max_abs=max_abs, sqnr_db=sqnr, top1_agreement=top1, scale=self.scale, inputs=self.inputs,
-                      nonfinite=self.nonfinite)
+                      nonfinite=self.nonfinite, reference_nonfinite=self.reference_nonfinite)
 
 
 def parity_notes(parity: Parity, precision: str) -> list[Note]:
@@ -98,6 +103,8 @@ def parity_notes(parity: Parity, precision: str) -> list[Note]:
     precision's limit."""
     p = str(precision)
     notes = []
+    if parity.reference_nonfinite:  # the model's own output: nothing this backend did
+        return [reference_note(parity.reference_nonfinite)]
     if parity.nonfinite:
         notes.append(Note.tagged(PARITY, f"{parity.nonfinite} output values were inf or NaN (overflow?)"))
         return notes
@@ -109,6 +116,20 @@ def parity_notes(parity: Parity, precision: str) -> list[Note]:
         notes.append(Note.tagged(PARITY, f"max |diff| is {parity.relative:.2g} of the output's scale "
                                          f"({parity.max_abs:.3g} of {parity.scale:.3g}), above {limit:g} for {p}"))
     return notes
+
+
+def reference_note(nonfinite: int) -> Note:
+    """The ``parity`` warning of a model whose own fp32 PyTorch eager output holds inf or NaN: its
+    timings are of a network that computes nothing usable, and no backend can be compared with it."""
+    return Note.tagged(PARITY, f"the model's own output (fp32 PyTorch eager) holds {nonfinite} inf or NaN "
+                               "value(s): nothing to compare against")
+
+
+def output_notes(output) -> list[Note]:
+    """The reference configuration's check of its own output (it has no other to compare with)."""
+    out = np.asarray(output, dtype=np.float64)
+    bad = int(out.size - np.isfinite(out).sum())
+    return [reference_note(bad)] if bad else []
 
 
 def check_images_fit(images: int, image_shape, what: str) -> None:
