@@ -364,3 +364,10 @@ def test_an_onnx_file_on_the_torch_backend_alone_is_refused_before_measuring(cli
     result = cli(command, str(path), "--backend", "torch", "--no-save")
     assert result.exit_code == 2 and one_line(result), result.stderr
     assert "is an ONNX file: it is timed with onnxruntime" in result.stderr and "not torch" in result.stderr
+
+
+def test_db_runs_limit_beyond_sqlite_is_every_run(cli, filled_db):
+    result = cli("db", "runs", "--db", str(filled_db), "--limit", str(10**20), "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert len(json.loads(result.stdout)) == len(json.loads(cli("db", "runs", "--db", str(filled_db), "-f",
+                                                                "json").stdout))

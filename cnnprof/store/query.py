@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cnnprof.errors import UsageError, shorten
+from cnnprof.numbers import SQLITE_INT_MAX
 from cnnprof.store import Store
 from cnnprof.store.columns import Kind
 from cnnprof.store.schema import ROW_COLUMNS
@@ -36,8 +37,8 @@ def runs(store: Store, *, command: str | None = None, limit: int | None = None) 
         sql += " WHERE r.command = ?"
         args.append(command)
     sql += " GROUP BY r.id ORDER BY r.id DESC"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
+    if limit:  # more than SQLite can count is every run
+        sql += f" LIMIT {min(int(limit), SQLITE_INT_MAX)}"
     out = []
     for r in store._guarded(lambda: list(store.conn.execute(sql, args))):
         rec = {k: _text(v) if k in _RUN_TEXT else v for k, v in dict(r).items()}
