@@ -336,6 +336,7 @@ def test_record_refuses_to_overwrite_without_update(cli, tmp_path):
 
 
 # -- end to end: fresh worker processes ------------------------------------------------------------
+@pytest.mark.timing
 def test_record_then_check_end_to_end(cli, tmp_path):
     path = tmp_path / "baseline.json"
     path.write_text("old")
@@ -520,6 +521,7 @@ def parse_ratio(cell: str) -> tuple[float, float, float]:
     return float(ratio), float(low), float(high)
 
 
+@pytest.mark.timing
 def test_a_slower_model_with_the_same_counts_fails_the_gate(cli, user_gate, tmp_path):
     """The workflow's command (`gate check --format md --output gate.md`) passes the model as
     recorded, then fails it (exit 1, verdict regression, the table still written) once its file
@@ -555,6 +557,7 @@ def test_a_slower_model_with_the_same_counts_fails_the_gate(cli, user_gate, tmp_
     assert untouched(baseline) == before
 
 
+@pytest.mark.timing
 def test_an_ambiguous_model_is_measured_again_in_more_processes(cli, user_gate, tmp_path):
     """The real re-measurement path: the recorded baseline with two of its processes pulled 9x
     apart (one's model calls /3, the other's x3) has an interval of the ratio too wide to decide
