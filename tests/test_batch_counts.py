@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cnnprof import counting
-from cnnprof.targets import registered, resolve_targets
+from cnnprof.targets import resolve_targets
 
 USER = str(Path(__file__).with_name("user_model.py"))
 
