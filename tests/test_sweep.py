@@ -68,7 +68,9 @@ def test_an_int8_cell_is_quantised_timed_and_checked_for_parity_in_its_worker(cl
     assert row["precision"] == "int8" and row["error"] == "" and row["runs"] == 3
     # against fp32 PyTorch eager: an fp32 ONNX Runtime copy is above 100 dB here; int8 moves the logits
     assert 0 < row["parity_max_abs"] and row["parity_sqnr_db"] < 40
-    assert row["peak_memory_bytes"] > 0  # the worker is fresh: its growth is measured
+    # the worker is fresh: its growth is measured (~100 MB: the module it built, the quantiser's heap, the
+    # session), not its idle resident set (~270 MB more: torch, ONNX Runtime)
+    assert 4 * row["params"] <= row["peak_memory_bytes"] <= 192 << 20, row["peak_memory_bytes"]
     result = cli("sweep", "mobilenetv3_small", "--precision", "fp64", "--list")
     assert result.exit_code == 2 and one_line(result) and "unknown precision 'fp64'" in result.stderr
 
