@@ -152,6 +152,10 @@ def sweep_command(
     The rows of this run are printed at the end (--format, --output); all runs: `cnnprof db rows`,
     `cnnprof report`.
 
+    A sweep file is data: a model it names that would run code other than a registered model, an
+    .onnx file or a .py file inside the file's folder or git repository is refused, unless --trust
+    names it.
+
     Examples:
 
       cnnprof sweep '*'                                  # the whole zoo: torch + onnxruntime, batch 1
@@ -161,10 +165,6 @@ def sweep_command(
       cnnprof sweep '*' --no-timing                      # params and MACs of every model
 
       cnnprof sweep --config sweep.toml --resume
-
-    A sweep file is data: a model it names that would run code other than a registered model, an
-    .onnx file or a .py file inside the file's folder or git repository is refused, unless --trust
-    names it.
 
       cnnprof sweep 'ghostnet*' --cluster auto                # every kind of node of a Ray cluster
 
