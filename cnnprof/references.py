@@ -238,8 +238,17 @@ def _code_of(ref: str) -> tuple[str | None, Path | None]:
     if location in HUBS:
         return (None, None) if _HUB_NAME.fullmatch(rest) else (location, None)
     if _is_file_location(location):
-        return None, Path(location).resolve()
+        return None, _real(location) or Path(location).absolute()  # no such path: compared as written
     return location.strip(), None
+
+
+def _real(location: str) -> Path | None:
+    """The absolute path ``location`` names, links followed; None if it cannot be one (a NUL byte,
+    a loop of links)."""
+    try:
+        return Path(location).resolve()
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def repository_of(folder: Path) -> Path | None:
@@ -264,7 +273,8 @@ def _trusts(value: str, ref: str, module: str | None, file: Path | None) -> bool
         return True
     if module is not None and (module == value or module.startswith(value + ".")):
         return True
-    return file is not None and _inside(file, Path(value).resolve())
+    folder = _real(value)
+    return file is not None and folder is not None and _inside(file, folder)
 
 
 def check_trusted(refs: Iterable[str], *, source: str | os.PathLike, trusted: Sequence[str] = (),
@@ -285,12 +295,14 @@ def check_trusted(refs: Iterable[str], *, source: str | os.PathLike, trusted: Se
         if any(_trusts(t, ref, module, file) for t in trusted or ()):
             continue
         if file is not None:
-            runs, allow = f"the file {str(file)!r}, outside that file's folder and repository", str(file)
+            runs, allow = f"the file {shorten(str(file), 120)!r}, outside that file's folder and repository", str(file)
         else:
             runs, allow = f"code from module {shorten(module or '', 60)!r}", module or ref
+        # a value to paste into a shell; escaped (not pasteable) if it holds control characters
+        hint = shlex.quote(allow) if allow.isprintable() else repr(allow)
         raise UsageError(f"{what} {shorten(str(source))!r} names model {shorten(ref)!r}, which would run {runs}: "
                          f"not trusted (a data file may name registered models, .onnx files and .py files in its "
-                         f"own folder or git repository); pass {TRUST_OPTION} {shlex.quote(allow)} to allow it")
+                         f"own folder or git repository); pass {TRUST_OPTION} {shorten(hint, 300)} to allow it")
 
 
 def same_model(ref: str) -> tuple:
@@ -306,11 +318,11 @@ def same_model(ref: str) -> tuple:
         except UnknownModelError:
             return ("registered", ref.strip().lower())
     if ref.lower().endswith(".onnx"):
-        return ("onnx", str(Path(ref).resolve()))
+        return ("onnx", str(_real(ref) or ref))
     location, _, call = ref.partition(":")
-    where = str(Path(location).resolve()) if _is_file_location(location) else location.strip()
+    where = str(_real(location) or location) if _is_file_location(location) else location.strip()
     try:
         attr, kwargs = _parse_call(call, ref)
-    except UsageError:
+    except (UsageError, RecursionError, MemoryError):
         return ("reference", where, call.strip())
     return ("reference", where, attr, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))

@@ -165,6 +165,7 @@ POLICY = [  # (reference, where the file is, trusted values, allowed?)
     ("{tmp}/other/nets.py:net", None, ("{tmp}/other/nets.py",), True),
     ("{tmp}/other/nets.py:net", None, ("{tmp}/data",), False),
     ("{tmp}/data/link.py:net", "{tmp}/other/nets.py", (), False),  # a link inside to a file outside
+    ("{tmp}/other/n\x00ts.py:net", None, (), False),  # no path at all: one line, not a traceback
 ]
 
 
@@ -311,6 +312,7 @@ def test_same_model_tells_spellings_apart_only_when_they_differ(tmp_path, monkey
     assert same_model("./a.py:net(width=2)") == same_model(f"{tmp_path}/a.py:net( width = 2 )")
     assert same_model("./a.py:net(width=2)") != same_model("./a.py:net(width=3)")
     assert same_model("./a.py:net") != same_model("./b.py:net") != same_model("b:net")
+    assert same_model("./a\x00.py:net") != same_model("./a.py:net")  # no path: compared as written
 
 
 def test_gate_record_refuses_one_model_given_twice(cli, tmp_path, monkeypatch):
