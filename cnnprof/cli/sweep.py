@@ -10,7 +10,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cnnprof.cli.common import counted_progress
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, TrustOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -134,6 +134,7 @@ def sweep_command(
                                                    "another node of its kind before it is an error [default: 2].",
                                                    show_default=False)] = None,
     list_cells: Annotated[bool, typer.Option("--list", help="Print the cells and exit.")] = False,
+    trust: TrustOpt = None,
     db: DbOpt = DEFAULT_DB,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -150,6 +151,10 @@ def sweep_command(
 
     The rows of this run are printed at the end (--format, --output); all runs: `cnnprof db rows`,
     `cnnprof report`.
+
+    A sweep file is data: a model it names that would run code other than a registered model, an
+    .onnx file or a .py file inside the file's folder or git repository is refused, unless --trust
+    names it.
 
     Examples:
 
@@ -185,6 +190,10 @@ def sweep_command(
     if not refs:
         raise UsageError("no model given: name models (e.g. 'ghostnet*', or '*' for the whole zoo) or give "
                          "--config with `models`")
+    if not models and config is not None:  # the file's models are data: only what the user trusts runs
+        from cnnprof.references import check_trusted
+
+        check_trusted(refs, source=config, trusted=trust or (), what="sweep file")
     check_distinct([output], reference_files(refs) + ([config] if config else []))
 
     def listed(text, key, what, choices=None):
