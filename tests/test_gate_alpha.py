@@ -5,8 +5,11 @@ passes them and 0.5 fails them: a default moved to 0.5 fails here every time."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -93,9 +96,13 @@ def test_the_default_alpha_is_the_documented_one(fixed_samples):
 def test_gate_check_without_alpha_passes_what_alpha_half_fails(cli, tmp_path, fixed_samples):
     path = tmp_path / "baseline.json"
     path.write_text(baseline().to_json())
-    common = ("gate", "check", "--baseline", str(path), "--processes", "2", "--extra-processes", "0")
-    default = cli(*common)  # the table's title names the alpha in force
-    assert default.exit_code == 0 and f"p < {documented_alpha():g}" in default.stdout, default.output
+    common = ("gate", "check", "--baseline", str(path), "--processes", "2", "--extra-processes", "0", "-f", "json")
+    default = cli(*common)
+    assert default.exit_code == 0, default.output
+    assert [r["verdict"] for r in json.loads(default.stdout)] == ["pass"]
     half = cli(*common, "--alpha", "0.5")
     assert half.exit_code == 1 and f"{MODEL} (regression, 1.300x)" in half.stderr, half.output
     assert fixed_samples == [None, None]  # one first pass each, nothing re-measured
+    with sqlite3.connect(os.environ["CNNPROF_DB"]) as conn:  # each check records the alpha it used
+        used = [json.loads(c)["alpha"] for (c,) in conn.execute("SELECT context FROM runs ORDER BY id")]
+    assert used == [documented_alpha(), 0.5]
