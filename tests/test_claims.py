@@ -439,21 +439,45 @@ def test_interleaved_keeps_the_measured_rounds_of_each_step():
     assert calls[:4] == ["a", "b", "a", "b"]
 
 
+@pytest.mark.timing
 def test_a_timed_claim_tells_a_slower_module_from_a_faster_one():
-    """Real timings of tiny modules, one doing four times the other's work: the verdict follows."""
+    """Real timings of tiny modules, one doing eight times the other's work, judged against 1.5x:
+    the verdict follows. Each call is read on this thread's CPU clock (``thread_time_ns``, one
+    torch thread), so the time other processes hold the core is not counted. Measured beside three
+    busy processes on the shared 2-core machine (load 11-14), ten times each: the wall-clock
+    interval of four 16-channel convs over one fell to 0.05-3.5 at its low end (below 1.5 in 4 of
+    10 runs of the earlier form of this test), while on the CPU clock eight 32-channel convs over
+    one at 64x64 gave ratios 4.9-7.3 with the interval's low end never under 4.5: three times the
+    1.5 bound."""
+    import time
+
     from torch import nn
 
-    one = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1))
-    four = nn.Sequential(*(nn.Conv2d(16, 16, 3, padding=1) for _ in range(4)))
-    (t_four, t_one), _ = common.time_inference([four, one], [(16, 32, 32)] * 2, TINY)
-    ratio, lo, hi, _ = common.ratio_summary(t_four, t_one)
+    from cnnprof.timing import torch_threads
+
+    one = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1))
+    eight = nn.Sequential(*(nn.Conv2d(32, 32, 3, padding=1) for _ in range(8)))
+    runners = common.inference_runners([eight, one], [(32, 64, 64)] * 2)
+
+    def on_cpu_clock(runner):
+        def step() -> float:
+            start = time.thread_time_ns()
+            runner.call()
+            return (time.thread_time_ns() - start) / 1e6
+        return step
+
+    with torch_threads(1):
+        t_eight, t_one = interleaved([on_cpu_clock(r) for r in runners],
+                                     Protocol(warmup_runs=2, warmup_s=0.0, min_runs=12, min_time_s=0.0,
+                                              max_time_s=10.0))
+    ratio, lo, hi, _ = common.ratio_summary(t_eight, t_one)
 
     def timed(ci) -> Claim:
         return Claim(id="t", family="espnet", source="paper: planted, Sec. 0", statement="s", expected=1.5, unit="x",
                      tolerance=ABOVE, measure=lambda: Measurement(measured=ci[0], ci=ci, detail="d"), timed=True)
 
-    assert evaluate(timed((lo, hi)))[0].verdict is Verdict.HOLDS  # four convs are slower than one
-    assert evaluate(timed((1 / hi, 1 / lo)))[0].verdict is Verdict.DEVIATES
+    assert evaluate(timed((lo, hi)))[0].verdict is Verdict.HOLDS, (ratio, lo, hi)  # eight convs are slower
+    assert evaluate(timed((1 / hi, 1 / lo)))[0].verdict is Verdict.DEVIATES, (ratio, lo, hi)
 
 
 def test_training_claims_run_on_the_device_asked_for(monkeypatch):
