@@ -125,6 +125,17 @@ def test_a_listener_that_says_nothing_is_given_up_on():
             ca.probe(ca.parse(f"127.0.0.1:{port}", {}), timeout_s=1.0)
 
 
+def test_a_join_that_hangs_anyway_is_abandoned_with_one_line():
+    code = ("import time\nfrom cnnprof.cluster import _abandoned_after\n"
+            "with _abandoned_after(0.5, 'cannot join: no answer'):\n    time.sleep(60)\n")
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD_S,
+                                env={**os.environ, "PYTHONPATH": str(ray_cluster.ROOT)})
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the block was not abandoned") from None
+    assert _one_line(result) == "cnnprof: error: cannot join: no answer\n"
+
+
 def test_the_driver_binds_to_the_interface_that_reaches_the_cluster():
     assert ca.driver_address(ca.parse("127.0.0.1:6379", {})) == "127.0.0.1"
     assert ca.is_loopback("127.0.0.1") and ca.is_loopback("::1") and ca.is_loopback("127.0.1.1")
