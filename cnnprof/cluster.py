@@ -295,6 +295,8 @@ def connect(address: str) -> Cluster:
     ``RAY_AUTH_TOKEN`` (or ``~/.ray/auth_token``)."""
     target = cluster_address.parse(address)
     ray = require_ray()
+    if target.host is None and target.text == "auto":
+        target = _found(target)
     cluster_address.probe(target)
     bind = None if target.client else cluster_address.driver_address(target)
     loopback = cluster_address.is_loopback(bind)
@@ -320,6 +322,19 @@ def connect(address: str) -> Cluster:
         raise ClusterError(f"cannot join the Ray cluster at {shown!r} on loopback: this Ray moves the driver to "
                            f"{ray.util.get_node_ip_address()}, where it would listen on every interface")
     return Cluster(ray, target.text)
+
+
+def _found(target: cluster_address.Target) -> cluster_address.Target:
+    """``auto``: the address of the cluster Ray would join (from this machine's Ray session), so
+    that it is probed and bound to as a named one is."""
+    try:
+        from ray._private import services
+
+        found = services.get_ray_address_from_environment("auto", None)
+    except Exception:  # noqa: BLE001 - none found (Ray says so when joining), or a Ray that finds it otherwise
+        return target
+    parsed = cluster_address.split_host_port(str(found or ""))
+    return cluster_address.Target(target.text, *parsed) if parsed else target
 
 
 def _keep_loopback() -> None:
