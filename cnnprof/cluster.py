@@ -314,8 +314,9 @@ def connect(address: str) -> Cluster:
                      **kwargs)
     except Exception as exc:  # noqa: BLE001 - Ray's many ways of not connecting: one line each
         hint = ""
-        if loopback and "No node info found" in str(exc):
-            hint = "; no Ray node of this machine is on loopback: give the address its head advertises"
+        if loopback and any("No node info found" in str(e) for e in (exc, exc.__cause__)):
+            hint = ("; no Ray node of this machine is on loopback (one started without --node-ip-address 127.0.0.1 "
+                    "is at the machine's LAN address): give that address")
         raise ClusterError(f"cannot join the Ray cluster at {shown!r}: {error_line(exc)}{hint}") from None
     if loopback and not cluster_address.is_loopback(ray.util.get_node_ip_address()):
         ray.shutdown()
