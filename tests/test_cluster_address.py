@@ -121,8 +121,19 @@ def test_a_listener_that_says_nothing_is_given_up_on():
         listener.bind(("127.0.0.1", 0))
         listener.listen()  # accepts (in the kernel) and never answers
         port = listener.getsockname()[1]
-        with pytest.raises(ca.ClusterError, match="accepts connections but says nothing in 1 s"):
-            ca.probe(ca.parse(f"127.0.0.1:{port}", {}), timeout_s=1.0)
+        raised = []
+
+        def probe():
+            try:
+                ca.probe(ca.parse(f"127.0.0.1:{port}", {}), timeout_s=1.0)
+            except ca.ClusterError as exc:
+                raised.append(str(exc))
+
+        thread = threading.Thread(target=probe, daemon=True)
+        thread.start()
+        thread.join(HANG_GUARD_S)
+        assert not thread.is_alive(), "the probe hangs"
+    assert raised == [f"no Ray cluster at 127.0.0.1:{port}: it accepts connections but says nothing in 1 s"]
 
 
 def test_a_join_that_hangs_anyway_is_abandoned_with_one_line():
