@@ -121,8 +121,9 @@ def sweep_command(
                                          "revision on this machine (its stored passes are kept), and skip cells "
                                          "another sweep measured completely.")] = False,
     cluster: Annotated[Optional[str], typer.Option("--cluster", rich_help_panel=CLUSTER, help="Run the cells on "
-                                                   "the Ray cluster at this address (auto, HOST:PORT, "
-                                                   "ray://HOST:PORT): each cell pass on a node of each kind, one "
+                                                   "the running Ray cluster at this address (auto, "
+                                                   "HOST:PORT, ray://HOST:PORT; cnnprof starts none, so "
+                                                   "'local' is refused): each cell pass on a node of each kind, one "
                                                    "at a time per node; needs `pip install 'cnnprof[cluster]'` "
                                                    "(README).", show_default=False)] = None,
     on: Annotated[Optional[str], typer.Option("--on", rich_help_panel=CLUSTER, help="With --cluster: only on "
