@@ -100,9 +100,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# Characters that must not appear raw in JSON inlined in a <script> element: '<' (a '</script>' closes
+# it, a '<!--<script>' puts the parser into a state where the real '</script>' no longer does), '>'
+# and '&' (the other halves of those sequences), and the two line separators that older JavaScript
+# parsers take for line ends. Each becomes its \uXXXX escape, which JSON.parse reads back unchanged.
+_SCRIPT_UNSAFE = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
+
+
 def _script_json(data: Any) -> str:
-    """JSON safe inside a <script> element (no '</' that would close it)."""
-    return json.dumps(_finite(data), allow_nan=False, separators=(",", ":"), default=str).replace("</", "<\\/")
+    """JSON safe inside a <script> element: whatever the data holds (a model name of
+    '</script>' or '<!--<script>'), the element ends where the page says and parses back as given."""
+    text = json.dumps(_finite(data), allow_nan=False, separators=(",", ":"), default=str)
+    return text.translate(_SCRIPT_UNSAFE)
 
 
 def build(data: Dataset, *, title: str = "cnnprof report") -> str:
