@@ -59,7 +59,7 @@ def opened(path: Path, *, width: int = 1342, height: int = 900, wait_for_charts:
             page.on("request", lambda r: seen.requests.append(r.url))
             page.goto(path.as_uri())
             if wait_for_charts:
-                page.wait_for_selector("body[data-charts-rendered]", timeout=60_000, state="attached")
+                assert drawn(page, seen, 60.0), ("the charts were never drawn", seen.errors, seen.console_errors())
             yield page, seen
         finally:
             browser.close()
