@@ -112,15 +112,36 @@ def test_the_page_names_the_runtime_versions_stored_with_the_rows(cli, labelled_
             assert env["revisions"] == "0abc000" and re.match(r"Test CPU \d \[avx2\]", env["cpu"])
 
 
+@pytest.fixture(scope="module")
+def labelled_page(labelled_db, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from cnnprof.cli import app
+
+    out = tmp_path_factory.mktemp("labelled") / "report.html"
+    result = CliRunner().invoke(app, ["report", "--db", str(labelled_db), "--output", str(out)])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
 @needs_chromium
-def test_pareto_names_follow_the_points_drawn_and_the_table_fits_its_box(cli, labelled_db, tmp_path):
-    page_file = _report(cli, tmp_path, "--db", str(labelled_db))
-    with opened(page_file, width=1342) as (page, seen):
+def test_pareto_panels_name_the_points_while_they_draw_few(labelled_page):
+    with opened(labelled_page) as (page, seen):
         labels = [page.evaluate(f"""Array.from(document.querySelectorAll(
             '#chart-pareto-{i} svg g.mark-text.role-mark text'), t => t.textContent)""") for i in (0, 1)]
+    assert seen.errors == [] and seen.console_errors() == []
+    # 16 points drawn in each panel of the first machine: all named (2 panels); 26 on the second: none
+    assert len(labels[0]) == 32 and len(set(labels[0])) == 15, labels[0]
+    assert labels[1] == []
+
+
+@needs_chromium
+def test_the_results_table_fits_its_box_or_scrolls_in_it(labelled_page):
+    with opened(labelled_page, width=1342) as (page, seen):
         fit = page.evaluate("""() => { const t = document.getElementById('table-results');
             return {table: t.scrollWidth, box: t.parentNode.clientWidth, page: document.documentElement.scrollWidth,
                     view: window.innerWidth}; }""")
+        assert fit["table"] <= fit["box"] and fit["page"] <= fit["view"], fit  # the table fits in its box
         env_text = page.locator("section#environment").inner_text()
         page.set_viewport_size({"width": 700, "height": 900})
         narrow = page.evaluate("""() => { const t = document.getElementById('table-results'), w = t.parentNode;
@@ -128,15 +149,12 @@ def test_pareto_names_follow_the_points_drawn_and_the_table_fits_its_box(cli, la
             const first = t.querySelector('tbody td').getBoundingClientRect(), box = w.getBoundingClientRect();
             return {table: t.scrollWidth, box: w.clientWidth, page: document.documentElement.scrollWidth,
                     view: window.innerWidth, scrolled: w.scrollLeft, first: first.left - box.left}; }""")
+        # narrower than the table: the table scrolls inside its box, the page does not, the model stays in view
+        assert narrow["table"] > narrow["box"] and narrow["scrolled"] > 0 and narrow["page"] <= narrow["view"], narrow
+        assert abs(narrow["first"]) < 2, narrow
+        assert "warnings" not in page.locator("#table-results th").all_inner_texts()  # the same on every row
         page.click("section#results details.columns summary")
-        page.check('section#results input[data-column="warnings"]')  # the picker shows a column left out
+        page.check('section#results input[data-column="warnings"]')  # the picker shows it again
         headers = page.locator("#table-results th").all_inner_texts()
     assert seen.errors == [] and seen.console_errors() == []
-    # 16 points drawn in each panel of the first machine: all named (2 panels); 26 on the second: none
-    assert len(labels[0]) == 32 and len(set(labels[0])) == 15, labels[0]
-    assert labels[1] == []
-    assert fit["table"] <= fit["box"] and fit["page"] <= fit["view"], fit  # the table fits in its box
-    # narrower than the table: the table scrolls inside its box, the page does not, the model stays in view
-    assert narrow["table"] > narrow["box"] and narrow["scrolled"] > 0 and narrow["page"] <= narrow["view"], narrow
-    assert abs(narrow["first"]) < 2, narrow
     assert "warnings" in headers and "2.13.0+cpu" in env_text and "2026.4.1" in env_text

@@ -132,11 +132,11 @@ def scaling_curves(scale_rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str,
     runs: dict[str, dict[tuple, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in scale_rows:
         if r.get("model") and r.get("phi") is not None:
-            runs[r["model"]][(int(r.get("run_id") or 0), str(r.get("recorded_at") or ""),
-                              str(r.get("command") or ""))].append(r)
+            runs[r["model"]][(int(r.get("run_id") or 0), str(r.get("command") or ""))].append(r)
     curves, latency = [], []
-    for base in sorted(runs):
-        rows = sorted(runs[base][max(runs[base])], key=lambda r: float(r["phi"]))
+    for base in sorted(runs):  # the newest run: the highest id, else (report files) the newest file
+        newest = max(runs[base], key=lambda k: (k[0], max(str(r.get("recorded_at") or "") for r in runs[base][k])))
+        rows = sorted(runs[base][newest], key=lambda r: float(r["phi"]))
         zero = next((r for r in rows if float(r["phi"]) == 0 and r.get("macs")), None)
         seen: set[float] = set()
         for r in rows:
