@@ -148,10 +148,11 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
     sections.append(("results", "Latest results", (
         f"<p>The newest row of each configuration (model, input, batch, backend, device, threads, precision, "
         f"machine): {len(latest)} of {len(profile)} profile rows. Click a header to sort; type to filter. Latency is "
-        f"the median of the pooled samples (sweeps pool their passes), in milliseconds.</p>"
+        f"the median of the pooled samples (sweeps pool their passes), in milliseconds. A column with the same "
+        f"value on every row is said once above the table instead; <em>columns</em> shows it again.</p>"
         f'<div class="controls"><input type="search" class="filter" data-for="table-results" '
         f'placeholder="filter rows (e.g. ghostnet, onnxruntime)" aria-label="filter the results"></div>'
-        f'<div class="table-wrap"><table id="table-results" class="sortable" data-table="results"></table></div>'
+        f'<div class="table-wrap"><table id="table-results" class="sortable" data-table="results" data-compact></table></div>'
         if latest else "<p class=empty>No profile rows yet: <code>cnnprof sweep</code>, <code>bench</code>, "
         "<code>compare</code> or <code>profile</code> record them.</p>")))
 

@@ -36,16 +36,16 @@
   function isText(kind) { return kind === "text" || kind === "prose" || kind === "verdict" || kind === "notes" || kind === "time"; }
   function isEmpty(v) { return v === null || v === undefined || v === ""; }
 
-  // Which columns start hidden: one with nothing in it, or (with two rows or more) one whose value is
-  // the same on every row, said once above the table instead. Never the first column (it says which
-  // row is which) nor a verdict. The column picker shows any of them again.
-  function hiddenAtFirst(columns, rows) {
+  // Which columns start hidden: one with nothing in it, or (a compact table with two rows or more)
+  // one whose value is the same on every row, said once above the table instead. Never the first
+  // column (it says which row is which) nor a verdict. The column picker shows any of them again.
+  function hiddenAtFirst(columns, rows, compact) {
     var hidden = [], same = [], empty = [];
     columns.forEach(function (c, i) {
       if (i === 0 || c[2] === "verdict") { hidden.push(false); return; }
       var values = rows.map(function (r) { return isEmpty(r[i]) ? "" : JSON.stringify(r[i]); });
       var allEmpty = values.every(function (v) { return v === ""; });
-      var allSame = rows.length > 1 && values.every(function (v) { return v === values[0]; });
+      var allSame = compact && rows.length > 1 && values.every(function (v) { return v === values[0]; });
       if (allEmpty) empty.push(c[1]);
       else if (allSame) same.push(c[1] + " " + show(rows[0][i], c[2]));
       hidden.push(allEmpty || allSame);
@@ -55,7 +55,7 @@
 
   function renderTable(table, spec) {
     var columns = spec.columns, rows = spec.rows.slice(), sortCol = -1, ascending = true;
-    var first = hiddenAtFirst(columns, rows), hidden = first.hidden;
+    var first = hiddenAtFirst(columns, rows, table.hasAttribute("data-compact")), hidden = first.hidden;
     var thead = document.createElement("thead"), tbody = document.createElement("tbody");
 
     function header() {
