@@ -19,6 +19,7 @@ NAMES = [
     "line\u2028sep\u2029para",
     "ghostnet_100",
 ]
+CPU = "<img src=x onerror=\"__cnnprofRan('cpu')\"> CPU <!--<script>"  # the machine's label holds it too
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def hostile_page(tmp_path_factory):
     from cnnprof.cli import app
 
     folder = tmp_path_factory.mktemp("hostile")
-    fill(folder / "h.db", revisions=2, machines=1, models=NAMES)
+    fill(folder / "h.db", revisions=2, machines=1, models=NAMES, cpus=[CPU])
     out = folder / "report.html"
     result = CliRunner().invoke(app, ["report", "--db", str(folder / "h.db"), "--output", str(out)])
     assert result.exit_code == 0, result.stderr
@@ -53,6 +54,9 @@ def test_hostile_model_names_run_nothing_and_show_as_text(hostile_page):
         ran = page.evaluate("window.__ran")
         state = page.evaluate("""() => ({
             cells: Array.from(document.querySelectorAll('#table-results tbody tr td:first-child'), td => td.textContent),
+            machines: Array.from(document.querySelectorAll('#table-environment tbody tr td:first-child'),
+                                 td => td.textContent),
+            headings: Array.from(document.querySelectorAll('section#pareto h3'), h => h.textContent),
             gate: Array.from(document.querySelectorAll('#table-gate tbody tr td:first-child'), td => td.textContent),
             elements: document.querySelectorAll('main img, main b, [onerror], [onload], [onmouseover]').length,
             charts: Array.from(document.querySelectorAll('div.chart'), el => el.getAttribute('data-rendered')),
@@ -79,4 +83,5 @@ def test_hostile_model_names_run_nothing_and_show_as_text(hostile_page):
     assert len(state["charts"]) >= 4 and all(r == "true" for r in state["charts"]), state["charts"]
     assert set(NAMES) <= set(state["labels"])  # the Pareto panels name each model, as text
     assert set(state["options"]) == set(NAMES)  # the history's model selector
+    assert len(state["machines"]) == 1 and CPU in state["machines"][0] and CPU in state["headings"][0]
     assert tip_elements == 0 and all(any(name in (tip or "") for tip in tips) for name in NAMES), tips
