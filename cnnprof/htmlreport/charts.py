@@ -175,9 +175,10 @@ def scaling(scale_rows: Sequence[dict[str, Any]], profile_rows: Sequence[dict[st
                          "y": {"field": "macs", "type": "quantitative", "scale": {"type": "log"}, "title": "MACs"},
                          "color": {"field": "curve", "type": "nominal", "title": "curve",
                                    "sort": [CURVE_BUILT, CURVE_TWO, CURVE_COMPOUND]},
-                         "strokeDash": {"field": "base", "type": "nominal"},
                          "tooltip": [{"field": "base"}, {"field": "phi", "title": "φ"}, {"field": "curve"},
                                      {"field": "macs", "title": "MACs", "format": ",.0f"}]}}]
+        if len(bases) > 1:  # a dash per base (one base: no legend for it)
+            panels[0]["encoding"]["strokeDash"] = {"field": "base", "type": "nominal"}
         datasets = {"scaling": data}
         if latency:
             datasets["scaling_latency"] = latency
