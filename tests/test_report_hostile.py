@@ -50,17 +50,19 @@ def test_the_inlined_data_holds_no_markup_and_reads_back_as_stored(hostile_page)
 @needs_chromium
 def test_hostile_model_names_run_nothing_and_show_as_text(hostile_page):
     with opened(hostile_page, wait_for_charts=False) as (page, seen):
-        ok = drawn(page, seen)
+        ok = drawn(page, seen, 60.0)
         ran = page.evaluate("window.__ran")
         state = page.evaluate("""() => ({
-            cells: Array.from(document.querySelectorAll('#table-results tbody tr td:first-child'), td => td.textContent),
+            cells: Array.from(document.querySelectorAll('#table-results tbody tr td:first-child'),
+                              td => td.textContent),
             machines: Array.from(document.querySelectorAll('#table-environment tbody tr td:first-child'),
                                  td => td.textContent),
             headings: Array.from(document.querySelectorAll('section#pareto h3'), h => h.textContent),
             gate: Array.from(document.querySelectorAll('#table-gate tbody tr td:first-child'), td => td.textContent),
             elements: document.querySelectorAll('main img, main b, [onerror], [onload], [onmouseover]').length,
             charts: Array.from(document.querySelectorAll('div.chart'), el => el.getAttribute('data-rendered')),
-            labels: Array.from(document.querySelectorAll('#chart-pareto-0 svg g.mark-text.role-mark text'), t => t.textContent),
+            labels: Array.from(document.querySelectorAll('#chart-pareto-0 svg g.mark-text.role-mark text'),
+                               t => t.textContent),
             options: Array.from(document.querySelectorAll('#chart-history select option'), o => o.textContent),
         })""")
         tips = []  # the tooltip of each Pareto point (vega-tooltip writes it as HTML: it must escape names)

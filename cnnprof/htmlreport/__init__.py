@@ -152,7 +152,8 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
         f"value on every row is said once above the table instead; <em>columns</em> shows it again.</p>"
         f'<div class="controls"><input type="search" class="filter" data-for="table-results" '
         f'placeholder="filter rows (e.g. ghostnet, onnxruntime)" aria-label="filter the results"></div>'
-        f'<div class="table-wrap"><table id="table-results" class="sortable" data-table="results" data-compact></table></div>'
+        f'<div class="table-wrap"><table id="table-results" class="sortable" data-table="results" data-compact>'
+        f"</table></div>"
         if latest else "<p class=empty>No profile rows yet: <code>cnnprof sweep</code>, <code>bench</code>, "
         "<code>compare</code> or <code>profile</code> record them.</p>")))
 

@@ -33,7 +33,8 @@
     return String(a).localeCompare(String(b), "en", {numeric: true});
   }
 
-  function isText(kind) { return kind === "text" || kind === "prose" || kind === "verdict" || kind === "notes" || kind === "time"; }
+  var TEXT_KINDS = ["text", "prose", "verdict", "notes", "time"];
+  function isText(kind) { return TEXT_KINDS.indexOf(kind) >= 0; }
   function isEmpty(v) { return v === null || v === undefined || v === ""; }
 
   // Which columns start hidden: one with nothing in it, or (a compact table with two rows or more)
