@@ -160,14 +160,17 @@ def _scaled(value: float, unit: str) -> str:
 
 
 def to_markdown(records: list[dict[str, Any]], columns: Sequence[Column]) -> str:
-    """A markdown table with exact values (numbers unrounded), headers carrying units."""
+    """A markdown table with exact values (numbers unrounded), headers carrying units; control
+    characters in a value shown escaped (``terminal.printable``), as on the terminal."""
+    from cnnprof.terminal import printable
+
     lines = ["| " + " | ".join(c.header for c in columns) + " |"]
     lines.append("|" + "|".join("---" if c.kind is Kind.TEXT else "---:" for c in columns) + "|")
     for r in records:
         cells = []
         for c in columns:
             v = r.get(c.field)
-            cells.append("" if v is None else str(v).replace("|", "\\|"))
+            cells.append("" if v is None else printable(v).replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -214,7 +217,10 @@ def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, titl
     from rich.table import Table
     from rich.text import Text
 
-    cells = {c.field: [human(r.get(c.field), c.kind) for r in records] for c in columns}
+    from cnnprof.terminal import printable
+
+    cells = {c.field: [printable(human(r.get(c.field), c.kind)) for r in records] for c in columns}
+    title = None if title is None else printable(title)
     shown, hidden = list(columns), []
     widths = None
     if width is not None:

@@ -19,11 +19,13 @@ def environment(revision: str, cpu: str = "Test CPU [avx2]", cores: int = 2) -> 
 
 def fill(path: str | Path, *, revisions: int = 3, machines: int = 1, models: list[str] | None = None,
          batches: tuple[int, ...] = (1, 4), backends: tuple[str, ...] = ("torch", "onnxruntime"),
-         extra_models: int = 0, seed: int = 0, slow_revision: int | None = None, kinds: bool = True) -> int:
+         extra_models: int = 0, seed: int = 0, slow_revision: int | None = None, kinds: bool = True,
+         cpus: list[str] | None = None) -> int:
     """Rows of ``models`` x ``backends`` x ``batches`` at each revision on each machine (one run per
     revision and machine), plus (``kinds``) claims, gate records and checks (the gate flags a
     regression at ``slow_revision``, where ghostnet_100 is made 30% slower), a scale run and a
-    per-layer run with its roofs. Returns the number of rows stored."""
+    per-layer run with its roofs. ``cpus``: the CPU name of each machine (else "Test CPU N [avx2]").
+    Returns the number of rows stored."""
     from cnnprof.store import Store, now_iso
     from cnnprof.store.columns import Kind
 
@@ -37,7 +39,7 @@ def fill(path: str | Path, *, revisions: int = 3, machines: int = 1, models: lis
         for rev in range(revisions):
             revision = f"{0xabc000 + rev:07x}"
             for mach in range(machines):
-                env = environment(revision, cpu=f"Test CPU {mach} [avx2]")
+                env = environment(revision, cpu=cpus[mach] if cpus else f"Test CPU {mach} [avx2]")
                 rows = []
                 for m in names:
                     params, macs = counts[m]

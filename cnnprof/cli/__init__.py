@@ -17,8 +17,10 @@ from cnnprof.errors import CnnprofError, shorten
 
 
 def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, then exit with ``code``."""
-    sys.stderr.write(f"cnnprof: error: {message}\n")
+    """One line on stderr (control characters in it shown escaped), then exit with ``code``."""
+    from cnnprof.terminal import printable
+
+    sys.stderr.write(f"cnnprof: error: {printable(message, newlines=True)}\n")
     sys.stderr.flush()
     raise SystemExit(code)
 
