@@ -245,7 +245,7 @@ def sweep_command(
                 print(c.describe(), file=_stdout())
             say(f"{len(cells)} cell(s) x {matrix.effective_passes} pass(es)")
             return
-        store = Store.open(db, write=True)
+        store = stack.enter_context(Store.open(db, write=True))  # closed (checked) before the summary
         from cnnprof.cli.common import ARGV
 
         say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; results in {db}")
