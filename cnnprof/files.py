@@ -53,9 +53,14 @@ def _describe(exc: OSError) -> str:
         return "no space left on the device"
     if exc.errno == errno.EROFS:
         return "the file system is read-only"
+    if exc.errno == errno.EFBIG:
+        return "the file would grow past the file-size limit (ulimit -f)"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return exc.strerror or str(exc)
+
+
+describe = _describe  # why an OSError happened, in words (for the other rooms that write files)
 
 
 def _special(st: os.stat_result) -> bool:
