@@ -82,14 +82,16 @@ def _check_file(path: Path) -> None:
 def _read_only_reason(path: Path) -> str | None:
     """Why ``path`` (an existing file) must not be written, or None. A file with no write
     permission bit is read-only even for root, who could write it: its owner made it so."""
+    from cnnprof.files import read_only
+
     try:
-        mode = path.stat().st_mode
+        path.stat()
     except OSError as exc:
         return exc.strerror or str(exc)
     folder = path.parent if str(path.parent) else Path(".")
     if _read_only_fs(folder):
         return "the file system is read-only"
-    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
+    if read_only(path):
         return "the file is read-only"
     if not os.access(folder, os.W_OK):  # SQLite writes its -wal and -shm files beside the database
         return f"folder {str(folder)!r} is read-only (SQLite keeps its log beside the database)"
