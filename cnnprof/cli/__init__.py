@@ -33,7 +33,12 @@ class _OneLineErrors(TyperGroup):
         from cnnprof.cli import common
 
         common.ARGV[:] = ["cnnprof", *(sys.argv[1:] if args is None else list(args))]  # what the database records
+        from cnnprof.terminal import DataStream
+
+        stdout = sys.stdout
         try:
+            if stdout is not None:  # help, --version, reports: every failed write is one line
+                sys.stdout = DataStream(stdout)
             rv = super().main(args=args, prog_name=prog_name or "cnnprof", complete_var=complete_var,
                               standalone_mode=False, **extra)
         except NoArgsIsHelpError:  # `cnnprof` (or `cnnprof gate`) alone: the help is printed, nothing failed
@@ -48,6 +53,15 @@ class _OneLineErrors(TyperGroup):
             ctx = getattr(exc, "ctx", None)
             where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
             fail(shorten(" ".join(message.split()), 400) + where, getattr(exc, "exit_code", 2))
+        finally:
+            if isinstance(sys.stdout, DataStream):
+                sys.stdout = stdout
+        try:  # what the command printed but Python still holds: a write that fails fails the command
+            from cnnprof.terminal import flush_stdout
+
+            flush_stdout()
+        except CnnprofError as exc:
+            fail(str(exc), exc.exit_code)
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -93,7 +107,9 @@ def _version(value: bool) -> None:
     if value:
         from cnnprof.version import __version__
 
-        sys.stdout.write(f"cnnprof {__version__}\n")
+        from cnnprof.terminal import data_stream
+
+        data_stream().write(f"cnnprof {__version__}\n")
         raise typer.Exit()
 
 
