@@ -248,9 +248,10 @@ def sweep_command(
         store = stack.enter_context(Store.open(db, write=True))  # closed (checked) before the summary
         from cnnprof.cli.common import ARGV
 
-        say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; results in {db}")
         run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(),
                     argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say)
+        run.on_start = lambda: say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; "
+                                   f"results in {db}")
         with progress_bar() as update:
             run.on_progress = update
             result = run.run()

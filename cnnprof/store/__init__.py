@@ -217,10 +217,27 @@ class Store:
         self._guarded(write)
 
     def reopen_run(self, run_id: int) -> None:
-        """A sweep resumed in its earlier run: running again."""
+        """A sweep resumed in its earlier run: running again, owned by this process. Refused (exit 2)
+        while the process that runs it is alive (``store.owner``): checked and taken under the
+        write lock, so two resumes cannot both take it."""
+        from cnnprof.errors import UsageError
+        from cnnprof.store.owner import alive, this_process
+
         def write() -> None:
             with self._transaction():
-                self.conn.execute("UPDATE runs SET ended_at = NULL, status = 'running' WHERE id = ?", (run_id,))
+                found = self.conn.execute("SELECT status, context FROM runs WHERE id = ?", (run_id,)).fetchone()
+                try:
+                    context = json.loads(found["context"] or "{}") if found else {}
+                except ValueError:
+                    context = {}
+                context = context if isinstance(context, dict) else {}
+                owner = context.get("owner")
+                if found and found["status"] == "running" and alive(owner):
+                    raise UsageError(f"sweep run {run_id} is still running (process {owner['pid']} on this host): "
+                                     "wait for it to end, or stop it, before --resume")
+                context["owner"] = this_process()
+                self.conn.execute("UPDATE runs SET ended_at = NULL, status = 'running', context = ? WHERE id = ?",
+                                  (_json(context), run_id))
 
         self._guarded(write)
 

@@ -168,6 +168,7 @@ class Sweep:
         self.input_shape = input_shape
         self.on_progress = on_progress or (lambda status: None)
         self.notice = on_notice or (lambda text: None)
+        self.on_start: Callable[[], None] = lambda: None  # once the run is decided, before any notice
         self.planned = matrix.effective_passes
         self.digest = plan_digest(self.cells, self.planned)
         self._stop = threading.Event()
@@ -199,13 +200,15 @@ class Sweep:
     def run(self) -> SweepResult:
         run_id = self._continued_run() if self.resume else None
         resumed = run_id is not None
+        if resumed:
+            self.store.reopen_run(run_id)  # refused while the sweep that runs it is alive
+        self.on_start()
         stored: dict[str, dict[int, dict[str, Any]]] = {c.key: {} for c in self.cells}
         if resumed:
             for p in self.store.passes_of(run_id):
                 if p["cell"] in stored and p["ok"]:
                     stored[p["cell"]][int(p["pass"])] = {**json.loads(p["result"]),
                                                          "samples": json.loads(p["samples"] or "null")}
-            self.store.reopen_run(run_id)
             self.notice(f"resuming sweep run {run_id}: {sum(len(v) for v in stored.values())} cell pass(es) "
                         "already stored")
         elif self.resume:
@@ -218,9 +221,11 @@ class Sweep:
             return SweepResult(run_id=0, resumed=False, cells=self.cells, rows=[], skipped_cells=len(skip),
                                interrupted=False)
         if run_id is None:
+            from cnnprof.store.owner import this_process
+
             run_id = self.store.start_run("sweep", self.argv, environment=self.environment, context={
                 "plan": self.digest, "matrix": self.matrix.to_dict(), "cells": len(self.cells),
-                "passes": self.planned})
+                "passes": self.planned, "owner": this_process()})
         todo = [c for c in self.cells if c.key not in skip]
         status = Status(total=len(todo) * self.planned,
                         skipped=sum(len(stored[c.key]) for c in todo))
