@@ -272,7 +272,7 @@ def sweep_command(
         + (f", {result.skipped_cells} skipped (measured by another sweep)" if result.skipped_cells else ""))
     if result.interrupted:
         say("interrupted: every finished pass is stored; run the same command with --resume to continue")
-        raise SystemExit(130)
+        raise SystemExit(143 if result.terminated else 130)
     fail_on_error_rows([_Row(r) for r in rows])
 
 

@@ -12,8 +12,8 @@ Nothing measured is lost: each pass is stored with the cell's pooled row in one 
 soon as its worker ends, so a sweep that is killed keeps every finished pass; ``resume`` continues
 the newest unfinished sweep of the same cells at the same revision on the same machine and
 environment, skipping its stored passes, and skips cells that another sweep at that revision
-and environment measured completely. Ctrl-C stops after the cells running now (a second Ctrl-C
-stops them too).
+and environment measured completely. Ctrl-C stops after the cells running now (a second Ctrl-C,
+or SIGTERM, stops them too; the run is marked interrupted either way).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class SweepResult:
     skipped_cells: int  # measured completely by another sweep (resume)
     interrupted: bool
     passes: list[dict[str, Any]] = field(default_factory=list)  # this invocation's results (overheads)
+    terminated: bool = False  # stopped by SIGTERM
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -271,8 +272,18 @@ class Sweep:
             self.notice("stopping after the cells running now (Ctrl-C again to stop at once); "
                         "`--resume` continues this sweep")
 
+        terminated = threading.Event()
+
+        def on_sigterm(signum, frame) -> None:  # as a second Ctrl-C: a service manager will not wait
+            terminated.set()
+            self._stop.set()
+            self._abort.set()
+            self.notice("terminated: stopping now; the running cell passes are dropped")
+
+        previous_term = signal.getsignal(signal.SIGTERM) if previous is not None else None
         if previous is not None:
             signal.signal(signal.SIGINT, on_sigint)
+            signal.signal(signal.SIGTERM, on_sigterm)
         try:
             self.on_progress(status)
             for pass_index in range(1, self.planned + 1):
@@ -285,6 +296,7 @@ class Sweep:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+                signal.signal(signal.SIGTERM, previous_term)
         interrupted = self._stop.is_set() and status.done < status.total
         self.store.finish_run(run_id, "interrupted" if interrupted else "done")
         rows = []
@@ -293,7 +305,7 @@ class Sweep:
                 ordered = [results[cell.key][k] for k in sorted(results[cell.key])]
                 rows.append(pool(cell, ordered, self.planned))
         return SweepResult(run_id=run_id, resumed=resumed, cells=self.cells, rows=rows, skipped_cells=len(skip),
-                           interrupted=interrupted, passes=this_run)
+                           interrupted=interrupted, passes=this_run, terminated=terminated.is_set())
 
 
 def _takes_abort(executor: Executor) -> bool:
