@@ -165,3 +165,24 @@ def test_a_change_after_the_last_write_is_noticed_at_close(tmp_path, swap):
     if swap == "replace":
         assert sha(db) == before
         assert sqlite3.connect(db).execute("SELECT model FROM rows").fetchall() == [("others_own_row",)]
+
+
+def test_a_command_that_records_its_rows_checks_the_database_after_writing(tmp_path, monkeypatch):
+    """bench, compare, profile, ...: the file changing right after the rows went in is exit 2, not
+    "recorded N row(s)" in a file that is gone."""
+    from cnnprof.cli.stored import Recorder
+    from cnnprof.store import DatabaseError, Store
+
+    db = tmp_path / "x.db"
+    recorder = Recorder("bench", db)
+    record = Store.record
+
+    def record_then_delete(self, *args, **kwargs):
+        run_id = record(self, *args, **kwargs)
+        os.unlink(db)
+        return run_id
+
+    monkeypatch.setattr(Store, "record", record_then_delete)
+    with pytest.raises(DatabaseError, match="was deleted while this command ran"):
+        recorder.save([{"model": "a", "error": ""}], kind="profile")
+    _assert_no_log_to_replay(db)
