@@ -70,7 +70,8 @@ def test_sigterm_ends_other_commands_in_one_line(tmp_path):
 
 def test_a_child_that_leaves_the_workers_session_does_not_outlive_the_sweep(tmp_path):
     db, mark = tmp_path / "x.db", tmp_path / "mark"
-    result = subprocess.run([*CLI, "sweep", f"{MODELS}:forks_away", "--input", "3x32x32", "--no-timing", "--db", str(db)], cwd=tmp_path,
+    result = subprocess.run([*CLI, "sweep", f"{MODELS}:forks_away", "--input", "3x32x32", "--no-timing", "--db",
+                             str(db)], cwd=tmp_path,
                             env=_env(tmp_path, CNNPROF_TEST_MARK=str(mark)), capture_output=True, text=True,
                             timeout=300)
     assert mark.exists(), result.stderr  # the child was started

@@ -145,8 +145,8 @@ def sweep_command(
     cell pass in a new Python process; a cell's row pools the samples of its passes. A worker that
     crashes, runs past --timeout or out of memory is that cell's error; the sweep goes on. Each
     pass is stored in the results database as it ends, so a killed sweep keeps every finished
-    pass and `--resume` continues it. Ctrl-C stops after the running cell (twice: at once).
-    Counting-only sweeps (--no-timing) run --parallel workers at once; timing cells one at a time.
+    pass and `--resume` continues it (refused while that sweep still runs). Ctrl-C stops after
+    the running cell (twice, or SIGTERM: at once). Counting-only sweeps (--no-timing) run --parallel workers at once; timing cells one at a time.
 
     The rows of this run are printed at the end (--format, --output); all runs: `cnnprof db rows`,
     `cnnprof report`.

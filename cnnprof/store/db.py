@@ -194,7 +194,8 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
         missing = [c for c in required if c not in have]
         if missing:
             raise DatabaseError(f"results database {_where(path)}: its {table!r} table lacks the column(s) "
-                                f"{', '.join(missing[:5])} (damaged, or changed by hand); give another --db, or --no-db")
+                                f"{', '.join(missing[:5])} (damaged, or changed by hand); give another --db, "
+                                "or --no-db")
 
 
 def migrate(conn: sqlite3.Connection) -> None:
