@@ -147,8 +147,8 @@ def sweep_command(
     cell pass in a new Python process; a cell's row pools the samples of its passes. A worker that
     crashes, runs past --timeout or out of memory is that cell's error; the sweep goes on. Each
     pass is stored in the results database as it ends, so a killed sweep keeps every finished
-    pass and `--resume` continues it. Ctrl-C stops after the running cell (twice: at once).
-    Counting-only sweeps (--no-timing) run --parallel workers at once; timing cells one at a time.
+    pass and `--resume` continues it (refused while that sweep still runs). Ctrl-C stops after
+    the running cell (twice, or SIGTERM: at once). Counting-only sweeps (--no-timing) run --parallel workers at once; timing cells one at a time.
 
     The rows of this run are printed at the end (--format, --output); all runs: `cnnprof db rows`,
     `cnnprof report`.
@@ -255,12 +255,13 @@ def sweep_command(
                 print(c.describe(), file=_stdout())
             say(f"{len(cells)} cell(s) x {matrix.effective_passes} pass(es)")
             return
-        store = Store.open(db, write=True)
+        store = stack.enter_context(Store.open(db, write=True))  # closed (checked) before the summary
         from cnnprof.cli.common import ARGV
 
-        say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; results in {db}")
         run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(),
                     argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say)
+        run.on_start = lambda: say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; "
+                                   f"results in {db}")
         with progress_bar() as update:
             run.on_progress = update
             result = run.run()
@@ -281,7 +282,7 @@ def sweep_command(
         + (f", {result.skipped_cells} skipped (measured by another sweep)" if result.skipped_cells else ""))
     if result.interrupted:
         say("interrupted: every finished pass is stored; run the same command with --resume to continue")
-        raise SystemExit(130)
+        raise SystemExit(143 if result.terminated else 130)
     fail_on_error_rows([_Row(r) for r in rows])
 
 
