@@ -97,3 +97,53 @@ def test_the_pages_the_scripts_write_have_their_markers(page, name):
     text = (REPO / page).read_text(encoding="utf-8")
     begin, end = docblock().markers(name)
     assert text.count(begin) == 1 and text.count(end) == 1 and text.index(begin) < text.index(end)
+
+
+def shown_commands() -> list[tuple[str, str]]:
+    """(page, command line) for every cnnprof command a page shows in a code block: `$ cnnprof ...`
+    lines of an output, and `cnnprof ...` lines of a shell block."""
+    found = []
+    for page in pages():
+        for block in FENCE.finditer(page.read_text(encoding="utf-8")):
+            shell = block.group(0).startswith(("```sh", "```bash"))
+            for line in block.group(0).splitlines()[1:-1]:
+                line = line.strip()
+                if line.startswith("$ cnnprof ") or (shell and line.startswith("cnnprof ")):
+                    found.append((page.name, line.removeprefix("$ ").split(" && ")[0]))
+    return found
+
+
+def parse(line: str):
+    """Parse a command line as `cnnprof` would, without running it: the command must exist and
+    every option must be one of its own, with a value it accepts."""
+    import shlex
+
+    import typer
+
+    from cnnprof.cli import app
+
+    args = shlex.split(line, comments=True)[1:]
+    cmd, name, parent = typer.main.get_command(app), "cnnprof", None
+    while True:
+        ctx = cmd.make_context(name, args, parent=parent)
+        if not hasattr(cmd, "resolve_command"):
+            return ctx
+        rest = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
+        name, cmd, args = cmd.resolve_command(ctx, rest)
+        parent = ctx
+
+
+def test_the_readme_shows_commands():
+    assert sum(page == "README.md" for page, _ in shown_commands()) >= 10
+
+
+@pytest.mark.parametrize("page, line", shown_commands(), ids=lambda v: v if isinstance(v, str) else None)
+def test_every_command_shown_exists_and_parses(page, line):
+    assert parse(line).command_path.startswith("cnnprof ")
+
+
+@pytest.mark.parametrize("line", ["cnnprof bench mobilenetv3_small --no-such-option", "cnnprof no-such-command",
+                                  "cnnprof lut predict fbnet_a --measure=3"])
+def test_a_command_that_would_not_parse_is_caught(line):
+    with pytest.raises(Exception, match="(?i)no such|does not take"):
+        parse(line)
