@@ -99,3 +99,10 @@ def progress(enabled: bool = True) -> Iterator:
                 say(f"[{elapsed:5.1f}s] {message}")
 
         yield update
+
+
+def say_warnings(label: str, warnings) -> None:
+    """On stderr, one line per warning a measurement carries (noisy, few runs, machine busy, ...):
+    ``warning: <label>: <note>``; ``profile --timing`` and ``bench`` say them alike."""
+    for w in warnings:
+        say(f"warning: {printable(label)}: {printable(w)}")

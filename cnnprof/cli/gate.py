@@ -70,7 +70,7 @@ CHECK_COLUMNS = [
     Column("ratio_ci", "ratio (normalised) [interval]"),
     Column("p_value", "p-value", "float"),
     Column("verdict", "verdict"),
-    Column("note", "note", wrap=True),
+    Column("note", "note", wrap=True, keep=True),  # the verdict's qualifier (a pass that was inconclusive)
 ]
 
 
