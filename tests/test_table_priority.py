@@ -106,14 +106,17 @@ def test_gate_check_keeps_the_verdicts_qualifier(width):
 
 
 def test_compare_names_its_ratio_columns():
-    from cnnprof.cli.compare import COUNT_COLUMNS
+    from cnnprof.cli.compare import wide, with_ratios
 
-    rows = [{"model": m, "input": "1x3x224x224", "params": p, "params_ratio": p / 5e6, "macs": p * 80,
-             "macs_ratio": p / 5e6} for m, p in (("efficientnet_b0", 5e6), ("ghostnet", 5.2e6))]
-    for width in (80, 200):
-        lines = render(rows, COUNT_COLUMNS, width).splitlines()
-        assert not any(line.lstrip().startswith("/ first") for line in lines)
-        assert "/ first" not in headers(" ".join(lines)).replace("params / first", "").replace("MACs / first", "")
+    rows = [ProfileRow(model=m, input="1x3x224x224", backend=b, precision="fp32", device="cpu", params=p, macs=p * 80,
+                       latency_ms_median=ms)
+            for m, p in (("efficientnet_b0", 5e6), ("ghostnet", 5.2e6)) for b, ms in (("torch", 3.0), ("openvino", 2.0))]
+    records, columns = wide(rows, with_ratios(rows), ["torch", "openvino"])
+    ratios = [c.header for c in columns if c.field.endswith("_ratio")]
+    assert len(ratios) == 4 and len(set(ratios)) == 4 and not any(h.startswith("/") for h in ratios)
+    text = headers(render(records, columns, 80))
+    assert "/ first" not in text.replace("params / first", "").replace("MACs / first", "").replace(
+        "torch / first", "").replace("openvino / first", "")  # every ratio shown says what it divides
 
 
 def test_the_fastest_table_carries_every_warning_of_its_row():
