@@ -49,8 +49,30 @@ def _handle_sigterm():
     return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _plain_help(command, done: set[int]) -> None:
+    """Every help text of ``command`` and the commands and options under it shown as written:
+    typer's help reads rich markup, which would take a written ``[default: fp32]`` for a tag and
+    remove it, so square brackets that look like markup are escaped (each object once)."""
+    from rich.markup import escape
+
+    if id(command) in done:
+        return
+    done.add(id(command))
+    for obj in (command, *getattr(command, "params", ())):
+        for attr in ("help", "short_help"):
+            if isinstance(getattr(obj, attr, None), str):
+                setattr(obj, attr, escape(getattr(obj, attr)))
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub, done)
+
+
 class _OneLineErrors(TyperGroup):
-    """Runs the command in non-standalone mode so every error can become a single line."""
+    """Runs the command in non-standalone mode so every error can become a single line; its help
+    and its commands' are plain text (``_plain_help``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_help(self, set())
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
