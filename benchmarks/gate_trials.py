@@ -27,11 +27,16 @@ printed again from it (``--summarize``). On a shared 2-core machine a trial take
 minutes; 20 trials take well over an hour. Run it in the background::
 
     nohup .venv/bin/python benchmarks/gate_trials.py --trials 20 --neighbour neighbour.log > gate_trials.log 2>&1 &
+
+``--docs docs/gate.md`` writes the summary into that page's ``gate-trials`` block, with the command,
+the date and the machine (``--summarize --docs docs/gate.md`` does it again from ``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -226,6 +231,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/gate_trials.jsonl"))
     ap.add_argument("--summarize", action="store_true", help="only print the summary of --out")
     ap.add_argument("--neighbour", type=Path, help="run a random busy/idle neighbour process, its log here")
+    ap.add_argument("--docs", type=Path, metavar="PAGE",
+                    help="also write the summary into PAGE's gate-trials block (docs/gate.md)")
     args = ap.parse_args()
     macs = planted_mac_ratios()
     if not args.summarize:
@@ -248,7 +255,16 @@ def main() -> None:
             if neighbour is not None:
                 neighbour.kill()
                 neighbour.wait()
-    summarize(args.out, macs)
+    summary = io.StringIO()
+    with contextlib.redirect_stdout(summary):
+        summarize(args.out, macs)
+    print(summary.getvalue(), end="")
+    if args.docs:
+        from docblock import write_block
+
+        text = summary.getvalue().replace(f" from {args.out}", "")  # the results file stays on this machine
+        write_block(args.docs, "gate-trials", f"```\n{text.strip()}\n```")
+        log(f"wrote the summary into {args.docs}")
 
 
 if __name__ == "__main__":

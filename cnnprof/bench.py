@@ -279,7 +279,6 @@ def fastest(rows: Sequence[ProfileRow]) -> list[FastestRow]:
         best = min(group, key=lambda r: r.latency_ms_median)
         eager = next((r for r in group if r.backend == "torch" and r.precision == "fp32" and r.device == best.device),
                      None)
-        parity_notes = Notes(n for n in best.warnings if n.kind == "parity")
         out.append(FastestRow(
             model=model, batch=batch, backend=best.backend, precision=best.precision,
             latency_ms_median=best.latency_ms_median,
@@ -287,6 +286,6 @@ def fastest(rows: Sequence[ProfileRow]) -> list[FastestRow]:
             fp32_eager_ms=eager.latency_ms_median if eager else None,
             parity_max_abs=best.parity_max_abs, parity_sqnr_db=best.parity_sqnr_db,
             parity_top1_agreement=best.parity_top1_agreement, peak_memory_bytes=best.peak_memory_bytes,
-            configurations=len(group), warnings=parity_notes,
+            configurations=len(group), warnings=Notes(best.warnings),
         ))
     return out

@@ -24,16 +24,21 @@ and in ``sweep.ray_executor`` and ``lut.on_cluster``, only when a command is giv
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import socket
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from cnnprof.errors import UsageError, shorten
+from cnnprof import cluster_address
+from cnnprof.cluster_address import ClusterError
+from cnnprof.errors import shorten
 
 SLOT = "cnnprof_slot"
 GPU_SLOT = "cnnprof_gpu_slot"
@@ -42,14 +47,13 @@ NODE_LABEL = "ray.io/node-id"  # Ray's own label on every node
 UNLABELLED = "unlabelled"
 RAY_MIN_VERSION = (2, 49)  # node labels and task label selectors
 PROBE_TIMEOUT_S = 120.0
+# ray.init after the address answered: a join that takes longer is abandoned (Ray itself gives up
+# looking for its node on this machine after 60 s, and says so)
+JOIN_TIMEOUT_S = 90.0
 DEFAULT_RETRIES = 2
 # what must be the same on a node as on the driver for its measurements to be taken
 IDENTITY_KEYS = ("cnnprof", "revision", "source", "torch")
 INSTALL_HINT = "pip install 'cnnprof[cluster]'"
-
-
-class ClusterError(UsageError):
-    """The cluster cannot be used as asked: one line, exit 2."""
 
 
 def require_ray():
@@ -270,8 +274,6 @@ class Cluster:
         return f"cluster {self.address}: " + (", ".join(parts) if parts else "no accepted node")
 
     def shutdown(self) -> None:
-        import contextlib
-
         with contextlib.suppress(Exception):
             self.ray.shutdown()
 
@@ -286,18 +288,85 @@ def error_line(exc: BaseException) -> str:
 
 def connect(address: str) -> Cluster:
     """Join the Ray cluster at ``address`` (``auto``, ``host:port``, ``ray://host:port``) as a
-    driver; one line when that fails. Ray's token authentication, where the cluster uses it, is
-    read by Ray from ``RAY_AUTH_MODE`` / ``RAY_AUTH_TOKEN`` (or ``~/.ray/auth_token``)."""
+    driver; one line when that fails. Nothing is started: ``local`` is refused, the address is
+    probed with a timeout first (``cluster_address``), the driver binds to the interface that
+    reaches the cluster, and a join that still hangs is abandoned after ``JOIN_TIMEOUT_S``. Ray's
+    token authentication, where the cluster uses it, is read by Ray from ``RAY_AUTH_MODE`` /
+    ``RAY_AUTH_TOKEN`` (or ``~/.ray/auth_token``)."""
+    target = cluster_address.parse(address)
     ray = require_ray()
-    text = (address or "").strip()
-    if not text:
-        raise ClusterError("--cluster needs an address: auto, HOST:PORT or ray://HOST:PORT")
+    if target.host is None and target.text == "auto":
+        target = _found(target)
+    cluster_address.probe(target)
+    bind = None if target.client else cluster_address.driver_address(target)
+    loopback = cluster_address.is_loopback(bind)
+    kwargs: dict[str, Any] = {}
+    if bind is not None:
+        if loopback:
+            _keep_loopback()
+        kwargs["_node_ip_address"] = bind
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    shown = shorten(target.text, 60)
     try:
-        ray.init(address=text, logging_level="ERROR", log_to_driver=False, configure_logging=True)
+        with _abandoned_after(JOIN_TIMEOUT_S, f"cannot join the Ray cluster at {shown!r}: no answer in "
+                                              f"{JOIN_TIMEOUT_S:.0f} s"):
+            ray.init(address=target.text, logging_level="ERROR", log_to_driver=False, configure_logging=True,
+                     **kwargs)
     except Exception as exc:  # noqa: BLE001 - Ray's many ways of not connecting: one line each
-        raise ClusterError(f"cannot join the Ray cluster at {shorten(text, 60)!r}: {error_line(exc)}") from None
-    return Cluster(ray, text)
+        hint = ""
+        if loopback and any("No node info found" in str(e) for e in (exc, exc.__cause__)):
+            hint = ("; no Ray node of this machine is on loopback (one started without --node-ip-address 127.0.0.1 "
+                    "is at the machine's LAN address): give that address")
+        raise ClusterError(f"cannot join the Ray cluster at {shown!r}: {error_line(exc)}{hint}") from None
+    if loopback and not cluster_address.is_loopback(ray.util.get_node_ip_address()):
+        ray.shutdown()
+        raise ClusterError(f"cannot join the Ray cluster at {shown!r} on loopback: this Ray moves the driver to "
+                           f"{ray.util.get_node_ip_address()}, where it would listen on every interface")
+    return Cluster(ray, target.text)
+
+
+def _found(target: cluster_address.Target) -> cluster_address.Target:
+    """``auto``: the address of the cluster Ray would join (from this machine's Ray session), so
+    that it is probed and bound to as a named one is."""
+    try:
+        from ray._private import services
+
+        found = services.get_ray_address_from_environment("auto", None)
+    except Exception:  # noqa: BLE001 - none found (Ray says so when joining), or a Ray that finds it otherwise
+        return target
+    parsed = cluster_address.split_host_port(str(found or ""))
+    return cluster_address.Target(target.text, *parsed) if parsed else target
+
+
+def _keep_loopback() -> None:
+    """Keep Ray from replacing a loopback address by this machine's LAN address (it does so
+    unless told the cluster is a one-machine one): the driver then listens on loopback only."""
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # checked after joining: a driver off loopback is refused
+        return
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+@contextlib.contextmanager
+def _abandoned_after(seconds: float, line: str):
+    """Run the block; if it has not returned after ``seconds`` (Ray's join retries an unreachable
+    cluster forever, in code that no signal interrupts), say ``line`` and end the process with
+    exit status 2. Nothing has been written when a cluster is joined, so nothing is left half done."""
+
+    def give_up() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"cnnprof: error: {line}\n")
+            sys.stderr.flush()
+        os._exit(2)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def auth_note() -> str | None:

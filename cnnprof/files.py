@@ -53,9 +53,14 @@ def _describe(exc: OSError) -> str:
         return "no space left on the device"
     if exc.errno == errno.EROFS:
         return "the file system is read-only"
+    if exc.errno == errno.EFBIG:
+        return "the file would grow past the file-size limit (ulimit -f)"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return exc.strerror or str(exc)
+
+
+describe = _describe  # why an OSError happened, in words (for the other rooms that write files)
 
 
 def _special(st: os.stat_result) -> bool:
@@ -104,8 +109,20 @@ def check_writable(path: str | os.PathLike | None) -> None:
     if len(os.fsencode(target.name)) > limit:
         raise WriteError(f"cannot write {str(p)!r}: the file name is longer than the file system allows "
                          f"({len(os.fsencode(target.name))} > {limit} bytes)")
-    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+    if target.exists() and read_only(target):
+        raise WriteError(f"cannot write {str(p)!r}: the file is read-only (make it writable, or choose another path)")
+    if not os.access(parent, os.W_OK):
         raise WriteError(f"cannot write {str(p)!r}: permission denied")
+
+
+def read_only(path: str | os.PathLike) -> bool:
+    """Whether an existing file must not be replaced: it has no write permission bit (read-only
+    even for root, who could write it: its owner made it so), or this process may not write it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK)
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from cnnprof.errors import UsageError, shorten
 
@@ -30,6 +32,11 @@ HUBS = ("timm", "torchvision")
 def is_reference(ref: str) -> bool:
     """True for anything that is not a registry name, alias or pattern."""
     return ":" in ref or ref.lower().endswith(".onnx")
+
+
+def _is_file_location(location: str) -> bool:
+    """Whether the part before ':' names a ``.py`` file (imported from that path), not a module."""
+    return location.endswith(".py") or "/" in location or "\\" in location
 
 
 def reference_files(refs) -> list[str]:
@@ -43,7 +50,7 @@ def reference_files(refs) -> list[str]:
             out.append(ref)
             continue
         location = ref.partition(":")[0]
-        if location.endswith(".py") or "/" in location or "\\" in location:
+        if _is_file_location(location):
             out.append(location)
     return out
 
@@ -110,7 +117,7 @@ class Resolved:
 
 def _import_target(location: str, ref: str):
     """'pkg.mod' or 'path/to/file.py' -> the module object."""
-    if location.endswith(".py") or "/" in location or "\\" in location:
+    if _is_file_location(location):
         path = Path(location)
         if not path.is_file():
             raise UsageError(f"{shorten(ref)!r}: file {shorten(location)!r} does not exist")
@@ -208,3 +215,114 @@ def resolve_hub(hub: str, name: str, ref: str, *, input_shape, model_args) -> Re
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
     shape = input_shape or tuple(cfg.get("input_size", (3, 224, 224)))
     return Resolved(name=ref, family=hub, input=shape, builder=lambda: _call_factory(factory, {}, ref))
+
+
+# -- trust: references read from a data file -------------------------------------------------------
+# A baseline, a sweep file or a results database is data: loading one must never import or call
+# code its author chose. The references it may name without asking are those that run nothing but
+# what the user already has: registered names (the registry), ``.onnx`` files (parsed, not run),
+# a hub's plain model name (looked up in the installed package's own registry), and ``file.py``
+# factories inside the data file's own folder or git repository (the user's own code, next to the
+# data). Anything else (``package.module:factory``, a ``.py`` file elsewhere) needs ``--trust``.
+TRUST_OPTION = "--trust"
+_HUB_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def _code_of(ref: str) -> tuple[str | None, Path | None]:
+    """(module, file) whose code loading ``ref`` would run, without importing anything; (None,
+    None) for a reference that runs no code of its own (a registered name, an ``.onnx`` file, a
+    hub's plain model name)."""
+    if not is_reference(ref) or ref.lower().endswith(".onnx"):
+        return None, None
+    location, _, rest = ref.partition(":")
+    if location in HUBS:
+        return (None, None) if _HUB_NAME.fullmatch(rest) else (location, None)
+    if _is_file_location(location):
+        return None, _real(location) or Path(location).absolute()  # no such path: compared as written
+    return location.strip(), None
+
+
+def _real(location: str) -> Path | None:
+    """The absolute path ``location`` names, links followed; None if it cannot be one (a NUL byte,
+    a loop of links)."""
+    try:
+        return Path(location).resolve()
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def repository_of(folder: Path) -> Path | None:
+    """The root of the git repository holding ``folder`` (a ``.git`` folder or file above it), or None."""
+    for parent in (folder, *folder.parents):
+        if (parent / ".git").exists():
+            return parent
+    return None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _trusts(value: str, ref: str, module: str | None, file: Path | None) -> bool:
+    """Whether one ``--trust`` value covers ``ref``: the reference itself, its module (or a
+    package above it), its file, or a folder holding its file."""
+    value = value.strip()
+    if not value:
+        return False
+    if value == ref:
+        return True
+    if module is not None and (module == value or module.startswith(value + ".")):
+        return True
+    folder = _real(value)
+    return file is not None and folder is not None and _inside(file, folder)
+
+
+def check_trusted(refs: Iterable[str], *, source: str | os.PathLike, trusted: Sequence[str] = (),
+                  what: str = "file") -> None:
+    """Refuse (one-line ``UsageError``, exit 2) the first of ``refs``, read from the data file
+    ``source`` (a ``what``: "baseline", "sweep file", "results database"), that would import or
+    run code neither the policy above nor ``trusted`` (the ``--trust`` values) allows.
+
+    Called before anything resolves the references: nothing is imported or called here."""
+    folder = Path(source).absolute().parent.resolve()
+    roots = [folder] + [r for r in [repository_of(folder)] if r is not None]
+    for ref in refs:
+        module, file = _code_of(ref)
+        if module is None and file is None:
+            continue
+        if file is not None and any(_inside(file, root) for root in roots):
+            continue
+        if any(_trusts(t, ref, module, file) for t in trusted or ()):
+            continue
+        if file is not None:
+            runs, allow = f"the file {shorten(str(file), 120)!r}, outside that file's folder and repository", str(file)
+        else:
+            runs, allow = f"code from module {shorten(module or '', 60)!r}", module or ref
+        # a value to paste into a shell; escaped (not pasteable) if it holds control characters
+        hint = shlex.quote(allow) if allow.isprintable() else repr(allow)
+        raise UsageError(f"{what} {shorten(str(source))!r} names model {shorten(ref)!r}, which would run {runs}: "
+                         f"not trusted (a data file may name registered models, .onnx files and .py files in its "
+                         f"own folder or git repository); pass {TRUST_OPTION} {shorten(hint, 300)} to allow it")
+
+
+def same_model(ref: str) -> tuple:
+    """A key equal for two spellings of the same model, without importing anything: a registered
+    name or alias in any case -> its registered name; a file (``.onnx``, ``file.py:factory``) by
+    its resolved path; a factory by its module, name and options."""
+    from cnnprof.errors import UnknownModelError
+    from cnnprof.models import registry
+
+    if not is_reference(ref):
+        try:
+            return ("registered", registry.get(ref).name)
+        except UnknownModelError:
+            return ("registered", ref.strip().lower())
+    if ref.lower().endswith(".onnx"):
+        return ("onnx", str(_real(ref) or ref))
+    location, _, call = ref.partition(":")
+    where = str(_real(location) or location) if _is_file_location(location) else location.strip()
+    try:
+        attr, kwargs = _parse_call(call, ref)
+    except (UsageError, RecursionError, MemoryError):
+        return ("reference", where, call.strip())
+    return ("reference", where, attr, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))

@@ -52,12 +52,36 @@ class Column:
     header: str
     kind: Kind = Kind.TEXT  # given as a Kind or its value ("ms")
     wrap: bool = False  # long prose (citations, details) may wrap; names and numbers never do
-    # On a narrow terminal the columns of highest priority number go first (the rightmost of
-    # equals first); priority 0 never goes: it says which row is which (the first column is 0).
+    # On a narrow terminal (see ``rich_table``) prose goes first, then the columns of highest
+    # priority number (the rightmost of equals first); priority 0 never goes: it says which row is
+    # which (the first column is 0).
     priority: int = 2
+    # kept while a row has a value in it, whatever the width: the row's warnings and error (by
+    # their field), a verdict's qualifier (given); ``warnings`` shrink to their kinds instead
+    keep: bool = False
+    # the cells shrink to their notes' kinds before a column by priority is left out (None: by the
+    # field, ``warnings`` do; False where the cells hold something else than "kind: detail" notes)
+    short: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Kind(self.kind))
+        if self.field in KEPT_FIELDS:
+            object.__setattr__(self, "keep", True)
+        if self.short is None:
+            object.__setattr__(self, "short", self.field in SHORT_FIELDS)
+
+
+# The columns that tell rows apart: never left out while their values differ from row to row.
+ROW_KEYS = frozenset({"model", "backend", "precision", "batch", "threads", "machine"})
+KEPT_FIELDS = frozenset({"warnings", "error"})
+SHORT_FIELDS = frozenset({"warnings"})  # "noisy: IQR is 40% ...; machine busy: ..." -> "noisy, machine busy"
+
+
+def note_kinds(text: str) -> str:
+    """A warnings cell shortened to its kinds, each once: the text before each note's colon."""
+    if text == "-":
+        return text
+    return ", ".join(dict.fromkeys(part.split(":", 1)[0].strip() for part in text.split("; ") if part.strip()))
 
 
 # -- rows --------------------------------------------------------------------------------------
@@ -160,14 +184,17 @@ def _scaled(value: float, unit: str) -> str:
 
 
 def to_markdown(records: list[dict[str, Any]], columns: Sequence[Column]) -> str:
-    """A markdown table with exact values (numbers unrounded), headers carrying units."""
+    """A markdown table with exact values (numbers unrounded), headers carrying units; control
+    characters in a value shown escaped (``terminal.printable``), as on the terminal."""
+    from cnnprof.terminal import printable
+
     lines = ["| " + " | ".join(c.header for c in columns) + " |"]
     lines.append("|" + "|".join("---" if c.kind is Kind.TEXT else "---:" for c in columns) + "|")
     for r in records:
         cells = []
         for c in columns:
             v = r.get(c.field)
-            cells.append("" if v is None else str(v).replace("|", "\\|"))
+            cells.append("" if v is None else printable(v).replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -180,21 +207,23 @@ def _widths(columns: Sequence[Column], cells: dict[str, list[str]], width: int) 
     number keeps its longest cell (its header may wrap at spaces), prose folds to ``PROSE_MIN``;
     room to spare unwraps headers first, then widens prose. Each column costs 3 characters of
     padding and rule besides its width, and the table 1."""
-    longest = {c.field: max([len(t) for t in cells[c.field]] + [0]) for c in columns}
-    word = {c.field: max((len(w) for w in c.header.split()), default=1) for c in columns}
+    from rich.cells import cell_len  # a wide (CJK) character takes two cells
+
+    longest = {c.field: max([cell_len(t) for t in cells[c.field]] + [0]) for c in columns}
+    word = {c.field: max((cell_len(w) for w in c.header.split()), default=1) for c in columns}
     widths = [min(max(longest[c.field], word[c.field]), PROSE_MIN) if c.wrap else max(longest[c.field], word[c.field])
               for c in columns]
     spare = width - (sum(widths) + 3 * len(columns) + 1)
     if spare < 0:
         return None
     for i, c in enumerate(columns):  # whole headers, left to right, while they fit
-        grow = len(c.header) - widths[i]
+        grow = cell_len(c.header) - widths[i]
         if not c.wrap and 0 < grow <= spare:
             widths[i] += grow
             spare -= grow
     prose = [i for i, c in enumerate(columns) if c.wrap]
     while spare > 0 and prose:
-        growing = [i for i in prose if widths[i] < max(longest[columns[i].field], len(columns[i].header))]
+        growing = [i for i in prose if widths[i] < max(longest[columns[i].field], cell_len(columns[i].header))]
         if not growing:
             break
         for i in growing:
@@ -205,29 +234,62 @@ def _widths(columns: Sequence[Column], cells: dict[str, list[str]], width: int) 
     return widths
 
 
+def _protected(c: Column, cells: list[str], first: bool) -> bool:
+    """Never left out: the first column, priority 0, a column that tells rows apart (``ROW_KEYS``,
+    while its values differ), a kept column (warnings, error, a verdict's qualifier) while a row
+    has a value in it."""
+    filled = [t for t in cells if t != "-"]
+    return (first or c.priority == 0 or (c.field in ROW_KEYS and len(set(cells)) > 1)
+            or (c.keep and bool(filled)))
+
+
+def _fit(columns: Sequence[Column], cells: dict[str, list[str]], width: int):
+    """The one rule of a narrow terminal: while the table does not fit, leave out an empty column,
+    then prose, then shorten the warnings to their kinds, then the other columns by priority
+    (highest number first; of equals, one whose cells are all alike, then the rightmost); never a
+    protected column. Returns the
+    columns shown, those left out, the widths (None: still too wide) and the cells as shown."""
+    order = {id(c): i for i, c in enumerate(columns)}
+    shown, hidden = list(columns), []
+    short = set()
+    while (widths := _widths(shown, cells, width)) is None:
+        candidates = [c for c in shown if not _protected(c, cells[c.field], c is columns[0])]
+        empty = [c for c in candidates if all(t == "-" for t in cells[c.field])]
+        prose = [c for c in candidates if c.wrap]
+        shorten = [c for c in shown if c.short and c.field not in short]
+        if empty or prose:
+            victim = max(empty or prose, key=lambda c: (c.priority, order[id(c)]))
+        elif shorten:
+            short.add(shorten[0].field)
+            cells = {**cells, shorten[0].field: [note_kinds(t) for t in cells[shorten[0].field]]}
+            continue
+        elif candidates:  # of equal priority, one whose cells are all alike goes first
+            victim = max(candidates, key=lambda c: (c.priority, len(set(cells[c.field])) == 1, order[id(c)]))
+        else:
+            break
+        shown.remove(victim)
+        hidden.append(victim)
+    hidden.sort(key=lambda c: order[id(c)])
+    return shown, hidden, widths, cells
+
+
 def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, title: str | None = None,
                width: int | None = None):
     """The terminal table. Names and numbers are never cut or wrapped mid-word; prose folds. With
-    ``width`` (a terminal's), columns are left out by priority until the table fits, and the
+    ``width`` (a terminal's), columns are left out by ``_fit``'s rule until the table fits, and the
     caption says which (``--format csv`` or a wider terminal shows them)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    cells = {c.field: [human(r.get(c.field), c.kind) for r in records] for c in columns}
+    from cnnprof.terminal import printable
+
+    cells = {c.field: [printable(human(r.get(c.field), c.kind)) for r in records] for c in columns}
+    title = None if title is None else printable(title)
     shown, hidden = list(columns), []
     widths = None
     if width is not None:
-        order = {id(c): i for i, c in enumerate(columns)}
-        while (widths := _widths(shown, cells, width)) is None:
-            candidates = [c for c in shown if c.priority > 0 and c is not columns[0]]
-            if not candidates:
-                break
-            # a column with nothing in it goes first, then by priority, the rightmost first
-            victim = max(candidates, key=lambda c: (all(t == "-" for t in cells[c.field]), c.priority, order[id(c)]))
-            shown.remove(victim)
-            hidden.append(victim)
-        hidden.sort(key=lambda c: order[id(c)])
+        shown, hidden, widths, cells = _fit(columns, cells, width)
     caption = None
     if hidden:
         caption = f"narrow terminal: left out {', '.join(c.header for c in hidden)} (--format csv has every column)"

@@ -58,6 +58,23 @@ def unavailable() -> str | None:
         return "cannot create a network namespace here (needs root): " + probe.stderr.decode(errors="replace").strip()
     return None
 
+LAN_ADDRESS = "10.200.0.1"
+LAN_SETUP = ("link add cnl0 type veth peer name cnl1", f"addr add {LAN_ADDRESS}/24 dev cnl0", "link set cnl1 up",
+             "link set cnl0 up", "route add default via 10.200.0.254 dev cnl0")
+
+
+def lan_unavailable() -> str | None:
+    """Why no test cluster with a LAN-like address can be started here, or None."""
+    why = unavailable()
+    if why is None and shutil.which("ip") is None:
+        why = "no ip command (iproute2): the namespace's LAN-like address is made with it"
+    if why is None:
+        probe = subprocess.run(["unshare", "-n", "ip", "link", "add", "cnl0", "type", "veth", "peer", "name", "cnl1"],
+                               capture_output=True)
+        if probe.returncode != 0:
+            why = "cannot make a veth pair here: " + probe.stderr.decode(errors="replace").strip()
+    return why
+
 
 def _ns_of(pid: int) -> str | None:
     try:
@@ -81,6 +98,9 @@ class LocalCluster:
     nodes: dict[str, Node] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     holder: subprocess.Popen | None = None
+    # a namespace with a LAN-like address too (LAN_ADDRESS on a veth pair, a default route through
+    # it), as on a machine in a network; the nodes are then started on loopback as the README shows
+    lan: bool = False
 
     @property
     def address(self) -> str:
@@ -107,6 +127,9 @@ class LocalCluster:
                                        text=True, start_new_session=True)
         if self.holder.stdout.readline().strip() != "up":
             raise RuntimeError("could not bring up the loopback interface of the test cluster's namespace")
+        if self.lan:
+            for step in LAN_SETUP:
+                subprocess.run(self.inside("ip", *step.split()), check=True, capture_output=True, timeout=30)
         self.add("head", kind, head=True)
         return self
 
@@ -118,8 +141,12 @@ class LocalCluster:
                 "--labels", f"cnnprof-kind={kind}", "--object-store-memory", str(80 * 2**20), "--temp-dir", temp,
                 "--disable-usage-stats"]
         args += ["--head", "--port", str(PORT), "--include-dashboard=false"] if head else ["--address", self.address]
-        result = subprocess.run(self.inside(*args), env=self.env(node.pythonpath), capture_output=True, text=True,
-                                timeout=180, start_new_session=True)
+        extra = {}
+        if self.lan:  # keep Ray from moving the node to the LAN address (and every interface)
+            args += ["--node-ip-address", "127.0.0.1"]
+            extra = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        result = subprocess.run(self.inside(*args), env=self.env(node.pythonpath, **extra), capture_output=True,
+                                text=True, timeout=180, start_new_session=True)
         if result.returncode != 0:
             raise RuntimeError(f"ray start ({name}) failed: {result.stderr[-2000:]}")
         self.nodes[name] = node

@@ -19,11 +19,13 @@ def environment(revision: str, cpu: str = "Test CPU [avx2]", cores: int = 2) -> 
 
 def fill(path: str | Path, *, revisions: int = 3, machines: int = 1, models: list[str] | None = None,
          batches: tuple[int, ...] = (1, 4), backends: tuple[str, ...] = ("torch", "onnxruntime"),
-         extra_models: int = 0, seed: int = 0, slow_revision: int | None = None, kinds: bool = True) -> int:
+         extra_models: int = 0, seed: int = 0, slow_revision: int | None = None, kinds: bool = True,
+         cpus: list[str] | None = None) -> int:
     """Rows of ``models`` x ``backends`` x ``batches`` at each revision on each machine (one run per
     revision and machine), plus (``kinds``) claims, gate records and checks (the gate flags a
     regression at ``slow_revision``, where ghostnet_100 is made 30% slower), a scale run and a
-    per-layer run with its roofs. Returns the number of rows stored."""
+    per-layer run with its roofs. ``cpus``: the CPU name of each machine (else "Test CPU N [avx2]").
+    Returns the number of rows stored."""
     from cnnprof.store import Store, now_iso
     from cnnprof.store.columns import Kind
 
@@ -37,7 +39,7 @@ def fill(path: str | Path, *, revisions: int = 3, machines: int = 1, models: lis
         for rev in range(revisions):
             revision = f"{0xabc000 + rev:07x}"
             for mach in range(machines):
-                env = environment(revision, cpu=f"Test CPU {mach} [avx2]")
+                env = environment(revision, cpu=cpus[mach] if cpus else f"Test CPU {mach} [avx2]")
                 rows = []
                 for m in names:
                     params, macs = counts[m]
@@ -92,3 +94,65 @@ def fill(path: str | Path, *, revisions: int = 3, machines: int = 1, models: lis
                          context={"roofs": {"peak_gmacs": 40.0, "bandwidth_gbs": 5.0}})
             total += len(claims) + len(scale) + len(layers)
     return total
+
+
+# -- a database written by an older cnnprof ----------------------------------------------------------
+def added_columns(after: int) -> dict[str, tuple[str, str]]:
+    """The columns the migrations after schema version ``after`` add: name -> (table, SQLite type),
+    read from their ``ALTER TABLE ... ADD COLUMN`` statements."""
+    import re
+
+    from cnnprof.store.schema import MIGRATIONS
+
+    found = {}
+    for m in MIGRATIONS:
+        if m.version > after:
+            for statement in m.statements:
+                hit = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+) (\w+)", statement, re.I)
+                if hit:
+                    found[hit.group(2)] = (hit.group(1), hit.group(3).upper())
+    return found
+
+
+def distinct_values(columns: dict[str, tuple[str, str]]) -> dict[str, object]:
+    """A value of the column's type for each column, no two alike (so that a backfill that is
+    dropped, or reads another field, cannot give the expected value by chance)."""
+    values: dict[str, object] = {}
+    for i, (name, (_, kind)) in enumerate(sorted(columns.items())):
+        if kind == "INTEGER":
+            values[name] = 1_000_003 + 7_919 * i
+        elif kind == "REAL":
+            values[name] = 0.125 + 3.5 * i
+        else:
+            values[name] = f"{name}-old-{i}"
+    return values
+
+
+def old_database(path: str | Path, version: int, record_values: dict[str, object]) -> None:
+    """A results database at schema ``version`` as that cnnprof wrote it: its migrations only, one
+    run, and three rows: a profile row whose record holds ``record_values`` (a field for every
+    column a later version adds), a profile row and a claim row whose records hold none of them.
+    The columns the database already has are filled as that version filled them."""
+    import json
+    import sqlite3
+
+    from cnnprof.store.schema import APPLICATION_ID, MIGRATIONS
+
+    conn = sqlite3.connect(path)
+    for m in MIGRATIONS:
+        if m.version <= version:
+            for statement in m.statements:
+                conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute("INSERT INTO runs (uid, command, argv, tool, revision, host, machine, env_key, environment, "
+                 "started_at, status) VALUES ('u', 'bench', '[]', 't', 'r', 'h', 'm', 'e', '{}', 's', 'done')")
+    present = {r[1] for r in conn.execute("PRAGMA table_info(rows)")} - {"id", "run_id", "kind", "record"}
+    for kind, record in (("profile", {"model": "full", "batch": 2, **record_values}),
+                         ("profile", {"model": "bare", "batch": 1}), ("claim", {"id": "c", "verdict": "holds"})):
+        typed = {k: v for k, v in record.items() if k in present}
+        names = ["run_id", "kind", "recorded_at", "revision", "machine", "env_key", *typed, "record"]
+        conn.execute(f"INSERT INTO rows ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                     [1, kind, "t", "r", "m", "e", *typed.values(), json.dumps(record)])
+    conn.commit()
+    conn.close()

@@ -2,9 +2,9 @@
 headings and quotes a phrase found verbatim in that section; every other claim names its paper
 (or released implementation); the seed's errata quote it verbatim too.
 
-The seed is read from $CNNPROF_SEED, else from the copy the repository keeps
-(``docs/seed-chapter.txt``, the chapter the claims come from), else from ``shared/seed/`` beside the
-repository; only when the file is nowhere are these tests skipped.
+The seed is a textbook chapter the project quotes but does not ship. It is read from the file
+$CNNPROF_SEED names, else from ``../shared/seed/*.txt`` beside the checkout; when it is not there,
+every test that needs it is skipped and the skip reason says where it was looked for.
 """
 
 from __future__ import annotations
@@ -30,20 +30,34 @@ IDENTITIES = {
 }
 
 
-def seed_path() -> Path | None:
-    env = os.environ.get("CNNPROF_SEED")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO / "docs" / "seed-chapter.txt", REPO.parent / "shared" / "seed" / SEED_FILE,
-                   REPO.parent.parent / "shared" / "seed" / SEED_FILE]
-    return next((p for p in candidates if p.is_file()), None)
+SEED_ENV = "CNNPROF_SEED"
+SEED_DIR = REPO.parent / "shared" / "seed"
+
+
+def find_seed(env: dict[str, str] | None = None, seed_dir: Path = SEED_DIR) -> tuple[Path | None, str]:
+    """The seed chapter's path, or None and the reason it is not here (said in the skip)."""
+    env = os.environ if env is None else env
+    if env.get(SEED_ENV):
+        path = Path(env[SEED_ENV])
+        if path.is_file():
+            return path, ""
+        return None, f"{SEED_ENV}={path} is not a file: the seed chapter (the claims' quotes) is not here"
+    if (seed_dir / SEED_FILE).is_file():
+        return seed_dir / SEED_FILE, ""
+    found = sorted(seed_dir.glob("*.txt")) if seed_dir.is_dir() else []
+    if len(found) == 1:
+        return found[0], ""
+    where = f"{len(found)} .txt files in {seed_dir}" if found else f"no {seed_dir}/*.txt"
+    return None, (f"the seed chapter is not here ({where}; the repository does not ship it): "
+                  f"put it at {seed_dir}/{SEED_FILE} or set {SEED_ENV} to its path")
 
 
 @pytest.fixture(scope="module")
 def sections() -> dict[str, str]:
     """The seed's headings (without their #s and spaces) -> the text under each, up to the next."""
-    path = seed_path()
+    path, why = find_seed()
     if path is None:
-        pytest.skip(f"the seed chapter {SEED_FILE} is not here (set CNNPROF_SEED to its path)")
+        pytest.skip(why)
     out: dict[str, str] = {}
     heading = ""
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -107,3 +121,28 @@ def test_the_identities_are_counted_apart():
     # a deviation needs a figure somebody verified: the paper's FBNet-B 4.5M comes back cited
     assert all_["fbnet-b-params"].source.startswith(PAPER_PREFIX)
     assert Verdict.IDENTITY in claims.VERDICTS and Verdict.INCONCLUSIVE in claims.VERDICTS
+
+
+def test_the_seed_is_not_shipped():
+    assert not list((REPO / "docs").glob("*.txt")), "the seed chapter is read from ../shared/seed, never copied"
+
+
+def test_find_seed_reads_the_shared_folder_or_the_env_var(tmp_path):
+    folder = tmp_path / "seed"
+    folder.mkdir()
+    path, why = find_seed({}, folder)
+    assert path is None and str(folder) in why and SEED_ENV in why
+    (folder / SEED_FILE).write_text("# a\n", encoding="utf-8")
+    assert find_seed({}, folder) == (folder / SEED_FILE, "")
+    other = tmp_path / "chapter.txt"
+    other.write_text("# b\n", encoding="utf-8")
+    assert find_seed({SEED_ENV: str(other)}, folder) == (other, "")
+
+
+def test_an_env_var_pointing_nowhere_skips_with_its_reason(tmp_path):
+    folder = tmp_path / "seed"
+    folder.mkdir()
+    (folder / SEED_FILE).write_text("# a\n", encoding="utf-8")
+    nowhere = tmp_path / "missing.txt"
+    path, why = find_seed({SEED_ENV: str(nowhere)}, folder)  # the variable wins over the folder
+    assert path is None and f"{SEED_ENV}={nowhere} is not a file" in why

@@ -336,6 +336,7 @@ def test_record_refuses_to_overwrite_without_update(cli, tmp_path):
 
 
 # -- end to end: fresh worker processes ------------------------------------------------------------
+@pytest.mark.timing
 def test_record_then_check_end_to_end(cli, tmp_path):
     path = tmp_path / "baseline.json"
     path.write_text("old")
@@ -520,6 +521,7 @@ def parse_ratio(cell: str) -> tuple[float, float, float]:
     return float(ratio), float(low), float(high)
 
 
+@pytest.mark.timing
 def test_a_slower_model_with_the_same_counts_fails_the_gate(cli, user_gate, tmp_path):
     """The workflow's command (`gate check --format md --output gate.md`) passes the model as
     recorded, then fails it (exit 1, verdict regression, the table still written) once its file
@@ -555,20 +557,22 @@ def test_a_slower_model_with_the_same_counts_fails_the_gate(cli, user_gate, tmp_
     assert untouched(baseline) == before
 
 
+@pytest.mark.timing
 def test_an_ambiguous_model_is_measured_again_in_more_processes(cli, user_gate, tmp_path):
     """The real re-measurement path: the recorded baseline with two of its processes pulled 9x
     apart (one's model calls /3, the other's x3) has an interval of the ratio too wide to decide
     anything: the first pass is ambiguous whatever this machine measures, so the check starts one
     more process for it, and says so."""
-    _, baseline = user_gate
+    model_file, baseline = user_gate
     doc = json.loads(baseline.read_text())
     for process, scale in zip(doc["models"][0]["processes"], (1 / 3, 3.0)):
         for key in ("ms", "cpu_ms"):
             process[key] = [v * scale for v in process[key]]
     spread = tmp_path / "spread.json"
     spread.write_text(json.dumps(doc))
+    # the copy is in another folder than the model's file: --trust allows that file (tests/test_trust.py)
     result = cli("gate", "check", "--baseline", str(spread), "--processes", "1", "--extra-processes", "1",
-                 "--min-time", "0.2", "--format", "json")
+                 "--min-time", "0.2", "--format", "json", "--trust", str(model_file))
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)[0]
     assert row["processes_now"] == 2 and row["verdict"] == "pass"

@@ -113,7 +113,7 @@ def test_one_failing_factory_is_its_row_and_the_run_exits_1(cli, tmp_path, monke
                  "json")
     assert result.exit_code == 1
     rows = {r["model"]: r for r in json.loads(result.stdout)}
-    assert rows[f"{USER}:tiny_net"]["params"] > 0 and rows[f"{USER}:tiny_net"]["error"] == ""
+    assert rows[f"{USER}:tiny_net"]["params"] == 322 and rows[f"{USER}:tiny_net"]["error"] == ""  # 216 + 16 + 90
     assert "the factory raised ValueError" in rows[f"{USER}:broken"]["error"]
     assert "called sys.exit(4)" in rows[f"{USER}:exits_in_forward"]["error"]
     assert result.stderr.strip().endswith("see their error column") and "some rows failed: 2 of 3" in result.stderr

@@ -514,6 +514,7 @@ def test_real_timers_time_a_small_block(tmp_path, backend, clock):
         assert list(tmp_path.glob("*.onnx"))  # exported into the folder the caller owns
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("clock", ["wall", "cpu"])
 def test_timers_read_milliseconds(tmp_path, clock):
     """A block that costs 2 ms of CPU per call reads as 2-3 (ms) on either clock: the CPU clock

@@ -254,7 +254,7 @@ def test_v2_rejects_inputs_below_min_input():
 def test_variant_matches_official_counts(name):
     spec = get(name)
     params, macs = native_count(name)
-    assert params == pytest.approx(spec.reference.params, rel=spec.params_tol)
+    assert abs(params - spec.reference.params) <= spec.params_slack
     assert macs == pytest.approx(spec.reference.macs, rel=spec.macs_tol)
 
 

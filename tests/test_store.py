@@ -108,13 +108,16 @@ def test_commands_record_their_rows_and_no_db_records_nothing(cli, tmp_path, mon
                  "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert "recorded 1 row(s)" in result.stderr
+    printed = json.loads(result.stdout)[0]
     assert cli("profile", f"{USER}:tiny_net", "--no-db", "--db", str(tmp_path / "none.db")).exit_code == 0
     assert not (tmp_path / "none.db").exists()
     result = cli("db", "rows", "--db", str(db), "-f", "json")
     rows = json.loads(result.stdout)
     assert [(r["command"], r["params"], r["backend"]) for r in rows] == [("profile", 322, None),
                                                                          ("bench", 322, "torch")]
-    assert rows[1]["latency_ms_median"] > 0 and rows[1]["runs"] >= 3
+    # what was stored is what bench printed, to the bit
+    assert (rows[1]["latency_ms_median"], rows[1]["runs"]) == (printed["latency_ms_median"], printed["runs"])
+    assert rows[1]["runs"] >= 3
     runs = json.loads(cli("db", "runs", "--db", str(db), "-f", "json").stdout)
     assert [r["command"] for r in runs] == ["bench", "profile"] and runs[0]["argv"].startswith("cnnprof bench")
 

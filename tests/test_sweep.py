@@ -29,12 +29,13 @@ def test_a_toml_file_gives_the_matrix_and_options_replace_its_values(cli, tmp_pa
     config = tmp_path / "sweep.toml"
     config.write_text(f'models = ["{USER}:tiny_net", "mobilenetv3_small"]\nbackends = ["torch"]\nbatches = [1, 2]\n'
                       'resolutions = ["native", 64]\n[run]\npasses = 3\ntimeout = 30\n')
-    result = cli("sweep", "--config", str(config), "--list", "--db", str(tmp_path / "x.db"))
+    # the file names a .py file outside its own folder: allowed by --trust (tests/test_trust.py)
+    result = cli("sweep", "--config", str(config), "--list", "--db", str(tmp_path / "x.db"), "--trust", USER)
     assert result.exit_code == 0, result.stderr
     cells = result.stdout.strip().splitlines()
     assert len(cells) == 2 * 2 * 2 and "4 cell(s)" not in result.stderr and "8 cell(s) x 3 pass(es)" in result.stderr
     assert f"{USER}:tiny_net torch fp32 b2 t1 @64x64" in cells
-    result = cli("sweep", "--config", str(config), "--list", "--batch", "4", "--no-timing")
+    result = cli("sweep", "--config", str(config), "--list", "--batch", "4", "--no-timing", "--trust", USER)
     assert result.stdout.strip().splitlines() == [
         f"{USER}:tiny_net count b4 t1", f"{USER}:tiny_net count b4 t1 @64x64", "mobilenetv3_small count b4 t1",
         "mobilenetv3_small count b4 t1 @64x64"]
@@ -68,7 +69,9 @@ def test_an_int8_cell_is_quantised_timed_and_checked_for_parity_in_its_worker(cl
     assert row["precision"] == "int8" and row["error"] == "" and row["runs"] == 3
     # against fp32 PyTorch eager: an fp32 ONNX Runtime copy is above 100 dB here; int8 moves the logits
     assert 0 < row["parity_max_abs"] and row["parity_sqnr_db"] < 40
-    assert row["peak_memory_bytes"] > 0  # the worker is fresh: its growth is measured
+    # the worker is fresh: its growth is measured (~100 MB: the module it built, the quantiser's heap, the
+    # session), not its idle resident set (~270 MB more: torch, ONNX Runtime)
+    assert 4 * row["params"] <= row["peak_memory_bytes"] <= 192 << 20, row["peak_memory_bytes"]
     result = cli("sweep", "mobilenetv3_small", "--precision", "fp64", "--list")
     assert result.exit_code == 2 and one_line(result) and "unknown precision 'fp64'" in result.stderr
 

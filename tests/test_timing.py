@@ -110,6 +110,7 @@ def test_torch_eager_latency_row():
     assert (lat.ci_low, lat.ci_high) == median_ci(x) and {lat.ci_low, lat.ci_high} <= set(lat.samples)
 
 
+@pytest.mark.timing
 def test_latency_is_in_milliseconds_and_of_the_right_magnitude():
     """2 ms of CPU work per call must read as about 2 (ms), not 0.002 (seconds) or 2000 (us).
 

@@ -1,8 +1,9 @@
 """Every registered variant: forwards at a small input, and counts match the official figures.
 
 The reference of each variant is the official implementation's count (parameters, conv +
-linear multiply-adds at the native input); tolerances are stored with the spec (0.5% params and
-1% MACs against official code, 1.5% against the FBNet definitions). All variants are checked
+linear multiply-adds at the native input); tolerances are stored with the spec: parameters
+exactly where the reference is an exact count, else to the unit it is quoted to; MACs 1% against
+official code, 1.5% against the FBNet definitions. All variants are checked
 with the meta-device shape counter (tests/shape_counter.py, fast at any resolution). cnnprof's
 own fvcore-based ``count`` must agree with that counter *exactly* on every variant at a small
 input (where both count the same way and the check is fast), and on one variant of every family
@@ -55,8 +56,38 @@ def test_counts_match_the_official_implementation(name):
     spec = get(name)
     params, macs = meta_counts(spec)
     ref = spec.reference
-    assert abs(params - ref.params) / ref.params <= spec.params_tol, (params, ref.params)
+    assert abs(params - ref.params) <= spec.params_slack, (params, ref.params, spec.params_slack)
     assert abs(macs - ref.macs) / ref.macs <= spec.macs_tol, (macs, ref.macs)
+
+
+# The references that are exact counts (torchvision's weights metadata; the official ESPNet code),
+# and the count each must equal to the parameter: a change here is a deliberate one.
+EXACT_PARAMS = {
+    "efficientnet_b0": 5_288_548, "efficientnet_b1": 7_794_184, "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232, "efficientnet_b4": 19_341_616, "efficientnet_b5": 30_389_784,
+    "efficientnet_b6": 43_040_704, "efficientnet_b7": 66_347_960, "efficientnetv2_s": 21_458_488,
+    "efficientnetv2_m": 54_139_356, "efficientnetv2_l": 118_515_272, "mobilenetv3_large": 5_483_032,
+    "mobilenetv3_small": 2_542_856, "espnet": 365_109,
+}
+
+
+def test_exact_references_leave_no_slack_and_rounded_ones_only_their_rounding():
+    exact = {n for n in NAMES if get(n).params_rounded_to == 1}
+    assert exact == set(EXACT_PARAMS)
+    for name in NAMES:
+        spec = get(name)
+        assert spec.reference.params == EXACT_PARAMS.get(name, spec.reference.params)
+        if name in exact:
+            assert spec.params_slack == 0, name
+        else:  # half the unit quoted, and at most 0.25% more (ESPNetv2's unused parameters, see the catalog)
+            assert spec.params_rounded_to // 2 <= spec.params_slack <= spec.params_rounded_to // 2 + \
+                0.0025 * spec.reference.params, name
+
+
+@pytest.mark.parametrize("name", sorted(EXACT_PARAMS))
+def test_exact_parameter_counts(name):
+    params, _ = meta_counts(get(name))
+    assert params == EXACT_PARAMS[name]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,6 +1,6 @@
 """The seed chapter's quantitative claims, each checked by a measurement on cnnprof's own modules.
 
-A :class:`Claim` is a statement of the seed (``shared/seed/000_bb3f2cd0ea179623.txt``: its
+A :class:`Claim` is a statement of the seed (``shared/seed/000_bb3f2cd0ea179623.txt`` beside the checkout: its
 ``source`` names the seed's own heading and ``quote`` is a short phrase copied verbatim from the
 section, so that a text search finds it) or of the paper behind it (``source`` = ``paper:`` title
 and section), with the figure it expects, a :class:`Tolerance`, and a ``measure`` function that

@@ -17,8 +17,10 @@ from cnnprof.errors import CnnprofError, shorten
 
 
 def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, then exit with ``code``."""
-    sys.stderr.write(f"cnnprof: error: {message}\n")
+    """One line on stderr (control characters in it shown escaped), then exit with ``code``."""
+    from cnnprof.terminal import printable
+
+    sys.stderr.write(f"cnnprof: error: {printable(message, newlines=True)}\n")
     sys.stderr.flush()
     raise SystemExit(code)
 
@@ -34,8 +36,54 @@ def _printable_streams() -> None:
             pass
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is: it unwinds as Ctrl-C does (temporary folders removed,
+    workers stopped), then exit 143."""
+
+
+_TERMINATED: list[bool] = []  # set once SIGTERM came: a command's "interrupted" exit (130) becomes 143
+
+
+def _on_sigterm(signum, frame) -> None:
+    _TERMINATED.append(True)
+    raise _Terminated()
+
+
+def _handle_sigterm():
+    """Install ``_on_sigterm`` for the command (main thread, default handler only); returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return lambda: None
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _plain_help(command, done: set[int]) -> None:
+    """Every help text of ``command`` and the commands and options under it shown as written:
+    typer's help reads rich markup, which would take a written ``[default: fp32]`` for a tag and
+    remove it, so square brackets that look like markup are escaped (each object once)."""
+    from rich.markup import escape
+
+    if id(command) in done:
+        return
+    done.add(id(command))
+    for obj in (command, *getattr(command, "params", ())):
+        for attr in ("help", "short_help"):
+            if isinstance(getattr(obj, attr, None), str):
+                setattr(obj, attr, escape(getattr(obj, attr)))
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub, done)
+
+
 class _OneLineErrors(TyperGroup):
-    """Runs the command in non-standalone mode so every error can become a single line."""
+    """Runs the command in non-standalone mode so every error can become a single line; its help
+    and its commands' are plain text (``_plain_help``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_help(self, set())
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -45,22 +93,48 @@ class _OneLineErrors(TyperGroup):
 
         common.ARGV[:] = ["cnnprof", *(sys.argv[1:] if args is None else list(args))]  # what the database records
         _printable_streams()
+        from cnnprof.terminal import DataStream
+
+        stdout = sys.stdout
+        undo_sigterm = _handle_sigterm()
         try:
+            if stdout is not None:  # help, --version, reports: every failed write is one line
+                sys.stdout = DataStream(stdout)
             rv = super().main(args=args, prog_name=prog_name or "cnnprof", complete_var=complete_var,
                               standalone_mode=False, **extra)
         except NoArgsIsHelpError:  # `cnnprof` (or `cnnprof gate`) alone: the help is printed, nothing failed
             rv = 0
         except CnnprofError as exc:
             fail(str(exc), exc.exit_code)
-        except typer.Abort:
+        except typer.Abort as exc:
+            if isinstance(exc.__cause__ or exc.__context__, _Terminated):
+                fail("terminated", 143)
             fail("interrupted", 130)
+        except _Terminated:
+            fail("terminated", 143)
+        except SystemExit as exc:
+            if _TERMINATED and exc.code == 130:  # a command that kept what it had measured: say why it stopped
+                fail("terminated", 143)
+            raise
         except typer.exceptions.TyperException as exc:  # click's usage and parameter errors
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
             message = message.replace("Value error, ", "")  # the validation library's wording, not ours
             ctx = getattr(exc, "ctx", None)
             where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
             fail(shorten(" ".join(message.split()), 400) + where, getattr(exc, "exit_code", 2))
+        finally:
+            undo_sigterm()
+            if isinstance(sys.stdout, DataStream):
+                sys.stdout = stdout
+        try:  # what the command printed but Python still holds: a write that fails fails the command
+            from cnnprof.terminal import flush_stdout
+
+            flush_stdout()
+        except CnnprofError as exc:
+            fail(str(exc), exc.exit_code)
         code = rv if isinstance(rv, int) else 0
+        if _TERMINATED and code == 130:
+            fail("terminated", 143)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -105,7 +179,9 @@ def _version(value: bool) -> None:
     if value:
         from cnnprof.version import __version__
 
-        sys.stdout.write(f"cnnprof {__version__}\n")
+        from cnnprof.terminal import data_stream
+
+        data_stream().write(f"cnnprof {__version__}\n")
         raise typer.Exit()
 
 

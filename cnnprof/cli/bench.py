@@ -115,6 +115,7 @@ def bench_command(
     """
     from cnnprof import bench
     from cnnprof.cli import options, stored
+    from cnnprof.cli.common import say_warnings
     from cnnprof.cli.timed import quant_options, say_precision_context, show_fastest
     from cnnprof.plots import check_plot_path, latency_bars, macs_vs_latency
     from cnnprof.store.columns import Kind
@@ -152,6 +153,8 @@ def bench_command(
     if records:
         emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted, title=title)
         show_fastest(rows, to_terminal=fmt == Format.table and output is None)
+        for r in rows:
+            say_warnings(f"{r.model} ({r.backend} {r.precision}, batch {r.batch})", r.warnings)
         copy.save(records, fields, partial=interrupted)
         recorder.save(rows, kind=Kind.PROFILE, partial=interrupted, threads=n_threads)
         if plot is not None:

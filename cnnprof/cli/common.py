@@ -7,7 +7,7 @@ import functools
 import time
 from typing import Callable, Iterator, TypeVar
 
-from cnnprof.terminal import reports_only, say, stderr_console
+from cnnprof.terminal import markup_safe, printable, reports_only, say, stderr_console
 
 F = TypeVar("F", bound=Callable)
 ARGV: list[str] = []  # the command line being run (``cnnprof bench ...``), set by the app
@@ -25,6 +25,12 @@ def command(func: F) -> F:
     return run  # type: ignore[return-value]
 
 QUIET_S = 2.0
+
+
+def _safe(fields: dict) -> dict:
+    """A progress bar's fields with their text made safe: the bar's text columns read rich markup,
+    and a model name may hold brackets or escape sequences."""
+    return {k: markup_safe(v) if isinstance(v, str) else v for k, v in fields.items()}
 
 
 @contextlib.contextmanager
@@ -52,9 +58,9 @@ def counted_progress(
         from rich import progress as rp
 
         with rp.Progress(*columns(rp), console=console, transient=True) as bar:
-            fields0 = dict(initial or {})
+            fields0 = _safe(initial or {})
             task = bar.add_task(fields0.pop("description", ""), total=None, **fields0)
-            yield lambda *args: bar.update(task, **fields(*args))
+            yield lambda *args: bar.update(task, **_safe(fields(*args)))
         return
     start = time.perf_counter()
     last = [start]
@@ -85,7 +91,7 @@ def progress(enabled: bool = True) -> Iterator:
 
         with console.status("") as status:
             yield lambda message: status.update(
-                Text.assemble(message, (f"  {time.perf_counter() - start:.0f}s", "dim")))
+                Text.assemble(printable(message), (f"  {time.perf_counter() - start:.0f}s", "dim")))
     else:
         def update(message: str) -> None:
             elapsed = time.perf_counter() - start
@@ -93,3 +99,10 @@ def progress(enabled: bool = True) -> Iterator:
                 say(f"[{elapsed:5.1f}s] {message}")
 
         yield update
+
+
+def say_warnings(label: str, warnings) -> None:
+    """On stderr, one line per warning a measurement carries (noisy, few runs, machine busy, ...):
+    ``warning: <label>: <note>``; ``profile --timing`` and ``bench`` say them alike."""
+    for w in warnings:
+        say(f"warning: {printable(label)}: {printable(w)}")

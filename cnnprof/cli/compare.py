@@ -43,9 +43,9 @@ COUNT_COLUMNS = [
     Column("model", "model", priority=0),
     Column("input", "input", priority=0),
     Column("params", "params", "count", priority=1),
-    Column("params_ratio", "/ first", "ratio", priority=3),
+    Column("params_ratio", "params / first", "ratio", priority=3),
     Column("macs", "MACs", "macs", priority=1),
-    Column("macs_ratio", "/ first", "ratio"),
+    Column("macs_ratio", "MACs / first", "ratio"),
 ]
 
 
@@ -99,12 +99,13 @@ def wide(rows: list[ProfileRow], records: list[dict], backends: list[str]) -> tu
             line["warnings"] = "; ".join(filter(None, [line.get("warnings"), f"{label}: {tags}"]))
     columns = list(COUNT_COLUMNS)
     for b in backends:
-        columns += [Column(f"{b}_ms", f"{b} median", "ms", priority=1), Column(f"{b}_ratio", "/ first", "ratio")]
+        columns += [Column(f"{b}_ms", f"{b} median", "ms", priority=1), Column(f"{b}_ratio", f"{b} / first", "ratio")]
     if any("parity" in line for line in by_model.values()):
         columns.append(Column("parity", "max |diff| vs torch", "float", priority=3))
     if any("sqnr" in line for line in by_model.values()):
         columns.append(Column("sqnr", "lowest SQNR dB (not fp32)", "float", priority=3))
-    columns += [Column("warnings", "warnings", wrap=True, priority=3), Column("error", "error", wrap=True, priority=1)]
+    # already the kinds per configuration ("onnxruntime int8: noisy, machine busy")
+    columns += [Column("warnings", "warnings", wrap=True, priority=3, short=False), Column("error", "error", wrap=True, priority=1)]
     return list(by_model.values()), columns
 
 

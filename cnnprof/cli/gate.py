@@ -23,7 +23,9 @@ from cnnprof.cli.options import (
     OutputOpt,
     ResolutionOpt,
     ThreadsOpt,
+    TrustOpt,
 )
+from cnnprof.gate.measure import MAX_INSTANCES
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -68,7 +70,7 @@ CHECK_COLUMNS = [
     Column("ratio_ci", "ratio (normalised) [interval]"),
     Column("p_value", "p-value", "float"),
     Column("verdict", "verdict"),
-    Column("note", "note", wrap=True),
+    Column("note", "note", wrap=True, keep=True),  # the verdict's qualifier (a pass that was inconclusive)
 ]
 
 
@@ -86,7 +88,7 @@ def record_command(
     update: Annotated[bool, typer.Option("--update", help="Replace an existing baseline file.")] = False,
     processes: ProcessesOpt = 6,
     min_time: MinTimeOpt = 3.0,
-    instances: Annotated[int, typer.Option("--instances", min=1, rich_help_panel=EXPERT,
+    instances: Annotated[int, typer.Option("--instances", min=1, max=MAX_INSTANCES, rich_help_panel=EXPERT,
                                            help="Copies of every network per process, timed in turn "
                                            "(checks use the baseline's).")] = 4,
     fmt: FormatOpt = Format.table,
@@ -178,6 +180,7 @@ def check_command(
                                           help="Seconds from the start: no process beyond the first three (and no "
                                           "re-measurement) starts that would end later.")] = 50.0,
     min_time: MinTimeOpt = 3.0,
+    trust: TrustOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     db: DbOpt = DEFAULT_DB,
@@ -190,11 +193,17 @@ def check_command(
     (Welch's t-test on per-process medians). Models whose interval holds the factor are
     measured again in extra processes. Exit 0 pass, 1 regression, 2 bad baseline or usage.
 
+    The baseline is data: a model it names that would run code other than a registered model, an
+    .onnx file or a .py file inside the baseline's folder or git repository (a `package.module:factory`,
+    a .py file elsewhere) is refused before anything is imported, unless --trust names it.
+
     Examples:
 
       cnnprof gate check --baseline reports/baseline.json
 
       cnnprof gate check --baseline reports/baseline.json --factor 1.05 --format md --output gate.md
+
+      cnnprof gate check --baseline ci/baseline.json --trust mypkg.nets     # the baseline names mypkg.nets:build
     """
     from cnnprof.cli import stored
     from cnnprof.errors import CheckFailed
@@ -209,7 +218,7 @@ def check_command(
     check_writable(output)
     check_distinct([output], [baseline])
     core.check_arguments(factor, alpha)
-    base = load_baseline(baseline)
+    base = load_baseline(baseline, trust=trust or ())
     settings = Settings(processes=processes, min_time_s=min_time)
     recorder = stored.recorder("gate-check", db, no_db, outputs=[output, baseline])
     with progress() as update_line:

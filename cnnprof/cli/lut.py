@@ -142,8 +142,9 @@ def build_command(
     seed: Annotated[int, typer.Option("--seed", rich_help_panel=EXPERT, help="In-context: seed of the networks "
                                       "the blocks are read in.")] = 0,
     cluster: Annotated[Optional[str], typer.Option("--cluster", rich_help_panel="Cluster (Ray)", help="Build the "
-                                                   "table on nodes of the Ray cluster at this address (auto, "
-                                                   "HOST:PORT, ray://HOST:PORT), spread over the nodes of the "
+                                                   "table on nodes of the running Ray cluster at this address "
+                                                   "(auto, HOST:PORT, ray://HOST:PORT; cnnprof starts none, so "
+                                                   "'local' is refused), spread over the nodes of the "
                                                    "kind, and write it here (default name: ...-<kind>.json).",
                                                    show_default=False)] = None,
     on: Annotated[Optional[str], typer.Option("--on", rich_help_panel="Cluster (Ray)", help="With --cluster: the "

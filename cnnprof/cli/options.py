@@ -93,6 +93,15 @@ ModelArgOpt = Annotated[
     typer.Option("--model-arg", "-a", help="key=value passed to a user model's factory (repeatable)."),
 ]
 
+TrustOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--trust", metavar="PATH-OR-MODULE", show_default=False,
+                 help="Allow a model reference read from a data file (a baseline, a sweep file) to run this code: a "
+                 "module (and its submodules) or a .py file or folder. Without it, such a file may name only "
+                 "registered models, .onnx files and .py files inside its own folder or git repository; "
+                 "references typed on the command line need no --trust (repeatable)."),
+]
+
 
 # -- parsing option values ------------------------------------------------------------------------
 def parse_list(text: str, *, what: str, choices: Sequence[str] | None = None) -> list[str]:

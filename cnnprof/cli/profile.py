@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cnnprof.cli.common import progress
+from cnnprof.cli.common import progress, say_warnings
 from cnnprof.cli.options import (
     DEFAULT_DB,
     BatchOpt,
@@ -276,8 +276,7 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
     else:
         _print_timing_tables(profiles, top, roofs)
     for p in profiles:
-        for w in p.warnings:
-            say(f"warning: {p.model}: {w}")
+        say_warnings(p.model, p.warnings)
     if plot is not None and any(not p.error for p in profiles):
         from cnnprof.plots import roofline
 

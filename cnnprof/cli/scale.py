@@ -18,14 +18,14 @@ COLUMNS = [
     Column("width_mult", "w=β^φ", "float"),
     Column("res_mult", "r=γ^φ", "float"),
     Column("resolution", "input", "int"),
-    Column("channels_text", "channels built"),
-    Column("repeats_text", "repeats built"),
+    Column("channels_text", "channels built", wrap=True),
+    Column("repeats_text", "repeats built", wrap=True),
     Column("params", "params", "count"),
     Column("macs", "MACs", "macs"),
     Column("macs_ratio", "MACs / φ=0", "ratio"),
     Column("two_pow_phi", "2^φ", "ratio"),
     Column("compound_pow_phi", "(αβ²γ²)^φ", "ratio"),
-    Column("closest_text", "closest official (by MACs)"),
+    Column("closest_text", "closest official (by MACs)", wrap=True),
 ]
 LATENCY_COLUMNS = [Column("latency_ms_median", "latency", "ms"), Column("latency_ms_iqr", "IQR", "ms")]
 PRECISION_COLUMNS = [Column("backend", "backend"), Column("precision", "precision")]

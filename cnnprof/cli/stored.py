@@ -59,10 +59,15 @@ class Recorder:
         from cnnprof.timing.environment import fingerprint
 
         records = as_records(rows)
+        if self.store.closed:  # a second save
+            from cnnprof.store import Store
+
+            self.store = Store.open(self.store.path, write=True)
         run_id = self.store.record(
             self.command, _argv(), kind, records, environment=fingerprint(threads).to_dict(),
             started_at=self.started_at, status="interrupted" if partial else "done",
             context={**self.context, **(context or {})}, extra=extra)
+        self.store.close()  # checked: the rows are in the file at that path, or this is exit 2
         say(f"recorded {len(records)} row(s) in {self.store.path} (run {run_id})")
         return run_id
 

@@ -10,7 +10,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cnnprof.cli.common import counted_progress
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, TrustOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -122,8 +122,9 @@ def sweep_command(
                                          "revision on this machine (its stored passes are kept), and skip cells "
                                          "another sweep measured completely.")] = False,
     cluster: Annotated[Optional[str], typer.Option("--cluster", rich_help_panel=CLUSTER, help="Run the cells on "
-                                                   "the Ray cluster at this address (auto, HOST:PORT, "
-                                                   "ray://HOST:PORT): each cell pass on a node of each kind, one "
+                                                   "the running Ray cluster at this address (auto, "
+                                                   "HOST:PORT, ray://HOST:PORT; cnnprof starts none, so "
+                                                   "'local' is refused): each cell pass on a node of each kind, one "
                                                    "at a time per node; needs `pip install 'cnnprof[cluster]'` "
                                                    "(README).", show_default=False)] = None,
     on: Annotated[Optional[str], typer.Option("--on", rich_help_panel=CLUSTER, help="With --cluster: only on "
@@ -135,6 +136,7 @@ def sweep_command(
                                                    "another node of its kind before it is an error [default: 2].",
                                                    show_default=False)] = None,
     list_cells: Annotated[bool, typer.Option("--list", help="Print the cells and exit.")] = False,
+    trust: TrustOpt = None,
     db: DbOpt = DEFAULT_DB,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -146,11 +148,15 @@ def sweep_command(
     cell pass in a new Python process; a cell's row pools the samples of its passes. A worker that
     crashes, runs past --timeout or out of memory is that cell's error; the sweep goes on. Each
     pass is stored in the results database as it ends, so a killed sweep keeps every finished
-    pass and `--resume` continues it. Ctrl-C stops after the running cell (twice: at once).
-    Counting-only sweeps (--no-timing) run --parallel workers at once; timing cells one at a time.
+    pass and `--resume` continues it (refused while that sweep still runs). Ctrl-C stops after
+    the running cell (twice, or SIGTERM: at once). Counting-only sweeps (--no-timing) run --parallel workers at once; timing cells one at a time.
 
     The rows of this run are printed at the end (--format, --output); all runs: `cnnprof db rows`,
     `cnnprof report`.
+
+    A sweep file is data: a model it names that would run code other than a registered model, an
+    .onnx file or a .py file inside the file's folder or git repository is refused, unless --trust
+    names it.
 
     Examples:
 
@@ -187,6 +193,10 @@ def sweep_command(
     if not refs:
         raise UsageError("no model given: name models (e.g. 'ghostnet*', or '*' for the whole zoo) or give "
                          "--config with `models`")
+    if not models and config is not None:  # the file's models are data: only what the user trusts runs
+        from cnnprof.references import check_trusted
+
+        check_trusted(refs, source=config, trusted=trust or (), what="sweep file")
     check_distinct([output], reference_files(refs) + ([config] if config else []))
 
     def listed(text, key, what, choices=None):
@@ -250,12 +260,13 @@ def sweep_command(
                 print(c.describe(), file=_stdout())
             say(f"{len(cells)} cell(s) x {matrix.effective_passes} pass(es)")
             return
-        store = Store.open(db, write=True)
+        store = stack.enter_context(Store.open(db, write=True))  # closed (checked) before the summary
         from cnnprof.cli.common import ARGV
 
-        say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; results in {db}")
         run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(),
                     argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say)
+        run.on_start = lambda: say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; "
+                                   f"results in {db}")
         with progress_bar() as update:
             run.on_progress = update
             result = run.run()
@@ -276,7 +287,7 @@ def sweep_command(
         + (f", {result.skipped_cells} skipped (measured by another sweep)" if result.skipped_cells else ""))
     if result.interrupted:
         say("interrupted: every finished pass is stored; run the same command with --resume to continue")
-        raise SystemExit(130)
+        raise SystemExit(143 if result.terminated else 130)
     fail_on_error_rows([_Row(r) for r in rows])
 
 

@@ -34,9 +34,9 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from cnnprof.errors import UsageError
+from cnnprof.errors import UsageError, shorten
 from cnnprof.files import read_json
 
 SCHEMA = "cnnprof.gate.baseline/1"
@@ -174,6 +174,38 @@ def _count(obj: dict, key: str, where: str) -> int:
     return value
 
 
+def _threads(doc: dict, threads: int, environment: dict) -> str:
+    """The threads a check asks for (``threads_spec``), within the bounds of ``--threads``
+    (``parse_threads``: a positive count or 'all'); ``threads``, what the recording timed with,
+    at most the cores it recorded (``gate record`` caps the threads at the cores, as ``--threads`` does)."""
+    from cnnprof.timing.environment import parse_threads
+
+    spec = doc.get("threads_spec", str(threads))
+    for value, key in ((threads, "threads"), (spec, "threads_spec")):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise _Invalid(f"field {key} should be a count of threads or 'all', got {type(value).__name__}")
+        try:
+            parse_threads(value)
+        except UsageError as exc:
+            raise _Invalid(f"field {key}: {exc}") from None
+    cores = environment.get("cores")
+    if isinstance(cores, int) and not isinstance(cores, bool) and cores >= 1 and threads > cores:
+        raise _Invalid(f"field threads is {threads}, more than the {cores} cores of the machine that recorded it "
+                       "(gate record never times with more threads than cores)")
+    return str(spec)
+
+
+def _protocol(protocol: dict) -> dict:
+    """The protocol, its ``instances`` within the bounds of ``gate record --instances``."""
+    from cnnprof.gate.measure import MAX_INSTANCES
+
+    if "instances" in protocol:
+        n = protocol["instances"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_INSTANCES:
+            raise _Invalid(f"field protocol.instances is {shorten(repr(n), 40)}, not a count from 1 to {MAX_INSTANCES}")
+    return protocol
+
+
 def parse_baseline(doc: Any) -> Baseline:
     """A validated ``Baseline`` from a decoded JSON document (raises ``_Invalid``)."""
     schema = _field(doc, "schema", str, "")
@@ -181,14 +213,18 @@ def parse_baseline(doc: Any) -> Baseline:
         raise _Invalid(f"schema is {schema!r}, this cnnprof reads {SCHEMA!r}")
     calibration = _field(doc, "calibration", dict, "")
     _field(calibration, "version", int, "calibration")
+    from cnnprof.references import same_model
+
     models = []
-    seen = set()
+    seen: dict[tuple, str] = {}
     for i, item in enumerate(_field(doc, "models", list, "")):
         where = f"models[{i}]"
         name = _field(item, "name", str, where)
-        if name in seen:
-            raise _Invalid(f"model {name!r} appears twice")
-        seen.add(name)
+        key = same_model(name)
+        if key in seen:
+            spelled = "" if seen[key] == name else f" (as {shorten(seen[key])!r} and {shorten(name)!r})"
+            raise _Invalid(f"model {shorten(name)!r} appears twice{spelled}")
+        seen[key] = name
         procs = []
         for j, proc in enumerate(_field(item, "processes", list, where)):
             pw = f"{where}.processes[{j}]"
@@ -210,8 +246,8 @@ def parse_baseline(doc: Any) -> Baseline:
     if not models:
         raise _Invalid("field models is empty")
     threads = _field(doc, "threads", int, "")
-    if threads < 1:
-        raise _Invalid("field threads is below 1")
+    environment = _field(doc, "environment", dict, "")
+    threads_spec = _threads(doc, threads, environment)
     precision = _field(doc, "precision", str, "") if "precision" in doc else "fp32"
     from cnnprof.timing.precision import PRECISIONS
 
@@ -222,48 +258,69 @@ def parse_baseline(doc: Any) -> Baseline:
         created=str(doc.get("created", "")),
         backend=_field(doc, "backend", str, ""),
         threads=threads,
-        threads_spec=str(doc.get("threads_spec", threads)),
+        threads_spec=threads_spec,
         calibration=calibration,
-        protocol=_field(doc, "protocol", dict, ""),
-        environment=_field(doc, "environment", dict, ""),
+        protocol=_protocol(_field(doc, "protocol", dict, "")),
+        environment=environment,
         runs=tuple(r for r in doc.get("runs", []) if isinstance(r, dict)),
         models=tuple(models),
         precision=precision,
     )
 
 
-def load_baseline(path: str | os.PathLike) -> Baseline:
-    """Read and validate a baseline; every problem is a one-line ``UsageError`` (exit 2)."""
+def load_baseline(path: str | os.PathLike, *, trust: Sequence[str] = ()) -> Baseline:
+    """Read and validate a baseline; every problem is a one-line ``UsageError`` (exit 2).
+
+    Its models are data: a reference that would run code the trust policy does not allow
+    (``references.check_trusted``; ``trust``: the ``--trust`` values) is refused here, before
+    anything resolves it."""
     p = Path(path)
     if not p.exists():
         raise UsageError(f"baseline {str(p)!r} does not exist (write one with `cnnprof gate record MODEL... "
                          f"--baseline {p}`)")
     doc = read_json(p, "gate baseline")
     try:
-        return parse_baseline(doc)
+        baseline = parse_baseline(doc)
     except OverflowError:
         raise UsageError(f"baseline {str(p)!r} is not a cnnprof gate baseline: it holds a number too large to "
                          "use") from None
     except _Invalid as exc:
         raise UsageError(f"baseline {str(p)!r} is not a cnnprof gate baseline: {exc}") from None
+    from cnnprof.references import check_trusted
+
+    check_trusted([m.name for m in baseline.models], source=p, trusted=trust, what="baseline")
+    return baseline
 
 
 def check_models_exist(baseline: Baseline, source: str) -> None:
     """Every model of the baseline must still exist: a registered one under exactly that name, a
-    user's reference (file, factory, ONNX file) must still resolve at its recorded input."""
+    user's reference (file, factory, ONNX file) must still resolve at its recorded input; and that
+    input must be one ``--resolution`` / ``--input`` would take (the network's downsampling, this
+    machine's memory: ``targets.target_input``)."""
     from cnnprof import references
     from cnnprof.errors import CnnprofError
     from cnnprof.models import registry
-    from cnnprof.targets import resolve_one
+    from cnnprof.targets import check_workload, resolve_one, target_input
 
     known = set(registry.list_models("*"))
     for m in baseline.models:
         if references.is_reference(m.name):
             try:
-                resolve_one(m.name, m.input)
+                target = resolve_one(m.name, m.input)
             except CnnprofError as exc:
                 raise UsageError(f"baseline {source!r} names model {m.name!r}, which no longer loads: {exc}") from None
-            continue
-        if m.name not in known:
+        elif m.name not in known:
             raise UsageError(f"baseline {source!r} names model {m.name!r}, which cnnprof no longer has; "
                              f"record the baseline again (`cnnprof gate record ... --update`)")
+        else:
+            target = resolve_one(m.name, m.input)
+        try:
+            if target.onnx_path is not None or target.spec is None:
+                check_workload(target, m.input, 1)
+            else:
+                if m.input[0] != target.input[0]:
+                    raise UsageError(f"{m.name} takes {target.input[0]} input channel(s), not {m.input[0]}")
+                target_input(target, m.input[1:])
+        except CnnprofError as exc:
+            raise UsageError(f"baseline {source!r}: input {'x'.join(map(str, m.input))} of model {m.name!r}: "
+                             f"{exc}") from None

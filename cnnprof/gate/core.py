@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from cnnprof.errors import UsageError
+from cnnprof.errors import UsageError, shorten
 from cnnprof.gate import stats
 from cnnprof.gate.baseline import SCHEMA, Baseline, ModelRecord, ProcessSamples, check_models_exist
 from cnnprof.gate.calibration import CALIBRATION_INPUT, CALIBRATION_NAME, CALIBRATION_VERSION
@@ -34,11 +34,16 @@ def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None, *, inpu
 
     A user's factory options must be part of the reference (``file.py:factory(width=2)``): the
     baseline stores the reference and a check resolves it again."""
+    from cnnprof.references import same_model
     from cnnprof.targets import resolve_targets, target_input
     from cnnprof.timing.precision import ONNX_BACKENDS
 
     targets = resolve_targets(refs, input_shape=input_shape)
-    for t in targets:
+    seen: dict[tuple, str] = {}
+    for t in targets:  # a check would refuse a baseline holding one model twice
+        first = seen.setdefault(same_model(t.name), t.name)
+        if first != t.name:
+            raise UsageError(f"{shorten(t.name)!r} and {shorten(first)!r} are the same model: give it once")
         if t.onnx_path is not None and backend not in ONNX_BACKENDS:
             raise UsageError(f"{t.name} is an ONNX file: gate it with --backend {' or '.join(ONNX_BACKENDS)}")
     return [GateModel(t.name, target_input(t, resolution)) for t in targets]
@@ -172,7 +177,10 @@ def prepare(baseline: Baseline, *, source: str, strict_env: bool,
     if why:
         raise UsageError(f"baseline {source!r} was recorded with {baseline.backend} {baseline.precision}, which "
                          f"cannot run here: {why}")
-    n_threads = threads if threads is not None else environment.parse_threads(baseline.threads_spec)
+    # the baseline's threads as --threads takes them: at most the cores this process may use (a
+    # capped count shows below as an environment difference)
+    n_threads = threads if threads is not None else environment.capped_threads(
+        environment.parse_threads(baseline.threads_spec))[0]
     env = _fingerprint(n_threads)
     diffs = environment_differences(baseline.environment, env, baseline.backend)
     if strict_env and diffs:

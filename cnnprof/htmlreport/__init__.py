@@ -29,7 +29,7 @@ RESULT_COLUMNS = [
     ("latency_ms_median", "median (ms)", "ms"), ("latency_ms_p90", "p90 (ms)", "ms"),
     ("latency_ms_iqr", "IQR (ms)", "ms"), ("runs", "runs", "int"), ("passes", "passes", "int"),
     ("warnings", "warnings", "notes"), ("error", "error", "prose"), ("revision", "revision", "text"),
-    ("machine", "machine", "text"), ("recorded_at", "recorded (UTC)", "text"),
+    ("machine", "machine", "text"), ("recorded_at", "recorded (UTC)", "time"),
 ]
 
 
@@ -52,12 +52,18 @@ GATE_COLUMNS = [
     ("model", "model", "text"), ("verdict", "verdict", "verdict"), ("ratio", "ratio (normalised)", "float"),
     ("ci_low", "CI low", "float"), ("ci_high", "CI high", "float"), ("p_value", "p-value", "float"),
     ("baseline_ms", "baseline (ms)", "ms"), ("now_ms", "now (ms)", "ms"), ("revision", "revision", "text"),
-    ("machine", "machine", "text"), ("recorded_at", "checked (UTC)", "text"), ("note", "note", "prose"),
+    ("machine", "machine", "text"), ("recorded_at", "checked (UTC)", "time"), ("note", "note", "prose"),
 ]
 RUN_COLUMNS = [
     ("id", "run", "int"), ("command", "command", "text"), ("status", "status", "text"),
-    ("started_at", "started (UTC)", "text"), ("revision", "revision", "text"), ("rows", "rows", "int"),
+    ("started_at", "started (UTC)", "time"), ("revision", "revision", "text"), ("rows", "rows", "int"),
     ("errors", "errors", "int"), ("machine", "machine", "text"), ("argv", "command line", "prose"),
+]
+ENV_COLUMNS = [
+    ("machine", "machine", "text"), ("torch", "torch", "text"), ("onnxruntime", "onnxruntime", "text"),
+    ("openvino", "openvino", "text"), ("python", "python", "text"), ("cpu", "CPU", "text"), ("cores", "cores", "int"),
+    ("gpu", "GPU", "text"), ("platform", "platform", "text"), ("revisions", "cnnprof revisions", "prose"),
+    ("rows", "profile rows", "int"), ("newest", "newest (UTC)", "time"),
 ]
 MAX_RUNS_SHOWN = 500
 
@@ -100,9 +106,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# Characters that must not appear raw in JSON inlined in a <script> element: '<' (a '</script>' closes
+# it, a '<!--<script>' puts the parser into a state where the real '</script>' no longer does), '>'
+# and '&' (the other halves of those sequences), and the two line separators that older JavaScript
+# parsers take for line ends. Each becomes its \uXXXX escape, which JSON.parse reads back unchanged.
+_SCRIPT_UNSAFE = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
+
+
 def _script_json(data: Any) -> str:
-    """JSON safe inside a <script> element (no '</' that would close it)."""
-    return json.dumps(_finite(data), allow_nan=False, separators=(",", ":"), default=str).replace("</", "<\\/")
+    """JSON safe inside a <script> element: whatever the data holds (a model name of
+    '</script>' or '<!--<script>'), the element ends where the page says and parses back as given."""
+    text = json.dumps(_finite(data), allow_nan=False, separators=(",", ":"), default=str)
+    return text.translate(_SCRIPT_UNSAFE)
 
 
 def build(data: Dataset, *, title: str = "cnnprof report") -> str:
@@ -133,19 +148,29 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
     sections.append(("results", "Latest results", (
         f"<p>The newest row of each configuration (model, input, batch, backend, device, threads, precision, "
         f"machine): {len(latest)} of {len(profile)} profile rows. Click a header to sort; type to filter. Latency is "
-        f"the median of the pooled samples (sweeps pool their passes), in milliseconds.</p>"
+        f"the median of the pooled samples (sweeps pool their passes), in milliseconds. A column with the same "
+        f"value on every row is said once above the table instead; <em>columns</em> shows it again.</p>"
         f'<div class="controls"><input type="search" class="filter" data-for="table-results" '
         f'placeholder="filter rows (e.g. ghostnet, onnxruntime)" aria-label="filter the results"></div>'
-        f'<div class="table-wrap"><table id="table-results" class="sortable" data-table="results"></table></div>'
+        f'<div class="table-wrap"><table id="table-results" class="sortable" data-table="results" data-compact>'
+        f"</table></div>"
         if latest else "<p class=empty>No profile rows yet: <code>cnnprof sweep</code>, <code>bench</code>, "
         "<code>compare</code> or <code>profile</code> record them.</p>")))
+
+    sections.append(("environment", "Where they were measured", (
+        "<p>The runtime versions, CPU and platform stored with the profile rows, per machine (a machine "
+        "appears once for each set of versions it measured with), and the revisions of cnnprof that measured "
+        "them.</p>"
+        '<div class="table-wrap"><table id="table-environment" class="sortable" data-table="environment"></table>'
+        "</div>" if data.environments else "<p class=empty>No profile rows: no environment to show.</p>")))
 
     pareto = ch.pareto(latest)
     charts += pareto
     sections.append(("pareto", "Pareto: latency against MACs and parameters", (
         "<p>One panel pair per machine; one marker per backend and precision; the dashed line joins the models "
         "no other model beats on both axes (for that marker, batch and threads: choose them under each chart). "
-        "Log scales. MACs are conv + linear multiply-adds, the papers' \"FLOPs\".</p>"
+        f"Each point is named while a panel draws at most {ch.MAX_LABELS} points; hover over a point for its model "
+        "and figures. Log scales. MACs are conv + linear multiply-adds, the papers' \"FLOPs\".</p>"
         + "".join(f'<h3>{esc(c.title)}</h3><div class="chart" id="{c.id}"></div>' for c in pareto)
         if pareto else "<p class=empty>No timed rows with counts yet (<code>cnnprof sweep</code>).</p>")))
 
@@ -201,7 +226,8 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
         if runs else "<p class=empty>Read from report files: no runs.</p>")))
 
     payload = {
-        "tables": {"results": _table(latest, _machine_first(RESULT_COLUMNS, machines)), "claims": _table(claims, CLAIM_COLUMNS),
+        "tables": {"results": _table(latest, _machine_first(RESULT_COLUMNS, machines)),
+                   "environment": _table(data.environments, ENV_COLUMNS), "claims": _table(claims, CLAIM_COLUMNS),
                    "gate": _table(gate, GATE_COLUMNS), "runs": _table(runs, RUN_COLUMNS)},
         "charts": [{"target": c.id, "spec": c.spec, "datasets": sorted(c.datasets)} for c in charts],
         "datasets": {name: _columnar(values) for c in charts for name, values in c.datasets.items()},

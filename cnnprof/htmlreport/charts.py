@@ -15,7 +15,7 @@ from typing import Any, Sequence
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # names the grammar; nothing is fetched
 WIDTH = 380
 HEIGHT = 260
-MAX_LABELS = 25  # more points than this in a panel: names in tooltips only
+MAX_LABELS = 25  # more points than this drawn in a panel: names in tooltips (and the table) only
 GATE_COLOURS = {"regression": "#d62728", "count changed": "#ff7f0e", "improvement": "#2ca02c", "pass": "#7f7f7f"}
 
 
@@ -42,7 +42,7 @@ def series_of(row: dict[str, Any]) -> str:
     return f"{row.get('backend') or '?'} {row.get('precision') or 'fp32'}"
 
 
-def _scatter_panel(x: str, x_title: str, front: str, label: bool) -> dict[str, Any]:
+def _scatter_panel(x: str, x_title: str, front: str) -> dict[str, Any]:
     tooltip = [{"field": "model"}, {"field": "series", "title": "backend precision"},
                {"field": "latency_ms_median", "title": "median (ms)", "format": ".3f"},
                {"field": "macs", "title": "MACs", "format": ",d"},
@@ -62,9 +62,12 @@ def _scatter_panel(x: str, x_title: str, front: str, label: bool) -> dict[str, A
                       "shape": {"field": "series", "type": "nominal", "title": "backend precision"},
                       "tooltip": tooltip}},
     ]
-    if label:
-        layers.append({"mark": {"type": "text", "align": "left", "dx": 5, "dy": -5, "fontSize": 9},
-                       "encoding": {"x": enc_x, "y": enc_y, "text": {"field": "model"}}})
+    # each point named beside it while the panel draws at most MAX_LABELS points: counted in the
+    # browser after the batch and threads selectors have filtered them, so it is the number drawn
+    layers.append({"transform": [{"joinaggregate": [{"op": "count", "as": "drawn"}]},
+                                 {"filter": f"datum.drawn <= {MAX_LABELS}"}],
+                   "mark": {"type": "text", "align": "left", "dx": 5, "dy": -5, "fontSize": 9},
+                   "encoding": {"x": enc_x, "y": enc_y, "text": {"field": "model"}}})
     return {"width": WIDTH, "height": HEIGHT, "layer": layers,
             "title": f"latency against {x_title.split(' (')[0]} (dashed: Pareto front of each marker)"}
 
@@ -90,8 +93,6 @@ def pareto(rows: Sequence[dict[str, Any]]) -> list[Chart]:
         data = [{k: r.get(k) for k in ("model", "series", "latency_ms_median", "macs", "params", "batch", "threads",
                                         "revision", "front_macs", "front_params")} for r in mine]
         name = f"pareto{i}"
-        per_panel = max((len(g) for g in groups.values()), default=0) * len({r["series"] for r in mine})
-        label = per_panel <= MAX_LABELS
         params = [
             {"name": "batch_sel", "value": batches[0] if batches else 1,
              "bind": {"input": "select", "options": batches or [1], "name": "batch "}},
@@ -101,65 +102,100 @@ def pareto(rows: Sequence[dict[str, Any]]) -> list[Chart]:
         spec = {
             "$schema": SCHEMA, "data": {"name": name}, "params": params,
             "transform": [{"filter": "datum.batch == batch_sel && datum.threads == threads_sel"}],
-            "hconcat": [_scatter_panel("macs", "MACs (conv + linear multiply-adds)", "front_macs", label),
-                        _scatter_panel("params", "parameters", "front_params", label)],
+            "hconcat": [_scatter_panel("macs", "MACs (conv + linear multiply-adds)", "front_macs"),
+                        _scatter_panel("params", "parameters", "front_params")],
             "resolve": {"scale": {"color": "shared", "shape": "shared"}},
         }
         charts.append(Chart(f"chart-pareto-{i}", machine, spec, {name: data}))
     return charts
 
 
-def scaling(scale_rows: Sequence[dict[str, Any]], profile_rows: Sequence[dict[str, Any]]) -> tuple[list[Chart], str]:
-    """The compound-scaling curve: from the newest ``cnnprof scale`` run of each base (MACs built
-    against φ beside φ=0 x 2^φ and x (α·β²·γ²)^φ; latency when it was measured), else from the
-    EfficientNet B0-B7 rows (the published compound-scaled family: MACs and latency per variant).
-    Returns the charts and a sentence saying which."""
-    charts: list[Chart] = []
-    newest: dict[str, int] = {}
+CURVE_BUILT = "MACs built"
+CURVE_TWO = "φ=0 MACs × 2^φ"
+CURVE_COMPOUND = "φ=0 MACs × (α·β²·γ²)^φ"
+
+
+def _compound(row: dict[str, Any]) -> float | None:
+    """(α·β²·γ²)^φ of a scale row: as ``scale`` wrote it, else from its multipliers (α^φ, β^φ, γ^φ)."""
+    if row.get("compound_pow_phi"):
+        return float(row["compound_pow_phi"])
+    d, w, r = row.get("depth_mult"), row.get("width_mult"), row.get("res_mult")
+    return float(d) * float(w) ** 2 * float(r) ** 2 if d and w and r else None
+
+
+def scaling_curves(scale_rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The compound-scaling curves of the newest ``cnnprof scale`` run of each base, the same
+    whether the rows come from the database or from a report file: for each φ, the MACs of the
+    network built, φ=0's MACs × 2^φ and φ=0's MACs × (α·β²·γ²)^φ (φ=0's MACs: the run's own φ=0
+    row, else MACs / the MACs ratio to φ=0 that ``scale`` wrote); and the latency of each φ and
+    backend/precision where it was measured. Returns (curves, latency)."""
+    runs: dict[str, dict[tuple, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in scale_rows:
         if r.get("model") and r.get("phi") is not None:
-            newest[r["model"]] = max(newest.get(r["model"], -1), int(r.get("run_id") or 0))
-    if newest:
-        data, latency = [], []
-        for r in scale_rows:
-            base = r.get("model")
-            if base not in newest or int(r.get("run_id") or 0) != newest[base] or not r.get("macs"):
-                continue
-            ratio = r.get("macs_ratio") or 1.0
-            base_macs = r["macs"] / ratio if ratio else r["macs"]
-            rec = r.get("record") or {}
-            two = rec.get("two_pow_phi", r.get("two_pow_phi")) or 2 ** r["phi"]
-            comp = rec.get("compound_pow_phi", r.get("compound_pow_phi"))
-            data.append({"base": base, "phi": r["phi"], "curve": "MACs built", "macs": r["macs"]})
-            data.append({"base": base, "phi": r["phi"], "curve": "φ=0 MACs × 2^φ", "macs": base_macs * two})
-            if comp:
-                data.append({"base": base, "phi": r["phi"], "curve": "φ=0 MACs × (αβ²γ²)^φ", "macs": base_macs * comp})
+            runs[r["model"]][(int(r.get("run_id") or 0), str(r.get("command") or ""))].append(r)
+    curves, latency = [], []
+    for base in sorted(runs):  # the newest run: the highest id, else (report files) the newest file
+        newest = max(runs[base], key=lambda k: (k[0], max(str(r.get("recorded_at") or "") for r in runs[base][k])))
+        rows = sorted(runs[base][newest], key=lambda r: float(r["phi"]))
+        zero = next((r for r in rows if float(r["phi"]) == 0 and r.get("macs")), None)
+        seen: set[float] = set()
+        for r in rows:
+            phi = float(r["phi"])
             if r.get("latency_ms_median"):
-                latency.append({"base": base, "phi": r["phi"], "latency_ms_median": r["latency_ms_median"]})
+                latency.append({"base": base, "phi": phi, "series": f"{base} {series_of(r)}" if r.get("backend")
+                                else base, "latency_ms_median": r["latency_ms_median"]})
+            if phi in seen or not r.get("macs"):  # one row per φ and precision: the MACs are the same
+                continue
+            seen.add(phi)
+            base_macs = float(zero["macs"]) if zero else (float(r["macs"]) / float(r["macs_ratio"])
+                                                          if r.get("macs_ratio") else None)
+            curves.append({"base": base, "phi": phi, "curve": CURVE_BUILT, "macs": float(r["macs"])})
+            if base_macs is None:
+                continue
+            curves.append({"base": base, "phi": phi, "curve": CURVE_TWO, "macs": base_macs * 2.0 ** phi})
+            compound = _compound(r)
+            if compound is not None:
+                curves.append({"base": base, "phi": phi, "curve": CURVE_COMPOUND, "macs": base_macs * compound})
+    return curves, latency
+
+
+def scaling(scale_rows: Sequence[dict[str, Any]], profile_rows: Sequence[dict[str, Any]]) -> tuple[list[Chart], str]:
+    """The compound-scaling curve: from the newest ``cnnprof scale`` run of each base
+    (``scaling_curves``: MACs built against φ beside φ=0 x 2^φ and x (α·β²·γ²)^φ; latency when it
+    was measured), else from the EfficientNet B0-B7 rows (the published compound-scaled family: MACs
+    and latency per variant). Returns the charts and a sentence saying which."""
+    charts: list[Chart] = []
+    data, latency = scaling_curves(scale_rows)
+    if data:
+        bases = sorted({d["base"] for d in data})
         panels = [{
             "width": WIDTH, "height": HEIGHT, "data": {"name": "scaling"}, "title": "MACs against φ",
             "mark": {"type": "line", "point": True},
             "encoding": {"x": {"field": "phi", "type": "quantitative", "title": "φ"},
                          "y": {"field": "macs", "type": "quantitative", "scale": {"type": "log"}, "title": "MACs"},
-                         "color": {"field": "curve", "type": "nominal"},
-                         "strokeDash": {"field": "base", "type": "nominal"},
-                         "tooltip": [{"field": "base"}, {"field": "phi"}, {"field": "curve"},
-                                     {"field": "macs", "format": ",.0f"}]}}]
+                         "color": {"field": "curve", "type": "nominal", "title": "curve",
+                                   "sort": [CURVE_BUILT, CURVE_TWO, CURVE_COMPOUND]},
+                         "tooltip": [{"field": "base"}, {"field": "phi", "title": "φ"}, {"field": "curve"},
+                                     {"field": "macs", "title": "MACs", "format": ",.0f"}]}}]
+        if len(bases) > 1:  # a dash per base (one base: no legend for it)
+            panels[0]["encoding"]["strokeDash"] = {"field": "base", "type": "nominal"}
         datasets = {"scaling": data}
         if latency:
             datasets["scaling_latency"] = latency
             panels.append({
                 "width": WIDTH, "height": HEIGHT, "data": {"name": "scaling_latency"}, "title": "latency against φ",
-                "mark": {"type": "line", "point": True, "color": "#d62728"},
+                "mark": {"type": "line", "point": True},
                 "encoding": {"x": {"field": "phi", "type": "quantitative", "title": "φ"},
                              "y": {"field": "latency_ms_median", "type": "quantitative",
                                    "title": "median latency (ms)"},
-                             "strokeDash": {"field": "base", "type": "nominal"},
-                             "tooltip": [{"field": "base"}, {"field": "phi"},
-                                         {"field": "latency_ms_median", "format": ".2f"}]}})
-        charts.append(Chart("chart-scaling", "compound scaling", {"$schema": SCHEMA, "hconcat": panels}, datasets))
-        return charts, (f"From the newest `cnnprof scale` run of {', '.join(sorted(newest))}: the MACs of each "
-                        "network built at φ against φ=0 × 2^φ and × (α·β²·γ²)^φ.")
+                             "color": {"field": "series", "type": "nominal", "title": "base backend precision"},
+                             "tooltip": [{"field": "series"}, {"field": "phi", "title": "φ"},
+                                         {"field": "latency_ms_median", "title": "median (ms)", "format": ".2f"}]}})
+        charts.append(Chart("chart-scaling", "compound scaling", {"$schema": SCHEMA, "hconcat": panels,
+                                                                  "resolve": {"scale": {"color": "independent"}}},
+                            datasets))
+        return charts, (f"From the newest `cnnprof scale` run of {', '.join(bases)}: the MACs of each network built "
+                        "at φ against φ=0's MACs × 2^φ and × (α·β²·γ²)^φ (the curves compound scaling aims at).")
     family = [r for r in profile_rows if (r.get("model") or "").startswith("efficientnet_b") and r.get("macs")
               and not r.get("error")]
     if not family:

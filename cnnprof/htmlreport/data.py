@@ -19,6 +19,7 @@ from cnnprof.store.columns import Kind, machine_label, revision_of
 from cnnprof.store.schema import ROW_COLUMNS
 
 UNKNOWN_MACHINE = "unknown machine"
+WITH_RECORDS = (Kind.CLAIM, Kind.GATE_CHECK, Kind.SCALE)  # kinds whose rows the page reads with their record
 UNKNOWN_REVISION = "unknown"
 
 
@@ -29,9 +30,35 @@ class Dataset:
     runs: list[dict[str, Any]] = field(default_factory=list)
     revision_order: dict[str, str] = field(default_factory=dict)  # revision -> first seen (sorts as text)
     roofs: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (machine, run) -> peak, bandwidth
+    environments: list[dict[str, Any]] = field(default_factory=list)  # see ``environments``
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return self.rows.get(kind, [])
+
+
+# -- where the rows were measured -------------------------------------------------------------------
+ENVIRONMENT_FIELDS = ("torch", "onnxruntime", "openvino", "python", "cpu", "cores", "gpu", "platform")
+
+
+def environments(found: Sequence[tuple[str, str, int, str, dict[str, Any] | None]]) -> list[dict[str, Any]]:
+    """(machine, revision, rows, newest, environment) of each group of profile rows -> one entry per
+    machine and set of runtime versions: the versions (torch, onnxruntime, openvino, python), CPU,
+    cores, GPU and platform as stored with the rows, the revisions of cnnprof that measured them,
+    how many rows and the newest. The same from the database and from report files."""
+    entries: dict[tuple, dict[str, Any]] = {}
+    for machine, revision, rows, newest, env in found:
+        env = env if isinstance(env, dict) else {}
+        values = {k: (None if env.get(k) in (None, "") else str(env.get(k))) for k in ENVIRONMENT_FIELDS}
+        key = (machine, *values.values())
+        entry = entries.setdefault(key, {"machine": machine, **values, "revisions": [], "rows": 0, "newest": ""})
+        if revision not in entry["revisions"]:
+            entry["revisions"].append(revision)
+        entry["rows"] += rows
+        entry["newest"] = max(entry["newest"], newest or "")
+    out = sorted(entries.values(), key=lambda e: (e["machine"], e["newest"]))
+    for e in out:
+        e["revisions"] = ", ".join(e["revisions"])
+    return out
 
 
 # -- the database ---------------------------------------------------------------------------------
@@ -39,18 +66,27 @@ def from_store(store, *, models: Sequence[str] = ()) -> Dataset:
     from cnnprof.store import query
 
     data = Dataset(source=str(store.path))
-    plain = [k for k in Kind.ALL if k not in (Kind.CLAIM, Kind.GATE_CHECK)]
+    plain = [k for k in Kind.ALL if k not in WITH_RECORDS]
     rows = query.select(store, query.Filters(kind=plain, model=list(models)))
-    # claims and gate verdicts: their prose (statement, tolerance, note) is in the record
-    for r in query.select(store, query.Filters(kind=[Kind.CLAIM, Kind.GATE_CHECK]), records=True):
-        if r["kind"] == Kind.GATE_CHECK and models and not _matches(r["model"], models):
+    # claims, gate verdicts and scale rows: some of what the page shows is in the record only (a
+    # claim's statement, a verdict's note, the 2^φ and (α·β²·γ²)^φ of each φ), so each such row
+    # carries its record's fields, as a row read from a report file does
+    for r in query.select(store, query.Filters(kind=list(WITH_RECORDS)), records=True):
+        if r["kind"] != Kind.CLAIM and models and not _matches(r["model"], models):
             continue
         record = r.pop("record")
         record = record if isinstance(record, dict) else {}  # not JSON as stored: the typed columns only
-        rows.append({**{k: v for k, v in record.items() if k not in r or r[k] is None}, **r})
+        rows.append({**r, **{k: v for k, v in record.items() if r.get(k) is None}})
     for r in rows:
         data.rows.setdefault(r["kind"], []).append(r)
     data.runs = query.runs(store)
+    shown = {(r["machine"], r.get("env_key"), r["revision"]) for r in data.of(Kind.PROFILE)}
+    groups = store._guarded(lambda: list(store.conn.execute(  # one record of each group: its environment
+        "SELECT machine, env_key, revision, COUNT(*), MAX(recorded_at), record FROM rows WHERE kind = ? "
+        "GROUP BY machine, env_key, revision", (Kind.PROFILE,))))
+    data.environments = environments([(machine, revision, n, newest, _environment_of(record))
+                                      for machine, env_key, revision, n, newest, record in groups
+                                      if (machine, env_key, revision) in shown])
     data.revision_order = query.revision_times(store)
     layer_runs = {r["run_id"] for r in data.of(Kind.LAYER)}
     if layer_runs:
@@ -66,6 +102,14 @@ def from_store(store, *, models: Sequence[str] = ()) -> Dataset:
                 data.roofs[(machine, run_id)] = {"peak": float(roofs["peak_gmacs"]),
                                                  "bandwidth": float(roofs["bandwidth_gbs"])}
     return data
+
+
+def _environment_of(record: str | None) -> dict[str, Any] | None:
+    try:
+        env = json.loads(record or "{}").get("environment")
+    except (ValueError, AttributeError):
+        return None
+    return env if isinstance(env, dict) else None
 
 
 def _matches(name: str | None, patterns: Sequence[str]) -> bool:
@@ -178,6 +222,13 @@ def from_files(paths: Sequence[str | os.PathLike]) -> Dataset:
             rec.setdefault("precision", "fp32" if kind in (Kind.PROFILE, Kind.LAYER) else None)
             data.rows.setdefault(kind, []).append(rec)
             data.revision_order.setdefault(rec["revision"], stamp)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in data.of(Kind.PROFILE):
+        env = r.get("environment") if isinstance(r.get("environment"), dict) else None
+        key = (r["machine"], r["revision"], json.dumps({k: (env or {}).get(k) for k in ENVIRONMENT_FIELDS}))
+        groups.setdefault(key, []).append(r)
+    data.environments = environments([(machine, revision, len(rows), max(r["recorded_at"] for r in rows),
+                                       rows[0].get("environment")) for (machine, revision, _), rows in groups.items()])
     layers = data.of(Kind.LAYER)
     if layers:  # the roofs each layer was judged against: peak = the flat roof, bandwidth = the slope
         roofs = [(r["roof_gmacs"], r["intensity"]) for r in layers if r.get("roof_gmacs") and r.get("intensity")]

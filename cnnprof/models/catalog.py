@@ -4,8 +4,11 @@ Published figures are stored here only to be *compared with*: every count cnnpro
 from the built network. Sources are those collected in ``shared/reference/paper_numbers.md``:
 "paper" is the paper's own table, "official" is the count of the official implementation (its
 parameters and conv + linear multiply-adds, at the native input), "released" is the released
-checkpoint's model card. ``reference`` is the figure the built model must match (tolerances per
-family: 0.5% params / 1% MACs against official code; 1.5% against the FBNet definitions).
+checkpoint's model card. ``reference`` is the figure the built model must match: its parameter
+count exactly where the reference is an exact count (EfficientNet, EfficientNetV2-S/M/L,
+MobileNetV3, ESPNet), else to the unit it is quoted to (``params_rounded_to``; ``params_tol`` only
+for a difference explained where it is set); MACs within 1% against official code, 1.5% against
+the FBNet definitions.
 
 Every variant is registered in ``CATALOG``, a registry this module owns; ``registry.py`` serves it.
 This module imports only ``spec`` (the data types), so imports run one way: spec <- catalog <-
@@ -65,7 +68,8 @@ def _add(
     official_src: str = "official implementation, conv + linear multiply-adds",
     extra: tuple[Figure, ...] = (),
     task: str = "classification",
-    params_tol: float = 0.005,
+    params_rounded_to: int = 1,
+    params_tol: float = 0.0,
     macs_tol: float = 0.01,
     min_input: int = 32,
     notes: str = "",
@@ -93,6 +97,7 @@ def _add(
             task=task,
             published=tuple(published),
             reference=reference,
+            params_rounded_to=params_rounded_to,
             params_tol=params_tol,
             macs_tol=macs_tol,
             min_input=min_input,
@@ -162,8 +167,8 @@ for _v, _arch, _w, _d, _r, _drop, _paper, _readme, _official in _EFFICIENTNETV2:
                 note="the repository's FLOPs differ from the paper's; both are listed",
             ),
         ),
-        # B0-B3 official counts are known to 4 significant figures only.
-        params_tol=0.005 if _paper else 0.01,
+        # B0-B3 official counts are known to the thousand only (4 significant figures).
+        params_rounded_to=1 if _paper else 1000,
         macs_tol=0.01 if _paper else 0.015,
     )
 
@@ -202,6 +207,7 @@ for _v, _w, _paper, _official in [
         paper_fig=_paper,
         paper_src="paper Table 7",
         official=_official,
+        params_rounded_to=1000,
     )
 for _v, _w, _paper, _official in [
     ("100", 1.0, (6.1, 167, 75.3), (6.157, 167.0)),
@@ -219,6 +225,7 @@ for _v, _w, _paper, _official in [
         paper_fig=_paper,
         paper_src="paper ImageNet table",
         official=_official,
+        params_rounded_to=1000,
         min_input=33,  # DFC attention 2x2-pools the stride-32 map, which must be at least 2x2
     )
 
@@ -246,6 +253,7 @@ _add(
     res=(512, 1024),
     options={"num_classes": 20, "p": 2, "q": 8},
     official=(0.3494, 3470),
+    params_rounded_to=100,
     task="segmentation",
     min_input=16,
     notes="output logits at 1/8 of the input resolution",
@@ -271,6 +279,10 @@ for _v, _s, _paper, _official in [
         paper_fig=_paper,
         paper_src="paper / sacmehta/ESPNetv2 README (FLOPs exclude the final FC)",
         official=_official,
+        params_rounded_to=100,
+        # the official count includes parameters its network creates but never uses (0.13-0.2%);
+        # tests/test_models_espnet.py adds them back and matches the reference to its rounding
+        params_tol=0.0025,
     )
 
 # -- FBNet V1 (mobile-vision fbnet_modeldef_cls_fbnet.py) --------------------------------------
@@ -300,7 +312,7 @@ for _v, _paper, _released, _official in [
                 input="224x224",
             ),
         ),
-        params_tol=0.015,
+        params_rounded_to=1000,
         macs_tol=0.015,
     )
 
@@ -334,7 +346,7 @@ for _v, _r, _paper, _released, _official in [
                 input=f"{_r}x{_r}",
             ),
         ),
-        params_tol=0.015,
+        params_rounded_to=1000,
         macs_tol=0.015,
     )
 
@@ -372,7 +384,10 @@ for _v, _r, _paper, _released, _official in [
                 input=f"{_r}x{_r}",
             ),
         ),
-        params_tol=0.015,
+        params_rounded_to=1000,
+        # V3-A/B's quoted 8.599M lies 20 parameters past the rounding of the definitions' count,
+        # 8,598,480 (tests/test_models_fbnet.py pins every exact count)
+        params_tol=0.00001,
         macs_tol=0.015,
         min_input=_FBNETV3_MIN_INPUT.get(_v, 32),
     )

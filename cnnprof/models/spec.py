@@ -41,8 +41,9 @@ class ModelSpec:
 
     ``builder`` is ``"module:function"``; ``options`` are its keyword arguments. ``published``
     holds the papers' (and official releases') figures; ``reference`` is the count of the
-    official implementation that the built model must match within ``params_tol`` / ``macs_tol``
-    (relative).
+    official implementation that the built model must match: its parameters within
+    ``params_slack`` (exactly, where the reference is an exact count), its MACs within
+    ``macs_tol`` (relative).
     """
 
     name: str
@@ -55,7 +56,9 @@ class ModelSpec:
     task: str = "classification"
     published: tuple[Figure, ...] = ()
     reference: Figure | None = None
-    params_tol: float = 0.005
+    # the reference's parameter count is quoted to a multiple of this many (1: an exact count)
+    params_rounded_to: int = 1
+    params_tol: float = 0.0  # relative, on top of the rounding: a known, explained difference only
     macs_tol: float = 0.01
     min_input: int = 32  # smallest H and W the network's downsampling accepts
     notes: str = ""
@@ -67,6 +70,13 @@ class ModelSpec:
         module_name, _, func_name = self.builder.partition(":")
         builder = getattr(importlib.import_module(module_name), func_name)
         return builder(**{**dict(self.options), **overrides})
+
+    @property
+    def params_slack(self) -> int:
+        """How many parameters a built model may differ from ``reference.params``: half the unit
+        the reference is quoted to (0 for an exact count), plus ``params_tol`` of it."""
+        ref = self.reference.params if self.reference is not None and self.reference.params else 0
+        return self.params_rounded_to // 2 + int(self.params_tol * ref)
 
     @property
     def paper_figure(self) -> Figure | None:

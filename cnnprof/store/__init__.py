@@ -12,6 +12,7 @@ fingerprint and the command line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -24,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from cnnprof.files import REPORTS_DIR
 from cnnprof.store.columns import Kind, env_key, machine_label, revision_of, row_columns
 from cnnprof.store.db import DatabaseError, connect, transaction
+from cnnprof.store.identity import Identity, abandon
 from cnnprof.store.schema import ROW_COLUMNS, SCHEMA_VERSION
 
 DEFAULT_DB = Path(REPORTS_DIR) / "cnnprof.db"
@@ -63,12 +65,18 @@ class Where:
         self.env_key = env_key(self.environment, self.host)
 
 
+class _Replaced(Exception):
+    """The database's file changed (raised under the write lock; ``Store._check`` says how)."""
+
+
 class Store:
     """An open results database."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn: sqlite3.Connection, path: Path, identity: Identity | None = None):
         self.conn = conn
         self.path = path
+        self.identity = identity  # of a database opened for writing: checked before each write
+        self.closed = False
 
     @classmethod
     def open(cls, path: str | os.PathLike = DEFAULT_DB, *, write: bool = True) -> "Store":
@@ -77,16 +85,60 @@ class Store:
             from cnnprof.files import ensure_folder
 
             ensure_folder(p.parent)
-        return cls(connect(p, write=write), p)
+        conn = connect(p, write=write)
+        try:
+            identity = Identity.of(p) if write else None
+        except OSError:
+            conn.close()
+            raise DatabaseError(f"results database {str(p)!r} went away as it was opened") from None
+        return cls(conn, p, identity)
 
     def close(self) -> None:
+        """Close; a database whose file changed meanwhile is abandoned (``_check``), exit 2."""
+        if self.closed:
+            return
+        self._check()
+        self.closed = True
         self.conn.close()
 
     def __enter__(self) -> "Store":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # an error is on its way already: closed (or abandoned) without a second one
+            with contextlib.suppress(DatabaseError):
+                self.close()
+
+    def _check(self) -> None:
+        """Stop (exit 2) when the path no longer names the file this store opened, never touching
+        the file now there (``store.identity``)."""
+        what = self.identity.changed() if self.identity is not None and not self.closed else None
+        if what:
+            self._abandon(what)
+
+    def _abandon(self, what: str) -> None:
+        self.closed = True
+        abandon(self.conn)
+        raise DatabaseError(f"results database {str(self.path)!r} {what} while this command ran: stopped, and "
+                            "nothing was written to what is there now (rows stored before went to the file "
+                            "that was there)")
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """A write transaction (``db.transaction``) on the file this store opened, checked under the
+        write lock before anything is written."""
+        if self.closed:
+            raise DatabaseError(f"results database {str(self.path)!r} is closed")
+        try:
+            with transaction(self.conn):
+                what = self.identity.changed() if self.identity is not None else None
+                if what:
+                    raise _Replaced(what)
+                yield self.conn
+        except _Replaced as exc:
+            self._abandon(str(exc))
 
     def _guarded(self, fn, *args, **kwargs):
         from cnnprof.store.db import _sqlite_error
@@ -137,7 +189,7 @@ class Store:
         records = list(records)
 
         def write() -> int:
-            with transaction(self.conn):
+            with self._transaction():
                 run_id = self._insert_run(command, argv, where, status=status, started_at=started_at,
                                           ended_at=now_iso(), context=context)
                 self._insert_rows(run_id, kind, records, where, extra=extra)
@@ -151,7 +203,7 @@ class Store:
         where = Where(environment)
 
         def write() -> int:
-            with transaction(self.conn):
+            with self._transaction():
                 return self._insert_run(command, argv, where, status="running", started_at=now_iso(), ended_at=None,
                                         context=context)
 
@@ -159,16 +211,33 @@ class Store:
 
     def finish_run(self, run_id: int, status: str) -> None:
         def write() -> None:
-            with transaction(self.conn):
+            with self._transaction():
                 self.conn.execute("UPDATE runs SET ended_at = ?, status = ? WHERE id = ?", (now_iso(), status, run_id))
 
         self._guarded(write)
 
     def reopen_run(self, run_id: int) -> None:
-        """A sweep resumed in its earlier run: running again."""
+        """A sweep resumed in its earlier run: running again, owned by this process. Refused (exit 2)
+        while the process that runs it is alive (``store.owner``): checked and taken under the
+        write lock, so two resumes cannot both take it."""
+        from cnnprof.errors import UsageError
+        from cnnprof.store.owner import alive, this_process
+
         def write() -> None:
-            with transaction(self.conn):
-                self.conn.execute("UPDATE runs SET ended_at = NULL, status = 'running' WHERE id = ?", (run_id,))
+            with self._transaction():
+                found = self.conn.execute("SELECT status, context FROM runs WHERE id = ?", (run_id,)).fetchone()
+                try:
+                    context = json.loads(found["context"] or "{}") if found else {}
+                except ValueError:
+                    context = {}
+                context = context if isinstance(context, dict) else {}
+                owner = context.get("owner")
+                if found and found["status"] == "running" and alive(owner):
+                    raise UsageError(f"sweep run {run_id} is still running (process {owner['pid']} on this host): "
+                                     "wait for it to end, or stop it, before --resume")
+                context["owner"] = this_process()
+                self.conn.execute("UPDATE runs SET ended_at = NULL, status = 'running', context = ? WHERE id = ?",
+                                  (_json(context), run_id))
 
         self._guarded(write)
 
@@ -185,7 +254,7 @@ class Store:
         where = Where(environment, host)
 
         def write() -> bool:
-            with transaction(self.conn):
+            with self._transaction():
                 # a pass stored as failed may be measured again (resume); one that was measured stays
                 cur = self.conn.execute(
                     "INSERT INTO passes (run_id, cell, pass, revision, env_key, ok, seconds, overhead, "

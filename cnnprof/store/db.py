@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from cnnprof.errors import UsageError
-from cnnprof.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from cnnprof.store.schema import APPLICATION_ID, MIGRATIONS, REQUIRED_COLUMNS, SCHEMA_VERSION
 
 HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 60.0
@@ -36,10 +36,26 @@ def _where(path: Path) -> str:
     return repr(str(path))
 
 
+def _not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (a folder, a FIFO, a device, a socket), told
+    from ``stat`` alone: opening a FIFO would wait for a writer for ever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def _check_file(path: Path) -> None:
     """What can be told from the file alone, before SQLite opens it."""
-    if path.is_dir():
-        raise DatabaseError(f"results database {_where(path)} is a folder, not a file")
+    what = _not_a_file(path)
+    if what:
+        raise DatabaseError(f"results database {_where(path)} is {what}, not a file; give another --db")
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -66,16 +82,53 @@ def _check_file(path: Path) -> None:
 def _read_only_reason(path: Path) -> str | None:
     """Why ``path`` (an existing file) must not be written, or None. A file with no write
     permission bit is read-only even for root, who could write it: its owner made it so."""
+    from cnnprof.files import read_only
+
     try:
-        mode = path.stat().st_mode
+        path.stat()
     except OSError as exc:
         return exc.strerror or str(exc)
-    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
-        return "the file is read-only"
     folder = path.parent if str(path.parent) else Path(".")
+    if _read_only_fs(folder):
+        return "the file system is read-only"
+    if read_only(path):
+        return "the file is read-only"
     if not os.access(folder, os.W_OK):  # SQLite writes its -wal and -shm files beside the database
         return f"folder {str(folder)!r} is read-only (SQLite keeps its log beside the database)"
     return None
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+FREE_BYTES_FULL = 1 << 20  # less free space than this on the database's file system: "full"
+
+
+def storage_problem(folder: Path) -> str | None:
+    """What stops files in ``folder`` from being written or growing, in words: a read-only file
+    system, a full one, a file-size limit on this process (``ulimit -f``); or None."""
+    import resource
+
+    if _read_only_fs(folder):
+        return "the file system is read-only"
+    try:
+        vfs = os.statvfs(folder)
+    except OSError:
+        vfs = None
+    if vfs is not None and vfs.f_blocks and vfs.f_bavail * vfs.f_frsize < FREE_BYTES_FULL:
+        return "the disk is full (no space left on the device)"
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if soft != resource.RLIM_INFINITY:
+        return f"files may not grow past this process's file-size limit (ulimit -f: {soft} bytes)"
+    return None
+
+
+# SQLite's primary result codes that a file system, not the file's contents, can cause
+_STORAGE_CODES = {8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL", 14: "SQLITE_CANTOPEN"}
 
 
 def _sqlite_error(path: Path, exc: sqlite3.Error) -> DatabaseError:
@@ -83,6 +136,14 @@ def _sqlite_error(path: Path, exc: sqlite3.Error) -> DatabaseError:
     if "locked" in text or "busy" in text:
         return DatabaseError(f"results database {_where(path)} stayed locked by another process for "
                              f"{BUSY_TIMEOUT_S:.0f} s: {text}")
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _STORAGE_CODES:
+        problem = storage_problem(path.parent if str(path.parent) else Path("."))
+        if problem:
+            return DatabaseError(f"cannot use results database {_where(path)}: {problem} ({text}); "
+                                 "give another --db, or --no-db")
+        if code & 0xFF == 13:
+            return DatabaseError(f"cannot write results database {_where(path)}: the disk is full ({text})")
     if "readonly" in text or "read-only" in text:
         return DatabaseError(f"cannot write results database {_where(path)}: {text}")
     return DatabaseError(f"results database {_where(path)} is unusable ({text}): corrupt, or not a cnnprof database; "
@@ -117,7 +178,24 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int:
     if check != "ok":
         raise DatabaseError(f"results database {_where(path)} is corrupt (SQLite's quick_check: {check[:200]}); "
                             "give another --db, or --no-db")
+    if version == SCHEMA_VERSION:
+        check_schema(conn, path)
     return version
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Every table and column the current schema has is there (a damaged or hand-edited database
+    is refused when opened, before a command measures anything it could not store)."""
+    for table, required in REQUIRED_COLUMNS.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if not have:
+            raise DatabaseError(f"results database {_where(path)} has no {table!r} table (damaged, or changed by "
+                                "hand); give another --db, or --no-db")
+        missing = [c for c in required if c not in have]
+        if missing:
+            raise DatabaseError(f"results database {_where(path)}: its {table!r} table lacks the column(s) "
+                                f"{', '.join(missing[:5])} (damaged, or changed by hand); give another --db, "
+                                "or --no-db")
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -162,8 +240,9 @@ def connect(path: str | os.PathLike, *, write: bool, create: bool = True) -> sql
         if not folder.is_dir():
             raise DatabaseError(f"cannot create results database {_where(p)}: folder {str(folder)!r} "
                                 f"{'is not a folder' if folder.exists() else 'does not exist'}")
-        if not os.access(folder, os.W_OK):
-            raise DatabaseError(f"cannot create results database {_where(p)}: folder {str(folder)!r} is read-only")
+        if _read_only_fs(folder) or not os.access(folder, os.W_OK):
+            what = "is on a read-only file system" if _read_only_fs(folder) else "is read-only"
+            raise DatabaseError(f"cannot create results database {_where(p)}: folder {str(folder)!r} {what}")
         _create(p, folder)
     _check_file(p)
     if write:
@@ -178,8 +257,8 @@ def connect(path: str | os.PathLike, *, write: bool, create: bool = True) -> sql
             conn.close()
             raise
         conn.close()
-        if not write and version == SCHEMA_VERSION:
-            return _open(p, "ro")
+        if not write and version == SCHEMA_VERSION:  # on a read-only file system: read as it is (no -shm file)
+            return _open(p, "ro", immutable=_read_only_fs(p.parent if str(p.parent) else Path(".")))
         if not write and _read_only_reason(p):
             raise DatabaseError(f"results database {_where(p)} has the older schema version {version} and is "
                                 f"read-only, so it cannot be brought to version {SCHEMA_VERSION}")
@@ -214,8 +293,12 @@ def _create(path: Path, folder: Path) -> None:
             os.link(tmp, path)
         except FileExistsError:
             pass
-    except (OSError, sqlite3.Error) as exc:
-        raise DatabaseError(f"cannot create results database {_where(path)}: {exc}") from None
+    except sqlite3.Error as exc:
+        raise _sqlite_error(path, exc) from None
+    except OSError as exc:
+        from cnnprof.files import describe
+
+        raise DatabaseError(f"cannot create results database {_where(path)}: {describe(exc)}") from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -229,6 +312,7 @@ def _setup(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: a killed process loses no committed row
         conn.execute("PRAGMA foreign_keys = ON")
         migrate(conn)
+        check_schema(conn, path)
     except BaseException:
         conn.close()
         raise

@@ -32,6 +32,9 @@ APPLICATION_ID = 0x636E6E70  # "cnnp"
 RUN_COLUMNS = ("id", "uid", "command", "argv", "tool", "revision", "host", "machine", "env_key", "environment",
                "started_at", "ended_at", "status", "context")
 
+PASS_COLUMNS = ("id", "run_id", "cell", "pass", "revision", "env_key", "ok", "seconds", "overhead", "samples", "result",
+                "error", "recorded_at")
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -156,6 +159,10 @@ ROW_COLUMNS: dict[str, str] = {
 }
 # What every row has besides them (set by the store, not read from the row).
 ROW_META = ("id", "run_id", "kind", "recorded_at", "revision", "machine", "env_key", "cell", "passes", "record")
+
+# The columns each table must have at SCHEMA_VERSION (checked when a database is opened).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "runs": RUN_COLUMNS, "rows": (*ROW_META, *ROW_COLUMNS), "passes": PASS_COLUMNS}
 
 # ProfileRow fields deliberately kept in the record only: the environment fingerprint (the run
 # and the row's machine / env_key columns say where it was measured) and the list of operators

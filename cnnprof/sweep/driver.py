@@ -12,8 +12,8 @@ Nothing measured is lost: each pass is stored with the cell's pooled row in one 
 soon as its worker ends, so a sweep that is killed keeps every finished pass; ``resume`` continues
 the newest unfinished sweep of the same cells at the same revision on the same machine and
 environment, skipping its stored passes, and skips cells that another sweep at that revision
-and environment measured completely. Ctrl-C stops after the cells running now (a second Ctrl-C
-stops them too).
+and environment measured completely. Ctrl-C stops after the cells running now (a second Ctrl-C,
+or SIGTERM, stops them too; the run is marked interrupted either way).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class SweepResult:
     skipped_cells: int  # measured completely by another sweep (resume)
     interrupted: bool
     passes: list[dict[str, Any]] = field(default_factory=list)  # this invocation's results (overheads)
+    terminated: bool = False  # stopped by SIGTERM
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -168,6 +169,7 @@ class Sweep:
         self.input_shape = input_shape
         self.on_progress = on_progress or (lambda status: None)
         self.notice = on_notice or (lambda text: None)
+        self.on_start: Callable[[], None] = lambda: None  # once the run is decided, before any notice
         self.planned = matrix.effective_passes
         self.digest = plan_digest(self.cells, self.planned)
         self._stop = threading.Event()
@@ -199,13 +201,15 @@ class Sweep:
     def run(self) -> SweepResult:
         run_id = self._continued_run() if self.resume else None
         resumed = run_id is not None
+        if resumed:
+            self.store.reopen_run(run_id)  # refused while the sweep that runs it is alive
+        self.on_start()
         stored: dict[str, dict[int, dict[str, Any]]] = {c.key: {} for c in self.cells}
         if resumed:
             for p in self.store.passes_of(run_id):
                 if p["cell"] in stored and p["ok"]:
                     stored[p["cell"]][int(p["pass"])] = {**json.loads(p["result"]),
                                                          "samples": json.loads(p["samples"] or "null")}
-            self.store.reopen_run(run_id)
             self.notice(f"resuming sweep run {run_id}: {sum(len(v) for v in stored.values())} cell pass(es) "
                         "already stored")
         elif self.resume:
@@ -218,9 +222,11 @@ class Sweep:
             return SweepResult(run_id=0, resumed=False, cells=self.cells, rows=[], skipped_cells=len(skip),
                                interrupted=False)
         if run_id is None:
+            from cnnprof.store.owner import this_process
+
             run_id = self.store.start_run("sweep", self.argv, environment=self.environment, context={
                 "plan": self.digest, "matrix": self.matrix.to_dict(), "cells": len(self.cells),
-                "passes": self.planned})
+                "passes": self.planned, "owner": this_process()})
         todo = [c for c in self.cells if c.key not in skip]
         status = Status(total=len(todo) * self.planned,
                         skipped=sum(len(stored[c.key]) for c in todo))
@@ -266,8 +272,18 @@ class Sweep:
             self.notice("stopping after the cells running now (Ctrl-C again to stop at once); "
                         "`--resume` continues this sweep")
 
+        terminated = threading.Event()
+
+        def on_sigterm(signum, frame) -> None:  # as a second Ctrl-C: a service manager will not wait
+            terminated.set()
+            self._stop.set()
+            self._abort.set()
+            self.notice("terminated: stopping now; the running cell passes are dropped")
+
+        previous_term = signal.getsignal(signal.SIGTERM) if previous is not None else None
         if previous is not None:
             signal.signal(signal.SIGINT, on_sigint)
+            signal.signal(signal.SIGTERM, on_sigterm)
         try:
             self.on_progress(status)
             for pass_index in range(1, self.planned + 1):
@@ -280,6 +296,7 @@ class Sweep:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+                signal.signal(signal.SIGTERM, previous_term)
         interrupted = self._stop.is_set() and status.done < status.total
         self.store.finish_run(run_id, "interrupted" if interrupted else "done")
         rows = []
@@ -288,7 +305,7 @@ class Sweep:
                 ordered = [results[cell.key][k] for k in sorted(results[cell.key])]
                 rows.append(pool(cell, ordered, self.planned))
         return SweepResult(run_id=run_id, resumed=resumed, cells=self.cells, rows=rows, skipped_cells=len(skip),
-                           interrupted=interrupted, passes=this_run)
+                           interrupted=interrupted, passes=this_run, terminated=terminated.is_set())
 
 
 def _takes_abort(executor: Executor) -> bool:

@@ -11,6 +11,11 @@ A local worker runs in a session of its own, so the terminal's Ctrl-C reaches on
 watches its stdin). A worker that crashes (a signal, an exit without a result), runs past the
 cell timeout (its process group is killed) or runs out of memory gives an error result naming
 what happened; the sweep goes on.
+
+Nothing a worker started outlives it: each worker gets a tag of its own in its environment
+(``CNNPROF_SWEEP_JOB``), which every process it starts inherits, even one that leaves its process
+group and session (``os.setsid``); when the worker ends, however it ends, every process still
+carrying its tag is killed (found through ``/proc/PID/environ``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
@@ -51,6 +57,28 @@ def _tail(path: Path, limit: int = 300) -> str:
     return lines[-1][:limit] if lines else ""
 
 
+TAG = "CNNPROF_SWEEP_JOB"
+
+
+def kill_tagged(tag: str) -> int:
+    """SIGKILL every process whose environment carries ``TAG=tag`` (a worker's descendants, whatever
+    process group or session they moved to); how many were found."""
+    needle = f"{TAG}={tag}".encode()
+    killed = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if needle not in fh.read().split(b"\0"):
+                    continue
+            os.kill(int(name), signal.SIGKILL)
+            killed += 1
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    return killed
+
+
 def failure(job: Mapping[str, Any], error: str, *, seconds: float | None = None) -> Result:
     """The result of a job whose worker gave none."""
     cell = job["cell"]
@@ -67,6 +95,7 @@ class _Running:
     folder: Path
     started: float
     deadline: float
+    tag: str = ""
 
 
 @dataclass
@@ -85,7 +114,8 @@ class LocalExecutor:
         folder.mkdir()
         job = {**job, "spawned_at": time.time(), "watch_parent": True}
         (folder / "job.json").write_text(json.dumps(job))
-        env = {**os.environ, **self.env}
+        tag = uuid.uuid4().hex
+        env = {**os.environ, **self.env, TAG: tag}
         root = str(Path(__file__).resolve().parents[2])  # this cnnprof, whatever the worker's folder
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         out = open(folder / "output.txt", "wb")
@@ -96,7 +126,7 @@ class LocalExecutor:
         finally:
             out.close()
         now = time.monotonic()
-        return _Running(job, proc, folder, now, now + self.timeout_s)
+        return _Running(job, proc, folder, now, now + self.timeout_s, tag)
 
     def _finish(self, r: _Running, timed_out: bool) -> Result:
         seconds = time.monotonic() - r.started
@@ -104,6 +134,7 @@ class LocalExecutor:
             self._kill(r)
             return failure(r.job, f"timed out: the cell ran past the {self.timeout_s:g} s timeout and was stopped",
                            seconds=seconds)
+        kill_tagged(r.tag)  # what it left running
         with contextlib.suppress(OSError):
             r.proc.stdin.close()
         code = r.proc.returncode
@@ -129,6 +160,7 @@ class LocalExecutor:
     def _kill(self, r: _Running) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(r.proc.pid, signal.SIGKILL)
+        kill_tagged(r.tag)
         with contextlib.suppress(Exception):
             r.proc.wait(timeout=10)
         with contextlib.suppress(OSError):
