@@ -151,7 +151,7 @@ def history(store: Store, model: str, *, backends: Sequence[str] = (), precision
     timed = select(store, f)
     wanted = {"backend": backends, "precision": precision, "batch": batch, "threads": threads}
     gate = [g for g in select(store, Filters(model=[model], kind=[Kind.GATE_CHECK], machine=machine))
-            if all(not values or k not in gate_config(g) or gate_config(g)[k] in values for k, values in wanted.items())]
+            if all(not values or gate_config(g).get(k, values[0]) in values for k, values in wanted.items())]
     return history_lines(timed, gate, revision_times(store))
 
 
@@ -204,8 +204,8 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
     out = list(lines.values())
     marked = set()
     for line in out:
-        found = [(key, g) for key, g in verdicts.items() if key[:3] == (line["model"], line["revision"], line["machine"])
-                 and all(line.get(k) == v for k, v in key[3])]
+        where = (line["model"], line["revision"], line["machine"])
+        found = [(key, g) for key, g in verdicts.items() if key[:3] == where and all(line.get(k) == v for k, v in key[3])]
         if found:
             key, g = min(found, key=lambda kg: severity(kg[1]["verdict"]))
             marked.update(k for k, _ in found)
