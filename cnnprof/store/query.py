@@ -205,7 +205,8 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
     marked = set()
     for line in out:
         where = (line["model"], line["revision"], line["machine"])
-        found = [(key, g) for key, g in verdicts.items() if key[:3] == where and all(line.get(k) == v for k, v in key[3])]
+        found = [(key, g) for key, g in verdicts.items()
+                 if key[:3] == where and all(line.get(k) == v for k, v in key[3])]
         if found:
             key, g = min(found, key=lambda kg: severity(kg[1]["verdict"]))
             marked.update(k for k, _ in found)
