@@ -169,13 +169,14 @@ def build(data: Dataset, *, title: str = "cnnprof report", compare: Sequence[str
             f"{esc(b.label)}</span>. Each configuration (model, input, backend, precision, batch, threads, machine) "
             "timed in both: the ratio of B's median latency to A's, and its interval [B low / A high, B high / A low] "
             "from the two medians' 95% intervals where both rows have one (<em>slower</em> or <em>faster</em> when "
-            "the interval excludes 1); <em>gate at B</em> is the verdict of <code>cnnprof gate check</code> on that "
-            "configuration at B's revision. The gate's regressions first, then the largest ratios. "
-            "<code>cnnprof report --compare A B</code> (run ids or revisions) chooses the two; by default they are the "
-            f"two newest revisions.{one_side}</p>"
+            "the interval excludes 1, else <em>inconclusive</em>); <em>gate at B</em> is the verdict of "
+            "<code>cnnprof gate check</code> on that configuration at B's revision. The gate's regressions first, "
+            "then the largest ratios. <code>cnnprof report --compare A B</code> (run ids or revisions) chooses the "
+            f"two; by default they are the two newest revisions.{one_side}</p>"
             + ('<div class="controls"><input type="search" class="filter" data-for="table-compare" '
                'placeholder="filter rows" aria-label="filter the comparison"></div><div class="table-wrap">'
-               '<table id="table-compare" class="sortable" data-table="compare"></table></div>' if comparison.rows
+               '<table id="table-compare" class="sortable" data-table="compare" data-compact></table></div>'
+               if comparison.rows
                else "<p class=empty>No configuration was timed in both.</p>"))))
 
     sections.append(("environment", "Where they were measured", (

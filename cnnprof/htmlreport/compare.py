@@ -109,7 +109,7 @@ def compare(data: Dataset, a: Side, b: Side) -> Comparison:
             high = rb["latency_ms_ci_high"] / ra["latency_ms_ci_low"]
         change = None
         if low is not None:
-            change = "slower" if low > 1 else ("faster" if high < 1 else "within the interval")
+            change = "slower" if low > 1 else ("faster" if high < 1 else "inconclusive")
         g = _gate_at(data, b, config)
         rows.append({**config, "a_ms": ra["latency_ms_median"], "b_ms": rb["latency_ms_median"], "ratio": ratio,
                      "ratio_low": low, "ratio_high": high, "change": change,
