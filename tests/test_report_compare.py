@@ -70,8 +70,9 @@ def test_the_comparison_has_each_shared_configuration_its_ratio_interval_and_gat
         hostile = next(r for r in result.rows if r["model"] == HOSTILE)
         assert hostile["ratio_low"] is None and hostile["ratio_high"] is None  # no intervals stored
     assert compare.of(dataset, ("0bbb", "0aaa")).rows[0]["model"] == "net_c"  # the other way: 30/24 first
-    for bad in ("0ccc", "99", ""):
-        with pytest.raises(UsageError):
+    for bad, says in (("0ccc", "neither a run id nor a revision"), ("99", "neither"), ("", "neither"),
+                      ("0", "starts 2 revisions"), (str(run_b + 1), "has no timed profile rows")):  # the gate's run
+        with pytest.raises(UsageError, match=says):
             compare.of(dataset, (bad, "0bbb"))
 
 

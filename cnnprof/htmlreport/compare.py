@@ -52,7 +52,15 @@ def _revisions(data: Dataset) -> list[str]:
 
 
 def side(data: Dataset, name: str) -> Side:
-    """The run with id ``name``, else the one revision ``name`` starts; anything else is a usage error."""
+    """The run with id ``name``, else the one revision ``name`` starts; anything else, or one that
+    timed nothing, is a usage error."""
+    found = _side(data, name)
+    if not found.rows:
+        raise UsageError(f"--compare: {found.label} has no timed profile rows to compare")
+    return found
+
+
+def _side(data: Dataset, name: str) -> Side:
     timed = _timed(data)
     text = name.strip()
     if text.isdigit() and any(str(run.get("id")) == text for run in data.runs):
