@@ -6,6 +6,7 @@ import json
 import re
 
 from store_data import fill
+from test_gate_alpha import fixed_samples  # noqa: F401 (a fixture)
 
 from cnnprof.store.query import history_lines
 
@@ -59,3 +60,20 @@ def test_history_and_the_page_show_the_verdict_on_the_gated_backend_only(cli, tm
     points = [dict(zip(history["cols"], row)) for row in history["rows"]]
     flagged = {(p["model"], p["revision"], p["line"]) for p in points if p["gate"] not in (None, "pass")}
     assert flagged == {("ghostnet_100", "0abc002", "torch fp32 b1 t1")}
+
+
+def test_a_gate_check_records_the_configuration_it_measured(cli, tmp_path, fixed_samples):
+    import os
+    import sqlite3
+
+    from test_gate_alpha import baseline
+
+    path = tmp_path / "baseline.json"
+    path.write_text(baseline().to_json())
+    result = cli("gate", "check", "--baseline", str(path), "--processes", "2", "--extra-processes", "0",
+                 "--alpha", "0.5", "-f", "json")
+    assert result.exit_code == 1, result.output  # the fixed samples: a regression at alpha 0.5
+    with sqlite3.connect(os.environ["CNNPROF_DB"]) as conn:
+        stored = list(conn.execute("SELECT model, verdict, input, backend, precision, batch, threads FROM rows "
+                                   "WHERE kind = 'gate-check'"))
+    assert stored == [("mobilenetv3_small", "regression", "3x64x64", "torch", "fp32", 1, 1)]
