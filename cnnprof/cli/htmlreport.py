@@ -50,7 +50,7 @@ def report_command(
 
       cnnprof report --model 'ghostnet*' --title "GhostNet on this laptop"
 
-      cnnprof report --compare 0abc001 0abc002      # two revisions (or run ids: --compare 12 15)
+      cnnprof report --compare 0abc001 0abc002 --output compare.html
     """
     import time
 
