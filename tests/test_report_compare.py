@@ -103,3 +103,24 @@ def test_the_page_draws_the_comparison_table_in_order_with_names_as_text(cli, tw
         assert page.text_content("#compare-a").startswith(f"run {run_a} (bench, 0aaa000")
         assert page.evaluate("window.__ran") == [] and seen.dialogs == [] and seen.errors == []
         assert [u for u in seen.requests if not u.startswith("file:")] == []
+
+
+@needs_chromium
+def test_the_selector_draws_the_other_pair_it_offers(cli, two_runs, tmp_path):
+    db, _ = two_runs
+    out = tmp_path / "reversed.html"
+    result = cli("report", "--db", str(db), "-o", str(out), "--compare", "0bbb", "0aaa")  # B/A the other way
+    assert result.exit_code == 0, result.stderr
+    models = ("Array.from(document.querySelectorAll('#table-compare tbody tr'))"
+              ".map(tr => tr.cells[0].textContent + ' ' + tr.cells[1].textContent)")
+    with opened(out) as (page, seen):
+        offered = page.evaluate("Array.from(document.querySelectorAll('#compare-pick option')).map(o => o.textContent)")
+        assert offered == ["revision 0aaa000 against revision 0bbb000", "revision 0bbb000 against revision 0aaa000"]
+        assert page.evaluate(models)[0] == "net_c torch"  # 30 / 24 first
+        page.select_option("#compare-pick", "1")
+        assert page.evaluate(models) == [f"{m} {b}" for m, b, _, _ in ORDER]
+        assert page.text_content("#compare-a") == "revision 0aaa000" and page.text_content("#compare-b") == (
+            "revision 0bbb000")
+        assert page.text_content("#compare-note") == "1 configuration(s) were timed in revision 0aaa000 only."
+        assert page.locator("#compare .table-tools").count() == 1  # drawn again, not twice
+        assert page.evaluate("window.__ran") == [] and seen.errors == [] and seen.dialogs == []

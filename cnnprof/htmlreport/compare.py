@@ -2,7 +2,8 @@
 with an interval, and the gate's verdict on that configuration at B where there is one.
 
 A side is named by a run id (``12``) or a revision (a prefix of one, ``abc12``); without names the
-page compares the two newest revisions. Only what both sides timed is compared: the configuration
+page compares the two newest revisions, and its selector also offers each revision against the
+one before. Only what both sides timed is compared: the configuration
 (model, input, backend, precision, batch, threads, machine) must be present in both.
 """
 
@@ -41,6 +42,15 @@ class Comparison:
     rows: list[dict[str, Any]]  # regressions first
     only_a: int = 0  # configurations timed on one side only
     only_b: int = 0
+
+    @property
+    def title(self) -> str:
+        return f"{self.b.kind} {self.b.name} against {self.a.kind} {self.a.name}"
+
+    @property
+    def note(self) -> str:
+        return "".join(f" {n} configuration(s) were timed in {s.kind} {s.name} only." for n, s in
+                       ((self.only_a, self.a), (self.only_b, self.b)) if n).strip()
 
 
 def _timed(data: Dataset) -> list[dict[str, Any]]:
@@ -140,3 +150,20 @@ def of(data: Dataset, pair: Sequence[str] | None) -> Comparison | None:
     if names is None:
         return None
     return compare(data, side(data, names[0]), side(data, names[1]))
+
+
+MAX_CHOICES = 12
+
+
+def choices(data: Dataset, first: Comparison) -> list[Comparison]:
+    """What the page's selector offers: ``first``, then each revision against the one before it,
+    newest first (at most ``MAX_CHOICES`` in all)."""
+    timed = {r.get("revision") for r in _timed(data)}
+    revisions = [r for r in _revisions(data) if r in timed]
+    out = [first]
+    for old, new in reversed(list(zip(revisions, revisions[1:]))):
+        if len(out) >= MAX_CHOICES:
+            break
+        if (first.a.kind, first.a.name, first.b.kind, first.b.name) != ("revision", old, "revision", new):
+            out.append(compare(data, side(data, old), side(data, new)))
+    return out
