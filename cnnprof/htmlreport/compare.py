@@ -152,7 +152,7 @@ def of(data: Dataset, pair: Sequence[str] | None) -> Comparison | None:
     return compare(data, side(data, names[0]), side(data, names[1]))
 
 
-MAX_CHOICES = 12
+MAX_CHOICES = 6
 
 
 def choices(data: Dataset, first: Comparison) -> list[Comparison]:
