@@ -235,7 +235,8 @@ def check_command(
          title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}")
     recorder.save(result.rows, kind=Kind.GATE_CHECK, threads=base.threads,
                   context={"baseline": str(baseline), "factor": factor, "alpha": alpha},
-                  extra={"backend": base.backend, "threads": base.threads, "device": "cpu"})
+                  extra={"backend": base.backend, "precision": base.precision, "threads": base.threads,
+                         "batch": 1, "device": "cpu"})
     cal_base = sum(r.calibration_baseline_ms for r in result.rows) / len(result.rows)
     cal_now = sum(r.calibration_now_ms for r in result.rows) / len(result.rows)
     say(f"calibration workload: {cal_base:.2f} ms at the baseline, {cal_now:.2f} ms now "

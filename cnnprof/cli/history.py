@@ -66,8 +66,9 @@ def history_command(
 
     One line per revision x machine x backend x precision x batch x threads (the newest row of
     each), in the order the revisions were first seen; `vs previous` compares with the same
-    configuration at the revision before; `gate` is the gate's verdict on the model at that
-    revision (regression, count changed, improvement, pass). --plot draws the lines, with the
+    configuration at the revision before; `gate` is the gate's verdict at that revision
+    (regression, count changed, improvement, pass), on the lines of the backend, precision, batch
+    and threads it measured only. --plot draws the lines, with the
     flagged revisions marked.
 
     Examples:

@@ -25,6 +25,9 @@ def report_command(
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Only these models (names or "
                                                        "patterns; repeatable).")] = None,
     title: Annotated[str, typer.Option("--title", help="The page's title.")] = "cnnprof report",
+    compare: Annotated[Optional[tuple[str, str]], typer.Option(
+        "--compare", metavar="A B", help="The two runs (ids) or revisions (or prefixes of them) the comparison "
+        "shows, B against A. Default: the two newest revisions.", show_default=False)] = None,
 ) -> None:
     """Write one self-contained HTML page: tables, Pareto charts, scaling, rooflines, claims, history.
 
@@ -35,7 +38,9 @@ def report_command(
     marker per backend and precision, one panel per machine; the compound-scaling curve (from
     `cnnprof scale` runs, else EfficientNet-B0...B7); rooflines of per-layer timings (`profile
     --timing`); the claims and their verdicts; each model's latency across revisions with the
-    gate's verdicts; the runs.
+    gate's verdicts; the runs; and a comparison of two runs or revisions (--compare): per
+    configuration timed in both, the latency ratio B/A with its interval and the gate's verdict,
+    regressions first.
 
     Examples:
 
@@ -44,6 +49,8 @@ def report_command(
       cnnprof report reports/bench-*.csv claims.json --output bench.html
 
       cnnprof report --model 'ghostnet*' --title "GhostNet on this laptop"
+
+      cnnprof report --compare 0abc001 0abc002 --output compare.html
     """
     import time
 
@@ -69,7 +76,7 @@ def report_command(
 
         with Store.open(db, write=False) as store:
             dataset = sources.from_store(store, models=models)
-    page = htmlreport.build(dataset, title=title)
+    page = htmlreport.build(dataset, title=title, compare=compare)
     write_atomic(output, page)
     rows = sum(len(v) for v in dataset.rows.values())
     say(f"wrote {output} ({len(page.encode()) / 1e6:.2f} MB, {rows} row(s)) in {time.perf_counter() - started:.2f} s")

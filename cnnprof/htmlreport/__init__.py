@@ -120,9 +120,11 @@ def _script_json(data: Any) -> str:
     return text.translate(_SCRIPT_UNSAFE)
 
 
-def build(data: Dataset, *, title: str = "cnnprof report") -> str:
-    """The page, as text."""
+def build(data: Dataset, *, title: str = "cnnprof report", compare: Sequence[str] | None = None) -> str:
+    """The page, as text. ``compare``: the two runs or revisions its comparison shows (A, B; by
+    default the two newest revisions)."""
     from cnnprof.htmlreport import assets
+    from cnnprof.htmlreport import compare as comparing
     from cnnprof.store.query import history_lines
     from cnnprof.version import __version__
 
@@ -156,6 +158,29 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
         f"</table></div>"
         if latest else "<p class=empty>No profile rows yet: <code>cnnprof sweep</code>, <code>bench</code>, "
         "<code>compare</code> or <code>profile</code> record them.</p>")))
+
+    comparison = comparing.of(data, compare)
+    offered = comparing.choices(data, comparison) if comparison is not None else []
+    if comparison is not None:
+        options = "".join(f'<option value="{i}">{esc(c.title)}</option>' for i, c in enumerate(offered))
+        sections.append(("compare", "Comparison of two runs or revisions", (
+            '<div class="controls"><label>Compare <select id="compare-pick" aria-label="the two runs or revisions '
+            f'compared">{options}</select></label></div>'
+            f'<p>A: <span class="side" id="compare-a">{esc(comparison.a.label)}</span>; B: <span class="side" '
+            f'id="compare-b">{esc(comparison.b.label)}</span>. <span id="compare-note">{esc(comparison.note)}</span>'
+            "</p><p>Each configuration (model, input, backend, precision, batch, threads, machine) timed in both: the "
+            "ratio of B's median latency to A's, and its interval [B low / A high, B high / A low] from the two "
+            "medians' 95% intervals where both rows have one (<em>slower</em> or <em>faster</em> when the interval "
+            "excludes 1, else <em>inconclusive</em>); <em>gate at B</em> is the verdict of <code>cnnprof gate "
+            "check</code> on that configuration at B's revision. The gate's regressions first, then the largest "
+            "ratios. <code>cnnprof report --compare A B</code> (run ids or revisions) chooses the first two shown "
+            "(by default the two newest revisions); the selector also offers each revision against the one before."
+            "</p>"
+            f'<p class="empty" id="compare-empty"{"" if not comparison.rows else " hidden"}>No configuration was '
+            "timed in both.</p>"
+            '<div class="controls"><input type="search" class="filter" data-for="table-compare" '
+            'placeholder="filter rows" aria-label="filter the comparison"></div><div class="table-wrap">'
+            '<table id="table-compare" class="sortable" data-table="compare" data-compact></table></div>')))
 
     sections.append(("environment", "Where they were measured", (
         "<p>The runtime versions, CPU and platform stored with the profile rows, per machine (a machine "
@@ -228,7 +253,10 @@ def build(data: Dataset, *, title: str = "cnnprof report") -> str:
     payload = {
         "tables": {"results": _table(latest, _machine_first(RESULT_COLUMNS, machines)),
                    "environment": _table(data.environments, ENV_COLUMNS), "claims": _table(claims, CLAIM_COLUMNS),
-                   "gate": _table(gate, GATE_COLUMNS), "runs": _table(runs, RUN_COLUMNS)},
+                   "gate": _table(gate, GATE_COLUMNS), "runs": _table(runs, RUN_COLUMNS),
+                   "compare": _table(comparison.rows if comparison else [], comparing.COLUMNS)},
+        "comparisons": [{"a": c.a.label, "b": c.b.label, "note": c.note, "table": _table(c.rows, comparing.COLUMNS)}
+                        for c in offered],
         "charts": [{"target": c.id, "spec": c.spec, "datasets": sorted(c.datasets)} for c in charts],
         "datasets": {name: _columnar(values) for c in charts for name, values in c.datasets.items()},
     }

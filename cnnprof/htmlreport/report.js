@@ -137,7 +137,8 @@
       p.textContent = notes.join(" ");
       box.appendChild(p);
     }
-    var wrap = table.parentNode;
+    var wrap = table.parentNode, before = wrap.previousElementSibling;
+    if (before && before.className === "table-tools") before.parentNode.removeChild(before);  // drawn again
     wrap.parentNode.insertBefore(box, wrap);
   }
 
@@ -164,6 +165,19 @@
   Array.prototype.forEach.call(document.querySelectorAll("input.filter"), function (input) {
     input.addEventListener("input", function () { filterRows(input); });
   });
+
+  // The comparison: the selector draws the two runs or revisions it names (text only, as everywhere).
+  var pick = document.getElementById("compare-pick");
+  if (pick) {
+    pick.addEventListener("change", function () {
+      var c = DATA.comparisons[+pick.value];
+      document.getElementById("compare-a").textContent = c.a;
+      document.getElementById("compare-b").textContent = c.b;
+      document.getElementById("compare-note").textContent = c.note;
+      document.getElementById("compare-empty").hidden = c.table.rows.length > 0;
+      renderTable(document.getElementById("table-compare"), c.table);
+    });
+  }
 
   var expanded = {};
   function dataset(name) {

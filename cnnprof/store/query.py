@@ -224,8 +224,22 @@ def history(store: Store, model: str, *, backends: Sequence[str] = (), precision
     f = Filters(model=[model], kind=[Kind.PROFILE], backend=backends, precision=precision, batch=batch,
                 threads=threads, machine=machine, errors="none", extra_where=["w.latency_ms_median IS NOT NULL"])
     timed = select(store, f)
-    gate = select(store, Filters(model=[model], kind=[Kind.GATE_CHECK], machine=machine))
+    wanted = {"backend": backends, "precision": precision, "batch": batch, "threads": threads}
+    gate = [g for g in select(store, Filters(model=[model], kind=[Kind.GATE_CHECK], machine=machine))
+            if all(not values or gate_config(g).get(k, values[0]) in values for k, values in wanted.items())]
     return history_lines(timed, gate, revision_times(store))
+
+
+# What a gate check measured besides the model: a verdict belongs to the history lines of that
+# configuration only (the gate times batch 1; a row that does not say a field matches any value of it).
+GATE_CONFIG = ("input", "backend", "precision", "batch", "threads")
+
+
+def gate_config(g: dict[str, Any]) -> dict[str, Any]:
+    """The configuration a gate-check row measured, as far as the row says it."""
+    config = {k: g.get(k) for k in GATE_CONFIG if g.get(k) not in (None, "")}
+    config.setdefault("batch", 1)
+    return config
 
 
 def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]],
@@ -233,8 +247,9 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
     """Latency across revisions and machines: one line per model x revision x machine x backend x
     precision x batch x threads (the newest row of each; ``rows`` says how many there were), in the
     order revisions were first seen (``seen``: revision -> when), with the gate's verdict on that
-    model at that revision and machine (``gate``: its most severe, ``gate_ratio``: the normalised
-    ratio it judged). A gate check at a revision nothing else timed is a line of its own."""
+    model at that revision and machine on the lines of the configuration it measured (``gate_config``;
+    ``gate``: its most severe, ``gate_ratio``: the normalised ratio it judged). A gate check no line
+    matches is a line of its own."""
     lines: dict[tuple, dict[str, Any]] = {}
     for r in timed:
         if r.get("latency_ms_median") is None or r.get("error"):
@@ -247,7 +262,7 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
             "batch": r["batch"], "threads": r["threads"], "latency_ms_median": r["latency_ms_median"],
             "latency_ms_ci_low": r.get("latency_ms_ci_low"), "latency_ms_ci_high": r.get("latency_ms_ci_high"),
             "runs": r.get("runs"), "rows": (line["rows"] if line else 0) + 1, "gate": None, "gate_ratio": None,
-            "note": "",
+            "note": "", "input": r.get("input"),
         }
     verdicts: dict[tuple, dict[str, Any]] = {}
 
@@ -257,20 +272,25 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
     for g in gate:
         if g.get("kind", Kind.GATE_CHECK) != Kind.GATE_CHECK or not g.get("verdict"):
             continue
-        key = (g["model"], g["revision"], g["machine"])
+        key = (g["model"], g["revision"], g["machine"], tuple(sorted(gate_config(g).items())))
         old = verdicts.get(key)
         if old is None or severity(g["verdict"]) < severity(old["verdict"]):
             verdicts[key] = g
     out = list(lines.values())
+    marked = set()
     for line in out:
-        g = verdicts.get((line["model"], line["revision"], line["machine"]))
-        if g is not None:
+        where = (line["model"], line["revision"], line["machine"])
+        found = [(key, g) for key, g in verdicts.items()
+                 if key[:3] == where and all(line.get(k) == v for k, v in key[3])]
+        if found:
+            key, g = min(found, key=lambda kg: severity(kg[1]["verdict"]))
+            marked.update(k for k, _ in found)
             line["gate"] = g["verdict"]
             line["gate_ratio"] = g.get("ratio")
-    marked = {(ln["model"], ln["revision"], ln["machine"]) for ln in out}
-    for (model, rev, mach), g in verdicts.items():
-        if (model, rev, mach) not in marked:
-            out.append({k: None for k in HISTORY_FIELDS} | {
+    for key, g in verdicts.items():
+        if key not in marked:
+            model, rev, mach, config = key
+            out.append({k: None for k in HISTORY_FIELDS} | dict(config) | {
                 "model": model, "revision": rev, "first_seen": seen.get(rev, g.get("recorded_at")), "machine": mach,
                 "source": "gate-check", "gate": g["verdict"], "gate_ratio": g.get("ratio"), "rows": 0,
                 "note": "gate check only"})
