@@ -45,8 +45,8 @@ def p_by_hand() -> float:
 
 
 def documented_alpha() -> float:
-    found = re.findall(r"`--alpha`, ([0-9.]+)\)", (ROOT / "README.md").read_text())
-    assert len(found) == 1, "the README names the gate's default --alpha once: '(`--alpha`, 0.01)'"
+    found = re.findall(r"`--alpha`, ([0-9.]+)\)", (ROOT / "docs" / "gate.md").read_text())
+    assert len(found) == 1, "the gate's page names its default --alpha once: '(`--alpha`, 0.01)'"
     return float(found[0])
 
 
