@@ -100,8 +100,9 @@ def test_torch_eager_latency_row():
     model.register_forward_hook(lambda *args: calls.append(1))
     lat = time_model(model, (3, 16, 16), name="tiny", opts=TimingOptions(protocol=FAST))
     assert lat.backend == "torch" and lat.threads == 1 and lat.parity_max_abs is None
-    # one first call (reported apart), FAST's 2 warm-up calls, then exactly min_runs samples
-    assert lat.runs == len(lat.samples) == FAST.min_runs and len(calls) == 1 + 2 + FAST.min_runs
+    # one first call (reported apart), FAST's 2 warm-up calls, exactly min_runs samples, then one
+    # untimed call whose output is checked for inf and NaN (the reference row's parity note)
+    assert lat.runs == len(lat.samples) == FAST.min_runs and len(calls) == 1 + 2 + FAST.min_runs + 1
     # every statistic is the one of the samples it reports
     x = np.asarray(lat.samples)
     assert lat.median == np.median(x) and lat.min == x.min() and lat.mean == pytest.approx(x.mean())
