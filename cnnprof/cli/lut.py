@@ -13,7 +13,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-from cnnprof.cli.common import command, counted_progress
+from cnnprof.cli.common import command, counted_eta, counted_progress, eta_column
 from cnnprof.cli.options import DEFAULT_DB, WHERE, DbOpt, FormatOpt, ModelArgOpt, NoDbOpt, OutputOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
@@ -73,15 +73,16 @@ SUMMARY_COLUMNS = [Column("group", "group"), Column("metric", "metric"), Column(
 
 
 def progress_bar() -> Iterator:
-    """The table build's progress on stderr; yields ``update(done, total, label)``."""
+    """The build's progress on stderr: ``update(done, total, label)``; ETA from measured item times."""
+    eta = counted_eta()
     return counted_progress(
         columns=lambda rp: (rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                            rp.TimeElapsedColumn(), rp.TextColumn("eta"), rp.TimeRemainingColumn()),
-        fields=lambda done, total, label: {"completed": done, "total": total,
-                                           "description": f"timing {label[:32]:32}"},
+                            rp.TimeElapsedColumn(), eta_column(rp)),
+        fields=lambda done, total, label: {"completed": done, "total": total, "description": f"timing {label[:32]:32}"},
         counts=lambda done, total, label: (done, total),
         line=lambda done, total, label, elapsed: f"{done}/{total} {label}",
         initial={"description": "timing blocks"},
+        eta=lambda done, total, label: eta(done, total),
     )
 
 
@@ -107,8 +108,8 @@ def build_command(
                                          "(each block alone, called again and again).")] = "in-context",
     backend: LutBackendOpt = None,
     threads: LutThreadsOpt = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Table file (default: "
-                                                   f"models/lut-<backend>-t<threads>.json; {WHERE}).", dir_okay=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", dir_okay=False, help="Table file (default: "
+                                                   f"models/lut-<backend>-t<threads>[-cpu].json; {WHERE}).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-measure what this environment already measured (and "
                                         "replace a table of the other kind of entries).")] = False,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Isolated entries: also time "
