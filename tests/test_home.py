@@ -98,3 +98,9 @@ def test_lut_predict_with_no_table_names_the_files_and_the_options(tmp_path):
     done = _cnnprof("lut", "predict", "fbnet_a", cwd=tmp_path, env={"CNNPROF_HOME": str(tmp_path / "h")})
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "lut-torch-t1-cpu.json" in done.stderr and "--clock" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["db"], ["bench"], ["export"], ["report"], ["lut", "predict"], ["gate", "check"]])
+def test_help_says_where_the_default_files_go(cli, command):
+    text = " ".join(cli(*command, "--help").stdout.split())
+    assert "$CNNPROF_HOME" in text and "~/.local/share/cnnprof" in text, command
