@@ -4,6 +4,7 @@ finds the table lut build wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -104,3 +105,17 @@ def test_lut_predict_with_no_table_names_the_files_and_the_options(tmp_path):
 def test_help_says_where_the_default_files_go(cli, command):
     text = " ".join(cli(*command, "--help").stdout.split())
     assert "$CNNPROF_HOME" in text and "~/.local/share/cnnprof" in text, command
+
+
+@pytest.mark.timing
+def test_lut_predict_after_lut_build_clock_cpu_reads_that_table(tmp_path):
+    env = {"CNNPROF_HOME": str(tmp_path / "h")}
+    built = _cnnprof("lut", "build", "--clock", "cpu", "--entries", "isolated", "--space", "none", "--models",
+                     "mobilenetv3_small", "--min-time", "0.01", "--min-runs", "3", "--rounds", "1", cwd=tmp_path,
+                     env=env, timeout=300)
+    assert built.returncode == 0, built.stderr
+    assert [p.name for p in (tmp_path / "h" / "models").iterdir()] == ["lut-torch-t1-cpu.json"]
+    predicted = _cnnprof("lut", "predict", "mobilenetv3_small", "-f", "json", cwd=tmp_path, env=env)
+    assert predicted.returncode == 0, predicted.stderr
+    [row] = json.loads(predicted.stdout)
+    assert row["model"] == "mobilenetv3_small" and row["missing_parts"] == 0 and row["predicted_ms"] > 0
