@@ -19,7 +19,7 @@ Reading. ``read_json`` turns every way a JSON file can be hostile (missing, a di
 UTF-8, empty, truncated, nested too deeply, an integer too long to parse, Infinity or NaN) into
 one line naming the file.
 
-Knows nothing of the rest of the project (its only import is the error type).
+Knows nothing of the rest of the project (it imports the error type and where files go).
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cnnprof.errors import UsageError
+from cnnprof.home import data_home
 
 # Where the tool writes when the user names no path: built artefacts (exported ONNX files, latency
-# tables), and reports (a CSV copy of every run).
-MODELS_DIR = "models"
-REPORTS_DIR = "reports"
+# tables), and reports (a CSV copy of every run, the results database); see cnnprof.home.
+MODELS_DIR = str(data_home() / "models")
+REPORTS_DIR = str(data_home() / "reports")
 
 
 class WriteError(UsageError):

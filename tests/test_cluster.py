@@ -252,7 +252,7 @@ def test_a_lookup_table_built_on_a_kind_of_node_is_spread_over_its_nodes_and_wri
     cluster = three_nodes
     result = cluster.run("lut", "build", "--entries", "isolated", "--cluster", cluster.address, "--on", "cpu-a",
                          "--layers", "0", "--rounds", "1", "--min-time", "0.02", "--min-runs", "3", cwd=tmp_path,
-                         timeout=600)
+                         timeout=600, env={"CNNPROF_HOME": str(tmp_path)})  # models/ of CNNPROF_HOME
     assert result.returncode == 0, result.stderr
     path = tmp_path / "models" / "lut-torch-t1-cpu-a.json"
     table = json.loads(path.read_text())
@@ -266,7 +266,7 @@ def test_a_lookup_table_built_on_a_kind_of_node_is_spread_over_its_nodes_and_wri
     assert sum(counts) == len(table["entries"])
     again = cluster.run("lut", "build", "--entries", "isolated", "--cluster", cluster.address, "--on", "cpu-a",
                         "--layers", "0", "--rounds", "1", "--min-time", "0.02", "--min-runs", "3", cwd=tmp_path,
-                        timeout=600)
+                        timeout=600, env={"CNNPROF_HOME": str(tmp_path)})
     assert again.returncode == 0 and "(0 measured now)" in again.stderr, again.stderr  # every entry kept
 
 

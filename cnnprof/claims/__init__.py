@@ -387,7 +387,8 @@ def select(claims: Sequence[Claim], families: Iterable[str] | None) -> list[Clai
 
 
 def run_claims(
-    claims: Sequence[Claim], *, on_progress: Callable[[str], None] | None = None, device: str = "cpu"
+    claims: Sequence[Claim], *, on_progress: Callable[[str], None] | None = None, device: str = "cpu",
+    on_count: Callable[[int], None] | None = None,
 ) -> ClaimRun:
     """Measure (or cite) each claim in order; training-step timings run on ``device``.
 
@@ -395,7 +396,7 @@ def run_claims(
     collector's reach (``gc.freeze``) for the run: the timing protocol collects before every
     measurement, and with torch's own objects in the heap a full collection costs ~0.2 s, which a
     claim that times a hundred small blocks would otherwise pay a hundred times. Everything runs
-    at one torch thread."""
+    at one torch thread. ``on_count(n)``: ``n`` claims are done (before each claim, and at the end)."""
     import gc
 
     from cnnprof.claims.common import on_device, one_run
@@ -413,9 +414,13 @@ def run_claims(
             for i, claim in enumerate(claims, 1):
                 if on_progress is not None:
                     on_progress(f"claim {i}/{len(claims)}: {claim.id}")
+                if on_count is not None:
+                    on_count(i - 1)
                 result, plots = evaluate(claim)
                 run.results.append(result)
                 run.plots.extend(plots)
+            if on_count is not None:
+                on_count(len(claims))
     finally:
         gc.unfreeze()
     return run

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cnnprof.cli.common import progress
+from cnnprof.cli.common import counted_eta, counted_progress, eta_column
 from cnnprof.cli.options import DEFAULT_DB, DbOpt, DeviceOpt, FormatOpt, NoDbOpt, OutputOpt
 from cnnprof.files import check_writable, write_atomic
 from cnnprof.report import Column, Format, emit
@@ -49,6 +49,28 @@ def _machine(device: str) -> str:
 
     return f"{device_text(device=device)}, torch {torch.__version__}"
 
+
+def claim_kind(claim) -> str:
+    """What a claim costs: timed (latency, slowest), counted (built and counted) or cited."""
+    return "timed" if claim.timed else "counted" if claim.measure is not None else "cited"
+
+
+def progress_bar(selected: list):
+    """The run's progress on stderr, ``update(done)``: a bar whose ETA is, per kind of claim, the
+    measured mean seconds of those done times those left (``claim_kind``)."""
+    total, eta = len(selected), counted_eta([claim_kind(c) for c in selected])
+
+    def label(done: int) -> str:
+        return f"{selected[done].id} ({claim_kind(selected[done])})" if done < total else "done"
+
+    return counted_progress(
+        columns=lambda rp: (rp.TextColumn("claim"), rp.MofNCompleteColumn(), rp.BarColumn(), rp.TimeElapsedColumn(),
+                            eta_column(rp), rp.TextColumn("{task.description}")),
+        fields=lambda done: {"completed": done, "total": total, "description": label(done)[:48]},
+        counts=lambda done: (done, total),
+        line=lambda done, elapsed: f"claim {min(done + 1, total)}/{total}: {label(done)}",
+        eta=lambda done: eta(done, total),
+    )
 
 def claims_command(
     family: Annotated[str | None, typer.Option(
@@ -108,8 +130,9 @@ def claims_command(
     _check_plot_dir(plot)
     selected = registry.select(registry.all_claims(), families)
     recorder = stored.recorder("claims", db, no_db, outputs=[output])
-    with progress() as update:
-        run = registry.run_claims(selected, on_progress=update, device=device)
+    with progress_bar(selected) as update:
+        update(0)  # the bar's total at once, while torch loads
+        run = registry.run_claims(selected, on_count=update, device=device)
     document = fmt == Format.md or (fmt == Format.table and output is not None and Path(output).suffix.lower() == ".md")
     fixes = [e for e in errata() if families is None or e.family in families]
     if document:

@@ -10,11 +10,13 @@ import typer
 
 from cnnprof.cli.common import command
 from cnnprof.cli.options import DEFAULT_DB, OutputOpt
+from cnnprof.home import WHERE
 from cnnprof.report import Column, Format
 
 db_app = typer.Typer(
     help=(
-        "The results database (SQLite, reports/cnnprof.db unless --db or CNNPROF_DB say otherwise): every run of "
+        "The results database (SQLite, reports/cnnprof.db unless --db or CNNPROF_DB say otherwise; "
+        f"{WHERE}): every run of "
         "bench, compare, profile, claims, gate, lut predict --measure, scale and sweep, with its rows.\n\n"
         "Examples:\n\n"
         "  cnnprof db runs\n\n"

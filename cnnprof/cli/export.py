@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from cnnprof.cli.common import progress
-from cnnprof.cli.options import FormatOpt, InputOpt, ModelArgOpt
+from cnnprof.cli.options import WHERE, FormatOpt, InputOpt, ModelArgOpt
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
 from cnnprof.terminal import say
@@ -39,7 +39,7 @@ def export_command(
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 17,
     dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Make the batch dimension dynamic.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the .onnx file "
-                                                   "(default models/NAME.onnx).", dir_okay=False)] = None,
+                                                   f"(default models/NAME.onnx; {WHERE}).", dir_okay=False)] = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
     fmt: FormatOpt = Format.table,

@@ -25,7 +25,9 @@ from cnnprof.cli.options import (
     ThreadsOpt,
     TrustOpt,
 )
+from cnnprof.files import REPORTS_DIR
 from cnnprof.gate.measure import MAX_INSTANCES
+from cnnprof.home import WHERE
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -44,7 +46,9 @@ gate_app = typer.Typer(
 )
 
 EXPERT = "Expert (protocol)"
-BaselineOpt = Annotated[Path, typer.Option("--baseline", help="The baseline JSON file.", dir_okay=False)]
+BaselineOpt = Annotated[Path, typer.Option("--baseline", help="The baseline JSON file (reports/: "
+                                           f"{WHERE}).", dir_okay=False)]
+DEFAULT_BASELINE = Path(REPORTS_DIR) / "baseline.json"
 ProcessesOpt = Annotated[int, typer.Option("--processes", min=1, rich_help_panel=EXPERT,
                                            help="Fresh measurement processes, run one after another.")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
@@ -78,7 +82,7 @@ CHECK_COLUMNS = [
 @command
 def record_command(
     models: ModelsArg,
-    baseline: BaselineOpt = Path("reports/baseline.json"),
+    baseline: BaselineOpt = DEFAULT_BASELINE,
     backend: Annotated[str, typer.Option("--backend", help="torch, compile, onnxruntime or openvino.")] = "torch",
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16 or int8 (int8: onnxruntime or "
                                            "openvino); recorded in the baseline and used by check.")] = "fp32",
@@ -166,7 +170,7 @@ def record_command(
 @gate_app.command("check")
 @command
 def check_command(
-    baseline: BaselineOpt = Path("reports/baseline.json"),
+    baseline: BaselineOpt = DEFAULT_BASELINE,
     factor: Annotated[float, typer.Option("--factor", help="Fail only if slower by more than this ratio "
                                           "(and significantly so).")] = 1.10,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test (and 1 - the "

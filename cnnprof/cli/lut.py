@@ -13,8 +13,8 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-from cnnprof.cli.common import command, counted_progress
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, ModelArgOpt, NoDbOpt, OutputOpt
+from cnnprof.cli.common import command, counted_eta, counted_progress, eta_column
+from cnnprof.cli.options import DEFAULT_DB, WHERE, DbOpt, FormatOpt, ModelArgOpt, NoDbOpt, OutputOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 from cnnprof.timing.protocol import LUT_CONTEXT, LUT_ENTRY, LUT_NETWORK, WHOLE
@@ -35,10 +35,8 @@ lut_app = typer.Typer(
 )
 
 EXPERT = "Expert"
-TableOpt = Annotated[
-    Optional[Path],
-    typer.Option("--table", help="The table file (default: models/lut-<backend>-t<threads>.json).", dir_okay=False),
-]
+TableOpt = Annotated[Optional[Path], typer.Option("--table", dir_okay=False, help="The table file (default: "
+                                                  f"models/lut-<backend>-t<threads>[-cpu].json; {WHERE}).")]
 LutBackendOpt = Annotated[Optional[str], typer.Option("--backend", help="torch or onnxruntime (build default: torch; "
                                                       "predict default: the table's).")]
 ClockOpt = Annotated[
@@ -75,15 +73,16 @@ SUMMARY_COLUMNS = [Column("group", "group"), Column("metric", "metric"), Column(
 
 
 def progress_bar() -> Iterator:
-    """The table build's progress on stderr; yields ``update(done, total, label)``."""
+    """The build's progress on stderr: ``update(done, total, label)``; ETA from measured item times."""
+    eta = counted_eta()
     return counted_progress(
         columns=lambda rp: (rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                            rp.TimeElapsedColumn(), rp.TextColumn("eta"), rp.TimeRemainingColumn()),
-        fields=lambda done, total, label: {"completed": done, "total": total,
-                                           "description": f"timing {label[:32]:32}"},
+                            rp.TimeElapsedColumn(), eta_column(rp)),
+        fields=lambda done, total, label: {"completed": done, "total": total, "description": f"timing {label[:32]:32}"},
         counts=lambda done, total, label: (done, total),
         line=lambda done, total, label, elapsed: f"{done}/{total} {label}",
         initial={"description": "timing blocks"},
+        eta=lambda done, total, label: eta(done, total),
     )
 
 
@@ -109,8 +108,8 @@ def build_command(
                                          "(each block alone, called again and again).")] = "in-context",
     backend: LutBackendOpt = None,
     threads: LutThreadsOpt = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Table file (default: "
-                                                   "models/lut-<backend>-t<threads>.json).", dir_okay=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", dir_okay=False, help="Table file (default: "
+                                                   f"models/lut-<backend>-t<threads>[-cpu].json; {WHERE}).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-measure what this environment already measured (and "
                                         "replace a table of the other kind of entries).")] = False,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Isolated entries: also time "
@@ -371,7 +370,8 @@ def predict_command(
     table_path: TableOpt = None,
     backend: LutBackendOpt = None,
     threads: LutThreadsOpt = None,
-    clock: ClockOpt = "wall",
+    clock: Annotated[Optional[str], typer.Option("--clock", rich_help_panel=EXPERT, help="Read the table built "
+                                                 "with this clock: wall or cpu (default: wall's, else cpu's).")] = None,
     strict_env: Annotated[bool, typer.Option("--strict-env", help="A table from another environment (CPU, threads, "
                                              "backend, versions) is an error (exit 2), not a warning.")] = False,
     loss: Annotated[Optional[float], typer.Option("--loss", help="Rank by FBNet's loss CE * alpha * log(LAT)^beta "
@@ -421,7 +421,7 @@ def predict_command(
     from cnnprof.errors import CheckFailed, UsageError
     from cnnprof.files import check_distinct, check_writable
     from cnnprof.lut import evaluate
-    from cnnprof.lut.table import default_path, load
+    from cnnprof.lut.table import find_default, load
     from cnnprof.references import reference_files
     from cnnprof.report import emit, human
     from cnnprof.targets import resolve_targets
@@ -432,7 +432,7 @@ def predict_command(
         raise UsageError("give model names or --sample N")
     n_threads = options.parse_threads(threads) if threads is not None else None
     backend_name = _backend(backend, "torch") if backend is not None else None
-    path = table_path or default_path(backend_name or "torch", n_threads or 1, _clock(clock, n_threads or 1))
+    path = table_path or find_default(backend_name, n_threads, clock and _clock(clock, n_threads or 1))
     check_distinct([output], [path, *reference_files(models)])
     table = load(path)
     targets = resolve_targets(models, model_args=model_arg) if models else []

@@ -9,6 +9,7 @@ import typer
 
 from cnnprof.errors import UsageError
 from cnnprof.files import REPORTS_DIR
+from cnnprof.home import WHERE
 from cnnprof.report import Format
 
 FormatOpt = Annotated[
@@ -75,11 +76,12 @@ MinTimeOpt = Annotated[
 ]
 MinRunsOpt = Annotated[int, typer.Option("--min-runs", help="Measure at least this many calls.", min=1)]
 NoSaveOpt = Annotated[
-    bool, typer.Option("--no-save", help=f"Do not keep a CSV copy of the rows under {REPORTS_DIR}/.")
+    bool, typer.Option("--no-save", help=f"Do not keep a CSV copy of the rows under reports/ ({WHERE}).")
 ]
 DbOpt = Annotated[
     Path,
-    typer.Option("--db", help="Also append the rows to this results database (SQLite; see `cnnprof db`).",
+    typer.Option("--db", help="Also append the rows to this results database (SQLite; see `cnnprof db`; default "
+                 f"reports/cnnprof.db: {WHERE}).",
                  dir_okay=False, envvar="CNNPROF_DB"),
 ]
 NoDbOpt = Annotated[bool, typer.Option("--no-db", help="Do not record the rows in the results database.")]

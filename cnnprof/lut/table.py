@@ -56,6 +56,21 @@ def default_path(backend: str = "torch", threads: int = 1, clock: str = "wall", 
     return Path(folder) / f"lut-{backend}-t{threads}{suffix}.json"
 
 
+def find_default(backend: str | None, threads: int | None, clock: str | None, folder: str | Path = MODELS_DIR) -> Path:
+    """The table ``lut predict`` reads when given no --table: the one ``lut build`` wrote with the
+    same --backend/--threads/--clock; with no --clock named, the wall-clock table, else the
+    cpu-clock one. None there: one line naming every file looked for and the options to pass."""
+    backend, threads = backend or "torch", threads or 1
+    clocks = [clock] if clock else ["wall", "cpu"] if threads == 1 else ["wall"]
+    paths = [default_path(backend, threads, c, folder) for c in clocks]
+    for p in paths:
+        if p.exists():
+            return p
+    looked = " nor ".join(repr(str(p)) for p in paths)
+    raise TableError(f"no latency table at {looked}; build one with `cnnprof lut build` and the same --backend, "
+                     "--threads and --clock, or give --table PATH")
+
+
 def environment(backend: str, threads: int, clock: str = "wall") -> dict[str, Any]:
     """This process's fingerprint for a table: the comparable keys first, then the record."""
     from cnnprof.timing.environment import fingerprint

@@ -257,7 +257,12 @@ def connect(path: str | os.PathLike, *, write: bool, create: bool = True) -> sql
             conn.close()
             raise
         conn.close()
-        if not write and version == SCHEMA_VERSION:  # on a read-only file system: read as it is (no -shm file)
+        if not write and version == SCHEMA_VERSION:
+            if not _read_only_reason(p):  # read through a writable connection that writes nothing: the last
+                conn = _open(p, "rw")  # connection to close removes the -wal and -shm files, a read-only one can't
+                conn.execute("PRAGMA query_only = ON")
+                return conn
+            # on a read-only file system: read as it is (no -shm file)
             return _open(p, "ro", immutable=_read_only_fs(p.parent if str(p.parent) else Path(".")))
         if not write and _read_only_reason(p):
             raise DatabaseError(f"results database {_where(p)} has the older schema version {version} and is "
@@ -265,8 +270,7 @@ def connect(path: str | os.PathLike, *, write: bool, create: bool = True) -> sql
         conn = _open(p, "rw")
         _setup(conn, p)
         if not write:
-            conn.close()
-            conn = _open(p, "ro")
+            conn.execute("PRAGMA query_only = ON")
         return conn
     except sqlite3.Error as exc:
         raise _sqlite_error(p, exc) from None

@@ -68,7 +68,11 @@ def cpu_model() -> str:
 def tool_revision() -> str:
     from cnnprof.version import __version__
 
+    from cnnprof.home import checkout_root
+
     root = Path(__file__).resolve().parents[2]
+    if checkout_root(root) != root:  # installed (site-packages): not the revision of a repository it sits in
+        return f"cnnprof {__version__}"
     try:
         rev = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
