@@ -32,3 +32,6 @@ def _results_database(tmp_path_factory, monkeypatch):
     """Commands record their rows in a results database of the test's own (CNNPROF_DB), never in
     the checkout's reports/cnnprof.db."""
     monkeypatch.setenv("CNNPROF_DB", str(tmp_path_factory.mktemp("db") / "cnnprof.db"))
+    # and the commands a test runs in a process of its own keep their reports and models in a
+    # folder of the test's, never in the user's ~/.local/share/cnnprof
+    monkeypatch.setenv("CNNPROF_HOME", str(tmp_path_factory.mktemp("home")))
