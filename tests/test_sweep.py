@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_processes import workers_of
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = str(Path(__file__).with_name("user_model.py"))
@@ -148,19 +149,6 @@ def _wait_for_passes(db: Path, n: int, proc, timeout: float = 120.0) -> None:
         time.sleep(0.1)
 
 
-def _workers_of(tmp: Path) -> list[int]:
-    """Sweep workers still running whose job lies under ``tmp`` (the test's TMPDIR)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "cnnprof.sweep.worker" in cmd and str(tmp) in cmd:
-            found.append(int(pid))
-    return found
-
-
 def test_a_sweep_killed_mid_cell_and_resumed_measures_every_cell_exactly_once(tmp_path):
     db = tmp_path / "x.db"
     tmp = tmp_path / "tmp"
@@ -173,9 +161,9 @@ def test_a_sweep_killed_mid_cell_and_resumed_measures_every_cell_exactly_once(tm
     first.kill()  # SIGKILL: no clean-up of any kind
     first.wait()
     deadline = time.time() + 30
-    while _workers_of(tmp) and time.time() < deadline:  # its worker notices and ends
+    while workers_of(tmp) and time.time() < deadline:  # its worker notices and ends
         time.sleep(0.2)
-    assert _workers_of(tmp) == []
+    assert workers_of(tmp) == []
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT status FROM runs").fetchall() == [("running",)]
     stored = conn.execute("SELECT COUNT(*) FROM passes").fetchone()[0]

@@ -8,28 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from sweep_processes import wait_for, workers_of
+
 ROOT = Path(__file__).resolve().parents[1]
 HANGS = str(Path(__file__).with_name("sweep_models.py")) + ":hangs"
-
-
-def _workers_of(tmp: Path) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "cnnprof.sweep.worker" in cmd and str(tmp) in cmd:
-            found.append(int(pid))
-    return found
-
-
-def _wait(condition, proc, what, timeout=120.0):
-    deadline = time.time() + timeout
-    while not condition():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline, f"{what} did not happen in time"
-        time.sleep(0.1)
 
 
 class _Instant:
@@ -53,19 +35,19 @@ def test_resume_beside_the_running_sweep_is_refused_and_accepted_once_it_is_gone
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)})
     try:
-        _wait(lambda: len(_workers_of(tmp)) == 1, first, "the first sweep's worker starting")
+        wait_for(lambda: len(workers_of(tmp)) == 1, first, "the first sweep's worker starting")
         monkeypatch.setenv("TMPDIR", str(tmp))
         result = cli("sweep", *args, "--resume")
         assert result.exit_code == 2, result.stderr
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:"), result.stderr
         assert f"sweep run 1 is still running (process {first.pid} on this host)" in result.stderr
-        assert len(_workers_of(tmp)) == 1  # no second worker
+        assert len(workers_of(tmp)) == 1  # no second worker
         assert sqlite3.connect(db).execute("SELECT COUNT(*), MIN(status) FROM runs").fetchone() == (1, "running")
     finally:
         first.kill()
         first.communicate()
     deadline = time.time() + 30
-    while _workers_of(tmp) and time.time() < deadline:  # its worker notices and ends
+    while workers_of(tmp) and time.time() < deadline:  # its worker notices and ends
         time.sleep(0.2)
     from cnnprof.sweep import executor
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from sweep_processes import wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = str(Path(__file__).with_name("signal_models.py"))
 USER = str(Path(__file__).with_name("user_model.py"))
@@ -30,14 +32,6 @@ def _running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _wait_for(condition, proc, what, timeout=120.0):
-    deadline = time.time() + timeout
-    while not condition():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline, f"{what} did not happen in time"
-        time.sleep(0.1)
-
-
 def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
     db, mark = tmp_path / "x.db", tmp_path / "mark"
     env = _env(tmp_path, CNNPROF_TEST_MARK=str(mark))
@@ -45,7 +39,7 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
                              "--parallel", "1", "--timeout", "300", "--db", str(db), "-f", "json"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
-    _wait_for(mark.exists, proc, "a worker building its model")
+    wait_for(mark.exists, proc, "a worker building its model")
     worker_dirs = list((tmp_path / "tmp").glob("cnnprof-sweep-*"))
     assert worker_dirs  # the worker's temporary folder, while it runs
     proc.send_signal(signal.SIGTERM)
@@ -61,7 +55,7 @@ def test_sigterm_ends_other_commands_in_one_line(tmp_path):
     proc = subprocess.Popen([*CLI, "profile", f"{MODELS}:builds_slowly", "--input", "3x32x32", "--no-db"],
                             cwd=tmp_path, env=_env(tmp_path, CNNPROF_TEST_MARK=str(mark)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    _wait_for(mark.exists, proc, "the model building")
+    wait_for(mark.exists, proc, "the model building")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err.decode()
