@@ -291,6 +291,8 @@ def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, titl
     if width is not None:
         shown, hidden, widths, cells = _fit(columns, cells, width)
     caption = None
+    # an empty column says nothing: leaving it out is not worth a line
+    hidden = [c for c in hidden if any(t != "-" for t in cells[c.field])]
     if hidden:
         caption = f"narrow terminal: left out {', '.join(c.header for c in hidden)} (--format csv has every column)"
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, caption=caption,

@@ -114,9 +114,46 @@ def test_compare_names_its_ratio_columns():
     records, columns = wide(rows, with_ratios(rows), ["torch", "openvino"])
     ratios = [c.header for c in columns if c.field.endswith("_ratio")]
     assert len(ratios) == 4 and len(set(ratios)) == 4 and not any(h.startswith("/") for h in ratios)
-    text = headers(render(records, columns, 80))
-    assert "/ first" not in text.replace("params / first", "").replace("MACs / first", "").replace(
-        "torch / first", "").replace("openvino / first", "")  # every ratio shown says what it divides
+    text = render(records, columns, 200)  # wide enough for every header on one line
+    assert all(h in text for h in ratios)  # every ratio shown says what it divides
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_compare_keeps_every_latency_ratio_with_warnings_at_narrow_widths(width):
+    """compare's answer is the latency ratio to the first model: on a narrow terminal the count
+    ratios and the medians go before it, even beside a warnings column that cannot shrink."""
+    from cnnprof.cli.compare import wide, with_ratios
+
+    noisy = Notes([Note("noisy", "noisy: IQR 40%"), Note("machine busy", "machine busy: load")])
+    rows = [ProfileRow(model=m, input="1x3x224x224", backend=b, precision="fp32", device="cpu", params=p,
+                       macs=p * 80, latency_ms_median=ms, warnings=noisy)
+            for m, p in (("espnetv2_200", 3.5e6), ("ghostnet_100", 5.2e6))
+            for b, ms in (("torch", p / 1e6), ("onnxruntime", p / 2e6))]
+    records, columns = wide(rows, with_ratios(rows), ["torch", "onnxruntime"])
+    text = headers(render(records, columns, width))
+    left_out = text.split("left out", 1)[1] if "left out" in text else ""
+    assert "torch / first" not in left_out and "onnxruntime / first" not in left_out, left_out
+    assert text.count("1.49x") == 2 and "noisy" in text, text  # ghostnet / espnetv2 on each backend
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_claims_keep_their_verdicts_at_narrow_widths(width):
+    from cnnprof.cli.claims import COLUMNS
+
+    rows = [{"id": f"ghostnet-claim-{i}", "verdict_text": "holds on cpu (Intel Xeon Processor, 1 thread)",
+             "expected_text": "1.5x", "measured_text": "1.62x", "interval_text": "1.51x to 1.70x",
+             "tolerance": "> expected", "statement": "a ghost module costs about 1/s of the convolution it replaces"}
+            for i in range(3)]
+    text = headers(render(rows, COLUMNS, width))
+    assert "verdict" in text and text.count("holds") == 3, text
+
+
+def test_an_empty_column_left_out_is_not_named():
+    from cnnprof.report import Column
+
+    rows = [{"model": "m", "median": 1.0, "note": ""}, {"model": "n", "median": 2.0, "note": ""}]
+    columns = [Column("model", "model"), Column("median", "median", "ms"), Column("note", "annotations-of-this-row")]
+    assert "left out" not in headers(render(rows, columns, 30))
 
 
 def test_the_fastest_table_carries_every_warning_of_its_row():
