@@ -71,6 +71,15 @@ def test_history_keeps_precision(width):
     assert "precision" in text and "fp32" in text and "int8" in text
 
 
+def test_history_shows_the_gate_ratio_as_a_ratio():
+    """The gate's ratio reads as gate check prints it (a ratio), not as the bare number 1."""
+    from cnnprof.cli.history import COLUMNS
+
+    row = {"revision": "abc1234", "machine": "ci", "backend": "torch", "precision": "fp32", "batch": 1,
+           "threads": 1, "latency_ms_median": 3.2, "gate": "pass", "gate_ratio": 1.0}
+    assert "1.00x" in render([row], COLUMNS, 200)
+
+
 def test_scale_keeps_params_and_macs_at_80():
     from cnnprof.cli.scale import COLUMNS
 

@@ -25,7 +25,7 @@ COLUMNS = [
     Column("rows", "rows", "int", priority=3),
     Column("source", "from", priority=3),
     Column("gate", "gate", priority=1),
-    Column("gate_ratio", "gate ratio", "float", priority=2),
+    Column("gate_ratio", "gate ratio", "ratio", priority=2),
     Column("note", "note", wrap=True, priority=3),
 ]
 FIELDS = ["model", "revision", "first_seen", "machine", "source", "backend", "precision", "batch", "threads",
