@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 6
 
 
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def section(title: str) -> None:
     print(f"\n### {title}\n", flush=True)
 
@@ -105,7 +109,8 @@ def compare_end_to_end() -> None:
                                   env={**os.environ, "PYTHONPATH": str(ROOT), "CNNPROF_HOME": tmp})
             wall = time.perf_counter() - t0
             print(f"- `cnnprof compare espnetv2 ghostnet`, {label}: {wall:.1f} s wall (exit {proc.returncode})")
-        print(f"\n```\n{proc.stdout.rstrip()}\n```")
+        table = "\n".join(line.rstrip() for line in proc.stdout.rstrip().splitlines())
+        print(f"\n```\n{table}\n```")
 
 
 def main() -> None:
@@ -117,7 +122,7 @@ def main() -> None:
 
 
 def report() -> None:
-    print(f"load average at start: {os.getloadavg()}")
+    print(f"load average at start: {load()}")
     section("1. cnnprof vs torch.utils.benchmark (efficientnet_b0, torch eager, 1 thread)")
     model_ms = agreement_with_torch_benchmark()
     section("2. harness overhead")
@@ -126,7 +131,7 @@ def report() -> None:
     ort_vs_torch()
     section("4. compare end to end")
     compare_end_to_end()
-    print(f"\nload average at end: {os.getloadavg()}")
+    print(f"\nload average at end: {load()}")
 
 
 if __name__ == "__main__":
