@@ -6,8 +6,9 @@ kinds, the runs in its database, and the HTML report with a screenshot of it.
     flock /tmp/cnnprof-timing.lock python benchmarks/cluster_demo.py [--folder /tmp/cnnprof-cluster-demo]
         [--screenshot docs/cluster-report.png]
 
-Prints each command with its output. Needs root, unshare and nsenter (as the cluster tests), and
-Debian's chromium for the screenshot. Run from the repository root.
+Prints each command with its output (``--docs PAGE``: also into PAGE's ``cluster-demo`` block,
+with the command, the date and the machine). Needs root, unshare and nsenter (as the cluster
+tests), and Debian's chromium for the screenshot. Run from the repository root.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import ray_cluster  # noqa: E402
+from docblock import add_option, captured  # noqa: E402
+
+DOCS_PAGE = "docs/cluster.md"
+DOCS_BLOCKS = ("cluster-demo",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", default="/tmp/cnnprof-cluster-demo")
     parser.add_argument("--models", default="mobilenetv3_small,ghostnet_050")
     parser.add_argument("--screenshot", default=None, help="PNG of the report's first screen")
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args(argv)
     why = ray_cluster.unavailable()
     if why:
@@ -52,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster.start("cpu-a")
         cluster.add("two", "cpu-b")
-        show("sweep", *args.models.split(","), "--backend", "torch,onnxruntime", "--cluster", cluster.address,
-             "--db", str(db))
-        show("db", "runs", "--db", str(db))
-        show("report", "--db", str(db), "--output", str(folder / "report.html"))
+        with captured(args.docs, "cluster-demo", fence=True):
+            show("sweep", *args.models.split(","), "--backend", "torch,onnxruntime", "--cluster", cluster.address,
+                 "--db", str(db))
+            show("db", "runs", "--db", str(db))
+            show("report", "--db", str(db), "--output", str(folder / "report.html"))
     finally:
         cluster.stop()
     if args.screenshot:

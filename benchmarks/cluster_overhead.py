@@ -14,6 +14,8 @@ a head of kind cpu-a with one cnnprof slot, in a private network namespace), alt
     flock /tmp/cnnprof-timing.lock python benchmarks/cluster_overhead.py [--repeats 2] [--json out.json]
 
 Needs root, unshare and nsenter (as the cluster tests). Run from the repository root.
+``--docs PAGE`` also writes the figures into PAGE's ``cluster-overhead`` block, with the command,
+the date and the machine.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import ray_cluster  # noqa: E402
+from docblock import add_option, captured  # noqa: E402
+
+DOCS_PAGE = "docs/cluster.md"
+DOCS_BLOCKS = ("cluster-overhead",)
 
 USER = str(ROOT / "tests" / "user_model.py")
 SETS = {
@@ -58,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args()
     why = ray_cluster.unavailable()
     if why:
@@ -100,7 +107,8 @@ def main() -> None:
                     "ray_median_s": ray_s, "worker_median_s": worker_s}
     finally:
         cluster.stop()
-    print(json.dumps(out, indent=1))
+    with captured(args.docs, "cluster-overhead", fence=True):
+        print(json.dumps(out, indent=1))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
 

@@ -32,6 +32,8 @@ definitions and builder are imported (not its model zoo, which needs pkg_resourc
     PYTHONPATH=/tmp/mv-deps .venv/bin/python benchmarks/fbnet_official_counts.py --mobile-vision PATH
 
 Exit status 1 when the official build, the stored table or cnnprof's build disagree anywhere.
+``--docs PAGE`` also writes the table into PAGE's ``fbnet-official-counts`` block, with the
+command, the date and the machine.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ import sys
 import time
 from pathlib import Path
 
+from docblock import add_option, captured
+
+DOCS_PAGE = "docs/counting.md"
+DOCS_BLOCKS = ("fbnet-official-counts",)
 ROOT = Path(__file__).resolve().parents[1]
 
 # cnnprof's name -> the official definition's name
@@ -94,6 +100,7 @@ def official_build(arch_name: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mobile-vision", required=True, type=Path, help="a checkout of facebookresearch/mobile-vision")
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args()
     if not (args.mobile_vision / "mobile_cv" / "arch" / "fbnet_v2").is_dir():
         parser.error(f"{args.mobile_vision} is not a mobile-vision checkout (no mobile_cv/arch/fbnet_v2)")
@@ -102,6 +109,12 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from test_models_fbnet import OFFICIAL
 
+    with captured(args.docs, "fbnet-official-counts"):
+        return compare(OFFICIAL)
+
+
+def compare(official: dict) -> int:
+    """Print the official build's counts beside the stored table and cnnprof's build; 1 where any differ."""
     from cnnprof.counting import count
     from cnnprof.models.registry import get
 
@@ -116,14 +129,14 @@ def main() -> int:
         macs = conv_linear_macs(model, (3, side, side))
         spec = get(name)
         own = count(spec.build(), spec.input, label=name)
-        table_ok = OFFICIAL.get(name) == (params, macs)
+        table_ok = official.get(name) == (params, macs)
         own_ok = (own.params, own.macs) == (params, macs) and spec.input == (3, side, side)
         print(f"| {name} | {arch_name} | {side}x{side} | {params:,} | {macs:,} | "
-              f"{'same' if table_ok else f'DIFFERS: {OFFICIAL.get(name)}'} | "
+              f"{'same' if table_ok else f'DIFFERS: {official.get(name)}'} | "
               f"{'same' if own_ok else f'DIFFERS: {own.params:,} / {own.macs:,} at {spec.input}'} |", flush=True)
         if not (table_ok and own_ok):
             bad.append(name)
-    missing = sorted(set(OFFICIAL) - set(OFFICIAL_NAMES))
+    missing = sorted(set(official) - set(OFFICIAL_NAMES))
     print(f"\n{len(OFFICIAL_NAMES)} definitions built in {time.perf_counter() - started:.0f} s; "
           f"{len(bad)} disagree{': ' + ', '.join(bad) if bad else ''}"
           f"{'; not built: ' + ', '.join(missing) if missing else ''}")

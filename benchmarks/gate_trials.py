@@ -51,6 +51,10 @@ from cnnprof.files import write_atomic
 from cnnprof.gate import core, stats
 from cnnprof.gate.measure import GateModel, Settings
 from cnnprof.timing.stats import mann_whitney_u
+from docblock import add_option
+
+DOCS_PAGE = "docs/gate.md"
+DOCS_BLOCKS = ("gate-trials",)
 
 MODELS = ("mobilenetv3_small", "ghostnet_100", "efficientnet_b0")
 NATIVE = (3, 224, 224)
@@ -231,8 +235,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/gate_trials.jsonl"))
     ap.add_argument("--summarize", action="store_true", help="only print the summary of --out")
     ap.add_argument("--neighbour", type=Path, help="run a random busy/idle neighbour process, its log here")
-    ap.add_argument("--docs", type=Path, metavar="PAGE",
-                    help="also write the summary into PAGE's gate-trials block (docs/gate.md)")
+    add_option(ap, DOCS_PAGE, DOCS_BLOCKS)
     args = ap.parse_args()
     macs = planted_mac_ratios()
     if not args.summarize:

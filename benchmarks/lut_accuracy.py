@@ -18,6 +18,9 @@ with the report). Run it under the timing lock when others share the machine:
 
     flock /tmp/cnnprof-timing.lock env PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_accuracy.py
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_accuracy.py --backends torch --sample 50 --reuse
+
+``--docs PAGE`` also writes the report into PAGE's ``lut-accuracy`` block, with the command, the
+date and the machine.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from docblock import add_option, captured
+
+DOCS_PAGE = "docs/lut.md"
+DOCS_BLOCKS = ("lut-accuracy",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-n", type=int, default=1_000_000, help="architectures for the rate figure")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the rate figure")
     parser.add_argument("--rows", default=None, help="also write every checked network's row here (JSON)")
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args(argv)
+    with captured(args.docs, "lut-accuracy"):
+        return report(args)
 
+
+def report(args) -> int:
     from cnnprof import targets
     from cnnprof.lut import builder, context, correction, evaluate, learn
     from cnnprof.lut.predict import SpaceMatrix, error_stats, prediction_rate
@@ -59,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"# Latency-table accuracy ({args.clock} clock, 1 thread)\n")
+    print(f"### Latency-table accuracy ({args.clock} clock, 1 thread)\n")
     print(f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M')}\n")
     dumped = {}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
@@ -97,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         rates = [(name, prediction_rate(m, args.rate_n, seed=i)) for i in range(args.repeats)
                  for name, m in (("raw", raw_matrix), ("calibrated", cal_matrix))]
 
-        print(f"## {backend}\n")
+        print(f"#### {backend}\n")
         print(f"table `{path}` ({table.mode} entries, {table.clock} clock, probe reference "
               f"{table.probe['reference_ms']:.3f} ms); load average {load0[0]:.2f} before, {load1[0]:.2f} after\n")
         record = cal.record

@@ -15,7 +15,10 @@ on every allocation and free before: the process's history.
 
 Prints a markdown report. About a minute.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_allocator.py
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_allocator.py [--docs docs/lut.md]
+
+``--docs PAGE`` also writes the report into PAGE's ``lut-allocator`` block, with the command, the
+date and the machine.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ import statistics
 import subprocess
 import sys
 import time
+
+from docblock import add_option, captured
+
+DOCS_PAGE = "docs/lut.md"
+DOCS_BLOCKS = ("lut-allocator",)
 
 WATCH = ((1, "k3_e6"), (1, "k3_e3"), (5, "k5_e6"), (2, "k5_e6"))
 
@@ -89,10 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=15)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(history(args.child, args.calls)))
         return 0
+    with captured(args.docs, "lut-allocator"):
+        return report(args)
+
+
+def report(args) -> int:
     load = os.getloadavg()[0]
     cost = fault_cost()
     results = {}
@@ -100,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         out = subprocess.run([sys.executable, __file__, "--child", order, "--calls", str(args.calls)],
                              capture_output=True, text=True, check=True, env={**os.environ})
         results[order] = json.loads(out.stdout)
-    print("## The same block, three process histories (torch eager, 1 thread, thread CPU time)\n")
+    print("### The same block, three process histories (torch eager, 1 thread, thread CPU time)\n")
     print(f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end\n")
     per_page = (cost["fresh_ms"] - cost["again_ms"]) / max(cost["faults"], 1) * 1e3
     print(f"Page faults: touching a fresh {cost['bytes'] / 1e6:.1f} MB mapping costs {cost['fresh_ms']:.3f} ms "

@@ -29,6 +29,9 @@ CPU time: what fusion and the network-wide blocked layout change about a "block"
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_cause.py
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_cause.py --models fbnet_b --rounds 5
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_cause.py --backend onnxruntime
+
+``--docs PAGE`` also writes the report into PAGE's ``lut-cause`` block (``lut-cause-onnxruntime``
+with ``--backend onnxruntime``), with the command, the date and the machine.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+
+from docblock import add_option, captured
+
+DOCS_PAGE = "docs/lut.md"
+DOCS_BLOCKS = ("lut-cause", "lut-cause-onnxruntime")
 
 
 def now() -> tuple[int, float, int]:
@@ -98,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
     parser.add_argument("--table", default=None, help="an isolated table (lut build --entries isolated) to show "
                         "beside: its entries for the same parts, as the old method measured them")
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args(argv)
-    if args.backend == "onnxruntime":
-        return main_ort(args)
+    with captured(args.docs, "lut-cause-onnxruntime" if args.backend == "onnxruntime" else "lut-cause"):
+        return main_ort(args) if args.backend == "onnxruntime" else main_torch(args)
 
+
+def main_torch(args) -> int:
     import torch
     from torch import nn
 
@@ -193,13 +204,13 @@ def main(argv: list[str] | None = None) -> int:
                 e = table.entries.get(p.key)
                 entries[(target.name, i)] = e.median_ms if e is not None else float("nan")
 
-    print("## Where the sum of isolated blocks falls short (torch eager, 1 thread)\n")
+    print("### Where the sum of isolated blocks falls short (torch eager, 1 thread)\n")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} on {os.cpu_count()} CPUs; "
           f"{args.rounds} interleaved rounds, {args.calls} calls per part and method per round, flush "
           f"{args.flush_mib} MiB; {elapsed:.0f} s\n")
     methods = ["iso", "iso-real", "iso-flush", "in-place"] + ([] if args.no_prefix else ["prefix"])
     for field, clock in ((0, "thread CPU time"), (1, "wall clock")):
-        print(f"### Sums of the parts against the whole network, {clock} (ms; ratio sum / whole)\n")
+        print(f"#### Sums of the parts against the whole network, {clock} (ms; ratio sum / whole)\n")
         print("| model | whole | whole with hooks | " + " | ".join(methods) + " | faults per call: whole, iso sum |")
         print("|---|---:|---:|" + "---:|" * len(methods) + "---:|")
         for target, _, parts, *_ in setups:
@@ -219,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                   + f" | {faults} |")
         print()
     if entries:
-        print(f"### The isolated table `{args.table}` ({table.clock} clock) against the whole network and in place\n")
+        print(f"#### The isolated table `{args.table}` ({table.clock} clock) against the whole network and in place\n")
         print("| model | whole (thread CPU) | table sum | ratio | in-place sum | largest gaps in place - table |")
         print("|---|---:|---:|---:|---:|---|")
         for target, _, parts, *_ in setups:
@@ -234,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
 
     field = 0
-    print("### By part type: sum over FBNet-A/B/C of in-place and isolated medians (thread CPU time)\n")
+    print("#### By part type: sum over FBNet-A/B/C of in-place and isolated medians (thread CPU time)\n")
     print("| part type | parts | iso ms | iso-flush ms | in-place ms | in-place / iso | in-place / iso-flush | "
           "faults per call iso | faults per call in-place |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -253,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for target, _, parts, *_ in setups:
         name = target.name
-        print(f"### {name}: every part (thread CPU ms; faults = minor page faults per call)\n")
+        print(f"#### {name}: every part (thread CPU ms; faults = minor page faults per call)\n")
         cols = "| part | type | input | iso | iso-real | iso-flush | in-place |"
         cols += "" if args.no_prefix else " prefix diff |"
         cols += " table |" if entries else ""
@@ -310,7 +321,7 @@ def main_ort(args) -> int:
                 inplace[target.name].append(in_net(model, target.input, parts, target.name))
                 for i, p in enumerate(parts):
                     iso[(target.name, i)].append(alone(p.module, p.input, f"{target.name} {p.label}"))
-    print("## ONNX Runtime: parts exported alone against their share of the network's run (1 thread, thread CPU "
+    print("### ONNX Runtime: parts exported alone against their share of the network's run (1 thread, thread CPU "
           "time)\n")
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; {args.rounds} interleaved "
           f"rounds; {time.perf_counter() - t_start:.0f} s\n")
@@ -329,7 +340,7 @@ def main_ort(args) -> int:
         from cnnprof.lut.table import load
 
         table = load(args.table)
-        print(f"### The table `{args.table}` ({table.mode} entries) for the same parts\n")
+        print(f"#### The table `{args.table}` ({table.mode} entries) for the same parts\n")
         print("| model | whole (in place, plain calls) | table sum (with glue) | ratio |\n|---|---:|---:|---:|")
         for target, _, parts in setups:
             whole = statistics.median(x.whole.median_ms for x in inplace[target.name])
@@ -339,7 +350,7 @@ def main_ort(args) -> int:
         print()
     for target, _, parts in setups:
         runs = inplace[target.name]
-        print(f"### {target.name}: every part (thread CPU ms)\n")
+        print(f"#### {target.name}: every part (thread CPU ms)\n")
         extra = " table |" if table else ""
         print(f"| part | type | alone | in place |{extra} alone - in place |\n|---|---|---:|---:|"
               + ("---:|" if table else "") + "---:|")

@@ -21,6 +21,9 @@ rounds disagree by more than 10%.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_speed.py --seconds 60 --clock cpu
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lut_speed.py --networks 20 --rounds 6 --backend onnxruntime
+
+``--docs PAGE`` also writes the report into PAGE's ``lut-speed`` block (``lut-speed-networks``
+with ``--networks``), with the command, the date and the machine.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
+
+from docblock import add_option, captured
+
+DOCS_PAGE = "docs/lut.md"
+DOCS_BLOCKS = ("lut-speed", "lut-speed-networks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
     parser.add_argument("--allocator", default="steady", choices=("steady", "default"),
                         help="malloc while timing (cnnprof.lut.probe.use_allocator)")
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args(argv)
-    if args.networks:
-        return networks(args)
+    with captured(args.docs, "lut-speed-networks" if args.networks else "lut-speed"):
+        return networks(args) if args.networks else spells(args)
 
+
+def spells(args) -> int:
     import numpy as np
     import torch
 
@@ -90,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     per_s_raw = np.array([np.median(raw[secs == s]) for s in range(secs.max() + 1) if np.any(secs == s)])
     per_s_norm = np.array([np.median(norm[secs == s]) for s in range(secs.max() + 1) if np.any(secs == s)])
 
-    print(f"## Speed of the core over {args.seconds:.0f} s ({args.model}, torch eager, 1 thread, {args.clock} clock)\n")
+    print(f"### Speed of the core over {args.seconds:.0f} s ({args.model}, torch eager, 1 thread, {args.clock} clock)\n")
     print(f"load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; {len(raw)} calls; probe "
           f"reference {reference:.3f} ms, probe median {np.median(p):.3f} ms, min {p.min():.3f}, max {p.max():.3f}\n")
     print("Half-second spells (`.` within 10% of the fastest, `o` 10-30% slower, `#` more):\n")
@@ -189,7 +200,7 @@ def networks(args) -> int:
                     call()
                     raw[r, j, c] = (read() - start) / 1e6
             print(f"round {r + 1}/{args.rounds}", file=os.sys.stderr, flush=True)
-    print(f"## {args.networks} networks x {args.rounds} rounds x {args.calls} calls ({args.backend}, 1 thread, "
+    print(f"### {args.networks} networks x {args.rounds} rounds x {args.calls} calls ({args.backend}, 1 thread, "
           f"{args.clock} clock, {args.allocator} allocator), each call preceded by every probe\n")
     print(f"load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; probe medians: "
           + ", ".join(f"{k.split(' (')[0]} {np.median(v):.2f} ms" for k, v in probed.items()) + "\n")

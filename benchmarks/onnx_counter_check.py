@@ -18,12 +18,16 @@ import time
 
 from cnnprof import api
 from cnnprof.exporting import export_and_check
+from docblock import add_option
+
+DOCS_PAGE = "docs/counting.md"
+DOCS_BLOCKS = ("onnx-counter-check",)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pattern", nargs="?", default="*")
-    parser.add_argument("--docs", metavar="PAGE", help="also write the table into PAGE's onnx-counter-check block")
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args()
     targets = api.resolve_targets([args.pattern])
     table: list[str] = []

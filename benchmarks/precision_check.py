@@ -19,8 +19,10 @@ Three parts, each printed as a markdown table (``--part`` runs one):
   at its input into 16 dB at its output will show a low int8 SQNR whatever the quantiser does.
 
 Usage: .venv/bin/python benchmarks/precision_check.py [--part vendor|int8|quantize|sensitivity|all] [--rounds 5]
-       [--threads 1] [--seconds 3] [--int8-rounds 5] [--models a,b]
+       [--threads 1] [--seconds 3] [--int8-rounds 5] [--models a,b] [--docs docs/precision.md]
 Run it alone on the machine (``flock /tmp/cnnprof-timing.lock ...``): it measures latency.
+``--docs PAGE`` also writes each part's table into PAGE's ``precision-check-PART`` block, with
+the command, the date and the machine.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from docblock import add_option, captured
+
+DOCS_PAGE = "docs/precision.md"
+DOCS_BLOCKS = ("precision-check-vendor", "precision-check-quantize", "precision-check-int8",
+               "precision-check-sensitivity")
 INT8_MODELS = ("efficientnet_b0", "mobilenetv3_large", "ghostnet_100", "fbnet_c", "espnetv2_100")
 VENDOR_MODELS = ("mobilenetv3_large", "efficientnet_b0")
 
@@ -239,6 +246,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--int8-rounds", type=int, default=5)
     parser.add_argument("--models", help="comma-separated models instead of the parts' own lists")
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args()
     models = args.models.split(",") if args.models else None
     started = time.perf_counter()
@@ -246,13 +254,17 @@ def main() -> int:
 
     print(f"environment: {fingerprint(args.threads).describe()}")
     if args.part in ("quantize", "all"):
-        part_quantize()
+        with captured(args.docs, "precision-check-quantize", threads=args.threads):
+            part_quantize()
     if args.part in ("vendor", "all"):
-        part_vendor(args.rounds, args.threads, args.seconds, models or VENDOR_MODELS)
+        with captured(args.docs, "precision-check-vendor", threads=args.threads):
+            part_vendor(args.rounds, args.threads, args.seconds, models or VENDOR_MODELS)
     if args.part in ("int8", "all"):
-        part_int8(args.threads, models or INT8_MODELS, rounds=args.int8_rounds)
+        with captured(args.docs, "precision-check-int8", threads=args.threads):
+            part_int8(args.threads, models or INT8_MODELS, rounds=args.int8_rounds)
     if args.part in ("sensitivity", "all"):
-        part_sensitivity(models or INT8_MODELS)
+        with captured(args.docs, "precision-check-sensitivity", threads=args.threads):
+            part_sensitivity(models or INT8_MODELS)
     print(f"\n[{time.perf_counter() - started:.0f} s]")
     return 0
 

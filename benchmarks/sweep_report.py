@@ -11,8 +11,10 @@
    up (tests/store_data.py: seeded random latencies): this measures the report, not the models.
 
     flock /tmp/cnnprof-timing.lock python benchmarks/sweep_report.py [--skip-zoo] [--json out.json]
+        [--docs docs/database.md]
 
-Run from the repository root.
+Run from the repository root. ``--docs PAGE`` also writes the report into PAGE's ``sweep-report``
+block, with the command, the date and the machine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
+from docblock import add_option, captured  # noqa: E402
+
+DOCS_PAGE = "docs/database.md"
+DOCS_BLOCKS = ("sweep-report",)
 
 
 def cli(*args: str, cwd: Path, env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
@@ -104,7 +111,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-zoo", action="store_true")
     parser.add_argument("--json", type=Path)
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args()
+    with captured(args.docs, "sweep-report", fence=True):
+        results = measure(args.skip_zoo)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def measure(skip_zoo: bool) -> dict:
     results: dict = {"loadavg_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="cnnprof-bench-") as name:
         tmp = Path(name)
@@ -114,7 +129,7 @@ def main() -> None:
               f"medians in s: " + ", ".join(f"{k} {v:.2f}" for k, v in o["medians"].items()))
         for model, values in o["overhead_s_by_model"].items():
             print(f"   {model}: overhead (start..calibrate) {', '.join(f'{v:.2f}' for v in values)} s")
-        if not args.skip_zoo:
+        if not skip_zoo:
             results["zoo"] = zoo(tmp)
             z = results["zoo"]
             print(f"2. counting-only sweep of the zoo: {z['cells']} cells ({z['failed']} failed) in "
@@ -126,8 +141,7 @@ def main() -> None:
               + f"; page {r['html_bytes'] / 1e6:.2f} MB (targets < 10 s, < 5 MB)")
     results["loadavg_after"] = os.getloadavg()
     print(f"load average before {results['loadavg_before']}, after {results['loadavg_after']}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

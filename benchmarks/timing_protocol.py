@@ -7,14 +7,17 @@
 2. Harness overhead per timed iteration: the protocol loop around a call that does nothing,
    as a share of efficientnet_b0's latency.
 3. ONNX Runtime / torch eager latency ratio (batch 1, 1 thread) for five models.
-4. `cnnprof compare espnetv2 ghostnet` end to end, in a fresh folder (exports included) and again
-   (exports reused).
+4. `cnnprof compare espnetv2 ghostnet` end to end, in a fresh folder (``CNNPROF_HOME`` there:
+   exports included) and again (exports reused).
 
-Usage: .venv/bin/python benchmarks/timing_protocol.py
+Usage: flock /tmp/cnnprof-timing.lock .venv/bin/python benchmarks/timing_protocol.py [--docs docs/timing.md]
+(``--docs PAGE`` also writes the report into PAGE's ``timing-protocol`` block, with the command, the
+date and the machine.)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -28,13 +31,20 @@ import torch
 from cnnprof import api
 from cnnprof.timing import TimingOptions, time_model, torch_threads
 from cnnprof.timing.protocol import Protocol, run
+from docblock import add_option, captured
 
+DOCS_PAGE = "docs/timing.md"
+DOCS_BLOCKS = ("timing-protocol",)
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 6
 
 
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def section(title: str) -> None:
-    print(f"\n## {title}", flush=True)
+    print(f"\n### {title}\n", flush=True)
 
 
 def agreement_with_torch_benchmark() -> float:
@@ -52,9 +62,9 @@ def agreement_with_torch_benchmark() -> float:
             m = timer.blocked_autorange(min_run_time=2.0)
         theirs.append(m.median * 1e3)
     for i, (a, b) in enumerate(zip(ours, theirs)):
-        print(f"round {i + 1}: cnnprof median {a:.3f} ms, blocked_autorange median {b:.3f} ms, ratio {a / b:.3f}")
+        print(f"- round {i + 1}: cnnprof median {a:.3f} ms, blocked_autorange median {b:.3f} ms, ratio {a / b:.3f}")
     ratio = statistics.median(ours) / statistics.median(theirs)
-    print(f"cnnprof / torch.utils.benchmark = {ratio:.3f} (difference {100 * (ratio - 1):+.1f}%)")
+    print(f"\ncnnprof / torch.utils.benchmark = {ratio:.3f} (difference {100 * (ratio - 1):+.1f}%)")
     return statistics.median(ours)
 
 
@@ -96,14 +106,23 @@ def compare_end_to_end() -> None:
         for label in ("fresh folder (ONNX exports made)", "again (exports reused)"):
             t0 = time.perf_counter()
             proc = subprocess.run(exe, cwd=tmp, capture_output=True, text=True,
-                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                  env={**os.environ, "PYTHONPATH": str(ROOT), "CNNPROF_HOME": tmp})
             wall = time.perf_counter() - t0
-            print(f"`cnnprof compare espnetv2 ghostnet`, {label}: {wall:.1f} s wall (exit {proc.returncode})")
-        print(proc.stdout)
+            print(f"- `cnnprof compare espnetv2 ghostnet`, {label}: {wall:.1f} s wall (exit {proc.returncode})")
+        table = "\n".join(line.rstrip() for line in proc.stdout.rstrip().splitlines())
+        print(f"\n```\n{table}\n```")
 
 
 def main() -> None:
-    print(f"load average at start: {os.getloadavg()}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
+    args = parser.parse_args()
+    with captured(args.docs, "timing-protocol"):
+        report()
+
+
+def report() -> None:
+    print(f"load average at start: {load()}")
     section("1. cnnprof vs torch.utils.benchmark (efficientnet_b0, torch eager, 1 thread)")
     model_ms = agreement_with_torch_benchmark()
     section("2. harness overhead")
@@ -112,7 +131,7 @@ def main() -> None:
     ort_vs_torch()
     section("4. compare end to end")
     compare_end_to_end()
-    print(f"load average at end: {os.getloadavg()}")
+    print(f"\nload average at end: {load()}")
 
 
 if __name__ == "__main__":
