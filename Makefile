@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/cnnprof compare espnetv2 ghostnet
 
-# Two phases. The tests that read no clock run on both cores (pytest-xdist); those that read a
-# clock or compare measured speeds (marker `timing`) and those that start a Ray cluster (`cluster`)
-# run after them, one at a time, so that no test's timing shares the machine with another test.
+# Two phases. The tests that read no clock run in four pytest-xdist workers (twice the two cores:
+# many of them wait on worker processes of their own, and under load four finish sooner than two);
+# those that read a clock or compare measured speeds (marker `timing`) and those that start a Ray
+# cluster (`cluster`) run after them, one at a time, so that no timed test shares the machine.
 test: install
-	$(PY) -m pytest -n 2 -m 'not slow and not cuda and not timing and not cluster'
+	$(PY) -m pytest -n 4 -m 'not slow and not cuda and not timing and not cluster'
 	$(PY) -m pytest -p no:xdist -m '(timing or cluster) and not slow and not cuda'
 
 # slow and benchmark-like tests too (never part of CI's default run)
