@@ -26,7 +26,7 @@ IDENTITIES = {
     "ghostnetv2-fc-attention-exponent", "ghostnetv2-dfc-exponent", "fbnetv2-mask-macs", "fbnetv2-naive-cost",
     "fbnetv2-mask-equivalence", "ghost-module-cost-s2", "ghost-module-cost-s3", "ghost-module-cost-s4",
     "eesp-vs-esp-macs", "esp-vs-conv-params", "esp-vs-conv-macs", "esp-vs-conv-same-rf", "fbnet-search-space",
-    "effnet-compound-constraint",
+    "effnet-compound-constraint", "eesp-vs-esp-params", "esp-activations-vs-conv", "esp-receptive-field",
 }
 
 
@@ -107,10 +107,18 @@ def test_errata_quote_the_seed_verbatim(erratum, sections):
 
 
 def test_errata_consequences_are_computed():
-    reward, beta = errata()
+    by_id = {e.id: e for e in errata()}
+    reward, beta = by_id["effnetv2-reward-v"], by_id["fbnet-loss-beta"]
     assert "2^-0.05 = 0.966" in reward.consequence and "2^-5 = 0.031" in reward.consequence
     assert "multiplies the paper's latency factor by 1.079" in beta.consequence  # (ln 30 / ln 20)^0.6
     assert "the printed one by 1.135" in beta.consequence  # ln 30 / ln 20
+    flops, esp = by_id["effnet-flops-exponent"], by_id["esp-reduce-kernels"]
+    # 1.2 * 1.1^2 * 1.15^2 = 1.92027: to the power φ in the paper, times φ as printed
+    assert "φ = 2: 3.7x as written in the paper, 3.84x as printed" in flops.consequence
+    assert "φ = 7: 96.3x as written in the paper, 13.44x as printed" in flops.consequence
+    # the built ESP(128, K=4) reduces to N/K = 32 channels; K = 4 kernels would leave 4 (and 4x4 = 16 after concat)
+    assert "d = 32 kernels (4,096 weights)" in esp.consequence and "concatenate to 128 channels" in esp.consequence
+    assert "a 4-channel map (512 weights) and a concatenation of K·K = 16 channels" in esp.consequence
 
 
 def test_the_identities_are_counted_apart():

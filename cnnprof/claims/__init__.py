@@ -65,7 +65,8 @@ class ToleranceKind(Choice):
 
 
 VERDICTS = tuple(Verdict)
-MODULES = ("espnet", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet", "mobilenetv3")
+MODULES = ("espnet", "espnet_network", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet",
+           "ghostnet_attention", "mobilenetv3")
 # The claim families, in the seed's order (the model zoo's family names).
 FAMILIES = (
     "espnet", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet", "ghostnetv2",

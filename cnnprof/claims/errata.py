@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from cnnprof.claims.common import seed
-from cnnprof.models.catalog import EFFICIENTNETV2, FBNET
+from cnnprof.models.catalog import EFFICIENTNET, EFFICIENTNETV2, ESPNET, FBNET
 from cnnprof.rows import Row
 
 ERRATA_FIELDS = ["id", "family", "source", "seed_text", "correct", "reference", "consequence"]
@@ -18,6 +18,8 @@ REWARD_W = -0.07
 REWARD_V = -0.05
 REWARD_V_AS_PRINTED = -5.0  # the seed's "v=-005" read literally
 LATENCIES_MS = (20.0, 30.0)  # two latencies to compare FBNet's loss at
+PHIS = (2, 7)  # compound coefficients to compare EfficientNet's FLOPs growth at (B2's and B7's φ)
+ESP_EXAMPLE = (128, 4)  # ESPNet's module in the paper's example: M = N = 128, K = 4
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,40 @@ def fbnet_beta() -> Erratum:
     )
 
 
+def effnet_flops_exponent() -> Erratum:
+    from cnnprof.scaling import ALPHA, BETA, GAMMA
+
+    base = ALPHA * BETA**2 * GAMMA**2
+    growth = ", ".join(f"φ = {phi}: {base**phi:.1f}x as written in the paper, {base * phi:.2f}x as printed"
+                       for phi in PHIS)
+    return Erratum(
+        id="effnet-flops-exponent", family="efficientnet", source=seed("复合缩放"), seed_text="(α⋅β^{2}⋅γ^{2})ϕ",
+        correct="the FLOPs grow by (α·β²·γ²)^φ: φ is the exponent, not a factor (hence 2^φ under α·β²·γ² ≈ 2)",
+        reference=EFFICIENTNET + ", Sec. 3.3",
+        consequence=(f"with α, β, γ = {ALPHA}, {BETA}, {GAMMA} (α·β²·γ² = {base:.3f}): {growth}. As printed the FLOPs "
+                     "would grow linearly in φ, and the seed's own next sentence (2^φ) would not follow from it"),
+    )
+
+
+def esp_reduce_kernels() -> Erratum:
+    from cnnprof.models.blocks.esp import ESP
+
+    n, k = ESP_EXAMPLE
+    esp = ESP(n, n, branches=k, residual=True)
+    d = esp.conv_reduce.out_channels
+    branch_out = sum(branch.out_channels for branch in esp.branches)
+    return Erratum(
+        id="esp-reduce-kernels", family="espnet", source=seed("ESP 模块"), seed_text="K 个 1x1xM 的小卷积核",
+        correct="N/K kernels of 1x1xM: the point-wise conv reduces the M input channels to d = N/K, which each of the "
+                "K dilated branches keeps, so that their concatenation has the N output channels",
+        reference=ESPNET + ", Sec. 3.1",
+        consequence=(f"with M = N = {n}, K = {k}: the built module's reduce conv has d = {d} kernels "
+                     f"({d * n:,} weights) and its branches concatenate to {branch_out} channels; K kernels would give "
+                     f"a {k}-channel map ({k * n:,} weights) and a concatenation of K·K = {k * k} channels, not the "
+                     f"{n} the residual sum with the input needs"),
+    )
+
+
 def errata() -> list[Erratum]:
     """The seed's misprints, with their consequences computed."""
-    return [reward_v(), fbnet_beta()]
+    return [esp_reduce_kernels(), fbnet_beta(), effnet_flops_exponent(), reward_v()]

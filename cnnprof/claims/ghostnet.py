@@ -19,6 +19,7 @@ from cnnprof.claims.common import (
     exponent,
     fmt_m,
     median,
+    paper,
     params,
     ratio_summary,
     seed,
@@ -316,15 +317,16 @@ def measure_v2_vs_v1_latency(*, protocol=None) -> Measurement:
 
 
 # -- DFC's receptive field, from impulses ---------------------------------------------------------------
-def _support_copy(dfc):
-    """A copy of a DFC branch whose convolutions have weights |w| + 1 and whose batch norms are
-    identities, so that its response to an impulse shows exactly which positions it reaches."""
+def support_copy(module):
+    """A copy of ``module`` (a DFC branch, an ESP module) whose convolutions have weights |w| + 1 and
+    whose batch norms are identities, so that its response to a positive impulse (all positive on
+    the way: PReLU and ReLU pass it unchanged) shows exactly which positions it reaches."""
     import copy
 
     import torch
     from torch import nn
 
-    probe = copy.deepcopy(dfc).double().eval()
+    probe = copy.deepcopy(module).double().eval()
     with torch.no_grad():
         for m in probe.modules():
             if isinstance(m, nn.Conv2d):
@@ -344,7 +346,7 @@ def dfc_reach(dfc, shape: tuple[int, ...]) -> tuple[int, bool, bool]:
     sizes)."""
     import torch
 
-    probe = _support_copy(dfc)
+    probe = support_copy(dfc)
     chs, h, w = shape
 
     def reached(y0: int, x0: int):
@@ -435,8 +437,7 @@ CLAIMS = [
         expected=2.0, unit="exponent", tolerance=absolute(0.05), measure=measure_fc_exponent, identity=True,
     ),
     Claim(
-        id="ghostnetv2-dfc-exponent", family="ghostnetv2", source=seed("GhostNet V2", _V2 + ", DFC attention"),
-        quote="它不仅可以在普通硬件上快速执行",
+        id="ghostnetv2-dfc-exponent", family="ghostnetv2", source=paper(_V2, "Sec. 3.2, DFC attention"),
         statement="DFC attention decouples the map into fixed-size horizontal and vertical depthwise convs: its "
                   "cost is linear in H·W (MACs exponent)",
         expected=1.0, unit="exponent", tolerance=absolute(0.05), measure=measure_dfc_exponent, identity=True,
