@@ -131,6 +131,7 @@ def attention_timing(protocol=None, *, largest: int | None = None) -> dict:
     inputs = [torch.randn(1, *shape, generator=gen) for shape, _ in places]
     image = torch.randn(1, *target.input, generator=gen)
     macs = {kind: sum(count_module(at_size(g[kind]), shape).macs for shape, g in places) for kind in KINDS}
+    macs["net"], macs["no_dfc"] = (count_module(m, target.input).macs for m in (model, plain))
     for _, gates in places:
         for g in gates.values():
             g.eval()
@@ -160,8 +161,9 @@ def _common_text(t: dict) -> str:
     return (f"the {len(t['places'])} DFC places of GhostNetV2 1.0x at 224x224 ({'/'.join(map(str, sides))} a side), "
             f"each kind's gates run in turn, torch eager, thread CPU clock, interleaved, {len(t['net'])} rounds: "
             f"{sets}. The network as built {median(t['net']):.1f} ms, without its DFC branches "
-            f"{median(t['no_dfc']):.1f} ms: DFC costs it {net - 1:+.1%} (95% bootstrap interval {lo - 1:+.1%} to "
-            f"{hi - 1:+.1%})")
+            f"{median(t['no_dfc']):.1f} ms: DFC costs it {net - 1:+.1%} of time (95% bootstrap interval {lo - 1:+.1%} "
+            f"to {hi - 1:+.1%}) for {t['macs']['net'] / t['macs']['no_dfc'] - 1:+.1%} of MACs ({fmt_m(t['macs']['net'])} "
+            f"vs {fmt_m(t['macs']['no_dfc'])})")
 
 
 def measure_dfc_latency(*, protocol=None, largest: int | None = None) -> Measurement:
