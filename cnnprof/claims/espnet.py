@@ -5,6 +5,12 @@ formulas are evaluated beside them (they count convolution weights: BN and PReLU
 Where the measured value is the formula the module was built from (a weight count), the row is an
 ``identity``: it checks that the built module is the one described.
 
+ESP's receptive field is measured, not assumed: an impulse through the module as built (conv
+weights |w| + 1, BN as identity) marks the positions it reaches, and the standard convolution of
+"the same receptive field" takes that side. Its memory is judged on weights plus the activations
+a training forward keeps, on the map ESPNet runs the module at: the activations alone, against a
+bare convolution that keeps only its input, are above 1 by construction (a consistency row).
+
 HFF and gridding. The seed's claim ("ESP 中的 HFF 消除了网格伪影") is about feature maps of a
 *trained* ESPNet (the paper's Fig. 2), which cannot be reproduced without training on Cityscapes:
 that row is ``cited``. Beside it, a clearly labelled proxy at initialisation: a single active

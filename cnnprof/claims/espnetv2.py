@@ -3,7 +3,8 @@ point-wise convolutions against the separate ones they stand for.
 
 Counted or timed on ``cnnprof.models.blocks.esp`` modules as built, the paper's formulas beside
 them (convolution weights only); a row whose value is the formula the module was built from is
-an ``identity``.
+an ``identity``. The strided units' shortcut to the input image is costed on two built ESPNetV2
+networks, with and without it; what it adds (accuracy) is cited.
 """
 
 from __future__ import annotations
