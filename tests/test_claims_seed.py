@@ -26,7 +26,7 @@ IDENTITIES = {
     "ghostnetv2-fc-attention-exponent", "ghostnetv2-dfc-exponent", "fbnetv2-mask-macs", "fbnetv2-naive-cost",
     "fbnetv2-mask-equivalence", "ghost-module-cost-s2", "ghost-module-cost-s3", "ghost-module-cost-s4",
     "eesp-vs-esp-macs", "esp-vs-conv-params", "esp-vs-conv-macs", "esp-vs-conv-same-rf", "fbnet-search-space",
-    "effnet-compound-constraint",
+    "effnet-compound-constraint", "effnet-resolution-exponent", "fbnetv2-mask-memory", "fbnetv2-step-b-equals-c",
 }
 
 

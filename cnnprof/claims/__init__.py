@@ -65,10 +65,12 @@ class ToleranceKind(Choice):
 
 
 VERDICTS = tuple(Verdict)
-MODULES = ("espnet", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet", "mobilenetv3")
+MODULES = (
+    "espnet", "espnetv2", "fbnet", "fbnetv2", "fbnetv3", "efficientnet", "efficientnetv2", "ghostnet", "mobilenetv3",
+)
 # The claim families, in the seed's order (the model zoo's family names).
 FAMILIES = (
-    "espnet", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet", "ghostnetv2",
+    "espnet", "espnetv2", "fbnet", "fbnetv2", "fbnetv3", "efficientnet", "efficientnetv2", "ghostnet", "ghostnetv2",
     "mobilenetv3",
 )
 # A ratio of two timings moves by this factor between processes on a busy 2-core machine (about the
