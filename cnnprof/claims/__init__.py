@@ -24,7 +24,7 @@ Verdicts say what kind of evidence a row is:
 A latency or training-speed row names the device it was measured on (``device``) and, where the
 paper measured on other hardware, says so (``paper_device``).
 
-The claims live one module per family (``espnet``, ``espnetv2``, ``fbnet``, ``fbnetv2``,
+The claims live one module per family (``espnet``, ``espnetv2``, ``fbnet``, ``fbnetv2``, ``fbnetv3``,
 ``efficientnet``, ``efficientnetv2``, ``ghostnet`` for both GhostNets, ``mobilenetv3``); each
 exports ``CLAIMS``. ``run_claims`` measures a selection and returns :class:`ClaimResult` rows
 and the pictures the measurements can draw; ``errata`` holds the seed's misprinted formulas (not

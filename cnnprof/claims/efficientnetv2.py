@@ -4,7 +4,9 @@ They are about training speed and memory access: the training steps are timed (f
 cross-entropy, backward, SGD; torch eager, one thread, or ``--device cuda``), interleaving the
 compared networks in one process to cancel most of a shared machine's noise, and every such row
 names the device; the paper timed TPUs and GPUs. Depthwise slowness is read off a per-layer
-profile (``depthwise.by_stage``).
+profile (``depthwise.by_stage``). The 3x3-kernel row reads the theoretical receptive field off the
+convolutions the forward runs; V2-M's late layers are timed at inference against V2-S (one small
+input for both, so that only the layers differ).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""FBNet V1 claims: the search space's size, FBNet-B's cost, additive latency (FBNetV2: ``fbnetv2``).
+"""FBNet V1 claims: the search space's size, FBNet-B's cost, additive latency, the lookup table's
+speed against timing a network (FBNetV2: ``fbnetv2``, FBNetV3: ``fbnetv3``).
 
 Additivity (the seed: the lookup table "assumes that blocks compute independently, valid on serial
 devices such as CPUs"): ``cnnprof.lut.additivity`` times every block of FBNet-A/B/C in isolation

@@ -5,7 +5,10 @@ FBNetV2 (DMaskingNAS, Wan et al. 2020, Sec. 3.2; the seed's steps A-E): a channe
 outputs to ``C`` channels and take the Gumbel-weighted sum (step B), or, with the blocks sharing
 one weight tensor, run the ``C``-filter block once and multiply its output by the combined mask
 ``M = sum_i g_i l_i`` (step E). ``MaskedChannelBlock`` is step E and ``PaddedSumBlock`` step B;
-both are built here from the zoo's ``ConvBNAct`` so that their cost is counted like any model's.
+``FilterMaskedBlock`` is step C (full-width blocks, filters past c_i masked, no sharing) and
+``step_d`` step D (the shared block masked option by option). All are built from the zoo's
+``ConvBNAct`` so that their cost is counted like any model's. Step B = C and D = E are identities
+(linearity); what the masking saves (memory, MACs, training time) is measured against step B.
 """
 
 from __future__ import annotations
