@@ -27,6 +27,7 @@ IDENTITIES = {
     "fbnetv2-mask-equivalence", "ghost-module-cost-s2", "ghost-module-cost-s3", "ghost-module-cost-s4",
     "eesp-vs-esp-macs", "esp-vs-conv-params", "esp-vs-conv-macs", "esp-vs-conv-same-rf", "fbnet-search-space",
     "effnet-compound-constraint", "eesp-vs-esp-params", "esp-activations-vs-conv", "esp-receptive-field",
+    "effnet-resolution-exponent", "fbnetv2-mask-memory", "fbnetv2-step-b-equals-c",
 }
 
 

@@ -25,7 +25,9 @@ A latency or training-speed row names the device it was measured on (``device``)
 paper measured on other hardware, says so (``paper_device``).
 
 The claims live one module per family (``espnet``, ``espnetv2``, ``fbnet``, ``fbnetv2``,
-``efficientnet``, ``efficientnetv2``, ``ghostnet`` for both GhostNets, ``mobilenetv3``); each
+``fbnetv3``, ``efficientnet``, ``efficientnetv2``, ``ghostnet`` for both GhostNets,
+``mobilenetv3``), with ``espnet_network`` (ESPNet's network-level rows) and ``ghostnet_attention``
+(GhostNetV2's attention timed) beside them; each
 exports ``CLAIMS``. ``run_claims`` measures a selection and returns :class:`ClaimResult` rows
 and the pictures the measurements can draw; ``errata`` holds the seed's misprinted formulas (not
 claims).
@@ -65,11 +67,13 @@ class ToleranceKind(Choice):
 
 
 VERDICTS = tuple(Verdict)
-MODULES = ("espnet", "espnet_network", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet",
-           "ghostnet_attention", "mobilenetv3")
+MODULES = (
+    "espnet", "espnet_network", "espnetv2", "fbnet", "fbnetv2", "fbnetv3", "efficientnet", "efficientnetv2",
+    "ghostnet", "ghostnet_attention", "mobilenetv3",
+)
 # The claim families, in the seed's order (the model zoo's family names).
 FAMILIES = (
-    "espnet", "espnetv2", "fbnet", "fbnetv2", "efficientnet", "efficientnetv2", "ghostnet", "ghostnetv2",
+    "espnet", "espnetv2", "fbnet", "fbnetv2", "fbnetv3", "efficientnet", "efficientnetv2", "ghostnet", "ghostnetv2",
     "mobilenetv3",
 )
 # A ratio of two timings moves by this factor between processes on a busy 2-core machine (about the

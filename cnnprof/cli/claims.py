@@ -74,8 +74,8 @@ def progress_bar(selected: list):
 
 def claims_command(
     family: Annotated[str | None, typer.Option(
-        "--family", help="Only these families (comma-separated): espnet, espnetv2, fbnet, fbnetv2, efficientnet, "
-                         "efficientnetv2, ghostnet, ghostnetv2, mobilenetv3.")] = None,
+        "--family", help="Only these families (comma-separated): espnet, espnetv2, fbnet, fbnetv2, fbnetv3, "
+                         "efficientnet, efficientnetv2, ghostnet, ghostnetv2, mobilenetv3.")] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 if any measured claim deviates (after printing the report).")] = False,
     plot: Annotated[Path | None, typer.Option(
