@@ -233,7 +233,7 @@ class ProfileRow(Row):
     ``latency_ms_p99_upper`` bound them from above with 95% confidence, distribution-free (an
     order statistic, ``timing.stats.upper_rank``). A bound is None below MLPerf Inference's
     minimum sample counts, 64 calls for p90 and 662 for p99, and the row's warnings then carry a
-    ``tails`` note saying so ("tails: p99 from 200 calls: too few for a bound (needs 662; ...)").
+    ``tails`` note saying so ("tails: p99 from 200 calls: too few for a bound (needs 662, ...)").
     """
 
     model: str

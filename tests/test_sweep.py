@@ -102,7 +102,9 @@ def test_a_cell_pools_the_samples_of_its_passes():
     assert pooled["latency_ms_median"] == pytest.approx(1.6) and pooled["params"] == 10 and pooled["error"] == ""
     assert pooled["pass_medians"] == [1.1, 2.1]
     kinds = [w.split(":")[0] for w in pooled["warnings"].split("; ")]
-    assert kinds == ["machine busy", "noisy", "passes", "failed passes"]
+    assert kinds == ["machine busy", "noisy", "tails", "passes", "failed passes"]
+    assert "tails: p90 and p99 from 60 calls" in pooled["warnings"]  # judged on the pool, not a pass
+    assert pooled["latency_ms_p90_upper"] is None and pooled["latency_ms_p99_upper"] is None
     failed = pool(cell, passes[2:], 3)
     assert failed["error"].startswith("the worker crashed") and failed["passes"] == 0
 

@@ -56,9 +56,10 @@ def test_below_mlperfs_minimums_there_is_no_bound_but_a_note():
     assert tail_upper(x, 90) is None and tail_upper(x + [3.0], 90) is not None
     assert tail_upper(list(np.linspace(1, 2, 661)), 99) is None
     assert tail_note(40) == ("tails: p90 and p99 from 40 calls: too few for a bound "
-                             "(p90 needs 64, p99 needs 662; --min-runs 662)")
-    assert tail_note(64) == "tails: p99 from 64 calls: too few for a bound (needs 662; --min-runs 662)"
+                             "(p90 needs 64, p99 needs 662, --min-runs 662)")
+    assert tail_note(64) == "tails: p99 from 64 calls: too few for a bound (needs 662, --min-runs 662)"
     assert tail_note(661).startswith("tails: p99 from 661 calls") and tail_note(662) is None
+    assert all("; " not in tail_note(n) for n in (1, 63, 64, 661))  # a row joins its notes with "; "
 
 
 def _latency(n: int) -> Latency:

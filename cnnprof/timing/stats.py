@@ -118,17 +118,18 @@ def tail_upper(samples: Sequence[float], percentile: int) -> float | None:
 
 def tail_note(n: int) -> str | None:
     """The sentence a row carries when ``n`` samples are too few for a tail percentile's bound
-    (``TAIL_MINIMUMS``): "tails: p99 from 200 calls: too few for a bound (needs 662)"; None when
-    both have one. Its kind is the text before the first colon, ``tails``."""
+    (``TAIL_MINIMUMS``): "tails: p99 from 200 calls: too few for a bound (needs 662, --min-runs
+    662)"; None when both have one. Its kind is the text before the first colon, ``tails``; it holds
+    no "; " (a row's notes are joined with it)."""
     short = [(p, need) for p, need in sorted(TAIL_MINIMUMS.items()) if n < need]
     if not short:
         return None
     if len(short) == 1:
         (p, need), = short
-        return f"{TAILS}: p{p} from {n} calls: too few for a bound (needs {need}; --min-runs {need})"
+        return f"{TAILS}: p{p} from {n} calls: too few for a bound (needs {need}, --min-runs {need})"
     names = " and ".join(f"p{p}" for p, _ in short)
     needs = ", ".join(f"p{p} needs {need}" for p, need in short)
-    return f"{TAILS}: {names} from {n} calls: too few for a bound ({needs}; --min-runs {short[-1][1]})"
+    return f"{TAILS}: {names} from {n} calls: too few for a bound ({needs}, --min-runs {short[-1][1]})"
 
 
 def summarize(samples: Sequence[float]) -> Summary:
