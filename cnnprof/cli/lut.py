@@ -74,10 +74,7 @@ SUMMARY_COLUMNS = [Column("group", "group"), Column("metric", "metric"), Column(
                    Column("calibrated", "calibrated")]
 # the MACs baselines beside the table (lut.baseline): held out, one constant and one per op kind
 BASELINE_COLUMNS = [Column("macs", "MACs x c"), Column("macs_by_kind", "MACs per op kind")]
-BASELINE_NOTE = ("baselines: `MACs x c` predicts each network as its MACs x one ms-per-MAC constant, `MACs per op "
-                 "kind` as its MACs per op kind x one non-negative constant each (least squares on relative error); "
-                 "both fitted on the other half of the measured networks (held out); the Spearman rho of `MACs x c` is "
-                 "that of the MACs themselves (no fit)")
+
 
 
 def progress_bar() -> Iterator:
@@ -496,7 +493,9 @@ def predict_command(
                 also += [f"{c.header} {s[c.field]}" for c in BASELINE_COLUMNS if s[c.field] != "-"]
                 say(f"{s['group']}: {s['metric']}: {s['raw']}" + (f" ({'; '.join(also)})" if also else ""))
         if baselines:
-            say(BASELINE_NOTE)
+            from cnnprof.lut.baseline import EXPLAINED
+
+            say(EXPLAINED)
     if result.flagged:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.flagged.items()))
         say(f"note: of the {result.used} table entries used, these were flagged when measured: {kinds}")

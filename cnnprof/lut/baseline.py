@@ -26,6 +26,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FOLDS = 2
 MIN_NETWORKS = 4  # fewer measured networks: no held-out baseline (each half needs two)
+# what `lut predict --measure` says under its summary
+EXPLAINED = ("baselines: `MACs x c` predicts each network as its MACs x one ms-per-MAC constant, `MACs per op kind` "
+             "as its MACs per op kind x one non-negative constant each (least squares on relative error); both "
+             "fitted on the other half of the measured networks (held out); the Spearman rho of `MACs x c` is that "
+             "of the MACs themselves (no fit)")
 
 
 def macs_by_kind(model: "nn.Module", input_shape: Sequence[int]) -> dict[str, int]:
