@@ -5,7 +5,8 @@ FBNet space (``cnnprof lut build``), learns the correction (``cnnprof lut calibr
 training sample within its budget, its own held-out sample), then checks both on a further
 sample of ``--sample`` random networks that neither step saw, with FBNet-A/B/C beside them
 (``cnnprof lut predict --sample N --measure``): the share within +-5% and +-10%, |error| mean,
-median and p90, Spearman's rank correlation, for the raw sum and the calibrated prediction; and
+median and p90, Spearman's rank correlation, for the raw sum and the calibrated prediction and,
+as a baseline, for MACs x one constant and MACs per op kind (``cnnprof/lut/baseline.py``); and
 the predictor's rate on 10^6 architectures (raw and calibrated matrices).
 
 The targets of the issue this answers: FBNet-A, -B, -C each within +-10%, at least 90% of 100
@@ -139,10 +140,14 @@ def report(args) -> int:
             if not row.model.startswith("sample"):
                 print(f"| {row.model} | {row.predicted_ms:.2f} | {row.calibrated_ms:.2f} | {row.measured_ms:.2f} | "
                       f"{row.measured_raw_ms:.2f} | {row.error:+.1%} | {row.calibrated_error:+.1%} |")
-        print("\n| group | metric | raw sum | calibrated |\n|---|---|---:|---:|")
+        print("\n| group | metric | raw sum | calibrated | MACs x c | MACs per op kind |\n|---|---|---:|---:|---:|---:|")
         for s in result.summary:
             metric = s.metric.replace("|", "\\|")
-            print(f"| {s.group} | {metric} | {_cell(s.raw, s.kind)} | {_cell(s.calibrated, s.kind)} |")
+            print(f"| {s.group} | {metric} | {_cell(s.raw, s.kind)} | {_cell(s.calibrated, s.kind)} | "
+                  f"{_cell(s.macs, s.kind)} | {_cell(s.macs_by_kind, s.kind)} |")
+        print("\n`MACs x c`: each network's MACs x one ms-per-MAC constant; `MACs per op kind`: its MACs per op kind "
+              "x one non-negative constant each; both fitted on the other half of the networks measured here "
+              "(held out, `cnnprof/lut/baseline.py`); the Spearman rho of `MACs x c` is that of the MACs themselves.")
         sampled = [r for r in result.rows if r.model.startswith("sample")]
         if sampled:
             both = error_stats([r.calibrated_ms for r in sampled], [r.measured_ms for r in sampled])

@@ -193,8 +193,8 @@ def bench_rows(
                         yield dataclasses.replace(row, backend=backend, device=device, threads=threads,
                                                   precision=precision, error=str(exc))
                         continue
-                    yield dataclasses.replace(with_latency(row, latency, counts.macs),
-                                              warnings=Notes(list(latency.warnings) + _precision_notes(opts)),
+                    timed = with_latency(row, latency, counts.macs)  # its notes and the tails note
+                    yield dataclasses.replace(timed, warnings=Notes(list(timed.warnings) + _precision_notes(opts)),
                                               environment=fingerprint(threads))
             finally:
                 if isolated is not None:

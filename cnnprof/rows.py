@@ -212,6 +212,9 @@ class Latency:
     parity_sqnr_db: float | None = None  # signal-to-quantization-noise ratio against fp32 torch eager
     parity_top1_agreement: float | None = None  # share of inputs (pixels) whose arg-max class agrees
     peak_memory_bytes: int | None = None  # peak resident growth of a fresh worker (CUDA: max allocated)
+    # 95% upper confidence bounds of p90 / p99 (timing.stats.tail_upper); None below 64 / 662 samples
+    p90_upper: float | None = None
+    p99_upper: float | None = None
 
     @property
     def runs(self) -> int:
@@ -224,6 +227,13 @@ class ProfileRow(Row):
 
     CSV headers come from these fields in this order, so columns are stable whatever a run
     measured; a field a run did not measure is ``None`` (an empty CSV cell, JSON null).
+
+    The tail percentiles: ``latency_ms_p90`` and ``latency_ms_p99`` are the samples' percentiles
+    (numpy's linear interpolation), estimates only; ``latency_ms_p90_upper`` and
+    ``latency_ms_p99_upper`` bound them from above with 95% confidence, distribution-free (an
+    order statistic, ``timing.stats.upper_rank``). A bound is None below MLPerf Inference's
+    minimum sample counts, 64 calls for p90 and 662 for p99, and the row's warnings then carry a
+    ``tails`` note saying so ("tails: p99 from 200 calls: too few for a bound (needs 662, ...)").
     """
 
     model: str
@@ -248,6 +258,8 @@ class ProfileRow(Row):
     latency_ms_p10: float | None = None
     latency_ms_p90: float | None = None
     latency_ms_p99: float | None = None
+    latency_ms_p90_upper: float | None = None  # 95% upper bound of p90; None below 64 calls
+    latency_ms_p99_upper: float | None = None  # 95% upper bound of p99; None below 662 calls
     latency_ms_iqr: float | None = None
     latency_ms_min: float | None = None
     latency_ms_ci_low: float | None = None
@@ -298,8 +310,13 @@ def counts_row(
 
 
 def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> ProfileRow:
-    """A copy of ``row`` carrying ``latency``'s statistics."""
+    """A copy of ``row`` carrying ``latency``'s statistics, and the ``tails`` note where its calls
+    are too few for a bound of p90 or p99 (``timing.stats.tail_note``)."""
+    from cnnprof.timing.stats import TAILS, tail_note
+
     seconds = latency.median / 1e3
+    tails = tail_note(latency.runs)
+    warnings = Notes((*latency.warnings, Note(TAILS, tails))) if tails else latency.warnings
     return dataclasses.replace(
         row,
         backend=latency.backend,
@@ -312,6 +329,8 @@ def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> Profile
         latency_ms_p10=latency.p10,
         latency_ms_p90=latency.p90,
         latency_ms_p99=latency.p99,
+        latency_ms_p90_upper=latency.p90_upper,
+        latency_ms_p99_upper=latency.p99_upper,
         latency_ms_iqr=latency.iqr,
         latency_ms_min=latency.min,
         latency_ms_ci_low=latency.ci_low,
@@ -326,5 +345,5 @@ def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> Profile
         parity_sqnr_db=latency.parity_sqnr_db,
         parity_top1_agreement=latency.parity_top1_agreement,
         peak_memory_bytes=latency.peak_memory_bytes,
-        warnings=latency.warnings,
+        warnings=warnings,
     )

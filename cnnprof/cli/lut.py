@@ -58,6 +58,8 @@ PREDICT_COLUMNS = [
     Column("parts", "parts", "int"),
     Column("predicted_ms", "predicted (sum)", "ms"),
     Column("calibrated_ms", "calibrated", "ms"),
+    Column("macs_ms", "MACs x c", "ms", priority=3),
+    Column("macs_kind_ms", "MACs per kind", "ms", priority=3),
     Column("measured_ms", "measured", "ms"),
     Column("measured_raw_ms", "clock read", "ms", priority=3),
     Column("speed", "speed", "ratio", priority=3),
@@ -70,6 +72,9 @@ PREDICT_COLUMNS = [
 ]
 SUMMARY_COLUMNS = [Column("group", "group"), Column("metric", "metric"), Column("raw", "raw sum"),
                    Column("calibrated", "calibrated")]
+# the MACs baselines beside the table (lut.baseline): held out, one constant and one per op kind
+BASELINE_COLUMNS = [Column("macs", "MACs x c"), Column("macs_by_kind", "MACs per op kind")]
+
 
 
 def progress_bar() -> Iterator:
@@ -471,8 +476,12 @@ def predict_command(
             say(f"showing {result.shown} of {result.sampled} sampled networks (--top)")
     if summary:
         shown = [{"group": s.group, "metric": s.metric, "raw": human(s.raw, s.kind),
-                  "calibrated": human(s.calibrated, s.kind)} for s in summary]
+                  "calibrated": human(s.calibrated, s.kind), "macs": human(s.macs, s.kind),
+                  "macs_by_kind": human(s.macs_by_kind, s.kind)} for s in summary]
         summary_columns = SUMMARY_COLUMNS if table.calibration else SUMMARY_COLUMNS[:3]
+        baselines = any(s.macs is not None or s.macs_by_kind is not None for s in summary)
+        if baselines:
+            summary_columns = [*summary_columns, *BASELINE_COLUMNS]
         if fmt == Format.table:
             emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS,
                  title="how well the sum predicts the whole network" if result.summary else "prediction rate")
@@ -480,8 +489,13 @@ def predict_command(
             emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS)
         else:
             for s in shown:
-                say(f"{s['group']}: {s['metric']}: {s['raw']}" + (f" (calibrated {s['calibrated']})"
-                                                                  if s["calibrated"] != "-" else ""))
+                also = [f"calibrated {s['calibrated']}"] if s["calibrated"] != "-" else []
+                also += [f"{c.header} {s[c.field]}" for c in BASELINE_COLUMNS if s[c.field] != "-"]
+                say(f"{s['group']}: {s['metric']}: {s['raw']}" + (f" ({'; '.join(also)})" if also else ""))
+        if baselines:
+            from cnnprof.lut.baseline import EXPLAINED
+
+            say(EXPLAINED)
     if result.flagged:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.flagged.items()))
         say(f"note: of the {result.used} table entries used, these were flagged when measured: {kinds}")

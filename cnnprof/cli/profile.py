@@ -95,7 +95,7 @@ def profile_command(
         help=f"With --timing: measure for at least this many seconds per model "
              f"(default {PER_LAYER.min_time_s:g}).")] = None,
     min_runs: Annotated[Optional[int], typer.Option(
-        "--min-runs", min=1, show_default=False,
+        "--min-runs", min=1, max=100_000, show_default=False,
         help=f"With --timing: at least this many timed runs per model (default {PER_LAYER.min_runs}).")] = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,

@@ -9,6 +9,10 @@ held out: none of its networks is one a calibration was fitted on. When the tabl
 normalised to its speed probe (in-context tables), the whole networks are probed too and the
 errors are taken at the table's reference speed; the clock's own reading is kept beside it
 (``measured_raw_ms``), with how fast the machine ran (``speed``).
+
+Beside the table, every measured network is also predicted from its MACs (``lut.baseline``): one
+ms-per-MAC constant (``macs_ms``) and one constant per op kind (``macs_kind_ms``), each fitted on
+the other half of the measured networks, so that the table's accuracy has a baseline to beat.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from cnnprof.errors import UsageError
+from cnnprof.lut.baseline import macs_by_kind
 from cnnprof.lut.builder import FBNET_SPACE_NAME
 from cnnprof.lut.predict import (
     FBNET_ALPHA,
@@ -29,6 +34,7 @@ from cnnprof.lut.predict import (
     missing_text,
     predict_parts,
     sample_choices,
+    spearman,
 )
 from cnnprof.lut.table import Table, environment
 from cnnprof.rows import Note, Row
@@ -48,6 +54,9 @@ class PredictRow(Row):
     missing_parts: int | None = None
     predicted_ms: float | None = None
     calibrated_ms: float | None = None
+    macs: int | None = None  # conv + linear multiply-adds at batch 1 (--measure)
+    macs_ms: float | None = None  # baseline: MACs x one constant fitted on the other half (lut.baseline)
+    macs_kind_ms: float | None = None  # baseline: MACs per op kind x non-negative constants, likewise
     measured_ms: float | None = None  # at the table's reference speed when it has a probe
     measured_raw_ms: float | None = None  # as the clock read it
     speed: float | None = None  # probe / reference while measuring (1.2 = the machine ran 20% slow)
@@ -70,11 +79,13 @@ class SummaryRow(Row):
     raw: float | None
     calibrated: float | None = None
     kind: str = "float"
+    macs: float | None = None  # the same figure for the MACs baseline (held out; Spearman: MACs themselves)
+    macs_by_kind: float | None = None  # for MACs per op kind (held out)
 
 
 ROW_FIELDS = PredictRow.field_names()
 REFERENCE_MODELS = ("fbnet_a", "fbnet_b", "fbnet_c")
-SUMMARY_FIELDS = ["group", "metric", "raw", "calibrated"]
+SUMMARY_FIELDS = ["group", "metric", "raw", "calibrated", "macs", "macs_by_kind"]
 ALL_ROWS_UP_TO = 1000  # more sampled networks than this: show the --top best only
 
 
@@ -247,6 +258,11 @@ def predict(
         jobs = [(row, (lambda m=model: m), tuple(target.input)) for row, target, model in split_models
                 if row.predicted_ms is not None]
         jobs += [(row, sampled(row), tuple(space.input)) for row in sample_rows]
+        by_kind: dict[int, dict[str, int]] = {}
+        for row, make, shape in jobs:
+            progress(f"counting the MACs of {row.model}")
+            by_kind[id(row)] = macs_by_kind(make(), shape)
+            row.macs = sum(by_kind[id(row)].values())
         with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
             probe = SpeedProbe.from_table(table) if timer is None else None
             base = protocol or (NETWORK_PROTOCOL if probe is not None else WHOLE_PROTOCOL)
@@ -258,6 +274,7 @@ def predict(
             row.measured_ms = m.median_ms
             row.measured_raw_ms = m.clock_ms
             row.speed = m.speed
+        macs_baselines([row for row, _, _ in jobs], [by_kind[id(row)] for row, _, _ in jobs], seed=seed)
     for row in result.rows:
         p = row.predicted_ms
         if p is None or row.measured_ms is None:
@@ -287,6 +304,26 @@ def predict(
     return result
 
 
+def macs_baselines(rows: Sequence[PredictRow], by_kind: Sequence[dict[str, int]], *, seed: int = 0) -> None:
+    """Fill ``macs_ms`` and ``macs_kind_ms`` of the measured ``rows`` (MACs by op kind beside each):
+    held-out predictions of the two MACs baselines (``lut.baseline.held_out``); left None with
+    fewer than ``baseline.MIN_NETWORKS`` measured networks."""
+    import numpy as np
+
+    from cnnprof.lut import baseline
+
+    done = [(r, k) for r, k in zip(rows, by_kind) if r.measured_ms is not None and sum(k.values()) > 0]
+    if not done:
+        return
+    measured = np.array([r.measured_ms for r, _ in done])
+    _, matrix = baseline.kind_matrix([k for _, k in done])
+    single = baseline.held_out(matrix.sum(axis=1, keepdims=True), measured, seed=seed)
+    per_kind = baseline.held_out(matrix, measured, seed=seed)
+    for i, (row, _) in enumerate(done):
+        row.macs_ms = float(single[i]) if single is not None else None
+        row.macs_kind_ms = float(per_kind[i]) if per_kind is not None else None
+
+
 SUMMARY_METRICS = (
     ("n", "networks", "int"), ("within_5", "within +-5%", "pct"), ("within_10", "within +-10%", "pct"),
     ("mean_abs_error", "mean |error|", "pct"), ("median_abs_error", "median |error|", "pct"),
@@ -307,7 +344,14 @@ def summary_rows(group: str, rows: Sequence[PredictRow]) -> list[SummaryRow]:
     cal = {}
     if all(r.calibrated_ms is not None for r in rows):
         cal = error_stats([r.calibrated_ms for r in rows], meas)
-    out = [SummaryRow(group, label, raw[key], cal.get(key), kind) for key, label, kind in SUMMARY_METRICS]
+    base: dict[str, float] = {}
+    if all(r.macs_ms is not None for r in rows):
+        base = error_stats([r.macs_ms for r in rows], meas)
+        base["spearman"] = spearman([r.macs for r in rows], meas)  # MACs themselves: no fit to rank by
+    by_kind = error_stats([r.macs_kind_ms for r in rows], meas) if all(
+        r.macs_kind_ms is not None for r in rows) else {}
+    out = [SummaryRow(group, label, raw[key], cal.get(key), kind, base.get(key), by_kind.get(key))
+           for key, label, kind in SUMMARY_METRICS]
     speeds = [r.speed for r in rows if r.speed is not None]
     if speeds and all(r.measured_raw_ms is not None for r in rows):
         clock = [r.measured_raw_ms for r in rows]

@@ -307,6 +307,8 @@ def latency_of(samples: list[float], opts: TimingOptions, runner, *, notes, pari
         parity_sqnr_db=parity.sqnr_db if parity else None,
         parity_top1_agreement=parity.top1_agreement if parity else None,
         peak_memory_bytes=peak,
+        p90_upper=s.p90_upper,
+        p99_upper=s.p99_upper,
     )
 
 

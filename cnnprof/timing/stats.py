@@ -1,9 +1,11 @@
 """Statistics of latency samples: order statistics, a distribution-free interval for the median,
-Mann-Whitney U, and a bootstrap interval of a ratio of medians. numpy only.
+distribution-free upper bounds of the tail percentiles (p90, p99), Mann-Whitney U, and a bootstrap
+interval of a ratio of medians. numpy only.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -24,6 +26,8 @@ class Summary:
     ci_low: float
     ci_high: float
     n: int
+    p90_upper: float | None = None  # 95% upper confidence bound of the 90th percentile (tail_upper)
+    p99_upper: float | None = None  # the same for the 99th; None below TAIL_MINIMUMS' sample counts
 
 
 def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -60,6 +64,74 @@ def _erfinv(y: float) -> float:
     return x
 
 
+# -- the tail percentiles ---------------------------------------------------------------------------
+# The fewest samples a tail percentile is reported from with a bound: MLPerf Inference's minimum
+# query counts for its 90th and 99th percentile latency (its early-stopping rule). Below them a
+# bound may exist (p90 from 29 samples, p99 from 299) but the row says "too few" instead.
+TAIL_MINIMUMS: dict[int, int] = {90: 64, 99: 662}
+TAIL_CONFIDENCE = 0.95
+TAILS = "tails"  # the kind of note a row carries when its samples are too few for a tail bound
+
+
+@functools.lru_cache(maxsize=4096)
+def upper_rank(n: int, q: float, confidence: float = TAIL_CONFIDENCE) -> int | None:
+    """The rank k (1-based) of the order statistic that bounds the ``q``-quantile from above with
+    ``confidence``, from ``n`` samples; None where no order statistic does (n too small).
+
+    Distribution-free (any continuous distribution, independent samples): the number of samples at
+    or below the true quantile x_q is B ~ Binomial(n, q), and the k-th smallest sample X_(k) lies
+    above x_q exactly when fewer than k samples do, so
+
+        P(X_(k) >= x_q) = P(B < k) = sum_{j=0}^{k-1} C(n, j) q^j (1 - q)^(n - j).
+
+    k is the smallest rank with P(B < k) >= ``confidence``. It exists when P(B < n) = 1 - q^n
+    reaches it: for a 95% bound of p90, n >= 29; of p99, n >= 299. Computed exactly (in logs)
+    from the upper tail, P(B >= k) <= 1 - ``confidence``.
+    """
+    if n < 1 or not 0 < q < 1 or not 0 < confidence < 1:
+        return None
+    log_q, log_p = math.log(q), math.log1p(-q)
+    lg_n = math.lgamma(n + 1)
+    allowed = 1 - confidence
+    tail = 0.0  # P(B >= k), adding pmf(k) as k goes down from n
+    rank = None
+    for k in range(n, 0, -1):
+        tail += math.exp(lg_n - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_q + (n - k) * log_p)
+        if tail > allowed * (1 + 1e-12):
+            break
+        rank = k
+    return rank
+
+
+def tail_upper(samples: Sequence[float], percentile: int) -> float | None:
+    """The 95% upper confidence bound of the ``percentile``-th percentile of ``samples``: its
+    order statistic of rank ``upper_rank``; None below ``TAIL_MINIMUMS[percentile]`` samples (or
+    where no rank bounds it)."""
+    n = len(samples)
+    if n < TAIL_MINIMUMS.get(percentile, 1):
+        return None
+    k = upper_rank(n, percentile / 100)
+    if k is None:
+        return None
+    return float(np.partition(np.asarray(samples, dtype=float), k - 1)[k - 1])
+
+
+def tail_note(n: int) -> str | None:
+    """The sentence a row carries when ``n`` samples are too few for a tail percentile's bound
+    (``TAIL_MINIMUMS``): "tails: p99 from 200 calls: too few for a bound (needs 662, --min-runs
+    662)"; None when both have one. Its kind is the text before the first colon, ``tails``; it holds
+    no "; " (a row's notes are joined with it)."""
+    short = [(p, need) for p, need in sorted(TAIL_MINIMUMS.items()) if n < need]
+    if not short:
+        return None
+    if len(short) == 1:
+        (p, need), = short
+        return f"{TAILS}: p{p} from {n} calls: too few for a bound (needs {need}, --min-runs {need})"
+    names = " and ".join(f"p{p}" for p, _ in short)
+    needs = ", ".join(f"p{p} needs {need}" for p, need in short)
+    return f"{TAILS}: {names} from {n} calls: too few for a bound ({needs}, --min-runs {short[-1][1]})"
+
+
 def summarize(samples: Sequence[float]) -> Summary:
     x = np.asarray(samples, dtype=float)
     if x.size == 0:
@@ -78,6 +150,8 @@ def summarize(samples: Sequence[float]) -> Summary:
         ci_low=lo,
         ci_high=hi,
         n=int(x.size),
+        p90_upper=tail_upper(x, 90),
+        p99_upper=tail_upper(x, 99),
     )
 
 
