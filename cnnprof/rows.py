@@ -232,8 +232,9 @@ class ProfileRow(Row):
     (numpy's linear interpolation), estimates only; ``latency_ms_p90_upper`` and
     ``latency_ms_p99_upper`` bound them from above with 95% confidence, distribution-free (an
     order statistic, ``timing.stats.upper_rank``). A bound is None below MLPerf Inference's
-    minimum sample counts, 64 calls for p90 and 662 for p99, and the row's warnings then carry a
-    ``tails`` note saying so ("tails: p99 from 200 calls: too few for a bound (needs 662, ...)").
+    minimum sample counts, 64 calls for p90 and 662 for p99, and ``latency_tails`` then says so
+    ("p99 from 200 calls: too few for a bound (needs 662, ...)"); it is not a warning, since most
+    runs are too short for tails.
     """
 
     model: str
@@ -260,6 +261,7 @@ class ProfileRow(Row):
     latency_ms_p99: float | None = None
     latency_ms_p90_upper: float | None = None  # 95% upper bound of p90; None below 64 calls
     latency_ms_p99_upper: float | None = None  # 95% upper bound of p99; None below 662 calls
+    latency_tails: str = ""  # why a tail bound is missing (too few calls); empty when both are there
     latency_ms_iqr: float | None = None
     latency_ms_min: float | None = None
     latency_ms_ci_low: float | None = None
@@ -310,13 +312,11 @@ def counts_row(
 
 
 def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> ProfileRow:
-    """A copy of ``row`` carrying ``latency``'s statistics, and the ``tails`` note where its calls
-    are too few for a bound of p90 or p99 (``timing.stats.tail_note``)."""
-    from cnnprof.timing.stats import TAILS, tail_note
+    """A copy of ``row`` carrying ``latency``'s statistics, and in ``latency_tails`` why a bound of
+    p90 or p99 is missing where its calls are too few (``timing.stats.tail_note``)."""
+    from cnnprof.timing.stats import tail_note
 
     seconds = latency.median / 1e3
-    tails = tail_note(latency.runs)
-    warnings = Notes((*latency.warnings, Note(TAILS, tails))) if tails else latency.warnings
     return dataclasses.replace(
         row,
         backend=latency.backend,
@@ -331,6 +331,7 @@ def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> Profile
         latency_ms_p99=latency.p99,
         latency_ms_p90_upper=latency.p90_upper,
         latency_ms_p99_upper=latency.p99_upper,
+        latency_tails=tail_note(latency.runs) or "",
         latency_ms_iqr=latency.iqr,
         latency_ms_min=latency.min,
         latency_ms_ci_low=latency.ci_low,
@@ -345,5 +346,5 @@ def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> Profile
         parity_sqnr_db=latency.parity_sqnr_db,
         parity_top1_agreement=latency.parity_top1_agreement,
         peak_memory_bytes=latency.peak_memory_bytes,
-        warnings=warnings,
+        warnings=latency.warnings,
     )

@@ -1,6 +1,6 @@
 """The tail percentiles' upper confidence bounds (timing.stats.upper_rank, tail_upper): the order
 statistic for sample counts worked by hand, the exact binomial sums they rest on, MLPerf's
-minimum counts below which a row carries a ``tails`` note instead, and ``bench``'s JSON rows."""
+minimum counts below which a row says why in ``latency_tails`` instead, and ``bench``'s JSON rows."""
 
 from __future__ import annotations
 
@@ -55,10 +55,10 @@ def test_below_mlperfs_minimums_there_is_no_bound_but_a_note():
     x = list(np.linspace(1, 2, 63))  # a p90 bound exists from 29 samples, but MLPerf asks for 64
     assert tail_upper(x, 90) is None and tail_upper(x + [3.0], 90) is not None
     assert tail_upper(list(np.linspace(1, 2, 661)), 99) is None
-    assert tail_note(40) == ("tails: p90 and p99 from 40 calls: too few for a bound "
+    assert tail_note(40) == ("p90 and p99 from 40 calls: too few for a bound "
                              "(p90 needs 64, p99 needs 662, --min-runs 662)")
-    assert tail_note(64) == "tails: p99 from 64 calls: too few for a bound (needs 662, --min-runs 662)"
-    assert tail_note(661).startswith("tails: p99 from 661 calls") and tail_note(662) is None
+    assert tail_note(64) == "p99 from 64 calls: too few for a bound (needs 662, --min-runs 662)"
+    assert tail_note(661).startswith("p99 from 661 calls") and tail_note(662) is None
     assert all("; " not in tail_note(n) for n in (1, 63, 64, 661))  # a row joins its notes with "; "
 
 
@@ -72,9 +72,9 @@ def _latency(n: int) -> Latency:
 def test_a_row_carries_the_bounds_or_the_tails_note():
     few = with_latency(ProfileRow(model="m"), _latency(100), macs=None)
     assert few.latency_ms_p90_upper == pytest.approx(1 + 95 / 99) and few.latency_ms_p99_upper is None
-    assert few.warnings.kinds() == ["tails"] and "p99 from 100 calls" in str(few.warnings)
+    assert "p99 from 100 calls" in few.latency_tails and not few.warnings  # a field, not a warning
     many = with_latency(ProfileRow(model="m"), _latency(700), macs=None)
-    assert many.latency_ms_p99_upper is not None and "tails" not in many.warnings.kinds()
+    assert many.latency_ms_p99_upper is not None and many.latency_tails == ""
 
 
 def test_bench_json_rows_carry_the_tail_bounds_or_the_note(cli, tmp_path, monkeypatch):
@@ -82,11 +82,12 @@ def test_bench_json_rows_carry_the_tail_bounds_or_the_note(cli, tmp_path, monkey
     args = ("bench", f"{USER}:tiny_net", "--min-time", "0", "--in-process", "--format", "json", "--no-save", "--no-db")
     few = json.loads(cli(*args, "--min-runs", "40").stdout)[0]
     assert few["runs"] == 40 and few["latency_ms_p90_upper"] is None and few["latency_ms_p99_upper"] is None
-    assert "tails: p90 and p99 from 40 calls: too few for a bound" in few["warnings"]
+    assert few["latency_tails"].startswith("p90 and p99 from 40 calls: too few for a bound")
+    assert "calls: too few" not in few["warnings"]
     result = cli(*args, "--min-runs", "662")
     assert result.exit_code == 0, result.stderr
     many = json.loads(result.stdout)[0]
-    assert many["runs"] == 662 and "tails" not in many["warnings"]
+    assert many["runs"] == 662 and many["latency_tails"] == ""
     assert many["latency_ms_p90"] <= many["latency_ms_p90_upper"] <= many["latency_ms_p99_upper"]
     assert many["latency_ms_p99"] <= many["latency_ms_p99_upper"]
 

@@ -137,16 +137,18 @@ _V3 = (
 _V4 = (
     "ALTER TABLE rows ADD COLUMN latency_ms_p90_upper REAL",
     "ALTER TABLE rows ADD COLUMN latency_ms_p99_upper REAL",
+    "ALTER TABLE rows ADD COLUMN latency_tails TEXT",
     """UPDATE rows SET
         latency_ms_p90_upper = json_extract(record, '$.latency_ms_p90_upper'),
-        latency_ms_p99_upper = json_extract(record, '$.latency_ms_p99_upper')""",
+        latency_ms_p99_upper = json_extract(record, '$.latency_ms_p99_upper'),
+        latency_tails = json_extract(record, '$.latency_tails')""",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, rows and sweep passes", _V1),
     Migration(2, "precision, parity (SQNR, top-1 agreement) and peak memory columns", _V2),
     Migration(3, "peak live activation memory column", _V3),
-    Migration(4, "upper confidence bounds of p90 and p99", _V4),
+    Migration(4, "upper confidence bounds of p90 and p99, and why one is missing", _V4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -167,6 +169,7 @@ ROW_COLUMNS: dict[str, str] = {
     "warnings": "TEXT", "error": "TEXT",
     "precision": "TEXT", "parity_sqnr_db": "REAL", "parity_top1_agreement": "REAL", "peak_memory_bytes": "INTEGER",
     "peak_activation_bytes": "INTEGER", "latency_ms_p90_upper": "REAL", "latency_ms_p99_upper": "REAL",
+    "latency_tails": "TEXT",
 }
 # What every row has besides them (set by the store, not read from the row).
 ROW_META = ("id", "run_id", "kind", "recorded_at", "revision", "machine", "env_key", "cell", "passes", "record")

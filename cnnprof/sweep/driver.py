@@ -94,7 +94,7 @@ def pool(cell: Cell, results: Sequence[Mapping[str, Any]], planned: int) -> dict
     _tag_node(row, timed[0] if cell.timing and timed else ok[0], ok)
     if cell.timing and timed:
         from cnnprof.timing.protocol import FEW, NOISY, warnings_for
-        from cnnprof.timing.stats import TAILS, summarize, tail_note
+        from cnnprof.timing.stats import summarize, tail_note
 
         samples = [s for r in timed for s in r["samples"]]
         s = summarize(samples)
@@ -106,7 +106,8 @@ def pool(cell: Cell, results: Sequence[Mapping[str, Any]], planned: int) -> dict
         row.update({
             "latency_ms_median": s.median, "latency_ms_mean": s.mean, "latency_ms_std": s.std,
             "latency_ms_p10": s.p10, "latency_ms_p90": s.p90, "latency_ms_p99": s.p99,
-            "latency_ms_p90_upper": s.p90_upper, "latency_ms_p99_upper": s.p99_upper, "latency_ms_iqr": s.iqr,
+            "latency_ms_p90_upper": s.p90_upper, "latency_ms_p99_upper": s.p99_upper,
+            "latency_tails": tail_note(s.n) or "", "latency_ms_iqr": s.iqr,
             "latency_ms_min": s.min, "latency_ms_ci_low": s.ci_low, "latency_ms_ci_high": s.ci_high, "runs": s.n,
             "throughput_per_s": cell.batch / seconds if seconds > 0 else None,
             "gmacs_per_s": row["macs"] / seconds / 1e9 if row.get("macs") and seconds > 0 else None,
@@ -116,13 +117,11 @@ def pool(cell: Cell, results: Sequence[Mapping[str, Any]], planned: int) -> dict
         for r in timed:  # each pass's own notes, but for spread and count: judged on the pool below
             for text in filter(None, str(r["row"].get("warnings") or "").split("; ")):
                 kind = text.split(":", 1)[0].strip()
-                if kind not in (NOISY, FEW, TAILS):
+                if kind not in (NOISY, FEW):
                     notes.setdefault(kind, text)
         cores = (first.get("environment") or {}).get("cores") or 1
         for note in warnings_for(samples, threads=cell.threads, cores=cores, others_cores=0.0):
             notes.setdefault(note.kind, str(note))
-        if tail_note(s.n):
-            notes.setdefault(TAILS, tail_note(s.n))
         medians = [statistics.median(r["samples"]) for r in timed]
         extra["pass_medians"] = medians
         if len(medians) > 1 and min(medians) > 0 and max(medians) / min(medians) - 1 > SPREAD_NOTE:

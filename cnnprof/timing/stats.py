@@ -70,7 +70,6 @@ def _erfinv(y: float) -> float:
 # bound may exist (p90 from 29 samples, p99 from 299) but the row says "too few" instead.
 TAIL_MINIMUMS: dict[int, int] = {90: 64, 99: 662}
 TAIL_CONFIDENCE = 0.95
-TAILS = "tails"  # the kind of note a row carries when its samples are too few for a tail bound
 
 
 @functools.lru_cache(maxsize=4096)
@@ -118,18 +117,18 @@ def tail_upper(samples: Sequence[float], percentile: int) -> float | None:
 
 def tail_note(n: int) -> str | None:
     """The sentence a row carries when ``n`` samples are too few for a tail percentile's bound
-    (``TAIL_MINIMUMS``): "tails: p99 from 200 calls: too few for a bound (needs 662, --min-runs
-    662)"; None when both have one. Its kind is the text before the first colon, ``tails``; it holds
-    no "; " (a row's notes are joined with it)."""
+    (``TAIL_MINIMUMS``): "p99 from 200 calls: too few for a bound (needs 662, --min-runs 662)";
+    None when both have one. A row holds it in ``latency_tails``, not among its warnings: most runs
+    are too short for tails, and a warning on every row would drown the ones that matter."""
     short = [(p, need) for p, need in sorted(TAIL_MINIMUMS.items()) if n < need]
     if not short:
         return None
     if len(short) == 1:
         (p, need), = short
-        return f"{TAILS}: p{p} from {n} calls: too few for a bound (needs {need}, --min-runs {need})"
+        return f"p{p} from {n} calls: too few for a bound (needs {need}, --min-runs {need})"
     names = " and ".join(f"p{p}" for p, _ in short)
     needs = ", ".join(f"p{p} needs {need}" for p, need in short)
-    return f"{TAILS}: {names} from {n} calls: too few for a bound ({needs}, --min-runs {short[-1][1]})"
+    return f"{names} from {n} calls: too few for a bound ({needs}, --min-runs {short[-1][1]})"
 
 
 def summarize(samples: Sequence[float]) -> Summary:
