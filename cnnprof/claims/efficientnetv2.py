@@ -14,6 +14,7 @@ from dataclasses import replace
 from cnnprof.claims import ABOVE, Claim, Measurement
 from cnnprof.claims.common import (
     busy_while,
+    clock_of,
     count_module,
     count_registered,
     device_text,
@@ -57,8 +58,9 @@ def fused_timing(*, protocol=None, batch: int | None = None, res: int = TRAIN_RE
     with torch_threads(1):
         runners = train_step_runners([fused, mb], shape, batch=batch)
         (t_fused, t_mb), busy = busy_while(lambda: interleaved([r.step for r in runners], protocol or quick_protocol()))
+    clock = clock_of(runners)
     return {"batch": batch, "res": res, "t_fused": t_fused, "t_mb": t_mb, "f_macs": f_macs, "m_macs": m_macs,
-            "device": device_text(), "busy": busy}
+            "device": device_text(clock=clock), "busy": busy, "clock": clock}
 
 
 def _fused() -> dict:
@@ -74,7 +76,7 @@ def measure_fused_training(t: dict | None = None) -> Measurement:
     t = t or _fused()
     ratio, lo, hi, p = ratio_summary(t["t_mb"], t["t_fused"])
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=t["device"], busy=t["busy"],
+        measured=ratio, ci=(lo, hi), device=t["device"], busy=t["busy"], clock=t["clock"],
         detail=(f"{_fused_setting(t)}: MBConv {median(t['t_mb']):.1f} ms / Fused-MBConv {median(t['t_fused']):.1f} ms "
                 f"= {ratio:.2f} (95% bootstrap interval {lo:.2f}-{hi:.2f}, Mann-Whitney p={p:.2g}); forward MACs per "
                 f"image Fused {fmt_m(t['f_macs'])} vs MBConv {fmt_m(t['m_macs'])}"),
@@ -88,7 +90,7 @@ def measure_fused_throughput(t: dict | None = None) -> Measurement:
     f_rate = t["f_macs"] * t["batch"] / median(t["t_fused"]) / 1e6
     m_rate = t["m_macs"] * t["batch"] / median(t["t_mb"]) / 1e6
     return Measurement(
-        measured=mac_ratio * time_ratio, ci=(mac_ratio * lo, mac_ratio * hi), device=t["device"], busy=t["busy"],
+        measured=mac_ratio * time_ratio, ci=(mac_ratio * lo, mac_ratio * hi), device=t["device"], busy=t["busy"], clock=t["clock"],
         detail=(f"{_fused_setting(t)}: forward MACs per ms of step, Fused-MBConv {f_rate:.1f}M vs MBConv {m_rate:.1f}M "
                 f"(MACs Fused / MBConv {mac_ratio:.2f} x time MBConv / Fused {time_ratio:.2f}; the interval is the "
                 "time ratio's, the MACs are counted): Fused-MBConv's dense convolutions do more of their arithmetic "

@@ -9,7 +9,7 @@ ratio sum-of-blocks / whole, and the row is the median of the rounds with a boot
 
 from __future__ import annotations
 
-from cnnprof.claims import Claim, Measurement, NotAvailable, rel
+from cnnprof.claims import THREAD_CLOCK, Claim, Measurement, NotAvailable, rel
 from cnnprof.claims.common import (
     cite,
     count_registered,
@@ -24,8 +24,14 @@ from cnnprof.claims.common import (
 from cnnprof.models.catalog import FBNET
 
 ADDITIVITY_MODELS = ("fbnet_a", "fbnet_b", "fbnet_c")
-ADDITIVITY_ROUNDS = 8
+ADDITIVITY_ROUNDS = 6
 ADDITIVITY_TOLERANCE = 0.10
+# A busy machine moves the additivity ratio even on the thread CPU clock (small blocks timed alone
+# against the whole network share the cache and memory differently with other processes): 0.96 on
+# a quiet 2-core machine, 0.80-0.87 with other processes on the second core, a factor of 1.2. A busy run's interval is
+# widened by it before it is judged (the row says so), so that no busy run reads `deviates` where
+# a quiet one reads `holds`.
+ADDITIVITY_BUSY_MARGIN = 1.2
 
 
 # -- FBNet V1 ----------------------------------------------------------------------------------------
@@ -135,7 +141,8 @@ def measure_additivity() -> Measurement:
     ratios = [x for r in rows for x in r.round_ratios]
     med, lo, hi = median_ci(ratios)
     return Measurement(
-        measured=med, ci=(lo, hi), device=device_text(clock="cpu"), busy=busy,
+        measured=med, ci=(lo, hi), device=device_text(clock="cpu"), busy=busy, clock=THREAD_CLOCK,
+        busy_margin=ADDITIVITY_BUSY_MARGIN,
         detail=(f"sum of per-block latencies / whole-network latency, torch eager, thread CPU clock, "
                 f"{len(rows[0].round_ratios)} alternated rounds per model, blocks timed in isolation then the whole "
                 f"network; median of the {len(ratios)} round ratios of {', '.join(r.model for r in rows)} "
@@ -151,7 +158,8 @@ def measure_additivity_model(model: str):
         row = next(r for r in rows if r.model == model)
         med, lo, hi = median_ci(row.round_ratios)
         return Measurement(
-            measured=med, ci=(lo, hi), device=device_text(clock="cpu"), busy=busy,
+            measured=med, ci=(lo, hi), device=device_text(clock="cpu"), busy=busy, clock=THREAD_CLOCK,
+            busy_margin=ADDITIVITY_BUSY_MARGIN,
             detail=(f"{len(row.round_ratios)} alternated rounds, each timing every block of {model} in isolation "
                     f"(stem, blocks, head) then the whole network, torch eager, thread CPU clock; median round ratio "
                     f"{med:.3f} (95% bootstrap interval {lo:.3f}-{hi:.3f}): {_reading(med, lo, hi)}. "
