@@ -120,9 +120,9 @@ def claims_command(
     straddles the tolerance), identity (the value follows from how the module is built: a
     consistency check, counted apart) or cited (not measurable here: accuracy, trained feature
     maps, unverified figures; with the reason). Timed rows name the device and the clock, and
-    "judged" says which interval the verdict looked at: "raw 95% CI" (timings on the thread CPU
-    clock, which other processes do not stretch) or "widened xN" (a busy machine, for the
-    wall-clock rows and the additivity ratio), with ", busy" where other processes competed.
+    "judged" says which interval the verdict looked at: "raw 95% CI" on a quiet machine, or
+    "widened xN, busy" where other processes competed (x1.05 for timings on the thread CPU clock,
+    which they do not stretch; x1.25 on the wall clock; x1.2 for FBNet's additivity ratio).
     --format md writes a
     readable report grouped by family (the seed's words, formula, measurement, verdict, device,
     how it was measured) with the seed's errata; json/csv give every field. Timings run on this
