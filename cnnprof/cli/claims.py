@@ -19,8 +19,8 @@ COLUMNS = [
     Column("expected_text", "expected"),
     Column("measured_text", "measured"),
     Column("interval_text", "95% interval"),
-    # which interval the verdict judged, and whether the machine was busy: kept while any row has it
-    Column("judged_text", "judged", keep=True),
+    # which interval the verdict judged, and whether the machine was busy (the last line counts them)
+    Column("judged_text", "judged"),
     Column("tolerance", "tolerance"),
     Column("statement", "statement", wrap=True),
 ]
@@ -30,7 +30,7 @@ FAMILY_COLUMNS = [
     Column("rows", "claims", kind="int"),
     Column("measured", "measured", kind="int"),
     Column("cited", "cited", kind="int"),
-    Column("seconds", "seconds"),
+    Column("seconds", "seconds", kind="float"),
 ]
 ERRATA_COLUMNS = [
     Column("id", "erratum"),
@@ -67,7 +67,7 @@ def family_records(results) -> list[dict]:
     for family, rows, seconds in family_seconds(results):
         cited = sum(r.verdict is Verdict.CITED for r in results if r.family == family)
         records.append({"family": family, "rows": rows, "measured": rows - cited, "cited": cited,
-                        "seconds": f"{seconds:.1f}"})
+                        "seconds": round(seconds, 1)})
     return records
 
 
@@ -196,6 +196,10 @@ def claims_command(
             p.draw(plot / p.filename)
             say(f"wrote {plot / p.filename}")
     say(f"{run.coverage()}; {run.summary()}")
+    widened = [r for r in run.results if r.judged.startswith("widened")]
+    if widened:
+        say(f"{len(widened)} of the {sum(bool(r.judged) for r in run.results)} rows with an interval were timed on a "
+            "busy machine and judged on their interval widened (the judged column and field say by how much)")
     if strict and run.deviating:
         ids = ", ".join(r.id for r in run.deviating)
         raise CheckFailed(f"--strict: {len(run.deviating)} measured claim(s) deviate: {ids}")
