@@ -23,11 +23,10 @@ Verdicts say what kind of evidence a row is:
 A latency or training-speed row names the device it was measured on (``device``) and, where the
 paper measured on other hardware, says so (``paper_device``). A timing that other processes
 competed with says so (``busy``), and every row with an interval says which interval its verdict
-was judged on (``judged``): the raw 95% interval where the timing was read on the thread CPU
-clock on a quiet machine, or, for a timing taken on a busy machine, that interval widened on each
-side by what a busy machine is known to do to it (``widened x1.05`` on the thread CPU clock, which
-other processes taking the core do not stretch but their use of the shared cache moves a little;
-``widened x1.25`` on the wall clock; the additivity ratio its own factor).
+was judged on (``judged``): the raw 95% interval on a quiet machine, or, on a busy one, that
+interval widened on each side by what a busy machine is known to do to it (``widened x1.05`` on
+the thread CPU clock, which other processes taking the core do not stretch but their use of the
+shared cache moves a little; ``widened x1.25`` on the wall clock; the additivity ratio its own).
 
 The claims live one module per family (``espnet``, ``espnetv2``, ``fbnet``, ``fbnetv2``,
 ``efficientnet``, ``efficientnetv2``, ``ghostnet`` for both GhostNets, ``mobilenetv3``); each
@@ -475,7 +474,7 @@ def run_claims(
     before it imported and cached: the zoo's modules, counted models): the timing protocol
     collects before every measurement, and with torch's and the zoo's objects in the heap a full
     collection costs ~0.15 s, which FBNet's additivity, timing every block of three networks in
-    each round, would otherwise pay some four hundred times (a minute). Everything runs at one
+    each round, would otherwise pay some five hundred times (over a minute). Everything runs at one
     torch thread. ``on_count(n)``: ``n`` claims are done (before each claim, and at the end)."""
     import gc
 
