@@ -127,7 +127,7 @@ def claims_command(
     readable report grouped by family (the seed's words, formula, measurement, verdict, device,
     how it was measured) with the seed's errata; json/csv give every field. Timings run on this
     machine's CPU at one thread (--device cuda times the training steps on the GPU); the whole
-    run takes two to three minutes on a 2-core machine.
+    run takes one and a half to three minutes on a 2-core machine.
 
     Examples:
 
