@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnprof.claims import FAMILIES, SEED_PREFIX, ClaimResult, Verdict, summary_line
+from cnnprof.claims import RAW_CI, SEED_PREFIX, ClaimResult, Verdict, coverage_line, family_seconds, summary_line
 from cnnprof.claims.errata import Erratum
 
 FAMILY_NAMES = {
@@ -84,6 +84,8 @@ def _one(r: ClaimResult) -> list[str]:
     interval = interval_text(r)
     if interval:
         values.append(f"**95% interval**: {interval}")
+    if r.judged_text:
+        values.append(f"**Judged on**: {r.judged_text}")
     if r.formula is not None:
         values.append(f"**Formula**: {format_value(r.formula, r.unit)}")
     lines.append("- " + " · ".join(values))
@@ -96,28 +98,34 @@ def _one(r: ClaimResult) -> list[str]:
 
 
 def _counts_table(results: Sequence[ClaimResult]) -> list[str]:
+    """Verdicts per family, and the seconds each family's measurements took."""
     kinds = list(Verdict)
-    lines = ["| family | " + " | ".join(str(k) for k in kinds) + " |", "|---|" + "---:|" * len(kinds)]
-    for family in FAMILIES:
+    lines = ["| family | " + " | ".join(str(k) for k in kinds) + " | seconds |",
+             "|---|" + "---:|" * (len(kinds) + 1)]
+    for family, _, seconds in family_seconds(results):
         mine = [r for r in results if r.family == family]
-        if mine:
-            counts = [str(sum(r.verdict is k for r in mine)) for k in kinds]
-            lines.append(f"| {FAMILY_NAMES[family]} | " + " | ".join(counts) + " |")
+        counts = [str(sum(r.verdict is k for r in mine)) for k in kinds]
+        lines.append(f"| {FAMILY_NAMES[family]} | " + " | ".join(counts) + f" | {seconds:.1f} |")
+    total = sum(r.seconds for r in results)
+    lines.append("| all | " + " | ".join(str(sum(r.verdict is k for r in results)) for k in kinds) + f" | {total:.1f} |")
     return lines
 
 
 def markdown(results: Sequence[ClaimResult], errata: Sequence[Erratum], *, machine: str = "") -> str:
     """The whole report as Markdown."""
-    lines = ["# The seed chapter's claims, measured", "", summary_line(results) + ".", ""]
+    lines = ["# The seed chapter's claims, measured", "", coverage_line(results)[0].upper() + coverage_line(results)[1:]
+             + ".", "", summary_line(results) + ".", ""]
     if machine:
         lines += [f"Measured on {machine}.", ""]
     lines += ["Verdicts:", ""]
     lines += [f"- **{v}**: {meaning}" for v, meaning in VERDICT_MEANING.items()]
+    lines += ["", f"A row with an interval says which one its verdict judged: `{RAW_CI}` as measured (timings on the "
+              "thread CPU clock, which other processes do not stretch), or `widened xN` (a timing taken while other "
+              "processes competed for the cores, on the wall clock or for a ratio that a busy machine is known to "
+              "move), with `busy` where other processes competed."]
     lines += ["", *_counts_table(results), ""]
-    for family in FAMILIES:
+    for family, _, _ in family_seconds(results):
         mine = [r for r in results if r.family == family]
-        if not mine:
-            continue
         lines += [f"## {FAMILY_NAMES[family]}", ""]
         for r in mine:
             lines += _one(r)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cnnprof.claims import ABOVE, BELOW, Claim, Measurement
+from cnnprof.claims import ABOVE, BELOW, THREAD_CLOCK, Claim, Measurement
 from cnnprof.claims.common import (
     busy_while,
+    clock_of,
     count_module,
     count_registered,
     device_text,
@@ -59,8 +60,9 @@ def fused_timing(*, protocol=None, batch: int | None = None, res: int = TRAIN_RE
     with torch_threads(1):
         runners = train_step_runners([fused, mb], shape, batch=batch)
         (t_fused, t_mb), busy = busy_while(lambda: interleaved([r.step for r in runners], protocol or quick_protocol()))
+    clock = clock_of(runners)
     return {"batch": batch, "res": res, "t_fused": t_fused, "t_mb": t_mb, "f_macs": f_macs, "m_macs": m_macs,
-            "device": device_text(), "busy": busy}
+            "device": device_text(clock=clock), "busy": busy, "clock": clock}
 
 
 def _fused() -> dict:
@@ -76,7 +78,7 @@ def measure_fused_training(t: dict | None = None) -> Measurement:
     t = t or _fused()
     ratio, lo, hi, p = ratio_summary(t["t_mb"], t["t_fused"])
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=t["device"], busy=t["busy"],
+        measured=ratio, ci=(lo, hi), device=t["device"], busy=t["busy"], clock=t["clock"],
         detail=(f"{_fused_setting(t)}: MBConv {median(t['t_mb']):.1f} ms / Fused-MBConv {median(t['t_fused']):.1f} ms "
                 f"= {ratio:.2f} (95% bootstrap interval {lo:.2f}-{hi:.2f}, Mann-Whitney p={p:.2g}); forward MACs per "
                 f"image Fused {fmt_m(t['f_macs'])} vs MBConv {fmt_m(t['m_macs'])}"),
@@ -92,7 +94,7 @@ def measure_fused_throughput(t: dict | None = None) -> Measurement:
     free = "pays for" if time_ratio >= 1 else "does not pay for"
     return Measurement(
         measured=mac_ratio * time_ratio, ci=(mac_ratio * lo, mac_ratio * hi), expected=mac_ratio, device=t["device"],
-        busy=t["busy"],
+        busy=t["busy"], clock=t["clock"],
         detail=(f"{_fused_setting(t)}: forward MACs per ms of step, Fused-MBConv {f_rate:.1f}M vs MBConv {m_rate:.1f}M "
                 f"(MACs Fused / MBConv {mac_ratio:.2f} x time MBConv / Fused {time_ratio:.2f}; the interval is the "
                 f"time ratio's, the MACs are counted). The bound is the MAC ratio {mac_ratio:.2f}, counted: a gain in "
@@ -306,7 +308,8 @@ def measure_m_latency(*, res: int = LATENCY_RES, protocol=None, name: str = "eff
     ratio, lo, hi, p = ratio_summary(t_big, t_small)
     param_ratio = p_big / p_small
     return Measurement(
-        measured=ratio, ci=(lo, hi), expected=param_ratio, device=device_text(), busy=busy,
+        measured=ratio, ci=(lo, hi), expected=param_ratio, device=device_text(clock=THREAD_CLOCK), busy=busy,
+        clock=THREAD_CLOCK,
         detail=(f"inference at 1x3x{res}x{res}, torch eager, 1 thread, interleaved, {len(t_big)} calls each: {name} "
                 f"{median(t_big):.1f} ms / efficientnetv2_s {median(t_small):.1f} ms = {ratio:.2f} (95% bootstrap "
                 f"interval {lo:.2f}-{hi:.2f}, Mann-Whitney p={p:.2g}); parameters {fmt_m(p_big)} / {fmt_m(p_small)} = "

@@ -24,7 +24,7 @@ HFF, seed by seed.
 
 from __future__ import annotations
 
-from cnnprof.claims import ABOVE, BELOW, Claim, Measurement, Plot, absolute, rel
+from cnnprof.claims import ABOVE, BELOW, THREAD_CLOCK, Claim, Measurement, Plot, absolute, rel
 from cnnprof.claims.common import (
     conv_weights,
     count_module,
@@ -381,7 +381,7 @@ def measure_hff_latency(*, chs: int = HFF_TIME_CHS, shape: tuple[int, int] = HFF
     (t_with, t_without), busy = time_inference([with_hff, without], [(chs, *shape)] * 2, protocol)
     ratio, lo, hi, p = ratio_summary(t_with, t_without)
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(), busy=busy,
+        measured=ratio, ci=(lo, hi), device=device_text(clock=THREAD_CLOCK), busy=busy, clock=THREAD_CLOCK,
         detail=(f"ESP({chs}->{chs}, K=5) inference at 1x{chs}x{shape[0]}x{shape[1]} (an ESPNet-C level-3 module), "
                 f"torch eager, interleaved, {len(t_with)} calls each: with HFF {median(t_with):.3f} ms, without "
                 f"{median(t_without):.3f} ms, ratio {ratio:.3f} (95% bootstrap interval {lo:.3f}-{hi:.3f}, "

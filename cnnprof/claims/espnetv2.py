@@ -9,7 +9,7 @@ networks, with and without it; what it adds (accuracy) is cited.
 
 from __future__ import annotations
 
-from cnnprof.claims import ABOVE, Claim, Measurement, absolute, rel
+from cnnprof.claims import ABOVE, THREAD_CLOCK, Claim, Measurement, absolute, rel
 from cnnprof.claims.common import (
     conv_weights,
     count_module,
@@ -122,7 +122,7 @@ def measure_grouped_faster(*, chs: int = EESP_M, groups: int = EESP_G, size: int
     (t_sep, t_grp), busy = time_inference([separate, grouped], [(chs, size, size)] * 2, protocol)
     ratio, lo, hi, p = ratio_summary(t_sep, t_grp)
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(), busy=busy,
+        measured=ratio, ci=(lo, hi), device=device_text(clock=THREAD_CLOCK), busy=busy, clock=THREAD_CLOCK,
         detail=(f"inference at 1x{chs}x{size}x{size}, torch eager, interleaved, {len(t_sep)} calls each: {groups} "
                 f"separate 1x1 convs + concat {median(t_sep):.3f} ms, one {groups}-group 1x1 conv {median(t_grp):.3f} "
                 f"ms; separate / grouped {ratio:.3f} (95% bootstrap interval {lo:.3f}-{hi:.3f}, Mann-Whitney "

@@ -327,7 +327,7 @@ def measure_sharing_step(*, k: int = SHARING_K, size: int = MASK_MAP, protocol=N
     supernet, interleaved."""
     import torch
 
-    from cnnprof.claims.common import busy_while, interleaved, quick_protocol
+    from cnnprof.claims.common import ClockedRunner, busy_while, clock_of, interleaved, quick_protocol
     from cnnprof.timing import torch_threads
     from cnnprof.timing.eager import EagerRunner
 
@@ -347,7 +347,7 @@ def measure_sharing_step(*, k: int = SHARING_K, size: int = MASK_MAP, protocol=N
             return self.body(t).mean((2, 3))
 
     with torch_threads(1):
-        runners = [EagerRunner(Head(m), x, device=timing_device(), channels_last=False, train=True)
+        runners = [ClockedRunner(EagerRunner(Head(m), x, device=timing_device(), channels_last=False, train=True))
                    for m in (padded, masked)]
         (t_padded, t_masked), busy = busy_while(
             lambda: interleaved([r.step for r in runners], protocol or quick_protocol()))
@@ -356,8 +356,10 @@ def measure_sharing_step(*, k: int = SHARING_K, size: int = MASK_MAP, protocol=N
 
     shape = (MASK_IN, size, size)
     mac_ratio = count_module(padded, shape).macs / count_module(masked, shape).macs
+    clock = clock_of(runners)
     return Measurement(
-        measured=ratio / mac_ratio, ci=(lo / mac_ratio, hi / mac_ratio), device=device_text(), busy=busy,
+        measured=ratio / mac_ratio, ci=(lo / mac_ratio, hi / mac_ratio), device=device_text(clock=clock), busy=busy,
+        clock=clock,
         detail=(f"training step (forward, cross-entropy, backward, SGD) at 2x{MASK_IN}x{size}x{size}, a 3x3 "
                 f"conv-BN-ReLU searched over k={k} widths {options}, torch eager, interleaved, {len(t_masked)} steps "
                 f"each: k-branch supernet (step B) {median(t_padded):.3f} ms, one shared masked block (step E) "

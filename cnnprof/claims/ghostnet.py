@@ -10,7 +10,7 @@ channels, then the linear layer over positions at full resolution, then a sigmoi
 
 from __future__ import annotations
 
-from cnnprof.claims import ABOVE, Claim, Measurement, Plot, absolute, rel
+from cnnprof.claims import ABOVE, THREAD_CLOCK, Claim, Measurement, Plot, absolute, rel
 from cnnprof.claims.common import (
     cite,
     count_module,
@@ -84,7 +84,7 @@ def measure_ghost_latency(*, s: int = 2, size: int = GHOST_TIME_MAP, protocol=No
     (t_conv, t_ghost), busy = time_inference([conv, ghost], [shape] * 2, protocol)
     ratio, lo, hi, p = ratio_summary(t_conv, t_ghost)
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(), busy=busy,
+        measured=ratio, ci=(lo, hi), device=device_text(clock=THREAD_CLOCK), busy=busy, clock=THREAD_CLOCK,
         detail=(f"inference at 1x{GHOST_CHS}x{size}x{size}, torch eager, interleaved, {len(t_conv)} calls each: "
                 f"ordinary 3x3 conv {median(t_conv):.3f} ms, Ghost module (s={s}, BN and ReLU included) "
                 f"{median(t_ghost):.3f} ms; conv / Ghost {ratio:.2f} (95% bootstrap interval {lo:.2f}-{hi:.2f}, "
@@ -286,7 +286,7 @@ def measure_fc_in_network(*, protocol=None) -> Measurement:
     ratio, lo, hi, p = ratio_summary(t_fc_net, t_net)
     fc_weights = (FC_SIZE * FC_SIZE) ** 2
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(), busy=busy,
+        measured=ratio, ci=(lo, hi), device=device_text(clock=THREAD_CLOCK), busy=busy, clock=THREAD_CLOCK,
         detail=(f"GhostNetV2 1.0x at 224x224 with fully connected attention maps in place of DFC in its {replaced} "
                 f"blocks at {FC_SIZE}x{FC_SIZE} (DFC elsewhere), against the network as built, torch eager, "
                 f"interleaved, {len(t_net)} calls each: {median(t_fc_net):.1f} ms vs {median(t_net):.1f} ms, ratio "
@@ -306,7 +306,7 @@ def measure_v2_vs_v1_latency(*, protocol=None) -> Measurement:
     (t2, t1), busy = time_inference([v2.build(), v1.build()], [v2.input, v1.input], protocol)
     ratio, lo, hi, p = ratio_summary(t2, t1)
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(), busy=busy,
+        measured=ratio, ci=(lo, hi), device=device_text(clock=THREAD_CLOCK), busy=busy, clock=THREAD_CLOCK,
         detail=(f"GhostNetV2 1.0x ({fmt_m(c2.macs)} MACs, {c2.params / 1e6:.2f}M params) against GhostNetV1 at width "
                 f"{V1_SIMILAR_WIDTH:g} ({fmt_m(c1.macs)} MACs, {c1.params / 1e6:.2f}M params; the width whose MACs "
                 f"match, which the 74.5% comparison implies but the seed does not name), 224x224, torch eager, "

@@ -18,7 +18,7 @@ without its DFC branches (what DFC costs the network). One measurement serves bo
 
 from __future__ import annotations
 
-from cnnprof.claims import ABOVE, Claim, Measurement
+from cnnprof.claims import ABOVE, THREAD_CLOCK, Claim, Measurement
 from cnnprof.claims.common import (
     busy_while,
     count_module,
@@ -170,7 +170,7 @@ def measure_dfc_latency(*, protocol=None, largest: int | None = None) -> Measure
     t = _timing(protocol, largest)
     ratio, lo, hi, p = ratio_summary(t["fc"], t["dfc"])
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(clock="cpu"), busy=t["busy"],
+        measured=ratio, ci=(lo, hi), device=device_text(clock=THREAD_CLOCK), busy=t["busy"], clock=THREAD_CLOCK,
         detail=(f"FC attention / DFC gates {ratio:.1f} (95% bootstrap interval {lo:.1f}-{hi:.1f}, Mann-Whitney "
                 f"p={p:.2g}); {_common_text(t)}"),
     )
@@ -181,7 +181,7 @@ def measure_self_attention_latency(*, protocol=None, largest: int | None = None)
     ratio, lo, hi, p = ratio_summary(t["sa"], t["dfc"])
     sa_fc, sf_lo, sf_hi, _ = ratio_summary(t["sa"], t["fc"])
     return Measurement(
-        measured=ratio, ci=(lo, hi), device=device_text(clock="cpu"), busy=t["busy"],
+        measured=ratio, ci=(lo, hi), device=device_text(clock=THREAD_CLOCK), busy=t["busy"], clock=THREAD_CLOCK,
         detail=(f"self-attention / DFC gates {ratio:.1f} (95% bootstrap interval {lo:.1f}-{hi:.1f}, Mann-Whitney "
                 f"p={p:.2g}); self-attention / FC attention {sa_fc:.2f} ({sf_lo:.2f}-{sf_hi:.2f}); {_common_text(t)}"),
     )

@@ -1,4 +1,4 @@
-"""``cnnprof claims``: every quantitative claim of the seed chapter, checked by measurement."""
+"""``cnnprof claims``: the checkable claims of the seed chapter, measured (or cited, with the reason)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,19 @@ COLUMNS = [
     Column("expected_text", "expected"),
     Column("measured_text", "measured"),
     Column("interval_text", "95% interval"),
+    # which interval the verdict judged, and whether the machine was busy (the last line counts them)
+    Column("judged_text", "judged"),
     Column("tolerance", "tolerance"),
     Column("statement", "statement", wrap=True),
 ]
 MD_COLUMNS = COLUMNS + [Column("detail", "how it was measured", wrap=True)]
+FAMILY_COLUMNS = [
+    Column("family", "family"),
+    Column("rows", "claims", kind="int"),
+    Column("measured", "measured", kind="int"),
+    Column("cited", "cited", kind="int"),
+    Column("seconds", "seconds", kind="float"),
+]
 ERRATA_COLUMNS = [
     Column("id", "erratum"),
     Column("seed_text", "the seed prints"),
@@ -48,6 +57,18 @@ def _machine(device: str) -> str:
     from cnnprof.claims.common import device_text
 
     return f"{device_text(device=device)}, torch {torch.__version__}"
+
+
+def family_records(results) -> list[dict]:
+    """One record per family: its rows, how many measured and cited, and its seconds."""
+    from cnnprof.claims import Verdict, family_seconds
+
+    records = []
+    for family, rows, seconds in family_seconds(results):
+        cited = sum(r.verdict is Verdict.CITED for r in results if r.family == family)
+        records.append({"family": family, "rows": rows, "measured": rows - cited, "cited": cited,
+                        "seconds": round(seconds, 1)})
+    return records
 
 
 def claim_kind(claim) -> str:
@@ -88,14 +109,21 @@ def claims_command(
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
 ) -> None:
-    """Check every quantitative claim of the seed chapter by measuring cnnprof's own modules.
+    """Check the checkable claims of the seed chapter by measuring cnnprof's own modules.
+
+    Each run says how many it measured and how many it cites (title and last line), and how long
+    each family took.
 
     One row per claim: the expected figure (from the seed or the paper behind it), the measured
     one with its 95% interval where it has one (timings, seeds), the tolerance and the verdict:
     holds / deviates (a measurement that could have gone either way), inconclusive (its interval
     straddles the tolerance), identity (the value follows from how the module is built: a
     consistency check, counted apart) or cited (not measurable here: accuracy, trained feature
-    maps, unverified figures; with the reason). Timed rows name the device. --format md writes a
+    maps, unverified figures; with the reason). Timed rows name the device and the clock, and
+    "judged" says which interval the verdict looked at: "raw 95% CI" on a quiet machine, or
+    "widened xN, busy" where other processes competed (x1.05 for timings on the thread CPU clock,
+    which they do not stretch; x1.25 on the wall clock; x1.2 for FBNet's additivity ratio).
+    --format md writes a
     readable report grouped by family (the seed's words, formula, measurement, verdict, device,
     how it was measured) with the seed's errata; json/csv give every field. Timings run on this
     machine's CPU at one thread (--device cuda times the training steps on the GPU); the whole
@@ -149,10 +177,13 @@ def claims_command(
             rec["expected_text"] = format_value(r.expected, r.unit)
             rec["measured_text"] = format_value(r.measured, r.unit)
             rec["interval_text"] = interval_text(r)
+            rec["judged_text"] = r.judged_text
             records.append(rec)
         if fmt == Format.table and output is None:
-            emit(records, columns=COLUMNS, title="claims of the seed chapter, measured on this machine "
+            emit(records, columns=COLUMNS, title=f"{run.coverage()}, on this machine "
                  "(--format md for a report with the seed's words and how each was measured)")
+            emit(family_records(run.results), columns=FAMILY_COLUMNS,
+                 title=f"seconds per family ({sum(r.seconds for r in run.results):.1f} s in all)")
             if fixes:
                 emit(fixes, columns=ERRATA_COLUMNS, title="errata: formulas the seed prints wrongly (not claims)",
                      fields=ERRATA_FIELDS)
@@ -164,7 +195,11 @@ def claims_command(
         for p in run.plots:
             p.draw(plot / p.filename)
             say(f"wrote {plot / p.filename}")
-    say(run.summary())
+    say(f"{run.coverage()}; {run.summary()}")
+    widened = [r for r in run.results if r.judged.startswith("widened")]
+    if widened:
+        say(f"{len(widened)} of the {sum(bool(r.judged) for r in run.results)} rows with an interval were timed on a "
+            "busy machine and judged on their interval widened (the judged column and field say by how much)")
     if strict and run.deviating:
         ids = ", ".join(r.id for r in run.deviating)
         raise CheckFailed(f"--strict: {len(run.deviating)} measured claim(s) deviate: {ids}")
