@@ -149,7 +149,7 @@ def test_receptive_field_of_the_convolutions_run():
 def _fused(t_fused: float, t_mb: float) -> dict:
     return {"batch": 2, "res": 32, "t_fused": [t_fused * (1 + i / 100) for i in range(8)],
             "t_mb": [t_mb * (1 + i / 100) for i in range(8)], "f_macs": 400, "m_macs": 100, "device": "cpu (x)",
-            "busy": ""}
+            "busy": "", "clock": "thread CPU"}
 
 
 def test_fused_throughput_is_bounded_by_its_mac_ratio():
