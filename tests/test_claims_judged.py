@@ -34,10 +34,12 @@ SLOWER = (1.34, 1.44)
 
 
 def _timed(id: str = "timed", family: str = "ghostnetv2", *, ci=SLOWER, busy: str = "", clock: str = THREAD_CLOCK,
-           busy_margin: float | None = None, tolerance=None, cited: str = "") -> Claim:
+           busy_margin: float | None = None, tolerance=None, cited: str = "",
+           process_margin: float | None = None) -> Claim:
     def measure() -> Measurement:
         return Measurement(measured=(ci[0] + ci[1]) / 2, ci=ci, detail="planted", busy=busy, clock=clock,
-                           busy_margin=busy_margin, cited=cited, device="cpu (X, 1 thread)")
+                           busy_margin=busy_margin, cited=cited, device="cpu (X, 1 thread)",
+                           process_margin=process_margin)
 
     return Claim(id=id, family=family, source="paper: planted, Table 0", statement="planted", expected=1.0, unit="x",
                  tolerance=tolerance or rel(0.1), measure=measure, timed=True)
@@ -173,3 +175,17 @@ def test_a_cpu_step_is_read_on_the_thread_cpu_clock():
     assert clock_of([cpu, cpu]) == THREAD_CLOCK and clock_of([cpu, cuda]) == WALL_CLOCK
     with torch_threads(2):
         assert ClockedRunner(_Sleeper()).clock == WALL_CLOCK  # other threads' work would be missed
+
+
+def test_a_ratio_known_to_move_between_processes_is_judged_on_that_spread_quiet_or_busy():
+    """The depthwise early / late ratio moved from 1.02 [1.01-1.06] to 0.94 between two quiet runs:
+    judged on its own interval it would hold in one and deviate in the other. Widened by the spread
+    between processes, both runs straddle 1 (inconclusive), and a ratio well above 1 still holds."""
+    first = dict(tolerance=ABOVE, clock=WALL_CLOCK, process_margin=1.10)
+    one = evaluate(_timed(ci=(1.007, 1.058), **first))[0]
+    two = evaluate(_timed(ci=(0.925, 0.955), **first))[0]
+    assert one.verdict == two.verdict == Verdict.INCONCLUSIVE
+    assert one.judged == "widened x1.1 between processes" and one.busy == ""
+    assert evaluate(_timed(ci=(1.25, 1.35), **first))[0].verdict == Verdict.HOLDS
+    busy = evaluate(_timed(ci=(1.25, 1.35), busy=BUSY, **first))[0]
+    assert busy.judged == f"widened x1.1 between processes, x{BUSY_MARGIN:g}"

@@ -211,7 +211,9 @@ class Measurement:
     ``BUSY_MARGIN`` on each side before it is judged, a thread-CPU-clock interval by the smaller
     ``THREAD_BUSY_MARGIN`` (see ``judged_interval``), unless ``busy_margin`` gives the factor by
     which a busy machine is known to move this ratio (through the shared cache and memory).
-    Without an interval a busy timing is ``inconclusive``.
+    Without an interval a busy timing is ``inconclusive``. ``process_margin``, busy or not, is the
+    factor by which this ratio is known to move between processes on a quiet machine, where the
+    samples of one process (what ``ci`` covers) do not cover it: the interval is widened by it.
     """
 
     measured: float
@@ -224,6 +226,7 @@ class Measurement:
     busy: str = ""
     clock: str = ""
     busy_margin: float | None = None
+    process_margin: float | None = None
     plots: tuple[Plot, ...] = ()
 
 
@@ -372,16 +375,22 @@ def judged_interval(m: Measurement) -> tuple[float, float, str] | None:
     (``RAW_CI``), or, for a timing taken on a busy machine, that interval widened on each side by
     the measurement's own ``busy_margin``, else by ``THREAD_BUSY_MARGIN`` on the thread CPU clock
     and ``BUSY_MARGIN`` on the wall clock (``widened x1.05``, ``widened x1.25``). None without an
-    interval."""
+    interval. A ``process_margin`` widens the interval busy or not (``widened x1.1 between
+    processes``), and a busy machine's margin on top of it."""
     if m.ci is None:
         return None
     low, high = m.ci
+    said = []
+    if m.process_margin and m.process_margin > 1.0:
+        low, high = low / m.process_margin, high * m.process_margin
+        said.append(f"x{m.process_margin:g} between processes")
     margin = m.busy_margin
     if margin is None:
         margin = {THREAD_CLOCK: THREAD_BUSY_MARGIN, CUDA_CLOCK: 1.0}.get(m.clock, BUSY_MARGIN)
     if m.busy and margin > 1.0:
-        return low / margin, high * margin, f"widened x{margin:g}"
-    return low, high, RAW_CI
+        low, high = low / margin, high * margin
+        said.append(f"x{margin:g}")
+    return (low, high, "widened " + ", ".join(said)) if said else (low, high, RAW_CI)
 
 
 def verdict_for(claim: Claim, expected: float | None, m: Measurement) -> Verdict:

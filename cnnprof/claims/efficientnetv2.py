@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cnnprof.claims import ABOVE, BELOW, THREAD_CLOCK, Claim, Measurement
+from cnnprof.claims import ABOVE, BELOW, THREAD_CLOCK, WALL_CLOCK, Claim, Measurement
 from cnnprof.claims.common import (
     busy_while,
     clock_of,
@@ -130,12 +130,20 @@ def measure_depthwise_early() -> Measurement:
     )
 
 
+# The early / late ratio of one process's per-layer profile moved from 1.02 [1.01-1.06] to 0.94 between
+# two runs on one quiet machine (load 1.2-1.8): the runs of one profile share one process's memory
+# layout, so their interval does not cover the next process's. Its verdict looks at the interval
+# widened by that spread.
+DEPTHWISE_PROCESS_MARGIN = 1.10
+
+
 def measure_depthwise_early_vs_late() -> Measurement:
     s, busy = by_stage()
     med, lo, hi = median_ci(s.early_over_late_runs)
     late, _, _ = median_ci(s.late_penalty_runs)
     return Measurement(
-        measured=med, ci=(lo, hi), device=device_text(), busy=busy,
+        measured=med, ci=(lo, hi), device=device_text(), busy=busy, clock=WALL_CLOCK,
+        process_margin=DEPTHWISE_PROCESS_MARGIN,
         detail=(f"{_stage_text(s)}: the depthwise penalty (depthwise / dense time per MAC) is "
                 f"{median_ci(s.early_penalty_runs)[0]:.1f}x early and {late:.1f}x late; early / late {med:.2f} (95% "
                 f"bootstrap interval over runs {lo:.2f}-{hi:.2f})"),
