@@ -198,8 +198,10 @@ def claims_command(
     say(f"{run.coverage()}; {run.summary()}")
     widened = [r for r in run.results if r.judged.startswith("widened")]
     if widened:
-        say(f"{len(widened)} of the {sum(bool(r.judged) for r in run.results)} rows with an interval were timed on a "
-            "busy machine and judged on their interval widened (the judged column and field say by how much)")
+        busy = sum(bool(r.busy) for r in widened)
+        say(f"{len(widened)} of the {sum(bool(r.judged) for r in run.results)} rows with an interval were judged on "
+            f"their interval widened, {busy} of them timed on a busy machine (the judged column and field say why "
+            "and by how much)")
     if strict and run.deviating:
         ids = ", ".join(r.id for r in run.deviating)
         raise CheckFailed(f"--strict: {len(run.deviating)} measured claim(s) deviate: {ids}")
