@@ -189,3 +189,12 @@ def test_a_ratio_known_to_move_between_processes_is_judged_on_that_spread_quiet_
     assert evaluate(_timed(ci=(1.25, 1.35), **first))[0].verdict == Verdict.HOLDS
     busy = evaluate(_timed(ci=(1.25, 1.35), busy=BUSY, **first))[0]
     assert busy.judged == f"widened x1.1 between processes, x{BUSY_MARGIN:g}"
+
+
+def test_every_claim_family_has_a_title_in_the_report():
+    """The Markdown report heads each family with its name: a family added to the claims without one
+    ends the report in a KeyError."""
+    from cnnprof.claims.document import FAMILY_NAMES
+
+    assert set(claims.FAMILIES) <= set(FAMILY_NAMES)
+    assert {c.family for c in claims.all_claims()} <= set(FAMILY_NAMES)

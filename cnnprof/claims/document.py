@@ -14,7 +14,7 @@ from cnnprof.claims import RAW_CI, SEED_PREFIX, ClaimResult, Verdict, coverage_l
 from cnnprof.claims.errata import Erratum
 
 FAMILY_NAMES = {
-    "espnet": "ESPNet V1", "espnetv2": "ESPNet V2", "fbnet": "FBNet V1", "fbnetv2": "FBNet V2",
+    "espnet": "ESPNet V1", "espnetv2": "ESPNet V2", "fbnet": "FBNet V1", "fbnetv2": "FBNet V2", "fbnetv3": "FBNet V3",
     "efficientnet": "EfficientNet V1", "efficientnetv2": "EfficientNet V2", "ghostnet": "GhostNet V1",
     "ghostnetv2": "GhostNet V2", "mobilenetv3": "MobileNetV3 (the baseline)",
 }
