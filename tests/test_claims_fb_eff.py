@@ -173,3 +173,10 @@ def test_m_latency_is_timed_against_the_parameter_ratio(monkeypatch):
                                                                                            32).params
     assert m.expected == pytest.approx(ratio) and 2 < ratio < 3 and m.device.startswith("cpu (")
     assert claim("effnetv2-m-latency").tolerance.kind == "below"
+
+
+def test_the_l_latency_row_times_v2_l():
+    """V2-L's row measures V2-L against V2-S, not V2-M again."""
+    l_row = claim("effnetv2-l-latency")
+    assert l_row.tolerance.kind == "below" and l_row.measure.keywords == {"name": "efficientnetv2_l"}
+    assert claim("effnetv2-m-latency").measure.keywords == {"name": "efficientnetv2_m"}

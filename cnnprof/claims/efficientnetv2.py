@@ -11,6 +11,7 @@ input for both, so that only the layers differ).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from cnnprof.claims import ABOVE, BELOW, THREAD_CLOCK, WALL_CLOCK, Claim, Measurement
@@ -388,13 +389,19 @@ CLAIMS = [
                   "of V2-S (3x3 only) / EfficientNet-B0 (3x3 and 5x5) (holds above 1)",
         expected=1.0, unit="x", tolerance=ABOVE, measure=measure_kernel3_receptive_field,
     ),
-    Claim(
-        id="effnetv2-m-latency", family="efficientnetv2", source=seed(_V2H, _V2 + ", Sec. 3.3"), quote=_LATER,
-        statement=f"the layers V2-M adds in the late stages add capacity without much latency: inference time "
-                  f"V2-M / V2-S at {LATENCY_RES}x{LATENCY_RES} (holds below their parameter ratio, counted)",
-        expected=None, unit="x", tolerance=BELOW, measure=measure_m_latency, timed=True,
-        paper_device="the paper timed inference on a V100 GPU",
-    ),
+    *[
+        Claim(
+            id=f"effnetv2-{v}-latency", family="efficientnetv2", source=seed(_V2H, _V2 + ", Sec. 3.3"),
+            quote=_LATER,
+            statement=f"the layers V2-{v.upper()} adds in the late stages add capacity without much latency: "
+                      f"inference time V2-{v.upper()} / V2-S at {LATENCY_RES}x{LATENCY_RES} (holds below their "
+                      "parameter ratio, counted)",
+            expected=None, unit="x", tolerance=BELOW,
+            measure=functools.partial(measure_m_latency, name=f"efficientnetv2_{v}"), timed=True,
+            paper_device="the paper timed inference on a V100 GPU",
+        )
+        for v in ("m", "l")
+    ],
     *[
         Claim(
             id=f"effnetv2-{v}-not-compound", family="efficientnetv2", source=seed(_V2H, _V2 + ", Sec. 3.3"),
