@@ -141,6 +141,21 @@ def count_module(module: nn.Module, shape: tuple[int, ...]) -> Counts:
     return count(module, shape, label=type(module).__name__)
 
 
+def forward_with_hooks(model: nn.Module, shape: tuple[int, ...],
+                       hooks: Sequence[tuple[nn.Module, Callable]]) -> None:
+    """One inference of ``model`` on zeros of ``shape`` (batch 1, eval mode) with each
+    ``(module, hook)`` registered as a forward hook for the call, and removed after it."""
+    import torch
+
+    handles = [m.register_forward_hook(hook) for m, hook in hooks]
+    try:
+        with torch.inference_mode():
+            model.eval()(torch.zeros(1, *shape))
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def conv_weights(module: nn.Module) -> int:
     """Weights of the module's convolutions (biases, BN and PReLU left out): what the papers'
     parameter formulas count."""

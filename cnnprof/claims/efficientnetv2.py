@@ -23,6 +23,7 @@ from cnnprof.claims.common import (
     device_text,
     fmt_bytes,
     fmt_m,
+    forward_with_hooks,
     interleaved,
     median,
     median_ci,
@@ -255,7 +256,6 @@ def receptive_field(model, shape: tuple[int, ...]) -> tuple[int, dict[int, int],
     from every convolution the forward runs, in order: rf += (k - 1) * dilation * jump, jump *=
     stride. Convolutions on a 1x1 map (squeeze-excite) are left out. Also the number of spatial
     (k > 1) convolutions by kernel size and of all convolutions run."""
-    import torch
     from torch import nn
 
     seen: list[tuple[int, int, int, int]] = []
@@ -263,13 +263,7 @@ def receptive_field(model, shape: tuple[int, ...]) -> tuple[int, dict[int, int],
     def hook(mod, inputs, _out) -> None:
         seen.append((mod.kernel_size[0], mod.stride[0], mod.dilation[0], inputs[0].shape[-1]))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.inference_mode():
-            model.eval()(torch.zeros(1, *shape))
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(model, shape, [(m, hook) for m in model.modules() if isinstance(m, nn.Conv2d)])
     rf, jump, kernels = 1, 1, {}
     for k, stride, dilation, side in seen:
         if side == 1:

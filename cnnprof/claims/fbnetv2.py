@@ -50,6 +50,16 @@ def _block(in_chs: int, out_chs: int):
     return ConvBNAct(in_chs, out_chs, 3, act=nn.ReLU)
 
 
+def _width_masks(options: Sequence[int]):
+    """One row per option: 1 on its first c_i channels of max(options), 0 after."""
+    import torch
+
+    masks = torch.zeros(len(options), max(options))
+    for i, c in enumerate(options):
+        masks[i, :c] = 1.0
+    return masks
+
+
 def _make_masked(in_chs: int, options: Sequence[int]):
     import torch
     from torch import nn
@@ -61,10 +71,7 @@ def _make_masked(in_chs: int, options: Sequence[int]):
         def __init__(self) -> None:
             super().__init__()
             self.block = _block(in_chs, max(options))
-            masks = torch.zeros(len(options), max(options))
-            for i, c in enumerate(options):
-                masks[i, :c] = 1.0
-            self.register_buffer("masks", masks)
+            self.register_buffer("masks", _width_masks(options))
             self.logits = nn.Parameter(torch.randn(len(options), generator=torch.Generator().manual_seed(1)))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,10 +169,7 @@ def _make_filter_masked(in_chs: int, options: Sequence[int]):
             super().__init__()
             widest = max(options)
             self.branches = nn.ModuleList(_block(in_chs, widest) for _ in options)
-            masks = torch.zeros(len(options), widest)
-            for i, c in enumerate(options):
-                masks[i, :c] = 1.0
-            self.register_buffer("masks", masks)
+            self.register_buffer("masks", _width_masks(options))
             self.logits = nn.Parameter(torch.randn(len(options), generator=torch.Generator().manual_seed(1)))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:

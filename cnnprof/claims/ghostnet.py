@@ -18,6 +18,7 @@ from cnnprof.claims.common import (
     device_text,
     exponent,
     fmt_m,
+    forward_with_hooks,
     median,
     paper,
     params,
@@ -232,7 +233,6 @@ def _fc_gate_module(in_chs: int, out_chs: int, size: int):
 
 def dfc_inputs(model, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """Input shape (C, H, W) of every DFC branch of ``model``, from one forward pass."""
-    import torch
 
     from cnnprof.models.blocks.ghost import DFCAttention
 
@@ -244,13 +244,8 @@ def dfc_inputs(model, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
 
         return record
 
-    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if isinstance(m, DFCAttention)]
-    try:
-        with torch.inference_mode():
-            model.eval()(torch.zeros(1, *shape))
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(model, shape, [(m, hook(name)) for name, m in model.named_modules()
+                                      if isinstance(m, DFCAttention)])
     return seen
 
 
