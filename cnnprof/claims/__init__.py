@@ -34,41 +34,28 @@ The claims live one module per family (``espnet``, ``espnetv2``, ``fbnet``, ``fb
 (GhostNetV2's attention timed) beside them; each
 exports ``CLAIMS``. ``run_claims`` measures a selection and returns :class:`ClaimResult` rows
 and the pictures the measurements can draw; ``errata`` holds the seed's misprinted formulas (not
-claims).
+claims); ``tolerance`` the verdicts and tolerances (re-exported here).
 """
 
 from __future__ import annotations
 
 import importlib
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnprof.errors import CnnprofError, UsageError
-from cnnprof.rows import Choice, Row
+from cnnprof.rows import Row
 
-
-class Verdict(Choice):
-    """What a claim's measurement says of it (see the module docstring)."""
-
-    HOLDS = "holds"
-    DEVIATES = "deviates"
-    INCONCLUSIVE = "inconclusive"
-    IDENTITY = "identity"
-    CITED = "cited"
-
-
-class ToleranceKind(Choice):
-    """``rel``: within a fraction of the expected figure; ``abs``: within a fixed amount;
-    ``above`` / ``below``: one-sided, strictly above / below it."""
-
-    REL = "rel"
-    ABS = "abs"
-    ABOVE = "above"
-    BELOW = "below"
-
+# re-exported: the family modules write their claims with these
+from cnnprof.claims.tolerance import ABOVE as ABOVE
+from cnnprof.claims.tolerance import BELOW as BELOW
+from cnnprof.claims.tolerance import Tolerance as Tolerance
+from cnnprof.claims.tolerance import ToleranceKind as ToleranceKind
+from cnnprof.claims.tolerance import Verdict as Verdict
+from cnnprof.claims.tolerance import absolute as absolute
+from cnnprof.claims.tolerance import rel as rel
 
 VERDICTS = tuple(Verdict)
 MODULES = (
@@ -112,79 +99,6 @@ class NotAvailable(Exception):
     then ``cited`` with this reason instead of measured."""
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a measurement may be from the expected figure.
-
-    ``rel``: within ``value`` times |expected|; ``abs``: within ``value``; ``above`` / ``below``:
-    one-sided, the measurement must be strictly above / below the expected figure.
-    """
-
-    kind: ToleranceKind
-    value: float = 0.0
-
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "kind", ToleranceKind(self.kind))
-        except ValueError:
-            raise ValueError(f"unknown tolerance kind {self.kind!r}") from None
-
-    def band(self, expected: float) -> tuple[float, float]:
-        """The accepted values as (low, high); one-sided bounds are open at ``expected``."""
-        if self.kind is ToleranceKind.REL:
-            return expected - self.value * abs(expected), expected + self.value * abs(expected)
-        if self.kind is ToleranceKind.ABS:
-            return expected - self.value, expected + self.value
-        if self.kind is ToleranceKind.ABOVE:
-            return expected, math.inf
-        return -math.inf, expected
-
-    def accepts(self, expected: float, measured: float) -> bool:
-        if math.isnan(measured):
-            return False
-        lo, hi = self.band(expected)
-        if self.kind is ToleranceKind.ABOVE:
-            return measured > lo
-        if self.kind is ToleranceKind.BELOW:
-            return measured < hi
-        return lo <= measured <= hi
-
-    def judge_interval(self, expected: float, low: float, high: float, *, narrow: bool = False) -> "Verdict":
-        """``holds`` if the whole interval is accepted, ``deviates`` if none of it is, else
-        ``inconclusive``. With ``narrow``, an interval wider than a two-sided tolerance's band is
-        ``inconclusive`` too, wherever it lies (the measurement cannot resolve the claim at this
-        tolerance)."""
-        if math.isnan(low) or math.isnan(high) or low > high:
-            return Verdict.INCONCLUSIVE
-        lo, hi = self.band(expected)
-        two_sided = self.kind in (ToleranceKind.REL, ToleranceKind.ABS)
-        if narrow and two_sided and high - low > hi - lo:
-            return Verdict.INCONCLUSIVE
-        if self.accepts(expected, low) and self.accepts(expected, high):
-            return Verdict.HOLDS
-        if high < lo or low > hi or (self.kind is ToleranceKind.ABOVE and high <= lo) or (
-                self.kind is ToleranceKind.BELOW and low >= hi):
-            return Verdict.DEVIATES
-        return Verdict.INCONCLUSIVE
-
-    def describe(self) -> str:
-        if self.kind is ToleranceKind.REL:
-            return f"±{100 * self.value:g}%"
-        if self.kind is ToleranceKind.ABS:
-            return f"±{self.value:g}"
-        return "> expected" if self.kind is ToleranceKind.ABOVE else "< expected"
-
-
-def rel(value: float) -> Tolerance:
-    return Tolerance(ToleranceKind.REL, value)
-
-
-def absolute(value: float) -> Tolerance:
-    return Tolerance(ToleranceKind.ABS, value)
-
-
-ABOVE = Tolerance(ToleranceKind.ABOVE)
-BELOW = Tolerance(ToleranceKind.BELOW)
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ from cnnprof.cli import history as _history  # noqa: E402
 from cnnprof.cli import htmlreport as _htmlreport  # noqa: E402
 from cnnprof.cli import listing as _listing  # noqa: E402
 from cnnprof.cli import lut_calibrate as _lut_calibrate  # noqa: E402,F401  (registers `lut calibrate`)
+from cnnprof.cli import lut_predict as _lut_predict  # noqa: E402,F401  (registers `lut predict`)
 from cnnprof.cli import machine as _machine  # noqa: E402
 from cnnprof.cli import profile as _profile  # noqa: E402
 from cnnprof.cli import scale as _scale  # noqa: E402
