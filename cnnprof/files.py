@@ -41,6 +41,7 @@ from cnnprof.home import data_home
 # tables), and reports (a CSV copy of every run, the results database); see cnnprof.home.
 MODELS_DIR = str(data_home() / "models")
 REPORTS_DIR = str(data_home() / "reports")
+DEFAULT_DB = Path(REPORTS_DIR) / "cnnprof.db"  # the results database (cnnprof.store)
 
 
 class WriteError(UsageError):

@@ -23,6 +23,24 @@ class Choice(str, Enum):
         return format(self.value, spec)
 
 
+class RowKind(Choice):
+    """The kinds of rows a report or the results database holds (the database's ``kind`` column):
+    members are their plain string (``RowKind.PROFILE == "profile"``), so a kind read back from a
+    file or a database compares equal to its member."""
+
+    PROFILE = "profile"  # ProfileRow: profile, compare, bench, sweep
+    LAYER = "layer"  # layerprof.LayerRow: profile --timing
+    CLAIM = "claim"  # claims.ClaimResult
+    GATE_RECORD = "gate-record"  # one model of a baseline
+    GATE_CHECK = "gate-check"  # gate.core.Verdict
+    PREDICT = "predict"  # lut.evaluate.PredictRow
+    SCALE = "scale"  # scaling.ScaleRow
+
+
+ROW_KINDS: tuple[RowKind, ...] = tuple(RowKind)
+RowKind.ALL = ROW_KINDS  # type: ignore[attr-defined]  # the spelling of store.columns.Kind.ALL
+
+
 class Note(str):
     """A warning a measurement carries: the sentence shown to people (it *is* that string), with
     ``kind``, its short tag (``noisy``, ``few runs``, ``machine busy``, ``spin-wait``, ...), which

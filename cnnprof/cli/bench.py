@@ -7,37 +7,10 @@ from typing import Annotated
 
 import typer
 
-from cnnprof.cli.options import (
-    DEFAULT_DB,
-    BackendOpt,
-    CalibrationOpt,
-    CalibrationSamplesOpt,
-    CudaGraphsOpt,
-    DbOpt,
-    DeviceOpt,
-    ForceOpt,
-    FormatOpt,
-    InProcessOpt,
-    InputOpt,
-    MinRunsOpt,
-    MinTimeOpt,
-    ModelArgOpt,
-    ModelsArg,
-    NoDbOpt,
-    NoSaveOpt,
-    OutputOpt,
-    ParityInputsOpt,
-    PlotOpt,
-    PrecisionOpt,
-    ResolutionOpt,
-    ThreadsOpt,
-)
-from cnnprof.cli.timed import LATENCY_COLUMNS, PARITY_COLUMNS, ReportCopy, collect, finish
-from cnnprof.files import check_distinct, check_writable
-from cnnprof.references import reference_files
+from cnnprof.cli.options import BackendOpt, BatchesOpt, CudaGraphsOpt, Measure, ModelsArg, grouped
+from cnnprof.cli.timed import LATENCY_COLUMNS, PARITY_COLUMNS, collect, finish
 from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
-from cnnprof.timing.protocol import DEFAULT
 
 COLUMNS = [
     Column("model", "model", priority=0),
@@ -58,32 +31,15 @@ COLUMNS = [
 ]
 
 
+@grouped
 def bench_command(
     models: ModelsArg,
     backend: BackendOpt = "torch",
-    precision: PrecisionOpt = "fp32",
-    device: DeviceOpt = "cpu",
-    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, comma-separated (e.g. 1,8,32).")] = "1",
-    threads: ThreadsOpt = "1",
+    batch: BatchesOpt = "1",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format (torch backends).")] = False,
     train: Annotated[bool, typer.Option("--train", help="Time a training step: forward, backward, SGD step.")] = False,
-    resolution: ResolutionOpt = None,
-    min_time: MinTimeOpt = DEFAULT.min_time_s,
-    min_runs: MinRunsOpt = DEFAULT.min_runs,
-    plot: PlotOpt = None,
-    input_shape: InputOpt = None,
-    model_arg: ModelArgOpt = None,
     cuda_graphs: CudaGraphsOpt = False,
-    in_process: InProcessOpt = False,
-    calibration: CalibrationOpt = "minmax",
-    calibration_samples: CalibrationSamplesOpt = 32,
-    parity_inputs: ParityInputsOpt = 16,
-    force: ForceOpt = False,
-    no_save: NoSaveOpt = False,
-    db: DbOpt = DEFAULT_DB,
-    no_db: NoDbOpt = False,
-    fmt: FormatOpt = Format.table,
-    output: OutputOpt = None,
+    m: Measure = Measure(),
 ) -> None:
     """Time models: warm-up, then at least --min-runs calls and --min-time seconds per configuration.
 
@@ -113,54 +69,34 @@ def bench_command(
 
       cnnprof bench efficientnetv2_s --train --resolution 224
     """
-    from cnnprof import bench
-    from cnnprof.cli import options, stored
-    from cnnprof.cli.common import say_warnings
-    from cnnprof.cli.timed import quant_options, say_precision_context, show_fastest
-    from cnnprof.plots import check_plot_path, latency_bars, macs_vs_latency
-    from cnnprof.store.columns import Kind
-    from cnnprof.targets import parse_resolution, resolve_targets
-    from cnnprof.timing.protocol import with_limits
+    from cnnprof.cli.timed import measure, plan
 
-    check_writable(output)
-    check_plot_path(plot)
-    check_distinct([output, plot], reference_files(models))
-    backends, all_backends = options.parse_backends(backend)
-    precisions, all_precisions = options.parse_precisions(precision)
-    quant = quant_options(calibration, calibration_samples)
-    options.check_cuda_graphs(cuda_graphs, backends, device)
-    _, skipped = bench.configurations(backends, precisions, device=device, force=force, cuda_graphs=cuda_graphs,
-                                      only_runnable=all_backends or all_precisions)
-    batches = options.parse_batches(batch)
-    n_threads = options.parse_threads(threads)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
-    res = parse_resolution(resolution)
-    copy = ReportCopy("bench", enabled=not no_save)
-    recorder = stored.recorder("bench", db, no_db, outputs=[output, plot])
-    protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
-    say_precision_context(precisions, skipped, device)
-    rows, interrupted = collect(
-        lambda update: bench.bench_rows(
-            targets, backends=backends, precisions=precisions, device=device, batches=batches, threads=n_threads,
-            channels_last=channels_last, train=train, resolution=res, protocol=protocol, quant=quant, force=force,
-            cuda_graphs=cuda_graphs, parity_inputs=parity_inputs, only_runnable=all_backends or all_precisions,
-            isolate=not in_process, on_progress=update,
-        )
-    )
+    p = plan("bench", models, m, backend=backend, batch=batch, cuda_graphs=cuda_graphs)
+    rows, interrupted = collect(measure(p, m, cuda_graphs=cuda_graphs, channels_last=channels_last, train=train))
+    if rows:
+        _report(rows, m, p, interrupted, title="training step" if train else "inference latency")
+    finish(rows, interrupted)
+
+
+def _report(rows: list[ProfileRow], m: Measure, p, interrupted: bool, *, title: str) -> None:
+    """The rows as asked (--format, --output), the fastest configurations, warnings, the CSV copy,
+    the database and the plot."""
+    from cnnprof.cli.common import say_warnings
+    from cnnprof.cli.timed import show_fastest
+    from cnnprof.plots import latency_bars, macs_vs_latency
+    from cnnprof.rows import RowKind
+
     records = [r.to_dict() for r in rows]
     fields = ProfileRow.field_names()
-    title = "training step" if train else "inference latency"
-    if records:
-        emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted, title=title)
-        show_fastest(rows, to_terminal=fmt == Format.table and output is None)
-        for r in rows:
-            say_warnings(f"{r.model} ({r.backend} {r.precision}, batch {r.batch})", r.warnings)
-        copy.save(records, fields, partial=interrupted)
-        recorder.save(rows, kind=Kind.PROFILE, partial=interrupted, threads=n_threads)
-        if plot is not None:
-            if len({r.precision for r in rows}) > 1 or all_backends:
-                macs_vs_latency(records, plot, title=f"{title}: MACs against latency per backend and precision",
-                                by_precision=True)
-            else:
-                latency_bars(records, plot, title=title)
-    finish(rows, interrupted)
+    emit(records, columns=COLUMNS, fmt=m.fmt, output=m.output, fields=fields, partial=interrupted, title=title)
+    show_fastest(rows, to_terminal=m.fmt == Format.table and m.output is None)
+    for r in rows:
+        say_warnings(f"{r.model} ({r.backend} {r.precision}, batch {r.batch})", r.warnings)
+    p.copy.save(records, fields, partial=interrupted)
+    p.recorder.save(rows, kind=RowKind.PROFILE, partial=interrupted, threads=p.threads)
+    if m.plot is not None:
+        if len({r.precision for r in rows}) > 1 or p.all_backends:
+            macs_vs_latency(records, m.plot, title=f"{title}: MACs against latency per backend and precision",
+                            by_precision=True)
+        else:
+            latency_bars(records, m.plot, title=title)

@@ -144,7 +144,7 @@ def claims_command(
     from cnnprof.claims.errata import ERRATA_FIELDS, errata
     from cnnprof.cli import stored
     from cnnprof.errors import CheckFailed, UsageError
-    from cnnprof.store.columns import Kind
+    from cnnprof.rows import RowKind
 
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}; choose cpu or cuda")
@@ -189,7 +189,7 @@ def claims_command(
                      fields=ERRATA_FIELDS)
         else:
             emit(records, columns=MD_COLUMNS, fmt=fmt, output=output, fields=registry.RESULT_FIELDS)
-    recorder.save(run.results, kind=Kind.CLAIM, extra={"device": device})
+    recorder.save(run.results, kind=RowKind.CLAIM, extra={"device": device})
     if plot is not None and run.plots:
         plot.mkdir(exist_ok=True)
         for p in run.plots:

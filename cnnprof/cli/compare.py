@@ -6,37 +6,10 @@ from typing import Annotated
 
 import typer
 
-from cnnprof.cli.options import (
-    DEFAULT_DB,
-    BackendOpt,
-    BatchOpt,
-    CalibrationOpt,
-    CalibrationSamplesOpt,
-    DbOpt,
-    DeviceOpt,
-    ForceOpt,
-    FormatOpt,
-    InProcessOpt,
-    InputOpt,
-    MinRunsOpt,
-    MinTimeOpt,
-    ModelArgOpt,
-    ModelsArg,
-    NoDbOpt,
-    NoSaveOpt,
-    OutputOpt,
-    ParityInputsOpt,
-    PlotOpt,
-    PrecisionOpt,
-    ResolutionOpt,
-    ThreadsOpt,
-)
-from cnnprof.cli.timed import ReportCopy, collect, finish
-from cnnprof.files import check_distinct, check_writable
-from cnnprof.references import reference_files
+from cnnprof.cli.options import BackendOpt, BatchesOpt, Measure, ModelsArg, grouped
+from cnnprof.cli.timed import collect, finish
 from cnnprof.report import Column, Format, emit
 from cnnprof.rows import ProfileRow
-from cnnprof.timing.protocol import DEFAULT
 
 RATIO_FIELDS = ["params_ratio", "macs_ratio", "latency_ratio"]
 COUNT_COLUMNS = [
@@ -59,13 +32,13 @@ def config_label(backend: str, precision: str) -> str:
 
 
 def with_ratios(rows: list[ProfileRow]) -> list[dict]:
-    """Long rows (one per model x backend x precision) with ratios to the first model on the same
-    backend and precision."""
+    """Long rows (one per model x backend x precision x batch) with ratios to the first model on the
+    same backend, precision and batch."""
     first_model = rows[0].model
-    firsts = {(r.backend, r.precision): r for r in rows if r.model == first_model}
+    firsts = {(r.backend, r.precision, r.batch): r for r in rows if r.model == first_model}
     out = []
     for r in rows:
-        base = firsts.get((r.backend, r.precision), rows[0])
+        base = firsts.get((r.backend, r.precision, r.batch), rows[0])
         out.append({
             **r.to_dict(),
             "params_ratio": _ratio(r.params, base.params),
@@ -76,13 +49,15 @@ def with_ratios(rows: list[ProfileRow]) -> list[dict]:
 
 
 def wide(rows: list[ProfileRow], records: list[dict], backends: list[str]) -> tuple[list[dict], list[Column]]:
-    """One line per model for the terminal: counts, then median latency and ratio per backend and
-    precision (``records`` are ``rows`` with their ratios; ``backends`` the configuration labels in
-    order, see ``config_label``)."""
-    by_model: dict[str, dict] = {}
+    """One line per model (and batch size, when several) for the terminal: counts, then median
+    latency and ratio per backend and precision (``records`` are ``rows`` with their ratios;
+    ``backends`` the configuration labels in order, see ``config_label``)."""
+    by_model: dict[tuple, dict] = {}
+    several = len({r.get("batch") for r in records}) > 1
     for row, r in zip(rows, records):
-        line = by_model.setdefault(r["model"], {k: r.get(k) for k in ("model", "input", "params", "params_ratio",
-                                                                       "macs", "macs_ratio")})
+        keys = ("model", "batch", "input", "params", "params_ratio", "macs", "macs_ratio") if several else (
+            "model", "input", "params", "params_ratio", "macs", "macs_ratio")
+        line = by_model.setdefault((r["model"], r.get("batch")), {k: r.get(k) for k in keys})
         if r.get("backend"):
             label = config_label(r["backend"], r.get("precision") or "")
             line[f"{label}_ms"] = r.get("latency_ms_median")
@@ -97,7 +72,8 @@ def wide(rows: list[ProfileRow], records: list[dict], backends: list[str]) -> tu
             tags = ", ".join(row.warnings.kinds())
             label = config_label(row.backend, row.precision)
             line["warnings"] = "; ".join(filter(None, [line.get("warnings"), f"{label}: {tags}"]))
-    columns = list(COUNT_COLUMNS)
+    columns = COUNT_COLUMNS[:1] + [Column("batch", "batch", "int", priority=1)] + COUNT_COLUMNS[1:] if several else (
+        list(COUNT_COLUMNS))
     for b in backends:
         # the latency ratio is compare's answer: on a narrow terminal the medians go before it
         columns += [Column(f"{b}_ms", f"{b} median", "ms", priority=2), Column(f"{b}_ratio", f"{b} / first", "ratio",
@@ -111,30 +87,13 @@ def wide(rows: list[ProfileRow], records: list[dict], backends: list[str]) -> tu
     return list(by_model.values()), columns
 
 
+@grouped
 def compare_command(
     models: ModelsArg,
     backend: BackendOpt = "torch,onnxruntime",
-    precision: PrecisionOpt = "fp32",
     no_timing: Annotated[bool, typer.Option("--no-timing", help="Counts only: skip the latency columns.")] = False,
-    device: DeviceOpt = "cpu",
-    threads: ThreadsOpt = "1",
-    resolution: ResolutionOpt = None,
-    batch: BatchOpt = 1,
-    min_time: MinTimeOpt = DEFAULT.min_time_s,
-    min_runs: MinRunsOpt = DEFAULT.min_runs,
-    plot: PlotOpt = None,
-    input_shape: InputOpt = None,
-    model_arg: ModelArgOpt = None,
-    in_process: InProcessOpt = False,
-    calibration: CalibrationOpt = "minmax",
-    calibration_samples: CalibrationSamplesOpt = 32,
-    parity_inputs: ParityInputsOpt = 16,
-    force: ForceOpt = False,
-    no_save: NoSaveOpt = False,
-    db: DbOpt = DEFAULT_DB,
-    no_db: NoDbOpt = False,
-    fmt: FormatOpt = Format.table,
-    output: OutputOpt = None,
+    batch: BatchesOpt = "1",
+    m: Measure = Measure(),
 ) -> None:
     """Compare models side by side: params, MACs and latency per backend and precision, with ratios to the first.
 
@@ -157,63 +116,48 @@ def compare_command(
 
       cnnprof compare 'ghostnet*' --no-timing --format md
     """
+    from cnnprof.cli.timed import measure, plan
+
+    p = plan("compare", models, m, backend=backend, batch=batch, timed=not no_timing)
+    rows, interrupted = collect(_counted(p) if no_timing else measure(p, m))
+    if rows:
+        _report(rows, m, p, interrupted, timed=not no_timing)
+    finish(rows, interrupted)
+
+
+def _counted(p):
     from cnnprof import bench
-    from cnnprof.cli import options, stored
-    from cnnprof.cli.timed import quant_options, say_precision_context, show_fastest
-    from cnnprof.plots import check_plot_path, macs_vs_latency
-    from cnnprof.store.columns import Kind
-    from cnnprof.targets import check_batch, parse_resolution, resolve_targets
-    from cnnprof.timing.protocol import with_limits
 
-    check_writable(output)
-    check_plot_path(plot)
-    check_distinct([output, plot], reference_files(models))
-    backends, precisions, skipped, only_runnable = [], [], [], False
-    quant = None
-    if not no_timing:
-        backends, all_backends = options.parse_backends(backend)
-        precisions, all_precisions = options.parse_precisions(precision)
-        only_runnable = all_backends or all_precisions
-        quant = quant_options(calibration, calibration_samples)
-        configs, skipped = bench.configurations(backends, precisions, device=device, force=force,
-                                                only_runnable=only_runnable)
-    n_threads = options.parse_threads(threads)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
-    res = parse_resolution(resolution)
-    check_batch(batch)
-    copy = ReportCopy("compare", enabled=not no_save)
-    recorder = stored.recorder("compare", db, no_db, outputs=[output, plot])
-    if no_timing:
-        def produce(update):
-            return (row for row, _ in bench.count_rows(targets, resolution=res, batch=batch, on_progress=update))
-    else:
-        protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
-        say_precision_context(precisions, skipped, device)
+    def produce(update):
+        for batch in p.batches:
+            yield from (row for row, _ in bench.count_rows(p.targets, resolution=p.resolution, batch=batch,
+                                                          on_progress=update))
 
-        def produce(update):
-            return bench.bench_rows(targets, backends=backends, precisions=precisions, device=device, batches=[batch],
-                                    threads=n_threads, resolution=res, protocol=protocol, quant=quant, force=force,
-                                    parity_inputs=parity_inputs, only_runnable=only_runnable,
-                                    isolate=not in_process, on_progress=update)
-    rows, interrupted = collect(produce)
-    if not rows:
-        finish([], interrupted)
-        return
+    return produce
+
+
+def _report(rows: list[ProfileRow], m: Measure, p, interrupted: bool, *, timed: bool) -> None:
+    """The wide table on a terminal (else the long rows as asked), the fastest configurations, the
+    CSV copy, the database and the plot."""
+    from cnnprof.cli.timed import show_fastest
+    from cnnprof.plots import macs_vs_latency
+    from cnnprof.rows import RowKind
+
     records = with_ratios(rows)
     fields = ProfileRow.field_names() + RATIO_FIELDS
-    if fmt == Format.table and output is None:
-        labels = [] if no_timing else list(dict.fromkeys(config_label(b, p) for b, p in configs))
+    batches = ",".join(map(str, p.batches))
+    if m.fmt == Format.table and m.output is None:
+        labels = list(dict.fromkeys(config_label(b, q) for b, q in p.configs)) if timed else []
         table_rows, columns = wide(rows, records, labels)
-        settings = "" if no_timing else f"; latency: batch {batch}, {n_threads} thread(s), {device}"
+        settings = f"; latency: batch {batches}, {p.threads} thread(s), {m.device}" if timed else ""
         emit(table_rows, columns=columns, partial=interrupted,
              title=f"compared with {rows[0].model} (MACs = conv + linear multiply-adds{settings})")
     else:
-        emit(records, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted)
-    if not no_timing:
-        show_fastest(rows, to_terminal=fmt == Format.table and output is None)
-    copy.save(records, fields, partial=interrupted)
-    recorder.save(rows, kind=Kind.PROFILE, partial=interrupted, threads=n_threads)
-    if plot is not None and backends:
-        macs_vs_latency(records, plot, title=f"MACs against latency ({n_threads} thread(s), batch {batch})",
-                        by_precision=len(precisions) > 1 or precisions != ["fp32"])
-    finish(rows, interrupted)
+        emit(records, columns=COUNT_COLUMNS, fmt=m.fmt, output=m.output, fields=fields, partial=interrupted)
+    if timed:
+        show_fastest(rows, to_terminal=m.fmt == Format.table and m.output is None)
+    p.copy.save(records, fields, partial=interrupted)
+    p.recorder.save(rows, kind=RowKind.PROFILE, partial=interrupted, threads=p.threads)
+    if m.plot is not None and p.backends:
+        macs_vs_latency(records, m.plot, title=f"MACs against latency ({p.threads} thread(s), batch {batches})",
+                        by_precision=len(p.precisions) > 1 or p.precisions != ["fp32"])

@@ -123,7 +123,7 @@ def parse_filters(*, kind, model, family, backend, precision, device, batch, thr
     from cnnprof.cli import options
     from cnnprof.errors import UsageError
     from cnnprof.numbers import whole_list
-    from cnnprof.store.columns import Kind
+    from cnnprof.rows import RowKind
     from cnnprof.store.query import Filters, parse_since
     from cnnprof.timing.precision import PRECISIONS
 
@@ -137,7 +137,7 @@ def parse_filters(*, kind, model, family, backend, precision, device, batch, thr
         raise UsageError(f"--errors takes only or none, got {errors!r}")
     precisions = listed(precision, "precision", PRECISIONS)
     models = [m for item in (model or []) for m in options.parse_list(item, what="model")]
-    return Filters(kind=listed(kind, "kind", Kind.ALL), model=models, family=listed(family, "family"),
+    return Filters(kind=listed(kind, "kind", RowKind.ALL), model=models, family=listed(family, "family"),
                    backend=listed(backend, "backend"), precision=precisions,
                    device=listed(device, "device"), batch=numbers(batch, "batch"), threads=numbers(threads, "threads"),
                    revision=listed(revision, "revision"), machine=machine, command=listed(command_name, "command"),

@@ -126,7 +126,7 @@ def record_command(
     from cnnprof.gate.measure import Settings
     from cnnprof.references import reference_files
     from cnnprof.report import emit
-    from cnnprof.store.columns import Kind
+    from cnnprof.rows import RowKind
 
     started = time.perf_counter()
     if baseline.exists() and not update:
@@ -161,7 +161,7 @@ def record_command(
         })
     emit(rows, columns=RECORD_COLUMNS, fmt=fmt, output=output, fields=RECORD_FIELDS,
          title=f"baseline {baseline} ({backend}, {precision}, {n_threads} thread(s))")
-    recorder.save(rows, kind=Kind.GATE_RECORD, threads=n_threads, context={"baseline": str(baseline)},
+    recorder.save(rows, kind=RowKind.GATE_RECORD, threads=n_threads, context={"baseline": str(baseline)},
                   extra={"backend": backend, "precision": precision, "threads": n_threads, "device": "cpu"})
     say(f"wrote {baseline} ({len(rows)} model(s), {processes} process(es), "
                            f"{time.perf_counter() - started:.0f} s)")
@@ -216,7 +216,7 @@ def check_command(
     from cnnprof.gate.baseline import load_baseline
     from cnnprof.gate.measure import Settings
     from cnnprof.report import emit
-    from cnnprof.store.columns import Kind
+    from cnnprof.rows import RowKind
 
     started = time.perf_counter()
     check_writable(output)
@@ -237,7 +237,7 @@ def check_command(
     fields = [f for f in records[0] if f != "ratio_ci"]
     emit(records, columns=CHECK_COLUMNS, fmt=fmt, output=output, fields=fields,
          title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}")
-    recorder.save(result.rows, kind=Kind.GATE_CHECK, threads=base.threads,
+    recorder.save(result.rows, kind=RowKind.GATE_CHECK, threads=base.threads,
                   context={"baseline": str(baseline), "factor": factor, "alpha": alpha},
                   extra={"backend": base.backend, "precision": base.precision, "threads": base.threads,
                          "batch": 1, "device": "cpu"})

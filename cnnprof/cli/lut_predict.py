@@ -146,7 +146,7 @@ def predict_command(
     protocol = with_limits(LUT_NETWORK if table.probe else WHOLE, min_time_s=min_time)
     from cnnprof.cli import stored
     from cnnprof.cli.common import progress
-    from cnnprof.store.columns import Kind
+    from cnnprof.rows import RowKind
 
     recorder = stored.recorder("lut-predict", db, no_db or not measure, outputs=[output])  # measured rows only
 
@@ -163,7 +163,7 @@ def predict_command(
                    or any(getattr(r, c.field) not in (None, "") for r in rows)]
         rows = [dataclasses.replace(r, missing=_shorten(r.missing)) for r in rows]
     emit(rows, columns=columns, fmt=fmt, output=output, fields=evaluate.ROW_FIELDS, title=title)
-    recorder.save(result.rows, kind=Kind.PREDICT, threads=table.threads, context={"table": str(path)},
+    recorder.save(result.rows, kind=RowKind.PREDICT, threads=table.threads, context={"table": str(path)},
                   extra={"backend": table.backend, "threads": table.threads, "device": "cpu"})
     summary = list(result.summary)
     if result.rate is not None:

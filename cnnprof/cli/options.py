@@ -1,41 +1,79 @@
-"""Options shared by several commands, defined once."""
+"""Options shared by several commands, defined once.
+
+Every option more than one command takes has its names in ``FLAGS`` (long name and short flag),
+so ``--precision`` is ``-p`` wherever it is taken; ``option(key, help=...)`` declares it with a
+command's own help and type. The options ``bench`` and ``compare`` (and other measuring commands)
+share are one dataclass, ``Measure``: a command takes ``m: Measure`` and ``grouped`` writes the
+group's fields into the command's signature as options and hands the command the assembled
+dataclass (Typer reads the signature; the body reads ``m.threads``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import typing
 from pathlib import Path
-from typing import Annotated, Optional, Sequence
+from typing import Annotated, Any, Callable, Optional, Sequence
 
 import typer
 
 from cnnprof.errors import UsageError
-from cnnprof.files import REPORTS_DIR
+from cnnprof.files import DEFAULT_DB
 from cnnprof.home import WHERE
 from cnnprof.report import Format
+from cnnprof.timing.protocol import DEFAULT
 
-FormatOpt = Annotated[
-    Format, typer.Option("--format", "-f", help="table (terminal), csv, json or md.", case_sensitive=False)
-]
+# every option taken by more than one command: its long name and short flag, the same everywhere
+FLAGS: dict[str, tuple[str, ...]] = {
+    "backend": ("--backend",),
+    "precision": ("--precision", "-p"),
+    "device": ("--device",),
+    "batch": ("--batch", "-b"),
+    "threads": ("--threads", "-t"),
+    "resolution": ("--resolution", "-r"),
+    "input": ("--input", "-i"),
+    "model_arg": ("--model-arg", "-a"),
+    "min_time": ("--min-time",),
+    "min_runs": ("--min-runs",),
+    "plot": ("--plot",),
+    "format": ("--format", "-f"),
+    "output": ("--output", "-o"),
+    "db": ("--db",),
+    "no_db": ("--no-db",),
+    "no_save": ("--no-save",),
+    "machine": ("--machine",),
+    "trust": ("--trust",),
+}
+
+
+def option(key: str, help: str, **kwargs: Any) -> Any:
+    """``typer.Option`` for the shared option ``key`` (its names from ``FLAGS``)."""
+    return typer.Option(*FLAGS[key], help=help, **kwargs)
+
+
+FormatOpt = Annotated[Format, option("format", help="table (terminal), csv, json or md.", case_sensitive=False)]
 OutputOpt = Annotated[
-    Optional[Path],
-    typer.Option("--output", "-o", help="Write the report to this file (atomically) instead of stdout.",
-                 dir_okay=False),
+    Optional[Path], option("output", help="Write the report to this file (atomically) instead of stdout.",
+                           dir_okay=False)
 ]
 ResolutionOpt = Annotated[
-    Optional[str],
-    typer.Option("--resolution", "-r", help="Input size N (square) or HxW; default: each model's native input."),
+    Optional[str], option("resolution", help="Input size N (square) or HxW; default: each model's native input.")
 ]
-BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Batch size.")]
+BatchOpt = Annotated[int, option("batch", help="Batch size.")]
+BatchesOpt = Annotated[str, option("batch", help="Batch sizes, comma-separated (e.g. 1,8,32).")]
 ModelsArg = Annotated[
     list[str], typer.Argument(help="Model names, family aliases or patterns such as 'ghostnet*' (see `cnnprof list`).")
 ]
 
+BACKENDS_HELP = "torch, compile, onnxruntime, openvino, tensorrt (CUDA)"
 BackendOpt = Annotated[
-    str, typer.Option("--backend", help="Comma-separated backends: torch, compile, onnxruntime, openvino, tensorrt "
-                      "(CUDA), or all (every one that runs here).")
+    str, option("backend", help=f"Comma-separated backends: {BACKENDS_HELP}, or all (every one that runs here).")
 ]
 PrecisionOpt = Annotated[
-    str, typer.Option("--precision", "-p", help="Comma-separated precisions: fp32, fp16 (CUDA), bf16, int8 (ONNX "
-                      "backends: a static QDQ quantisation), or all (every one each backend runs here).")
+    str, option("precision", help="Comma-separated precisions: fp32, fp16 (CUDA), bf16, int8 (ONNX "
+                "backends: a static QDQ quantisation), or all (every one each backend runs here).")
 ]
 PRECISION_PANEL = "Precision and parity"
 CalibrationOpt = Annotated[
@@ -62,49 +100,114 @@ InProcessOpt = Annotated[
     bool, typer.Option("--in-process", help="Time in this process instead of a fresh worker per configuration: "
                        "a few seconds faster per row, but no peak memory figure.")
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
+DeviceOpt = Annotated[str, option("device", help="cpu or cuda.")]
 ThreadsOpt = Annotated[
     str,
-    typer.Option("--threads", "-t", help="Intra-op threads for torch and ONNX Runtime alike: N or 'all' (default 1, "
-                 "the papers' single-core protocol and the steadiest on a shared machine)."),
+    option("threads", help="Intra-op threads for torch and ONNX Runtime alike: N or 'all' (default 1, "
+           "the papers' single-core protocol and the steadiest on a shared machine)."),
 ]
-PlotOpt = Annotated[
-    Optional[Path], typer.Option("--plot", help="Also draw a picture to this .png/.svg file.", dir_okay=False)
-]
+PlotOpt = Annotated[Optional[Path], option("plot", help="Also draw a picture to this .png/.svg file.", dir_okay=False)]
 MinTimeOpt = Annotated[
-    float, typer.Option("--min-time", help="Measure for at least this many seconds per configuration.", min=0.0)
+    float, option("min_time", help="Measure for at least this many seconds per configuration.", min=0.0)
 ]
-MinRunsOpt = Annotated[int, typer.Option(
-    "--min-runs", min=1, max=100_000,
+MinRunsOpt = Annotated[int, option(
+    "min_runs", min=1, max=100_000,
     help="Measure at least this many calls (up to 100000; a 95% bound of p90 needs 64, of p99 662: docs/timing.md).")]
 NoSaveOpt = Annotated[
-    bool, typer.Option("--no-save", help=f"Do not keep a CSV copy of the rows under reports/ ({WHERE}).")
+    bool, option("no_save", help=f"Do not keep a CSV copy of the rows under reports/ ({WHERE}).")
 ]
 DbOpt = Annotated[
     Path,
-    typer.Option("--db", help="Also append the rows to this results database (SQLite; see `cnnprof db`; default "
-                 f"reports/cnnprof.db: {WHERE}).",
-                 dir_okay=False, envvar="CNNPROF_DB"),
+    option("db", help="Also append the rows to this results database (SQLite; see `cnnprof db`; default "
+           f"reports/cnnprof.db: {WHERE}).", dir_okay=False, envvar="CNNPROF_DB"),
 ]
-NoDbOpt = Annotated[bool, typer.Option("--no-db", help="Do not record the rows in the results database.")]
-DEFAULT_DB = Path(REPORTS_DIR) / "cnnprof.db"
+ReadDbOpt = Annotated[Path, option("db", help="The results database.", dir_okay=False, envvar="CNNPROF_DB")]
+NoDbOpt = Annotated[bool, option("no_db", help="Do not record the rows in the results database.")]
 InputOpt = Annotated[
-    Optional[str],
-    typer.Option("--input", "-i", help="Input shape CxHxW (needed for a user model that declares none)."),
+    Optional[str], option("input", help="Input shape CxHxW (needed for a user model that declares none).")
 ]
 ModelArgOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--model-arg", "-a", help="key=value passed to a user model's factory (repeatable)."),
+    Optional[list[str]], option("model_arg", help="key=value passed to a user model's factory (repeatable).")
 ]
 
 TrustOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--trust", metavar="PATH-OR-MODULE", show_default=False,
-                 help="Allow a model reference read from a data file (a baseline, a sweep file) to run this code: a "
-                 "module (and its submodules) or a .py file or folder. Without it, such a file may name only "
-                 "registered models, .onnx files and .py files inside its own folder or git repository; "
-                 "references typed on the command line need no --trust (repeatable)."),
+    option("trust", metavar="PATH-OR-MODULE", show_default=False,
+           help="Allow a model reference read from a data file (a baseline, a sweep file) to run this code: a "
+           "module (and its submodules) or a .py file or folder. Without it, such a file may name only "
+           "registered models, .onnx files and .py files inside its own folder or git repository; "
+           "references typed on the command line need no --trust (repeatable)."),
 ]
+
+# the filters of the commands that read the results database (history, db rows)
+BackendFilterOpt = Annotated[Optional[str], option("backend", help="Only these backends (comma-separated).")]
+PrecisionFilterOpt = Annotated[Optional[str], option("precision", help="Only these precisions (comma-separated: "
+                                                     "fp32, fp16, bf16, int8).")]
+BatchFilterOpt = Annotated[Optional[str], option("batch", help="Only these batch sizes (comma-separated).")]
+ThreadsFilterOpt = Annotated[Optional[str], option("threads", help="Only these thread counts (comma-separated).")]
+
+
+# -- option groups ----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Measure:
+    """How ``bench`` and ``compare`` measure and where their rows go: the options they share
+    (each field's annotation is its option; ``--backend`` and ``--batch``'s default are each
+    command's own)."""
+
+    precision: PrecisionOpt = "fp32"
+    device: DeviceOpt = "cpu"
+    threads: ThreadsOpt = "1"
+    resolution: ResolutionOpt = None
+    min_time: MinTimeOpt = DEFAULT.min_time_s
+    min_runs: MinRunsOpt = DEFAULT.min_runs
+    plot: PlotOpt = None
+    input_shape: InputOpt = None
+    model_arg: ModelArgOpt = None
+    in_process: InProcessOpt = False
+    calibration: CalibrationOpt = "minmax"
+    calibration_samples: CalibrationSamplesOpt = 32
+    parity_inputs: ParityInputsOpt = 16
+    force: ForceOpt = False
+    no_save: NoSaveOpt = False
+    db: DbOpt = DEFAULT_DB
+    no_db: NoDbOpt = False
+    fmt: FormatOpt = Format.table
+    output: OutputOpt = None
+
+
+GROUPS: tuple[type, ...] = (Measure,)
+
+
+def grouped(func: Callable) -> Callable:
+    """A command whose parameters include an option group (``m: Measure``): its signature, as
+    Typer reads it, has the group's fields in the group's place, and the command is called with
+    the group assembled from them."""
+    hints = typing.get_type_hints(func, include_extras=True)
+    params: list[inspect.Parameter] = []
+    groups: dict[str, type] = {}
+    for p in inspect.signature(func).parameters.values():
+        kind = hints.get(p.name)
+        if kind in GROUPS:
+            groups[p.name] = kind
+            fields = typing.get_type_hints(kind, include_extras=True)
+            params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=fields[f.name],
+                                         default=f.default) for f in dataclasses.fields(kind)]
+        else:
+            params.append(p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY))
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):
+        raise TypeError(f"{func.__name__}: an option is declared twice: {sorted(n for n in names if names.count(n) > 1)}")
+
+    @functools.wraps(func)
+    def run(**kwargs: Any) -> Any:
+        for name, kind in groups.items():
+            kwargs[name] = kind(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(kind) if f.name in kwargs})
+        return func(**kwargs)
+
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    del run.__wrapped__  # Typer reads __signature__; nothing should look past it
+    return run
 
 
 # -- parsing option values ------------------------------------------------------------------------

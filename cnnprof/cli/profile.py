@@ -133,7 +133,7 @@ def profile_command(
     """
     from cnnprof import bench
     from cnnprof.cli import stored
-    from cnnprof.store.columns import Kind
+    from cnnprof.rows import RowKind
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets
 
     check_writable(output)
@@ -160,7 +160,7 @@ def profile_command(
         results = bench.count_rows(targets, resolution=res, batch=batch, on_progress=update)
     rows = [row for row, _ in results]
     emit(rows, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=ProfileRow)
-    recorder.save(rows, kind=Kind.PROFILE)
+    recorder.save(rows, kind=RowKind.PROFILE)
     if fmt == Format.table and output is None and len(results) == 1 and results[0][1] is not None:
         _print_details(results[0][1], depth)
     fail_on_error_rows(rows)
@@ -240,7 +240,7 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
     from cnnprof.cli import options, stored
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
-    from cnnprof.store.columns import Kind
+    from cnnprof.rows import RowKind
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets, target_input
     from cnnprof.terminal import say
     from cnnprof.timing.protocol import with_limits
@@ -269,7 +269,7 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
         ):
             profiles.append(profile)
     records = [r.to_dict() for p in profiles for r in p.ordered(top)]
-    recorder.save(records, kind=Kind.LAYER, threads=n_threads, context={"roofs": roofs.to_dict()})
+    recorder.save(records, kind=RowKind.LAYER, threads=n_threads, context={"roofs": roofs.to_dict()})
     fields = layerprof.LayerRow.field_names()
     if fmt != Format.table or output is not None:
         emit(records, columns=LAYER_COLUMNS, fmt=fmt, output=output, fields=fields)

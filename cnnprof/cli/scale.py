@@ -78,7 +78,7 @@ def scale_command(
     from cnnprof.cli import stored
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
-    from cnnprof.store.columns import Kind
+    from cnnprof.rows import RowKind
     from cnnprof.timing import BACKENDS
     from cnnprof.timing.precision import parse_precisions
 
@@ -117,7 +117,7 @@ def scale_command(
         emit(records, columns=columns, title=title)
     else:
         emit(records, columns=columns, fmt=fmt, output=output, fields=scaling.ScaleRow.field_names())
-    recorder.save(rows, kind=Kind.SCALE, context={"alpha": alpha, "beta": beta, "gamma": gamma},
+    recorder.save(rows, kind=RowKind.SCALE, context={"alpha": alpha, "beta": beta, "gamma": gamma},
                   extra={"backend": "torch" if latency else None, "threads": 1 if latency else None})
     if plot is not None:
         _draw(rows, plot, title=f"{rows[0].base}: compound scaling (α={alpha:g}, β={beta:g}, γ={gamma:g})")

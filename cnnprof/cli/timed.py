@@ -7,7 +7,11 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
 from cnnprof.cli.common import progress
+from cnnprof.cli.options import Measure
 from cnnprof.errors import RowsFailed, shorten
 from cnnprof.files import REPORTS_DIR, ensure_folder, write_atomic
 from cnnprof.report import Column, Format, render_text
@@ -131,3 +135,76 @@ def fail_on_error_rows(rows) -> None:
         names = ", ".join(dict.fromkeys(failed))
         raise RowsFailed(f"some rows failed: {len(failed)} of {len(rows)} ({shorten(names, 120)}); "
                          "see their error column")
+
+
+@dataclass
+class Plan:
+    """A measuring command's options checked and resolved before anything is measured."""
+
+    targets: list
+    backends: list[str]
+    precisions: list[str]
+    configs: list
+    only_runnable: bool
+    all_backends: bool  # --backend all: every backend that runs here
+    quant: Any
+    batches: list[int]
+    threads: int
+    resolution: tuple[int, int] | None
+    protocol: Any
+    copy: ReportCopy
+    recorder: Any
+
+
+def plan(name: str, models: Sequence[str], m: Measure, *, backend: str, batch: str, timed: bool = True,
+         cuda_graphs: bool = False) -> Plan:
+    """What ``bench`` and ``compare`` check before measuring, in this order: the output paths, the
+    backends and precisions (``timed``), batches, threads, the models, the resolution, the report
+    copy's folder and the database; a bad one is one line, exit 2, before any model is built."""
+    from cnnprof import bench
+    from cnnprof.cli import options, stored
+    from cnnprof.files import check_distinct, check_writable
+    from cnnprof.plots import check_plot_path
+    from cnnprof.references import reference_files
+    from cnnprof.targets import parse_resolution, resolve_targets
+    from cnnprof.timing.protocol import DEFAULT, with_limits
+
+    check_writable(m.output)
+    check_plot_path(m.plot)
+    check_distinct([m.output, m.plot], reference_files(models))
+    backends, precisions, configs, skipped, only_runnable, quant = [], [], [], [], False, None
+    all_backends = False
+    if timed:
+        backends, all_backends = options.parse_backends(backend)
+        precisions, all_precisions = options.parse_precisions(m.precision)
+        only_runnable = all_backends or all_precisions
+        quant = quant_options(m.calibration, m.calibration_samples)
+        options.check_cuda_graphs(cuda_graphs, backends, m.device)
+        configs, skipped = bench.configurations(backends, precisions, device=m.device, force=m.force,
+                                                cuda_graphs=cuda_graphs, only_runnable=only_runnable)
+    batches = options.parse_batches(batch)
+    threads = options.parse_threads(m.threads)
+    targets = resolve_targets(models, input_shape=m.input_shape, model_args=m.model_arg, keep_errors=len(models) > 1)
+    resolution = parse_resolution(m.resolution)
+    copy = ReportCopy(name, enabled=not m.no_save)
+    recorder = stored.recorder(name, m.db, m.no_db, outputs=[m.output, m.plot])
+    protocol = with_limits(DEFAULT, min_time_s=m.min_time, min_runs=m.min_runs)
+    if timed:
+        say_precision_context(precisions, skipped, m.device)
+    return Plan(targets=targets, backends=backends, precisions=precisions, configs=configs,
+                only_runnable=only_runnable, all_backends=all_backends, quant=quant, batches=batches, threads=threads, resolution=resolution,
+                protocol=protocol, copy=copy, recorder=recorder)
+
+
+def measure(p: Plan, m: Measure, *, cuda_graphs: bool = False, **extra: Any) -> Callable:
+    """The rows' producer for ``collect``: every target timed on every configuration of ``p``."""
+    from cnnprof import bench
+
+    def produce(update):
+        return bench.bench_rows(
+            p.targets, backends=p.backends, precisions=p.precisions, device=m.device, batches=p.batches,
+            threads=p.threads, resolution=p.resolution, protocol=p.protocol, quant=p.quant, force=m.force,
+            cuda_graphs=cuda_graphs, parity_inputs=m.parity_inputs, only_runnable=p.only_runnable,
+            isolate=not m.in_process, on_progress=update, **extra)
+
+    return produce

@@ -22,13 +22,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from cnnprof.files import REPORTS_DIR
+from cnnprof.files import DEFAULT_DB
 from cnnprof.store.columns import Kind, env_key, machine_label, revision_of, row_columns
 from cnnprof.store.db import DatabaseError, connect, transaction
 from cnnprof.store.identity import Identity, abandon
 from cnnprof.store.schema import ROW_COLUMNS, SCHEMA_VERSION
-
-DEFAULT_DB = Path(REPORTS_DIR) / "cnnprof.db"
 
 __all__ = ["DEFAULT_DB", "DatabaseError", "Kind", "SCHEMA_VERSION", "Store", "now_iso"]
 

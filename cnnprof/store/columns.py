@@ -15,21 +15,11 @@ import math
 import re
 from typing import Any, Mapping
 
+from cnnprof.rows import RowKind
 from cnnprof.store.schema import ROW_COLUMNS
 
 
-class Kind:
-    """The kinds of rows the database holds (the ``kind`` column)."""
-
-    PROFILE = "profile"  # ProfileRow: profile, compare, bench, sweep
-    LAYER = "layer"  # layerprof.LayerRow: profile --timing
-    CLAIM = "claim"  # claims.ClaimResult
-    GATE_RECORD = "gate-record"  # one model of a baseline
-    GATE_CHECK = "gate-check"  # gate.core.Verdict
-    PREDICT = "predict"  # lut.evaluate.PredictRow
-    SCALE = "scale"  # scaling.ScaleRow
-
-    ALL = (PROFILE, LAYER, CLAIM, GATE_RECORD, GATE_CHECK, PREDICT, SCALE)
+Kind = RowKind  # the kinds of rows (the ``kind`` column); defined with the rows
 
 
 RENAMES: dict[str, dict[str, str]] = {
