@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 from store_data import environment
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
+from support import one_line
 
 
 def sha(path: Path) -> str:

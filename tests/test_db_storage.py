@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 from store_data import fill
+from support import one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from cnnprof.cli import main; main()"]
-
-
-def one_line(stderr: str) -> bool:
-    return stderr.count("\n") == 1 and stderr.startswith("cnnprof: error:")
 
 
 def _cnnprof(*args, cwd, timeout=120, **kwargs):

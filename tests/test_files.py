@@ -13,12 +13,9 @@ from pathlib import Path
 import pytest
 
 from cnnprof.files import WriteError, check_distinct, write_atomic
+from support import one_line
 
 USER = str(Path(__file__).with_name("user_model.py"))
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
 
 
 # -- 1. --output onto something that is not a regular file ---------------------------------------

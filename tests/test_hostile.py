@@ -8,12 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from support import one_line
 
 USER = str(Path(__file__).with_name("user_model.py"))
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
 
 
 # -- 7. values that overflow or make no sense ------------------------------------------------------

@@ -11,14 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import one_line
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 USER = str(Path(__file__).with_name("user_model.py"))
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
 
 
 @pytest.fixture(scope="module")

@@ -34,16 +34,6 @@ def conv_weights(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module's forwards on one thread: counts do not depend on it, and on a busy 2-core
-    machine two threads waiting on each other make these small convolutions many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @functools.cache
 def native_counts(name: str) -> tuple[int, int]:
     """(params, MACs) at the native input, from the shape counter (tests/shape_counter.py)."""

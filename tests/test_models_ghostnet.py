@@ -22,16 +22,6 @@ V2_NAMES = ["ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160"]
 FREE_OPS = {"aten::add", "aten::mul", "aten::hardsigmoid", "aten::sigmoid", "aten::avg_pool2d"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Counts do not depend on threads; one thread keeps this file fast on a busy 2-core machine
-    (oversubscribed intra-op threads made a 64x64 forward 30x slower). Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 

@@ -20,6 +20,7 @@ from cnnprof.timing import TimingOptions, check_options
 from cnnprof.timing import precision as prec
 from cnnprof.timing.parity import ParityMeter, parity_batches, parity_notes
 from cnnprof.timing.protocol import Protocol
+from support import one_line
 
 USER = str(Path(__file__).with_name("user_model.py"))
 FAST = Protocol(warmup_runs=1, warmup_s=0.0, min_runs=5, min_time_s=0.0)
@@ -27,10 +28,6 @@ INT8_SQNR_MAX_DB = 60  # one 8-bit rounding of a full-scale signal: ~50 dB
 # A tiny model's peak memory beyond the idle worker (measured: torch ~7 MB, ONNX Runtime ~12 MB,
 # OpenVINO ~45 MB); with the idle worker counted too they would read ~240, ~65 and ~100 MB.
 PEAK_MAX = {"torch": 48 << 20, "onnxruntime": 32 << 20, "openvino": 72 << 20}
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
 
 
 def tiny():

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 from store_data import fill
+from support import one_line
 
 USER = str(Path(__file__).with_name("user_model.py"))
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
 
 
 def _read_only_file(path: Path) -> str:

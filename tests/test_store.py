@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 from store_data import environment, fill
+from support import one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = str(Path(__file__).with_name("user_model.py"))
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
 
 
 def digest(path: Path) -> tuple[str, int]:

@@ -15,14 +15,11 @@ from pathlib import Path
 
 import pytest
 from sweep_processes import workers_of
+from support import one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = str(Path(__file__).with_name("user_model.py"))
 FAILING = str(Path(__file__).with_name("sweep_models.py"))
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
 
 
 # -- the matrix ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ HOSTILE = {
 # Flatten + Linear(48 -> 2) at 3x4x4 is 98 parameters and 96 MACs
 PROBE = """from pathlib import Path
 from torch import nn
+from support import one_line
 
 def net():
     with open({mark!r}, "a") as f:
@@ -37,10 +38,6 @@ def net():
 PROBE_INPUT, PROBE_COUNTS = (3, 4, 4), {"params": 98, "macs": 96}
 # a module that leaves a mark as soon as it is imported
 ON_IMPORT = "open({mark!r}, 'w').close()\ndef net():\n    raise SystemExit('never')\n"
-
-
-def one_line(result) -> bool:
-    return result.stderr.count("\n") == 1 and result.stderr.startswith("cnnprof: error:")
 
 
 def baseline_of(folder: Path, *names: str, shape=(3, 64, 64), **record) -> Path:

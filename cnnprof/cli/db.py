@@ -9,7 +9,16 @@ from typing import Annotated, Optional
 import typer
 
 from cnnprof.cli.common import command
-from cnnprof.cli.options import DEFAULT_DB, OutputOpt
+from cnnprof.cli.options import (
+    DEFAULT_DB,
+    BackendFilterOpt,
+    BatchFilterOpt,
+    OutputOpt,
+    PrecisionFilterOpt,
+    ReadDbOpt,
+    ThreadsFilterOpt,
+    option,
+)
 from cnnprof.home import WHERE
 from cnnprof.report import Column, Format
 
@@ -27,9 +36,6 @@ db_app = typer.Typer(
     add_completion=False,
 )
 
-ReadDbOpt = Annotated[Path, typer.Option("--db", help="The results database.", dir_okay=False, envvar="CNNPROF_DB")]
-
-
 class DbFormat(str, Enum):
     table = "table"
     csv = "csv"
@@ -38,8 +44,8 @@ class DbFormat(str, Enum):
     parquet = "parquet"
 
 
-DbFormatOpt = Annotated[DbFormat, typer.Option("--format", "-f", case_sensitive=False,
-                                               help="table (terminal), csv, json, md or parquet (needs --output).")]
+DbFormatOpt = Annotated[DbFormat, option("format", case_sensitive=False,
+                                        help="table (terminal), csv, json, md or parquet (needs --output).")]
 
 RUN_COLUMNS = [
     Column("id", "run", "int", priority=0),
@@ -153,14 +159,14 @@ def rows_command(
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model names or patterns "
                                                        "('ghostnet*'; repeatable or comma-separated).")] = None,
     family: Annotated[Optional[str], typer.Option("--family", help="Families, comma-separated.")] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", help="Backends, comma-separated.")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, fp16, bf16, int8.")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda.")] = None,
-    batch: Annotated[Optional[str], typer.Option("--batch", "-b", help="Batch sizes, comma-separated.")] = None,
-    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, comma-separated.")] = None,
+    backend: BackendFilterOpt = None,
+    precision: PrecisionFilterOpt = None,
+    device: Annotated[Optional[str], option("device", help="Only these devices (comma-separated: cpu, cuda).")] = None,
+    batch: BatchFilterOpt = None,
+    threads: ThreadsFilterOpt = None,
     revision: Annotated[Optional[str], typer.Option("--revision", help="cnnprof revisions (prefixes), "
                                                     "comma-separated.")] = None,
-    machine: Annotated[Optional[str], typer.Option("--machine", help="A part of the machine's label (host, "
+    machine: Annotated[Optional[str], option("machine", help="A part of the machine's label (host, "
                                                    "CPU).")] = None,
     command_name: Annotated[Optional[str], typer.Option("--command", help="Rows of these commands' runs "
                                                         "(bench, sweep, ...).")] = None,

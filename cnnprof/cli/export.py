@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from cnnprof.cli.common import progress
-from cnnprof.cli.options import WHERE, FormatOpt, InputOpt, ModelArgOpt
+from cnnprof.cli.options import WHERE, FormatOpt, InputOpt, ModelArgOpt, option
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
 from cnnprof.terminal import say
@@ -38,7 +38,7 @@ def export_command(
     model: Annotated[str, typer.Argument(help="A registered model name or alias, or a user model reference.")],
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 17,
     dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Make the batch dimension dynamic.")] = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the .onnx file "
+    output: Annotated[Optional[Path], option("output", help="Where to write the .onnx file "
                                                    f"(default models/NAME.onnx; {WHERE}).", dir_okay=False)] = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,

@@ -24,6 +24,7 @@ from cnnprof.cli.options import (
     ResolutionOpt,
     ThreadsOpt,
     TrustOpt,
+    option,
 )
 from cnnprof.files import REPORTS_DIR
 from cnnprof.gate.measure import MAX_INSTANCES
@@ -51,7 +52,7 @@ BaselineOpt = Annotated[Path, typer.Option("--baseline", help="The baseline JSON
 DEFAULT_BASELINE = Path(REPORTS_DIR) / "baseline.json"
 ProcessesOpt = Annotated[int, typer.Option("--processes", min=1, rich_help_panel=EXPERT,
                                            help="Fresh measurement processes, run one after another.")]
-MinTimeOpt = Annotated[float, typer.Option("--min-time", min=0.0, rich_help_panel=EXPERT,
+MinTimeOpt = Annotated[float, option("min_time", min=0.0, rich_help_panel=EXPERT,
                                            help="Seconds of timed rounds per process (and at least 12 rounds).")]
 
 RECORD_COLUMNS = [
@@ -83,8 +84,8 @@ CHECK_COLUMNS = [
 def record_command(
     models: ModelsArg,
     baseline: BaselineOpt = DEFAULT_BASELINE,
-    backend: Annotated[str, typer.Option("--backend", help="torch, compile, onnxruntime or openvino.")] = "torch",
-    precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16 or int8 (int8: onnxruntime or "
+    backend: Annotated[str, option("backend", help="torch, compile, onnxruntime or openvino.")] = "torch",
+    precision: Annotated[str, option("precision", help="fp32, bf16 or int8 (int8: onnxruntime or "
                                            "openvino); recorded in the baseline and used by check.")] = "fp32",
     threads: ThreadsOpt = "1",
     resolution: ResolutionOpt = None,

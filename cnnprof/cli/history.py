@@ -7,7 +7,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from cnnprof.cli.options import DEFAULT_DB, FormatOpt, OutputOpt, PlotOpt
+from cnnprof.cli.options import (
+    DEFAULT_DB,
+    BackendFilterOpt,
+    BatchFilterOpt,
+    FormatOpt,
+    OutputOpt,
+    PlotOpt,
+    PrecisionFilterOpt,
+    ReadDbOpt,
+    ThreadsFilterOpt,
+    option,
+)
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -50,14 +61,12 @@ def with_changes(lines: list[dict]) -> list[dict]:
 
 def history_command(
     model: Annotated[str, typer.Argument(help="A registered model name or a user reference, as recorded.")],
-    backend: Annotated[Optional[str], typer.Option("--backend", help="Only these backends (comma-separated).")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="Only these precisions.")] = None,
-    batch: Annotated[Optional[str], typer.Option("--batch", "-b", help="Only these batch sizes.")] = None,
-    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Only these thread counts.")] = None,
-    machine: Annotated[Optional[str], typer.Option("--machine",
-                                                   help="Only machines whose label contains this.")] = None,
-    db: Annotated[Path, typer.Option("--db", help="The results database.", dir_okay=False,
-                                     envvar="CNNPROF_DB")] = DEFAULT_DB,
+    backend: BackendFilterOpt = None,
+    precision: PrecisionFilterOpt = None,
+    batch: BatchFilterOpt = None,
+    threads: ThreadsFilterOpt = None,
+    machine: Annotated[Optional[str], option("machine", help="Only machines whose label contains this.")] = None,
+    db: ReadDbOpt = DEFAULT_DB,
     plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cnnprof.cli.options import DEFAULT_DB, WHERE
+from cnnprof.cli.options import DEFAULT_DB, WHERE, option
 from cnnprof.files import REPORTS_DIR
 from cnnprof.terminal import say
 
@@ -18,9 +18,9 @@ def report_command(
     inputs: Annotated[Optional[list[Path]], typer.Argument(
         help="CSV or JSON reports of cnnprof commands to show instead of the database.", show_default=False,
         dir_okay=False)] = None,
-    db: Annotated[Path, typer.Option("--db", help=f"The results database (reports/: {WHERE}).", dir_okay=False,
+    db: Annotated[Path, option("db", help=f"The results database (reports/: {WHERE}).", dir_okay=False,
                                      envvar="CNNPROF_DB")] = DEFAULT_DB,
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False,
+    output: Annotated[Path, option("output", dir_okay=False,
                                          help=f"The HTML file to write (atomically; reports/: {WHERE}).")
                       ] = DEFAULT_OUTPUT,
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Only these models (names or "

@@ -20,6 +20,7 @@ from cnnprof.cli.options import (
     NoDbOpt,
     OutputOpt,
     ResolutionOpt,
+    option,
 )
 from cnnprof.cli.timed import fail_on_error_rows
 from cnnprof.files import check_distinct, check_writable
@@ -75,27 +76,27 @@ def profile_command(
     timing: Annotated[bool, typer.Option(
         "--timing", help="Time every layer and join it with its MACs and bytes: achieved GMAC/s, MACs per byte, "
                          "share of latency against share of MACs, op kind, per-kind summary, coverage.")] = False,
-    backend: Annotated[Optional[str], typer.Option(
-        "--backend", show_default=False,
+    backend: Annotated[Optional[str], option(
+        "backend", show_default=False,
         help="With --timing: torch (eager, forward hooks; default) or onnxruntime (its profiler, nodes mapped "
              "back to modules).")] = None,
     top: Annotated[Optional[int], typer.Option(
         "--top", show_default=False,
         help=f"With --timing: list first the N layers whose latency share most exceeds their MAC share "
              f"(default {TOP_DEFAULT}).")] = None,
-    plot: Annotated[Optional[Path], typer.Option(
-        "--plot", dir_okay=False, show_default=False,
+    plot: Annotated[Optional[Path], option(
+        "plot", dir_okay=False, show_default=False,
         help="With --timing: draw the roofline (MACs/byte against achieved GMAC/s, this machine's roofs) "
              "to this .png/.svg/.pdf.")] = None,
-    threads: Annotated[Optional[str], typer.Option(
-        "--threads", "-t", show_default=False,
+    threads: Annotated[Optional[str], option(
+        "threads", show_default=False,
         help="With --timing: intra-op threads, N or 'all' (default 1).")] = None,
-    min_time: Annotated[Optional[float], typer.Option(
-        "--min-time", min=0.0, show_default=False,
+    min_time: Annotated[Optional[float], option(
+        "min_time", min=0.0, show_default=False,
         help=f"With --timing: measure for at least this many seconds per model "
              f"(default {PER_LAYER.min_time_s:g}).")] = None,
-    min_runs: Annotated[Optional[int], typer.Option(
-        "--min-runs", min=1, max=100_000, show_default=False,
+    min_runs: Annotated[Optional[int], option(
+        "min_runs", min=1, max=100_000, show_default=False,
         help=f"With --timing: at least this many timed runs per model (default {PER_LAYER.min_runs}).")] = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.common import progress
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, NoDbOpt, OutputOpt, PlotOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, NoDbOpt, OutputOpt, PlotOpt, option
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
 from cnnprof.terminal import say
@@ -40,14 +40,14 @@ def scale_command(
     base: Annotated[str, typer.Option(
         "--base", help="Registered variant to scale: any with a square input (every family has width and "
                        "depth multipliers).")] = "efficientnet_b0",
-    resolution: Annotated[int | None, typer.Option(
-        "--resolution", "-r", help="Input side at φ = 0 (default: the base's native input).")] = None,
+    resolution: Annotated[int | None, option(
+        "resolution", help="Input side at φ = 0 (default: the base's native input).")] = None,
     latency: Annotated[bool, typer.Option(
         "--latency", help="Also time each scaled network (CPU, 1 thread, short protocol).")] = False,
-    backend: Annotated[str, typer.Option(
-        "--backend", help="With --latency: torch (eager), compile, onnxruntime or openvino.")] = "torch",
-    precision: Annotated[str, typer.Option(
-        "--precision", "-p", help="With --latency: comma-separated precisions (fp32, bf16, int8 on onnxruntime or "
+    backend: Annotated[str, option(
+        "backend", help="With --latency: torch (eager), compile, onnxruntime or openvino.")] = "torch",
+    precision: Annotated[str, option(
+        "precision", help="With --latency: comma-separated precisions (fp32, bf16, int8 on onnxruntime or "
                                   "openvino); one row per φ and precision.")] = "fp32",
     plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,

@@ -10,7 +10,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cnnprof.cli.common import counted_progress
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, TrustOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, TrustOpt, option
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -81,21 +81,21 @@ def sweep_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", dir_okay=False, help="A TOML file with the matrix "
                                                    "and the run settings (format: `cnnprof sweep --help`, README). "
                                                    "Options given here replace its values.")] = None,
-    backend: Annotated[ListOpt, typer.Option("--backend", help="Backends, comma-separated: torch, compile, "
+    backend: Annotated[ListOpt, option("backend", help="Backends, comma-separated: torch, compile, "
                                              "onnxruntime, openvino, tensorrt [default: torch,onnxruntime].", show_default=False)] = None,
     no_timing: Annotated[bool, typer.Option("--no-timing", help="Count only (params, MACs): no backend; cells run "
                                             "in parallel (--parallel).")] = False,
-    precision: Annotated[ListOpt, typer.Option("--precision", help="Precisions, comma-separated: fp32, fp16, bf16, int8 [default: fp32].",
+    precision: Annotated[ListOpt, option("precision", help="Precisions, comma-separated: fp32, fp16, bf16, int8 [default: fp32].",
                                                show_default=False)] = None,
-    batch: Annotated[ListOpt, typer.Option("--batch", "-b", help="Batch sizes, comma-separated [default: 1].",
+    batch: Annotated[ListOpt, option("batch", help="Batch sizes, comma-separated [default: 1].",
                                            show_default=False)] = None,
-    threads: Annotated[ListOpt, typer.Option("--threads", "-t", help="Thread counts (N or all), comma-separated "
+    threads: Annotated[ListOpt, option("threads", help="Thread counts (N or all), comma-separated "
                                              "[default: 1].", show_default=False)] = None,
-    resolution: Annotated[ListOpt, typer.Option("--resolution", "-r", help="Inputs: native, N or HxW, "
+    resolution: Annotated[ListOpt, option("resolution", help="Inputs: native, N or HxW, "
                                                 "comma-separated [default: native].", show_default=False)] = None,
-    device: Annotated[ListOpt, typer.Option("--device", help="cpu, cuda (comma-separated) [default: cpu].",
+    device: Annotated[ListOpt, option("device", help="cpu, cuda (comma-separated) [default: cpu].",
                                             show_default=False)] = None,
-    input_shape: Annotated[Optional[str], typer.Option("--input", "-i", help="Input CxHxW of user models that "
+    input_shape: Annotated[Optional[str], option("input", help="Input CxHxW of user models that "
                                                        "declare none.")] = None,
     passes: Annotated[Optional[int], typer.Option("--passes", min=1, help="Passes over all cells, each in its own "
                                                   "random order; a cell pools its passes [default: 2; counting: 1].",
@@ -103,10 +103,10 @@ def sweep_command(
     timeout: Annotated[Optional[float], typer.Option("--timeout", min=1.0, help="Seconds a cell's worker may run "
                                                      "before it is stopped (that cell's error) [default: 600].",
                                                      show_default=False)] = None,
-    min_time: Annotated[Optional[float], typer.Option("--min-time", min=0.0, help="Seconds measured per cell and "
+    min_time: Annotated[Optional[float], option("min_time", min=0.0, help="Seconds measured per cell and "
                                                       "pass [default: bench's 2 s shared by the passes].",
                                                       show_default=False)] = None,
-    min_runs: Annotated[Optional[int], typer.Option("--min-runs", min=1, help="Calls measured per cell and pass, "
+    min_runs: Annotated[Optional[int], option("min_runs", min=1, help="Calls measured per cell and pass, "
                                                     "at least [default: bench's 10 shared by the passes].",
                                                     show_default=False)] = None,
     parallel: Annotated[Optional[int], typer.Option("--parallel", "-j", min=1, help="Counting only: workers at "
