@@ -100,11 +100,57 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, tuple, list, dict)) and not value)
+
+
+def short_repr(obj: Any, names: tuple[str, ...] = (), *, most: int = 10) -> str:
+    """``Counts(params=2542856, macs=56512456, ..., layers=<142 items>)``: the headline fields of a
+    dataclass (``names``, else its fields in order), empty ones left out, text shortened, tuples
+    and dicts shown by their length, nested records by their type, at most ``most`` of them. The
+    whole value is still there: each field is one attribute away (``counts.layers``)."""
+    parts = []
+    for name in names or tuple(f.name for f in dataclasses.fields(obj)):
+        value = getattr(obj, name)
+        if _empty(value):
+            continue
+        if isinstance(value, (Notes, Note)):
+            value = str(value)
+        if isinstance(value, Enum):
+            text = repr(value.value)
+        elif isinstance(value, str):
+            text = repr(value if len(value) <= 60 else value[:57] + "...")
+        elif isinstance(value, (tuple, list, dict)) and not all(isinstance(v, (int, float)) for v in value):
+            text = f"<{len(value)} items>"
+        elif isinstance(value, (tuple, list)) and len(value) > 8:
+            text = f"<{len(value)} values>"
+        elif dataclasses.is_dataclass(value):
+            text = f"<{type(value).__name__}>"
+        else:
+            text = repr(value)
+        parts.append(f"{name}={text}")
+    more = ", ..." if len(parts) > most else ""
+    return f"{type(obj).__name__}({', '.join(parts[:most])}{more})"
+
+
 class Row:
     """Base of every report row (a frozen dataclass): its field names, in order, are the columns
-    of its CSV and the keys of its JSON objects; ``to_dict`` is the record written there."""
+    of its CSV and the keys of its JSON objects; ``to_dict`` is the record written there.
+
+    Its ``repr`` is short (``short_repr``: the ``HEADLINE`` fields, else the first non-empty
+    ones); every field stays an attribute. A subclass gets that ``repr`` in its own namespace
+    before ``@dataclass`` runs, and ``@dataclass`` keeps a ``__repr__`` a class already has."""
 
     __dataclass_fields__: ClassVar[dict[str, Any]]
+    HEADLINE: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = Row.__repr__  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:
+        return short_repr(self, self.HEADLINE)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -171,6 +217,10 @@ class Counts:
         """2 x MACs, for readers who want floating-point operations."""
         return 2 * self.macs
 
+    def __repr__(self) -> str:  # the headline figures; .layers, .modules, .by_op hold the rest
+        return short_repr(self, ("params", "macs", "macs_fvcore", "activations", "peak_activation_bytes",
+                                 "input_shape", "status", "uncounted", "layers", "modules"))
+
 
 @dataclass(frozen=True)
 class Environment:
@@ -188,6 +238,9 @@ class Environment:
     loadavg: tuple[float, float, float]
     tool: str  # cnnprof version and git revision
     openvino: str = ""  # its version where installed
+
+    def __repr__(self) -> str:
+        return short_repr(self, ("tool", "cpu", "cores", "gpu", "threads", "torch", "onnxruntime", "openvino"))
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
@@ -237,6 +290,10 @@ class Latency:
     @property
     def runs(self) -> int:
         return len(self.samples)
+
+    def __repr__(self) -> str:  # .samples holds every timed call
+        return short_repr(self, ("backend", "precision", "device", "threads", "batch", "median", "p90", "iqr",
+                                 "samples", "warnings"))
 
 
 @dataclass(frozen=True)
@@ -297,6 +354,9 @@ class ProfileRow(Row):
     warnings: Notes = Notes()  # written as one text cell, "; "-separated
     environment: Environment | None = None  # fingerprint of where a latency was measured
     error: str = ""
+
+    HEADLINE: ClassVar[tuple[str, ...]] = ("model", "input", "batch", "params", "macs", "backend", "precision",
+                                           "device", "threads", "latency_ms_median", "warnings", "error")
 
 
 def format_shape(shape: tuple[int, ...]) -> str:
