@@ -369,6 +369,29 @@ def format_uncounted(uncounted: dict[str, int]) -> str:
     return ";".join(f"{op}:{n}" for op, n in sorted(uncounted.items()))
 
 
+# -- the tail percentiles ---------------------------------------------------------------------------
+# The fewest samples a tail percentile is reported from with a bound: MLPerf Inference's minimum
+# query counts for its 90th and 99th percentile latency (its early-stopping rule). Below them a
+# bound may exist (p90 from 29 samples, p99 from 299) but the row says "too few" instead.
+TAIL_MINIMUMS: dict[int, int] = {90: 64, 99: 662}
+
+
+def tail_note(n: int) -> str | None:
+    """The sentence a row carries when ``n`` samples are too few for a tail percentile's bound
+    (``TAIL_MINIMUMS``): "p99 from 200 calls: too few for a bound (needs 662, --min-runs 662)";
+    None when both have one. A row holds it in ``latency_tails``, not among its warnings: most runs
+    are too short for tails, and a warning on every row would drown the ones that matter."""
+    short = [(p, need) for p, need in sorted(TAIL_MINIMUMS.items()) if n < need]
+    if not short:
+        return None
+    if len(short) == 1:
+        (p, need), = short
+        return f"p{p} from {n} calls: too few for a bound (needs {need}, --min-runs {need})"
+    names = " and ".join(f"p{p}" for p, _ in short)
+    needs = ", ".join(f"p{p} needs {need}" for p, need in short)
+    return f"{names} from {n} calls: too few for a bound ({needs}, --min-runs {short[-1][1]})"
+
+
 def counts_row(
     *, model: str, family: str, counts: Counts, input_shape: tuple[int, ...], batch: int
 ) -> ProfileRow:
@@ -391,9 +414,7 @@ def counts_row(
 
 def with_latency(row: ProfileRow, latency: Latency, macs: int | None) -> ProfileRow:
     """A copy of ``row`` carrying ``latency``'s statistics, and in ``latency_tails`` why a bound of
-    p90 or p99 is missing where its calls are too few (``timing.stats.tail_note``)."""
-    from cnnprof.timing.stats import tail_note
-
+    p90 or p99 is missing where its calls are too few (``tail_note``)."""
     seconds = latency.median / 1e3
     return dataclasses.replace(
         row,

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cnnprof.rows import TAIL_MINIMUMS, tail_note  # noqa: F401  (a row's rule, used here too)
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -64,11 +66,6 @@ def _erfinv(y: float) -> float:
     return x
 
 
-# -- the tail percentiles ---------------------------------------------------------------------------
-# The fewest samples a tail percentile is reported from with a bound: MLPerf Inference's minimum
-# query counts for its 90th and 99th percentile latency (its early-stopping rule). Below them a
-# bound may exist (p90 from 29 samples, p99 from 299) but the row says "too few" instead.
-TAIL_MINIMUMS: dict[int, int] = {90: 64, 99: 662}
 TAIL_CONFIDENCE = 0.95
 
 
@@ -113,22 +110,6 @@ def tail_upper(samples: Sequence[float], percentile: int) -> float | None:
     if k is None:
         return None
     return float(np.partition(np.asarray(samples, dtype=float), k - 1)[k - 1])
-
-
-def tail_note(n: int) -> str | None:
-    """The sentence a row carries when ``n`` samples are too few for a tail percentile's bound
-    (``TAIL_MINIMUMS``): "p99 from 200 calls: too few for a bound (needs 662, --min-runs 662)";
-    None when both have one. A row holds it in ``latency_tails``, not among its warnings: most runs
-    are too short for tails, and a warning on every row would drown the ones that matter."""
-    short = [(p, need) for p, need in sorted(TAIL_MINIMUMS.items()) if n < need]
-    if not short:
-        return None
-    if len(short) == 1:
-        (p, need), = short
-        return f"p{p} from {n} calls: too few for a bound (needs {need}, --min-runs {need})"
-    names = " and ".join(f"p{p}" for p, _ in short)
-    needs = ", ".join(f"p{p} needs {need}" for p, need in short)
-    return f"{names} from {n} calls: too few for a bound ({needs}, --min-runs {short[-1][1]})"
 
 
 def summarize(samples: Sequence[float]) -> Summary:
