@@ -77,6 +77,21 @@ def _plain_help(command, done: set[int]) -> None:
         _plain_help(sub, done)
 
 
+def _no_args_help(exc: Exception) -> bool:
+    """The error a group given no arguments raises once it has printed its help. Typer keeps its
+    class private (and recognises it by name itself), so it is recognised by name here too."""
+    return type(exc).__name__ == "NoArgsIsHelpError"
+
+
+def _usage_error(exc: Exception) -> None:
+    """A usage or parameter error of click's as one line, exit 2 (or the error's own code)."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = message.replace("Value error, ", "")  # the validation library's wording, not ours
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    fail(shorten(" ".join(message.split()), 400) + where, getattr(exc, "exit_code", 2))
+
+
 class _OneLineErrors(TyperGroup):
     """Runs the command in non-standalone mode so every error can become a single line; its help
     and its commands' are plain text (``_plain_help``)."""
@@ -87,8 +102,6 @@ class _OneLineErrors(TyperGroup):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
-        from typer._click.exceptions import NoArgsIsHelpError
-
         from cnnprof.cli import common
 
         common.ARGV[:] = ["cnnprof", *(sys.argv[1:] if args is None else list(args))]  # what the database records
@@ -102,8 +115,6 @@ class _OneLineErrors(TyperGroup):
                 sys.stdout = DataStream(stdout)
             rv = super().main(args=args, prog_name=prog_name or "cnnprof", complete_var=complete_var,
                               standalone_mode=False, **extra)
-        except NoArgsIsHelpError:  # `cnnprof` (or `cnnprof gate`) alone: the help is printed, nothing failed
-            rv = 0
         except CnnprofError as exc:
             fail(str(exc), exc.exit_code)
         except typer.Abort as exc:
@@ -117,11 +128,9 @@ class _OneLineErrors(TyperGroup):
                 fail("terminated", 143)
             raise
         except typer.exceptions.TyperException as exc:  # click's usage and parameter errors
-            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-            message = message.replace("Value error, ", "")  # the validation library's wording, not ours
-            ctx = getattr(exc, "ctx", None)
-            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            fail(shorten(" ".join(message.split()), 400) + where, getattr(exc, "exit_code", 2))
+            if not _no_args_help(exc):
+                _usage_error(exc)
+            rv = 0  # `cnnprof` (or `cnnprof gate`) alone: the help is printed, nothing failed
         finally:
             undo_sigterm()
             if isinstance(sys.stdout, DataStream):
