@@ -148,6 +148,16 @@ ThreadsFilterOpt = Annotated[Optional[str], option("threads", help="Only these t
 
 
 # -- option groups ----------------------------------------------------------------------------------
+GROUPS: set[type] = set()
+
+
+def option_group(cls: type) -> type:
+    """Mark a dataclass of options as a group a ``grouped`` command can take whole."""
+    GROUPS.add(cls)
+    return cls
+
+
+@option_group
 @dataclasses.dataclass(frozen=True)
 class Measure:
     """How ``bench`` and ``compare`` measure and where their rows go: the options they share
@@ -173,9 +183,6 @@ class Measure:
     no_db: NoDbOpt = False
     fmt: FormatOpt = Format.table
     output: OutputOpt = None
-
-
-GROUPS: tuple[type, ...] = (Measure,)
 
 
 def grouped(func: Callable) -> Callable:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -10,7 +11,9 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cnnprof.cli.common import counted_progress
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, TrustOpt, option
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, TrustOpt, grouped, option, option_group
+from cnnprof.errors import UsageError
+from cnnprof.files import check_distinct, check_writable, same_file
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -37,6 +40,70 @@ OVERHEAD_LABELS = {"start_s": "start", "import_s": "import", "resolve_s": "resol
 CLUSTER = "Cluster (Ray)"
 
 ListOpt = Optional[str]
+
+
+@option_group
+@dataclasses.dataclass(frozen=True)
+class Cells:
+    """The matrix and how its cells run (each option replaces the --config file's value)."""
+
+    backend: Annotated[ListOpt, option("backend", help="Backends, comma-separated: torch, compile, onnxruntime, "
+                                       "openvino, tensorrt [default: torch,onnxruntime].", show_default=False)] = None
+    no_timing: Annotated[bool, typer.Option("--no-timing", help="Count only (params, MACs): no backend; cells run "
+                                            "in parallel (--parallel).")] = False
+    precision: Annotated[ListOpt, option("precision", help="Precisions, comma-separated: fp32, fp16, bf16, int8 "
+                                         "[default: fp32].", show_default=False)] = None
+    batch: Annotated[ListOpt, option("batch", help="Batch sizes, comma-separated [default: 1].",
+                                     show_default=False)] = None
+    threads: Annotated[ListOpt, option("threads", help="Thread counts (N or all), comma-separated [default: 1].",
+                                       show_default=False)] = None
+    resolution: Annotated[ListOpt, option("resolution", help="Inputs: native, N or HxW, comma-separated "
+                                          "[default: native].", show_default=False)] = None
+    device: Annotated[ListOpt, option("device", help="cpu, cuda (comma-separated) [default: cpu].",
+                                      show_default=False)] = None
+    input_shape: Annotated[Optional[str], option("input", help="Input CxHxW of user models that declare "
+                                                 "none.")] = None
+    passes: Annotated[Optional[int], typer.Option("--passes", min=1, help="Passes over all cells, each in its own "
+                                                  "random order; a cell pools its passes [default: 2; counting: 1].",
+                                                  show_default=False)] = None
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=1.0, help="Seconds a cell's worker may run "
+                                                     "before it is stopped (that cell's error) [default: 600].",
+                                                     show_default=False)] = None
+    min_time: Annotated[Optional[float], option("min_time", min=0.0, help="Seconds measured per cell and pass "
+                                                "[default: bench's 2 s shared by the passes].",
+                                                show_default=False)] = None
+    min_runs: Annotated[Optional[int], option("min_runs", min=1, help="Calls measured per cell and pass, at least "
+                                              "[default: bench's 10 shared by the passes].",
+                                              show_default=False)] = None
+    parallel: Annotated[Optional[int], typer.Option("--parallel", "-j", min=1, help="Counting only: workers at "
+                                                    "once [default: the cores]. Timing cells run one at a time.",
+                                                    show_default=False)] = None
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed of the shuffled orders [default: 0].",
+                                                show_default=False)] = None
+    memory_limit: Annotated[Optional[float], typer.Option("--memory-limit", min=0.1, help="GB of address space "
+                                                          "per worker, up to 1,000,000 (beyond it: that cell's "
+                                                          "out-of-memory error).", show_default=False)] = None
+
+
+@option_group
+@dataclasses.dataclass(frozen=True)
+class OnCluster:
+    """Where the cells run when not here: a Ray cluster."""
+
+    cluster: Annotated[Optional[str], typer.Option("--cluster", rich_help_panel=CLUSTER, help="Run the cells on "
+                                                   "the running Ray cluster at this address (auto, "
+                                                   "HOST:PORT, ray://HOST:PORT; cnnprof starts none, so "
+                                                   "'local' is refused): each cell pass on a node of each kind, one "
+                                                   "at a time per node; needs `pip install 'cnnprof[cluster]'` "
+                                                   "(README).", show_default=False)] = None
+    on: Annotated[Optional[str], typer.Option("--on", rich_help_panel=CLUSTER, help="With --cluster: only on "
+                                              "nodes of these kinds (their cnnprof-kind label), comma-separated "
+                                              "[default: every kind, one result per kind].",
+                                              show_default=False)] = None
+    retries: Annotated[Optional[int], typer.Option("--retries", min=0, max=20, rich_help_panel=CLUSTER, help="With "
+                                                   "--cluster: times a cell pass whose node dies is run again on "
+                                                   "another node of its kind before it is an error [default: 2].",
+                                                   show_default=False)] = None
 
 
 def progress_bar(enabled: bool = True) -> Iterator:
@@ -74,6 +141,7 @@ def progress_bar(enabled: bool = True) -> Iterator:
     )
 
 
+@grouped
 def sweep_command(
     models: Annotated[Optional[list[str]], typer.Argument(help="Model names, aliases, patterns ('ghostnet*', '*') or "
                                                           "references; or `models` in --config.",
@@ -81,60 +149,11 @@ def sweep_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", dir_okay=False, help="A TOML file with the matrix "
                                                    "and the run settings (format: `cnnprof sweep --help`, README). "
                                                    "Options given here replace its values.")] = None,
-    backend: Annotated[ListOpt, option("backend", help="Backends, comma-separated: torch, compile, "
-                                             "onnxruntime, openvino, tensorrt [default: torch,onnxruntime].", show_default=False)] = None,
-    no_timing: Annotated[bool, typer.Option("--no-timing", help="Count only (params, MACs): no backend; cells run "
-                                            "in parallel (--parallel).")] = False,
-    precision: Annotated[ListOpt, option("precision", help="Precisions, comma-separated: fp32, fp16, bf16, int8 [default: fp32].",
-                                               show_default=False)] = None,
-    batch: Annotated[ListOpt, option("batch", help="Batch sizes, comma-separated [default: 1].",
-                                           show_default=False)] = None,
-    threads: Annotated[ListOpt, option("threads", help="Thread counts (N or all), comma-separated "
-                                             "[default: 1].", show_default=False)] = None,
-    resolution: Annotated[ListOpt, option("resolution", help="Inputs: native, N or HxW, "
-                                                "comma-separated [default: native].", show_default=False)] = None,
-    device: Annotated[ListOpt, option("device", help="cpu, cuda (comma-separated) [default: cpu].",
-                                            show_default=False)] = None,
-    input_shape: Annotated[Optional[str], option("input", help="Input CxHxW of user models that "
-                                                       "declare none.")] = None,
-    passes: Annotated[Optional[int], typer.Option("--passes", min=1, help="Passes over all cells, each in its own "
-                                                  "random order; a cell pools its passes [default: 2; counting: 1].",
-                                                  show_default=False)] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", min=1.0, help="Seconds a cell's worker may run "
-                                                     "before it is stopped (that cell's error) [default: 600].",
-                                                     show_default=False)] = None,
-    min_time: Annotated[Optional[float], option("min_time", min=0.0, help="Seconds measured per cell and "
-                                                      "pass [default: bench's 2 s shared by the passes].",
-                                                      show_default=False)] = None,
-    min_runs: Annotated[Optional[int], option("min_runs", min=1, help="Calls measured per cell and pass, "
-                                                    "at least [default: bench's 10 shared by the passes].",
-                                                    show_default=False)] = None,
-    parallel: Annotated[Optional[int], typer.Option("--parallel", "-j", min=1, help="Counting only: workers at "
-                                                    "once [default: the cores]. Timing cells run one at a time.",
-                                                    show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed of the shuffled orders [default: 0].",
-                                                show_default=False)] = None,
-    memory_limit: Annotated[Optional[float], typer.Option("--memory-limit", min=0.1, help="GB of address space "
-                                                          "per worker, up to 1,000,000 (beyond it: that cell's "
-                                                          "out-of-memory error).",
-                                                          show_default=False)] = None,
+    c: Cells = Cells(),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished sweep of these cells at this "
                                          "revision on this machine (its stored passes are kept), and skip cells "
                                          "another sweep measured completely.")] = False,
-    cluster: Annotated[Optional[str], typer.Option("--cluster", rich_help_panel=CLUSTER, help="Run the cells on "
-                                                   "the running Ray cluster at this address (auto, "
-                                                   "HOST:PORT, ray://HOST:PORT; cnnprof starts none, so "
-                                                   "'local' is refused): each cell pass on a node of each kind, one "
-                                                   "at a time per node; needs `pip install 'cnnprof[cluster]'` "
-                                                   "(README).", show_default=False)] = None,
-    on: Annotated[Optional[str], typer.Option("--on", rich_help_panel=CLUSTER, help="With --cluster: only on "
-                                              "nodes of these kinds (their cnnprof-kind label), comma-separated "
-                                              "[default: every kind, one result per kind].",
-                                              show_default=False)] = None,
-    retries: Annotated[Optional[int], typer.Option("--retries", min=0, max=20, rich_help_panel=CLUSTER, help="With "
-                                                   "--cluster: times a cell pass whose node dies is run again on "
-                                                   "another node of its kind before it is an error [default: 2].",
-                                                   show_default=False)] = None,
+    where: OnCluster = OnCluster(),
     list_cells: Annotated[bool, typer.Option("--list", help="Print the cells and exit.")] = False,
     trust: TrustOpt = None,
     db: DbOpt = DEFAULT_DB,
@@ -172,84 +191,111 @@ def sweep_command(
 
       cnnprof sweep espnetv2 --cluster ray://head:10001 --on cpu-avx512
     """
-    from cnnprof import sweep as sweep_pkg
-    from cnnprof import timing
-    from cnnprof.cli import options
-    from cnnprof.cli.timed import fail_on_error_rows
-    from cnnprof.errors import UsageError
-    from cnnprof.files import check_distinct, check_writable
-    from cnnprof.numbers import MAX_MEMORY_GB, real
-    from cnnprof.references import reference_files
-    from cnnprof.report import emit
-    from cnnprof.store import Store
     from cnnprof.sweep import matrix as mx
-    from cnnprof.sweep.driver import Sweep
-    from cnnprof.sweep.executor import LocalExecutor
-    from cnnprof.timing.environment import cpu_count, fingerprint
 
     check_writable(output)
     spec = mx.read_toml(config) if config is not None else {}
+    refs = _models(models, config, spec, trust, output)
+    matrix = _matrix(c, spec, config, refs, where)
+    cells = matrix.cells(mx.expand_models(refs))
+    if output is not None and same_file(output, db):
+        raise UsageError(f"{str(output)!r} is the results database (--db): choose another output path")
+    result = _run(matrix, cells, where, db, resume=resume, list_cells=list_cells)
+    if result is not None:
+        _summary(result, db, fmt=fmt, output=output, on_cluster=where.cluster is not None)
+
+
+def _models(models, config, spec: dict, trust, output) -> list[str]:
+    """The models named here, else the --config file's (then only those --trust allows)."""
+    from cnnprof.references import check_trusted, reference_files
+
     refs = list(models or []) or spec.get("models") or []
     if not refs:
         raise UsageError("no model given: name models (e.g. 'ghostnet*', or '*' for the whole zoo) or give "
                          "--config with `models`")
     if not models and config is not None:  # the file's models are data: only what the user trusts runs
-        from cnnprof.references import check_trusted
-
         check_trusted(refs, source=config, trusted=trust or (), what="sweep file")
     check_distinct([output], reference_files(refs) + ([config] if config else []))
+    return refs
+
+
+def _listed(text, spec: dict, config, key, what, choices=None):
+    """An option's comma-separated values, else the --config file's (checked against ``choices``)."""
+    from cnnprof.cli import options
+
+    if text is not None:
+        return options.parse_list(text, what=what, choices=choices)
+    values = spec.get(key)
+    if values is not None and choices is not None:
+        bad = [v for v in values if v not in choices]
+        if bad:
+            raise UsageError(f"{config}: {key!r}: unknown {what} {bad[0]!r}; choose from {', '.join(choices)}")
+    return values
+
+
+def _matrix(c: Cells, spec: dict, config, refs: list[str], where: OnCluster):
+    """The sweep's matrix from the options, the --config file and the defaults, each value checked."""
+    from cnnprof import timing
+    from cnnprof.cli import options
+    from cnnprof.numbers import MAX_MEMORY_GB, real
+    from cnnprof.sweep import matrix as mx
+    from cnnprof.timing.environment import cpu_count
 
     def listed(text, key, what, choices=None):
-        if text is not None:
-            return options.parse_list(text, what=what, choices=choices)
-        values = spec.get(key)
-        if values is not None and choices is not None:
-            bad = [v for v in values if v not in choices]
-            if bad:
-                raise UsageError(f"{config}: {key!r}: unknown {what} {bad[0]!r}; choose from {', '.join(choices)}")
-        return values
+        return _listed(text, spec, config, key, what, choices)
 
-    if no_timing:
-        backends: list[str] = []
-    else:
-        backends = listed(backend, "backends", "backend", timing.BACKENDS)
+    backends: list[str] = []
+    if not c.no_timing:
+        backends = listed(c.backend, "backends", "backend", timing.BACKENDS)
         backends = list(mx.Matrix.backends) if backends is None else backends
-    precisions = mx.check_precisions(listed(precision, "precisions", "precision") or [mx.DEFAULT_PRECISION])
-    batches = options.parse_batches(batch) if batch is not None else spec.get("batches", [1])
-    thread_items = options.parse_list(threads, what="threads") if threads is not None else spec.get("threads", ["1"])
+    precisions = mx.check_precisions(listed(c.precision, "precisions", "precision") or [mx.DEFAULT_PRECISION])
+    batches = options.parse_batches(c.batch) if c.batch is not None else spec.get("batches", [1])
+    thread_items = options.parse_list(c.threads, what="threads") if c.threads is not None else spec.get("threads", ["1"])
     thread_counts = list(dict.fromkeys(options.parse_threads(t) for t in thread_items))
-    resolutions = mx.parse_resolutions(listed(resolution, "resolutions", "resolution") or [mx.NATIVE])
-    devices = listed(device, "devices", "device", timing.DEVICES) or ["cpu"]
-    kinds_asked = options.parse_list(on, what="kind") if on is not None else None
-    if cluster is None and (kinds_asked is not None or retries is not None):
+    resolutions = mx.parse_resolutions(listed(c.resolution, "resolutions", "resolution") or [mx.NATIVE])
+    devices = listed(c.device, "devices", "device", timing.DEVICES) or ["cpu"]
+    _kinds(where)  # checked here, used when the cells are placed
+    if where.cluster is None and (where.on is not None or where.retries is not None):
         raise UsageError("--on and --retries go with --cluster ADDRESS")
     for b in backends:
         for d in devices:  # on a cluster, the nodes have the devices: only the names are checked here
-            timing.check_options(timing.TimingOptions(backend=b, device="cpu" if cluster else d))
-    memory_limit_gb = memory_limit or spec.get("memory_limit")
+            timing.check_options(timing.TimingOptions(backend=b, device="cpu" if where.cluster else d))
+    memory_limit_gb = c.memory_limit or spec.get("memory_limit")
     if memory_limit_gb is not None:
         memory_limit_gb = real(memory_limit_gb, "--memory-limit (GB)", lo=0.1, hi=MAX_MEMORY_GB)
-    matrix = mx.Matrix(
+    return mx.Matrix(
         models=tuple(refs), backends=tuple(backends), precisions=tuple(precisions), batches=tuple(batches),
         threads=tuple(thread_counts), resolutions=tuple(resolutions), devices=tuple(devices),
-        input=input_shape or spec.get("input"),
-        passes=passes or spec.get("passes", mx.DEFAULT_PASSES),
-        timeout_s=timeout or spec.get("timeout", mx.DEFAULT_TIMEOUT_S),
-        min_time_s=min_time if min_time is not None else spec.get("min_time"),
-        min_runs=min_runs or spec.get("min_runs"),
-        parallel=options.capped_parallel(parallel or spec.get("parallel") or cpu_count()),
-        seed=seed if seed is not None else spec.get("seed", 0),
+        input=c.input_shape or spec.get("input"),
+        passes=c.passes or spec.get("passes", mx.DEFAULT_PASSES),
+        timeout_s=c.timeout or spec.get("timeout", mx.DEFAULT_TIMEOUT_S),
+        min_time_s=c.min_time if c.min_time is not None else spec.get("min_time"),
+        min_runs=c.min_runs or spec.get("min_runs"),
+        parallel=options.capped_parallel(c.parallel or spec.get("parallel") or cpu_count()),
+        seed=c.seed if c.seed is not None else spec.get("seed", 0),
         memory_limit_gb=memory_limit_gb,
     )
-    cells = matrix.cells(mx.expand_models(refs))
-    if output is not None:
-        from cnnprof.files import same_file
 
-        if same_file(output, db):
-            raise UsageError(f"{str(output)!r} is the results database (--db): choose another output path")
+
+def _kinds(where: OnCluster) -> list[str] | None:
+    """--on: the kinds of node asked for (None: every kind)."""
+    from cnnprof.cli import options
+
+    return options.parse_list(where.on, what="kind") if where.on is not None else None
+
+
+def _run(matrix, cells, where: OnCluster, db, *, resume: bool, list_cells: bool):
+    """Run the cells (here or on the cluster), each pass stored as it ends; with --list only print
+    them (returns None)."""
+    from cnnprof.cli.common import ARGV
+    from cnnprof.store import Store
+    from cnnprof.sweep.driver import Sweep
+    from cnnprof.sweep.executor import LocalExecutor
+    from cnnprof.timing.environment import fingerprint
+
     with contextlib.ExitStack() as stack:
-        if cluster is not None:
-            connection, cells, executor = _on_cluster(cluster, kinds_asked, cells, matrix, retries)
+        if where.cluster is not None:
+            connection, cells, executor = _on_cluster(where.cluster, _kinds(where), cells, matrix, where.retries)
             stack.callback(connection.shutdown)
             how = f"(on {len({c.kind for c in cells})} kind(s) of node, one cell at a time per node)"
         else:
@@ -259,10 +305,8 @@ def sweep_command(
             for c in cells:
                 print(c.describe(), file=_stdout())
             say(f"{len(cells)} cell(s) x {matrix.effective_passes} pass(es)")
-            return
+            return None
         store = stack.enter_context(Store.open(db, write=True))  # closed (checked) before the summary
-        from cnnprof.cli.common import ARGV
-
         run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(),
                     argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say)
         run.on_start = lambda: say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; "
@@ -271,10 +315,20 @@ def sweep_command(
             run.on_progress = update
             result = run.run()
         store.close()
+    return result
+
+
+def _summary(result, db, *, fmt, output, on_cluster: bool) -> None:
+    """This run's rows (--format, --output), the overheads, where they are stored; exit 130/143
+    after an interruption, 1 when a cell failed."""
+    from cnnprof import sweep as sweep_pkg
+    from cnnprof.cli.timed import fail_on_error_rows
+    from cnnprof.report import emit
+
     rows = result.rows
     if rows:
         title = f"sweep run {result.run_id}: {len(rows)} cell(s)" + (" (partial)" if result.interrupted else "")
-        columns = COLUMNS[:2] + CLUSTER_COLUMNS + COLUMNS[2:] if cluster is not None else COLUMNS
+        columns = COLUMNS[:2] + CLUSTER_COLUMNS + COLUMNS[2:] if on_cluster else COLUMNS
         emit(rows, columns=columns, fmt=fmt, output=output, fields=_fields(rows), title=title,
              partial=result.interrupted)
     summary = sweep_pkg.overhead_summary(result.passes)
