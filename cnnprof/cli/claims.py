@@ -140,8 +140,7 @@ def claims_command(
       cnnprof claims --format json --output claims.json --strict
     """
     from cnnprof import claims as registry
-    from cnnprof.claims.document import format_value, interval_text, markdown
-    from cnnprof.claims.errata import ERRATA_FIELDS, errata
+    from cnnprof.claims.errata import errata
     from cnnprof.cli import stored
     from cnnprof.errors import CheckFailed, UsageError
     from cnnprof.rows import RowKind
@@ -161,34 +160,8 @@ def claims_command(
     with progress_bar(selected) as update:
         update(0)  # the bar's total at once, while torch loads
         run = registry.run_claims(selected, on_count=update, device=device)
-    document = fmt == Format.md or (fmt == Format.table and output is not None and Path(output).suffix.lower() == ".md")
     fixes = [e for e in errata() if families is None or e.family in families]
-    if document:
-        text = markdown(run.results, fixes, machine=_machine(device))
-        if output is None:
-            data_stream().write(text)
-        else:
-            write_atomic(output, text)
-    else:
-        records = []
-        for r in run.results:
-            rec = r.to_dict()
-            rec["verdict_text"] = r.verdict_text
-            rec["expected_text"] = format_value(r.expected, r.unit)
-            rec["measured_text"] = format_value(r.measured, r.unit)
-            rec["interval_text"] = interval_text(r)
-            rec["judged_text"] = r.judged_text
-            records.append(rec)
-        if fmt == Format.table and output is None:
-            emit(records, columns=COLUMNS, title=f"{run.coverage()}, on this machine "
-                 "(--format md for a report with the seed's words and how each was measured)")
-            emit(family_records(run.results), columns=FAMILY_COLUMNS,
-                 title=f"seconds per family ({sum(r.seconds for r in run.results):.1f} s in all)")
-            if fixes:
-                emit(fixes, columns=ERRATA_COLUMNS, title="errata: formulas the seed prints wrongly (not claims)",
-                     fields=ERRATA_FIELDS)
-        else:
-            emit(records, columns=MD_COLUMNS, fmt=fmt, output=output, fields=registry.RESULT_FIELDS)
+    _report(run, fixes, fmt=fmt, output=output, device=device)
     recorder.save(run.results, kind=RowKind.CLAIM, extra={"device": device})
     if plot is not None and run.plots:
         plot.mkdir(exist_ok=True)
@@ -196,12 +169,52 @@ def claims_command(
             p.draw(plot / p.filename)
             say(f"wrote {plot / p.filename}")
     say(f"{run.coverage()}; {run.summary()}")
-    widened = [r for r in run.results if r.judged.startswith("widened")]
-    if widened:
-        busy = sum(bool(r.busy) for r in widened)
-        say(f"{len(widened)} of the {sum(bool(r.judged) for r in run.results)} rows with an interval were judged on "
-            f"their interval widened, {busy} of them timed on a busy machine (the judged column and field say why "
-            "and by how much)")
+    _say_widened(run.results)
     if strict and run.deviating:
         ids = ", ".join(r.id for r in run.deviating)
         raise CheckFailed(f"--strict: {len(run.deviating)} measured claim(s) deviate: {ids}")
+
+
+def _report(run, fixes, *, fmt: Format, output: Path | None, device: str) -> None:
+    """The markdown document (--format md, or a .md --output), else the rows: on a terminal with
+    the seconds per family and the errata, else as --format asks."""
+    from cnnprof import claims as registry
+    from cnnprof.claims.document import format_value, interval_text, markdown
+    from cnnprof.claims.errata import ERRATA_FIELDS
+
+    if fmt == Format.md or (fmt == Format.table and output is not None and Path(output).suffix.lower() == ".md"):
+        text = markdown(run.results, fixes, machine=_machine(device))
+        if output is None:
+            data_stream().write(text)
+        else:
+            write_atomic(output, text)
+        return
+    records = []
+    for r in run.results:
+        rec = r.to_dict()
+        rec["verdict_text"] = r.verdict_text
+        rec["expected_text"] = format_value(r.expected, r.unit)
+        rec["measured_text"] = format_value(r.measured, r.unit)
+        rec["interval_text"] = interval_text(r)
+        rec["judged_text"] = r.judged_text
+        records.append(rec)
+    if fmt != Format.table or output is not None:
+        emit(records, columns=MD_COLUMNS, fmt=fmt, output=output, fields=registry.RESULT_FIELDS)
+        return
+    emit(records, columns=COLUMNS, title=f"{run.coverage()}, on this machine "
+         "(--format md for a report with the seed's words and how each was measured)")
+    emit(family_records(run.results), columns=FAMILY_COLUMNS,
+         title=f"seconds per family ({sum(r.seconds for r in run.results):.1f} s in all)")
+    if fixes:
+        emit(fixes, columns=ERRATA_COLUMNS, title="errata: formulas the seed prints wrongly (not claims)",
+             fields=ERRATA_FIELDS)
+
+
+def _say_widened(results) -> None:
+    """On stderr: how many rows were judged on a widened interval, and how many of them timed busy."""
+    widened = [r for r in results if r.judged.startswith("widened")]
+    if widened:
+        busy = sum(bool(r.busy) for r in widened)
+        say(f"{len(widened)} of the {sum(bool(r.judged) for r in results)} rows with an interval were judged on "
+            f"their interval widened, {busy} of them timed on a busy machine (the judged column and field say why "
+            "and by how much)")

@@ -123,7 +123,7 @@ def record_command(
     from cnnprof.cli import options, stored
     from cnnprof.errors import UsageError
     from cnnprof.files import check_distinct, check_writable, write_atomic
-    from cnnprof.gate import core, stats
+    from cnnprof.gate import core
     from cnnprof.gate.measure import Settings
     from cnnprof.references import reference_files
     from cnnprof.report import emit
@@ -151,21 +151,26 @@ def record_command(
     with progress() as update_line:
         result = core.record(planned, settings, threads_spec=threads, on_progress=update_line)
     write_atomic(baseline, result.to_json())
-    rows = []
-    for m in result.models:
-        rows.append({
-            "model": m.name, "input": "x".join(map(str, m.input)), "params": m.params, "macs": m.macs,
-            "median_ms": stats.raw_median(m.processes),
-            "normalised": stats.normalised_level(m.processes, settings.clock),
-            "calibration_ms": stats.calibration_median(m.processes),
-            "processes": len(m.processes), "calls": sum(len(p.ms) for p in m.processes),
-        })
+    rows = [_recorded_row(m, settings) for m in result.models]
     emit(rows, columns=RECORD_COLUMNS, fmt=fmt, output=output, fields=RECORD_FIELDS,
          title=f"baseline {baseline} ({backend}, {precision}, {n_threads} thread(s))")
     recorder.save(rows, kind=RowKind.GATE_RECORD, threads=n_threads, context={"baseline": str(baseline)},
                   extra={"backend": backend, "precision": precision, "threads": n_threads, "device": "cpu"})
     say(f"wrote {baseline} ({len(rows)} model(s), {processes} process(es), "
                            f"{time.perf_counter() - started:.0f} s)")
+
+
+def _recorded_row(m, settings) -> dict:
+    """A recorded model as the table shows it: counts, raw and normalised medians, processes, calls."""
+    from cnnprof.gate import stats
+
+    return {
+        "model": m.name, "input": "x".join(map(str, m.input)), "params": m.params, "macs": m.macs,
+        "median_ms": stats.raw_median(m.processes),
+        "normalised": stats.normalised_level(m.processes, settings.clock),
+        "calibration_ms": stats.calibration_median(m.processes),
+        "processes": len(m.processes), "calls": sum(len(p.ms) for p in m.processes),
+    }
 
 
 @gate_app.command("check")
@@ -230,11 +235,7 @@ def check_command(
         result = core.check(base, settings, factor=factor, alpha=alpha, source=str(baseline), strict_env=strict_env,
                             extra_processes=extra_processes, budget_s=budget, started=started,
                             on_progress=update_line)
-    records = []
-    for r in result.rows:
-        rec = r.to_dict()
-        rec["ratio_ci"] = f"{r.ratio:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
-        records.append(rec)
+    records = [{**r.to_dict(), "ratio_ci": f"{r.ratio:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"} for r in result.rows]
     fields = [f for f in records[0] if f != "ratio_ci"]
     emit(records, columns=CHECK_COLUMNS, fmt=fmt, output=output, fields=fields,
          title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}")
@@ -242,10 +243,7 @@ def check_command(
                   context={"baseline": str(baseline), "factor": factor, "alpha": alpha},
                   extra={"backend": base.backend, "precision": base.precision, "threads": base.threads,
                          "batch": 1, "device": "cpu"})
-    cal_base = sum(r.calibration_baseline_ms for r in result.rows) / len(result.rows)
-    cal_now = sum(r.calibration_now_ms for r in result.rows) / len(result.rows)
-    say(f"calibration workload: {cal_base:.2f} ms at the baseline, {cal_now:.2f} ms now "
-        f"(this machine is {cal_now / cal_base:.2f}x the baseline's time; ratios are relative to it)")
+    _say_calibration(result.rows)
     if result.environment_differences:
         say("environment differs from the baseline (--strict-env makes this an error): "
             + "; ".join(result.environment_differences))
@@ -255,3 +253,11 @@ def check_command(
     if failed:
         raise CheckFailed(f"{len(failed)} of {len(result.rows)} model(s) failed the gate: " + ", ".join(
             f"{r.model} ({r.verdict}" + (f", {r.ratio:.3f}x)" if r.verdict != "count changed" else ")") for r in failed))
+
+
+def _say_calibration(rows) -> None:
+    """On stderr: the calibration workload's time at the baseline and now, and their ratio."""
+    cal_base = sum(r.calibration_baseline_ms for r in rows) / len(rows)
+    cal_now = sum(r.calibration_now_ms for r in rows) / len(rows)
+    say(f"calibration workload: {cal_base:.2f} ms at the baseline, {cal_now:.2f} ms now "
+        f"(this machine is {cal_now / cal_base:.2f}x the baseline's time; ratios are relative to it)")

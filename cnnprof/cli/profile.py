@@ -132,27 +132,33 @@ def profile_command(
 
       cnnprof profile ghostnet --timing --backend onnxruntime -f csv -o ghostnet-layers.csv
     """
+    check_writable(output)
+    check_distinct([output, plot], reference_files(models))
+    if timing:  # per-layer latency
+        return _run_timing(models, resolution=resolution, batch=batch, depth=depth, input_shape=input_shape,
+                           model_arg=model_arg, fmt=fmt, output=output, backend=backend, top=top, plot=plot,
+                           threads=threads, min_time=min_time, min_runs=min_runs, db=None if no_db else db)
+    _without_timing(backend=backend, top=top, plot=plot, threads=threads, min_time=min_time, min_runs=min_runs)
+    _count(models, resolution=resolution, batch=batch, depth=DEPTH_DEFAULT if depth is None else depth,
+           input_shape=input_shape, model_arg=model_arg, fmt=fmt, output=output, db=db, no_db=no_db)
+
+
+def _without_timing(**given_options) -> None:
+    """The options that only --timing reads are refused without it (one line naming them)."""
+    given = [f"--{name.replace('_', '-')}" for name, value in given_options.items() if value is not None]
+    if given:
+        from cnnprof.errors import UsageError
+
+        raise UsageError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --timing")
+
+
+def _count(models, *, resolution, batch, depth, input_shape, model_arg, fmt, output, db, no_db) -> None:
+    """``profile``: the counts of every model, and for one model on a terminal its details."""
     from cnnprof import bench
     from cnnprof.cli import stored
     from cnnprof.rows import RowKind
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets
 
-    check_writable(output)
-    check_distinct([output, plot], reference_files(models))
-    if not timing:
-        given = [name for name, value in (("--backend", backend), ("--top", top), ("--plot", plot),
-                                          ("--threads", threads), ("--min-time", min_time),
-                                          ("--min-runs", min_runs)) if value is not None]
-        if given:
-            from cnnprof.errors import UsageError
-
-            raise UsageError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --timing")
-    else:
-        _run_timing(models, resolution=resolution, batch=batch, depth=depth, input_shape=input_shape,
-                   model_arg=model_arg, fmt=fmt, output=output, backend=backend, top=top, plot=plot,
-                   threads=threads, min_time=min_time, min_runs=min_runs, db=None if no_db else db)
-        return
-    depth = DEPTH_DEFAULT if depth is None else depth
     targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     check_batch(batch)

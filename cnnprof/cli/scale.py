@@ -98,21 +98,9 @@ def scale_command(
     with progress() as update:
         rows = scaling.scale_rows(base, phis, coeffs, resolution=resolution, latency=latency, backend=backend,
                                   precisions=precisions, on_progress=update, on_notice=say)
-    records = []
-    for r in rows:
-        rec = r.to_dict()
-        rec["channels_text"] = ",".join(map(str, r.channels))
-        rec["repeats_text"] = ",".join(map(str, r.repeats))
-        if r.closest:
-            known = [f"{k} {v:g}" for k, v in (("w", r.closest_width), ("d", r.closest_depth)) if v is not None]
-            known += [f"{r.closest_resolution}px", f"{r.closest_macs / 1e6:.0f}M"]
-            rec["closest_text"] = f"{r.closest} ({', '.join(known)})"
-        records.append(rec)
+    records = [_record(r) for r in rows]
     columns = COLUMNS + ((PRECISION_COLUMNS if len(precisions) > 1 else []) + LATENCY_COLUMNS if latency else [])
-    what = "torch eager" if backend == "torch" else backend
-    title = (f"{rows[0].base} compound-scaled: α={alpha:g}, β={beta:g}, γ={gamma:g}, α·β²·γ²={coeffs.factor:.4g} "
-             f"(MACs = conv + linear multiply-adds"
-             + (f"; latency: {what}, {', '.join(precisions)}, CPU, 1 thread)" if latency else ")"))
+    title = _title(rows[0].base, coeffs, backend=backend, precisions=precisions, latency=latency)
     if fmt == Format.table and output is None:
         emit(records, columns=columns, title=title)
     else:
@@ -121,13 +109,32 @@ def scale_command(
                   extra={"backend": "torch" if latency else None, "threads": 1 if latency else None})
     if plot is not None:
         _draw(rows, plot, title=f"{rows[0].base}: compound scaling (α={alpha:g}, β={beta:g}, γ={gamma:g})")
-        say(f"wrote {plot}")
-    warnings = {w for r in rows for w in r.latency_warnings}
-    for w in sorted(warnings):
+    for w in sorted({w for r in rows for w in r.latency_warnings}):
         say(f"warning: {w}")
 
 
+def _title(base: str, coeffs, *, backend: str, precisions: list[str], latency: bool) -> str:
+    alpha, beta, gamma = coeffs.alpha, coeffs.beta, coeffs.gamma
+    what = "torch eager" if backend == "torch" else backend
+    return (f"{base} compound-scaled: α={alpha:g}, β={beta:g}, γ={gamma:g}, α·β²·γ²={coeffs.factor:.4g} "
+            f"(MACs = conv + linear multiply-adds"
+            + (f"; latency: {what}, {', '.join(precisions)}, CPU, 1 thread)" if latency else ")"))
+
+
+def _record(r) -> dict:
+    """A row as printed: its fields, and its channels, repeats and closest official variant as text."""
+    rec = r.to_dict()
+    rec["channels_text"] = ",".join(map(str, r.channels))
+    rec["repeats_text"] = ",".join(map(str, r.repeats))
+    if r.closest:
+        known = [f"{k} {v:g}" for k, v in (("w", r.closest_width), ("d", r.closest_depth)) if v is not None]
+        known += [f"{r.closest_resolution}px", f"{r.closest_macs / 1e6:.0f}M"]
+        rec["closest_text"] = f"{r.closest} ({', '.join(known)})"
+    return rec
+
+
 def _draw(rows, path, *, title: str) -> None:
+    """The picture of the scaled networks (MACs, and latency where timed, against φ), then says where."""
     from cnnprof.plots import _figure, save
 
     plt = _figure()
@@ -161,4 +168,5 @@ def _draw(rows, path, *, title: str) -> None:
     ax.legend(lines, labels, fontsize=8, loc="upper left")
     ax.set_title(title, fontsize=9)
     save(fig, path)
+    say(f"wrote {path}")
     plt.close(fig)
