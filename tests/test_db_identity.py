@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from store_data import environment
-from support import one_line
 
 
 def sha(path: Path) -> str:
