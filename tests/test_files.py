@@ -11,9 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from support import one_line
 
 from cnnprof.files import WriteError, check_distinct, write_atomic
-from support import one_line
 
 USER = str(Path(__file__).with_name("user_model.py"))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import one_line
 import torch
 from torch import nn
 
@@ -20,7 +21,6 @@ from cnnprof.timing import TimingOptions, check_options
 from cnnprof.timing import precision as prec
 from cnnprof.timing.parity import ParityMeter, parity_batches, parity_notes
 from cnnprof.timing.protocol import Protocol
-from support import one_line
 
 USER = str(Path(__file__).with_name("user_model.py"))
 FAST = Protocol(warmup_runs=1, warmup_s=0.0, min_runs=5, min_time_s=0.0)

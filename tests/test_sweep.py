@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sweep_processes import workers_of
 from support import one_line
+from sweep_processes import workers_of
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = str(Path(__file__).with_name("user_model.py"))

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import one_line
 from test_gate import make_baseline, proc, procs, record_of, write
 
 from cnnprof.errors import UsageError
@@ -28,7 +29,6 @@ HOSTILE = {
 # Flatten + Linear(48 -> 2) at 3x4x4 is 98 parameters and 96 MACs
 PROBE = """from pathlib import Path
 from torch import nn
-from support import one_line
 
 def net():
     with open({mark!r}, "a") as f:
