@@ -22,6 +22,7 @@ from cnnprof.cli.options import (
     MinRunsOpt,
     MinTimeOpt,
     ModelArgOpt,
+    WeightsOpt,
     ModelsArg,
     NoDbOpt,
     NoSaveOpt,
@@ -43,6 +44,7 @@ COLUMNS = [
     Column("model", "model", priority=0),
     Column("backend", "backend", priority=0),
     Column("precision", "precision", priority=0),
+    Column("weights", "weights", priority=2),
     Column("device", "device", priority=3),
     Column("threads", "threads", "int"),
     Column("batch", "batch", "int", priority=1),
@@ -73,6 +75,7 @@ def bench_command(
     plot: PlotOpt = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
+    weights: WeightsOpt = "random",
     cuda_graphs: CudaGraphsOpt = False,
     in_process: InProcessOpt = False,
     calibration: CalibrationOpt = "minmax",
@@ -112,11 +115,13 @@ def bench_command(
       cnnprof bench efficientnet_b0 --device cuda --backend torch,tensorrt --precision fp16 --cuda-graphs
 
       cnnprof bench efficientnetv2_s --train --resolution 224
+
+      cnnprof bench efficientnet_lite0 --weights package --backend onnxruntime --precision fp32,int8
     """
     from cnnprof import bench
     from cnnprof.cli import options, stored
     from cnnprof.cli.common import say_warnings
-    from cnnprof.cli.timed import quant_options, say_precision_context, show_fastest
+    from cnnprof.cli.timed import quant_options, say_parity_weights, say_precision_context, show_fastest
     from cnnprof.plots import check_plot_path, latency_bars, macs_vs_latency
     from cnnprof.store.columns import Kind
     from cnnprof.targets import parse_resolution, resolve_targets
@@ -133,7 +138,8 @@ def bench_command(
                                       only_runnable=all_backends or all_precisions)
     batches = options.parse_batches(batch)
     n_threads = options.parse_threads(threads)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1,
+                              weights=weights)
     res = parse_resolution(resolution)
     copy = ReportCopy("bench", enabled=not no_save)
     recorder = stored.recorder("bench", db, no_db, outputs=[output, plot])
@@ -153,6 +159,7 @@ def bench_command(
     if records:
         emit(records, columns=COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted, title=title)
         show_fastest(rows, to_terminal=fmt == Format.table and output is None)
+        say_parity_weights(rows)
         for r in rows:
             say_warnings(f"{r.model} ({r.backend} {r.precision}, batch {r.batch})", r.warnings)
         copy.save(records, fields, partial=interrupted)

@@ -21,6 +21,7 @@ from cnnprof.cli.options import (
     MinRunsOpt,
     MinTimeOpt,
     ModelArgOpt,
+    WeightsOpt,
     ModelsArg,
     NoDbOpt,
     NoSaveOpt,
@@ -125,6 +126,7 @@ def compare_command(
     plot: PlotOpt = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
+    weights: WeightsOpt = "random",
     in_process: InProcessOpt = False,
     calibration: CalibrationOpt = "minmax",
     calibration_samples: CalibrationSamplesOpt = 32,
@@ -159,7 +161,7 @@ def compare_command(
     """
     from cnnprof import bench
     from cnnprof.cli import options, stored
-    from cnnprof.cli.timed import quant_options, say_precision_context, show_fastest
+    from cnnprof.cli.timed import quant_options, say_parity_weights, say_precision_context, show_fastest
     from cnnprof.plots import check_plot_path, macs_vs_latency
     from cnnprof.store.columns import Kind
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets
@@ -178,7 +180,8 @@ def compare_command(
         configs, skipped = bench.configurations(backends, precisions, device=device, force=force,
                                                 only_runnable=only_runnable)
     n_threads = options.parse_threads(threads)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1,
+                              weights=weights)
     res = parse_resolution(resolution)
     check_batch(batch)
     copy = ReportCopy("compare", enabled=not no_save)
@@ -211,6 +214,7 @@ def compare_command(
         emit(records, columns=COUNT_COLUMNS, fmt=fmt, output=output, fields=fields, partial=interrupted)
     if not no_timing:
         show_fastest(rows, to_terminal=fmt == Format.table and output is None)
+        say_parity_weights(rows)
     copy.save(records, fields, partial=interrupted)
     recorder.save(rows, kind=Kind.PROFILE, partial=interrupted, threads=n_threads)
     if plot is not None and backends:

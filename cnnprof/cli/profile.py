@@ -16,6 +16,7 @@ from cnnprof.cli.options import (
     FormatOpt,
     InputOpt,
     ModelArgOpt,
+    WeightsOpt,
     ModelsArg,
     NoDbOpt,
     OutputOpt,
@@ -70,6 +71,7 @@ def profile_command(
              "modules at this depth instead of the leaf layers.")] = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
+    weights: WeightsOpt = "random",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     timing: Annotated[bool, typer.Option(
@@ -148,11 +150,12 @@ def profile_command(
             raise UsageError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --timing")
     else:
         _run_timing(models, resolution=resolution, batch=batch, depth=depth, input_shape=input_shape,
-                   model_arg=model_arg, fmt=fmt, output=output, backend=backend, top=top, plot=plot,
+                   model_arg=model_arg, weights=weights, fmt=fmt, output=output, backend=backend, top=top, plot=plot,
                    threads=threads, min_time=min_time, min_runs=min_runs, db=None if no_db else db)
         return
     depth = DEPTH_DEFAULT if depth is None else depth
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1,
+                              weights=weights)
     res = parse_resolution(resolution)
     check_batch(batch)
     recorder = stored.recorder("profile", db, no_db, outputs=[output])
@@ -233,7 +236,7 @@ KIND_COLUMNS = [
 ]
 
 
-def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt, output, backend, top, plot,
+def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, weights, fmt, output, backend, top, plot,
                 threads, min_time, min_runs, db) -> None:
     """``profile --timing``: per-layer latency joined with counts; tables, rows, roofline."""
     from cnnprof import layerprof, machine
@@ -252,7 +255,8 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
     check_plot_path(plot)
     n_threads = options.parse_threads(threads or "1")
     protocol = with_limits(PER_LAYER, min_time_s=min_time, min_runs=min_runs)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1,
+                              weights=weights)
     res = parse_resolution(resolution)
     check_batch(batch)
     for t in targets:
