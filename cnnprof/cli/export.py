@@ -79,5 +79,4 @@ def export_command(
             Column("macs_onnx", "MACs (ONNX)", "macs")], title="layers where the counters differ")
     say(f"wrote {row.path}")
     if not row.counters_agree:
-        say(f"the two MAC counters differ by {100 * row.macs_rel_diff:.2f}% (> 0.5%)",
-                      markup=False)
+        say(f"the two MAC counters differ by {100 * row.macs_rel_diff:.2f}% (> 0.5%)")

@@ -18,6 +18,8 @@ PyTorch does. Parameters, layer names and multiply-adds are the same either way.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,13 +35,19 @@ class Conv2dSame(nn.Conv2d):
     """A convolution padded as TensorFlow's "SAME": the odd pixel of padding goes after.
 
     The padding is worked out from each input's height and width, so any input size works;
-    ``padding`` of the underlying convolution is 0. Its weights and their names are those of
+    ``padding`` of the underlying convolution is 0. Under a trace (an ONNX export, fvcore's count)
+    it is fixed at the traced input's size, so that the graph keeps its shapes. Its weights and their names are those of
     ``nn.Conv2d``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sizes = x.shape[-2:]
+        if torch.jit.is_tracing():  # an ONNX export or fvcore's trace: fixed pads, so shapes stay known
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                sizes = [int(s) for s in sizes]
         pads = []
-        for size, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation):
+        for size, k, s, d in zip(sizes, self.kernel_size, self.stride, self.dilation):
             out = -(-size // s)
             total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
             pads.append((total // 2, total - total // 2))
