@@ -200,7 +200,9 @@ def test_bench_rows_say_which_weights_they_ran(cli, checkpoint, tmp_path, monkey
     assert result.exit_code == 0, result.stderr
     assert [r["weights"] for r in json.loads(result.stdout)] == ["random"]
     assert "parity" not in result.stderr  # eager fp32 alone: no parity figure to qualify
-    result = cli(*args, "--weights", str(path), "--backend", "torch,onnxruntime")
+    # timed in fresh worker processes this time: the recipe carries the weights there
+    isolated = [a for a in args if a != "--in-process"]
+    result = cli(*isolated, "--weights", str(path), "--backend", "torch,onnxruntime")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     label = W.file_label(str(path))
