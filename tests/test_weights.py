@@ -59,13 +59,18 @@ def test_a_saved_checkpoint_round_trips_to_identical_logits(checkpoint):
     assert not torch.equal(logits(random_build), logits(original))
 
 
-def test_safetensors_round_trips_too(tmp_path):
+def test_safetensors_round_trips_too(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
     model = trained_like(SMALL)
     path = tmp_path / "small.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     loaded = get(SMALL).build()
+
+    def no_pickle_reader(*args, **kwargs):  # recent torch.load reads safetensors too; older ones do not
+        raise AssertionError("a .safetensors file must be read by safetensors, not torch.load")
+
+    monkeypatch.setattr(torch, "load", no_pickle_reader)
     info = W.load_weights(loaded, SMALL, str(path))
     assert torch.equal(logits(loaded), logits(model))
     assert info.label.startswith("small.safetensors@sha256:") and len(info.label.split(":")[1]) == 12
