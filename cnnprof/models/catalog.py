@@ -140,7 +140,8 @@ for _v, _w, _d, _r, _drop, _paper, _official in _EFFICIENTNET:
 # (407M against 385.2M for Lite0): it counts more than convolutions. Reference: the exact counts of
 # the PyTorch port `efficientnet_lite_pytorch` 0.1.0 (`EfficientNet.from_name`, conv + linear
 # multiply-adds at the native input), which also match d-li14/efficientnet-lite.pytorch's README
-# (4.652M / 0.385G ... 13.007M / 2.553G) and timm's tf_efficientnet_lite0..4 (4.65M ... 13.01M).
+# (4.652M / 0.385G ... 13.007M / 2.553G); keras-hub's preset converted from timm's Lite0 lists
+# 4,652,008 parameters, timm's tf_efficientnet_lite3 model card 8.2M.
 _EFFICIENTNET_LITE = [
     # name, width, depth, res, dropout, TF README (params M, MAdds M, top-1), reference (params M, MACs M)
     ("lite0", 1.0, 1.0, 224, 0.2, (4.7, 407, 75.1), (4.652008, 385.187552)),
@@ -163,7 +164,7 @@ for _v, _w, _d, _r, _drop, _readme, _official in _EFFICIENTNET_LITE:
         official=_official,
         official_src=(
             "efficientnet_lite_pytorch 0.1.0 EfficientNet.from_name: exact parameters, conv + linear "
-            "multiply-adds (d-li14/efficientnet-lite.pytorch README and timm agree)"
+            "multiply-adds (d-li14/efficientnet-lite.pytorch's README agrees)"
         ),
         notes="no SE, ReLU6, stem and head fixed; TF 'SAME' padding on stride-2 convs (tf_padding)",
     )
