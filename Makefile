@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster,weights]'
 	touch $(STAMP)
 
 demo: install

@@ -42,13 +42,15 @@ def count_rows(
             on_progress(f"counting {target.name}" + (f" at {shape[1]}x{shape[2]}" if len(shape) == 3 else ""))
         try:
             counts = count_target(target, shape, batch=batch)
+            weights = target.weights_label
         except CnnprofError as exc:
             if len(targets) == 1:
                 raise
-            out.append((ProfileRow(model=target.name, family=target.family, batch=batch, error=str(exc)), None))
+            out.append((ProfileRow(model=target.name, family=target.family, batch=batch, weights=target.weights,
+                                   error=str(exc)), None))
             continue
-        out.append((counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape, batch=batch),
-                    counts))
+        row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape, batch=batch)
+        out.append((dataclasses.replace(row, weights=weights), counts))
     return out
 
 
@@ -137,19 +139,21 @@ def bench_rows(
             on_progress(f"{target.name}: counting")
         try:
             base = count_target(target, shape)
+            weights = target.weights_label
         except CnnprofError as exc:
-            yield ProfileRow(model=target.name, family=target.family, error=str(exc))
+            yield ProfileRow(model=target.name, family=target.family, weights=target.weights, error=str(exc))
             continue
         model = None
         if isolate and target.onnx_path is None:
             try:  # one calibrated build: exported, weighed and run as the parity reference for every row
                 model = target.build(shape=shape)
             except CnnprofError as exc:
-                yield ProfileRow(model=target.name, family=target.family, error=str(exc))
+                yield ProfileRow(model=target.name, family=target.family, weights=weights, error=str(exc))
                 continue
         for batch in batches:
             counts = base if target.onnx_path else counting.scale_to_batch(base, batch)
             row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape, batch=batch)
+            row = dataclasses.replace(row, weights=weights)
             if target.onnx_path is not None and batch != counts.input_shape[0]:
                 try:
                     counts = count_target(target, shape, batch=batch)
@@ -158,6 +162,7 @@ def bench_rows(
                     continue
                 row = counts_row(model=target.name, family=target.family, counts=counts, input_shape=shape,
                                  batch=batch)
+                row = dataclasses.replace(row, weights=weights)
             failed = _prepare_files(target, model, shape, batch, configs, base_opts, single=len(targets) == 1)
             isolated = None
             if isolate:

@@ -133,12 +133,54 @@ def _with_batch(model, batch: int):
     return model
 
 
+_FOLDED_ELEMENTS = 64  # a shape or a padding list, never a weight
+
+
+def _fold_index_constants(model) -> None:
+    """Evaluate, in place, the nodes whose inputs are all constants and whose outputs are small
+    integer tensors (the pads an exporter computes for a ``Pad``: TF "SAME" padding), storing
+    the values as initializers, so that shape inference knows the shapes after them. Float
+    tensors are never folded: initializers of float type are counted as parameters."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    known = {i.name: numpy_helper.to_array(i) for i in graph.initializer
+             if i.data_type not in _FLOAT_TYPES and _prod(tuple(i.dims)) <= _FOLDED_ELEMENTS}
+    opset = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    kept = []
+    for node in graph.node:
+        inputs = [n for n in node.input if n]
+        if node.domain not in ("", "ai.onnx") or not all(n in known for n in inputs) or len(node.output) != 1:
+            kept.append(node)
+            continue
+        try:
+            single = helper.make_model(
+                helper.make_graph([node], "fold", [], [helper.make_tensor_value_info(node.output[0], 0, None)],
+                                  initializer=[numpy_helper.from_array(known[n], n) for n in inputs]),
+                opset_imports=opset)
+            (value,) = ReferenceEvaluator(single).run(None, {})
+        except Exception:  # noqa: BLE001 - an operator the evaluator lacks: leave the node as it is
+            kept.append(node)
+            continue
+        value = np.asarray(value)
+        if value.dtype.kind not in "iub" or value.size > _FOLDED_ELEMENTS:
+            kept.append(node)
+            continue
+        known[node.output[0]] = value
+        graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
 def count_onnx(path_or_model, *, batch: int = 1) -> OnnxCounts:
     """Count parameters and conv / matmul multiply-adds of an ONNX model (file or ModelProto)."""
     from onnx import shape_inference
 
     model = load(path_or_model) if isinstance(path_or_model, (str, os.PathLike)) else path_or_model
     model = _with_batch(model, batch)
+    _fold_index_constants(model)
     inferred = shape_inference.infer_shapes(model, data_prop=True)
     graph = inferred.graph
     shapes: dict[str, tuple[int, ...] | None] = {}

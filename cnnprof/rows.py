@@ -328,6 +328,9 @@ class ProfileRow(Row):
     device: str = ""
     threads: int | None = None
     precision: str = ""
+    # where the network's weights came from: "random", "<file>@sha256:<12 hex>" or
+    # "package:<distribution>==<version>" (models/weights.py); "" for an ONNX file's own
+    weights: str = "random"
     latency_ms_median: float | None = None
     latency_ms_mean: float | None = None
     latency_ms_std: float | None = None

@@ -45,6 +45,20 @@ class Target:
     error: str = ""  # a user's reference that failed to load, kept as this model's error row
     # how another process resolves the same target (``from_recipe``): a Python literal, "" if none
     recipe: str = ""
+    # where the weights come from: "random", "package" or a state-dict file (``models/weights.py``)
+    weights: str = "random"
+
+    @property
+    def weights_label(self) -> str:
+        """``random``, ``<file>@sha256:<12 hex>`` or ``package:<distribution>==<version>``; "" for an
+        ONNX file (its weights are its own)."""
+        if self.onnx_path is not None:
+            return ""
+        if self.weights == "random":
+            return "random"
+        from cnnprof.models.weights import weights_info
+
+        return weights_info(self.name, self.weights).label
 
     def build(self, seed: int | None = 0, *, calibrate: bool = True, shape: Sequence[int] | None = None) -> "nn.Module":
         """Build in eval mode; seeded so that two builds have the same weights (and an ONNX
@@ -52,7 +66,8 @@ class Target:
         calibrated at ``shape`` (default: the target's input), the input it will run on, so that
         its random-weight activations keep a realistic scale (see ``calibrate_model``);
         ``calibrate=False`` skips that (counting does not need it). A user's model is built as
-        its factory returns it."""
+        its factory returns it. Trained weights (``weights`` not "random") are loaded onto the
+        built module, and then nothing is calibrated: the file's statistics are kept."""
         if self.error:
             raise UsageError(self.error)
         if self.builder is None:
@@ -63,6 +78,11 @@ class Target:
             torch.manual_seed(seed)
         with running(self.name):
             model = self.builder().eval()
+        if self.weights != "random":
+            from cnnprof.models.weights import load_weights
+
+            load_weights(model, self.name, self.weights)
+            return model.eval()
         if calibrate and self.spec is not None:
             at = tuple(shape or self.input)
             with memory_guard(f"{self.name} at input {'x'.join(map(str, at))}"):
@@ -98,11 +118,11 @@ def registered(name: str, *, input_shape: Sequence[int] | None = None, **options
                   min_input=spec.min_input, spec=spec, recipe=_recipe("registered", spec.name, shape, options))
 
 
-def _recipe(kind: str, ref: str, shape: Sequence[int] | None, options: dict) -> str:
+def _recipe(kind: str, ref: str, shape: Sequence[int] | None, options: dict, weights: str = "random") -> str:
     """The literal ``from_recipe`` reads back; "" when an option is not a plain literal."""
     import ast
 
-    text = repr((kind, ref, tuple(shape) if shape else None, sorted(options.items())))
+    text = repr((kind, ref, tuple(shape) if shape else None, sorted(options.items()), weights))
     try:
         ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -115,12 +135,39 @@ def from_recipe(recipe: str) -> Target:
     import ast
 
     try:
-        kind, ref, shape, options = ast.literal_eval(recipe)
+        kind, ref, shape, options, *rest = ast.literal_eval(recipe)
     except (ValueError, SyntaxError, TypeError):
         raise UsageError(f"not a model recipe: {shorten(str(recipe))!r}") from None
+    weights = str(rest[0]) if rest else "random"
     if kind == "registered":
-        return registered(ref, input_shape=shape, **dict(options))
-    return resolve_targets([ref], input_shape=shape, model_args=dict(options))[0]
+        target = registered(ref, input_shape=shape, **dict(options))
+    else:
+        target = resolve_targets([ref], input_shape=shape, model_args=dict(options))[0]
+    return with_weights(target, weights)
+
+
+def with_weights(target: Target, weights: str | None) -> Target:
+    """``target`` with its weights taken from ``weights`` ("random", "package" or a file; None
+    keeps random weights), its recipe carrying them. Checks at once that the file exists or the
+    package is installed (one-line error otherwise); the tensors are fitted when it is built."""
+    import ast
+    import dataclasses
+
+    weights = "random" if weights is None else str(weights).strip()
+    if weights == "random" or target.error:
+        return target
+    if target.builder is None:
+        raise UsageError(f"{target.name} is an ONNX file: it carries its own weights (--weights applies to "
+                         "PyTorch models)")
+    from cnnprof.models.weights import weights_info
+
+    info = weights_info(target.name, weights)
+    source = info.path if info.source != "package" and info.path else info.source
+    recipe = target.recipe
+    if recipe:
+        kind, ref, shape, options, *_ = ast.literal_eval(recipe)
+        recipe = _recipe(kind, ref, shape, dict(options), source)
+    return dataclasses.replace(target, weights=source, recipe=recipe)
 
 
 def _shape(input_shape: Sequence[int] | str | None) -> tuple[int, ...] | None:
@@ -137,6 +184,7 @@ def resolve_targets(
     input_shape: Sequence[int] | str | None = None,
     model_args: Sequence[str] | dict | None = None,
     keep_errors: bool = False,
+    weights: str | None = None,
 ) -> list[Target]:
     """Model references -> targets, in the order given (unknown names: exit 2 with suggestions).
 
@@ -144,6 +192,8 @@ def resolve_targets(
     or a dict) are passed to user factories. With ``keep_errors`` (a run of several models), a
     user's reference that fails to load (its file, its factory) becomes a target carrying that
     ``error``, which the run reports as that model's row, instead of stopping everything.
+    ``weights`` ("random", "package" or a state-dict file; see ``with_weights``) applies to every
+    target.
     """
     from cnnprof import references
 
@@ -169,7 +219,22 @@ def resolve_targets(
                 targets.append(registered(name, input_shape=shape))
     if not targets:
         raise UsageError("no model given")
+    targets = [with_weights(t, weights) for t in targets]
+    for t in targets:
+        check_weights(t)
     return targets
+
+
+def check_weights(target: Target) -> None:
+    """Fit a target's trained weights onto its network once, before any work: a file that does not
+    fit is one line and exit 2 (``models/weights.py``), not an error row after the counting."""
+    if target.weights == "random" or target.error or target.builder is None:
+        return
+    from cnnprof.models.weights import load_weights
+
+    with running(target.name):
+        model = target.builder()
+    load_weights(model, target.name, target.weights)
 
 
 def resolve_one(ref: str, input_shape: Sequence[int]) -> Target:

@@ -88,3 +88,18 @@ def test_every_registered_model_agrees_with_fvcore(tmp_path):
     for target in api.resolve_targets(["*"]):
         row = export_and_check(target, output=tmp_path / f"{target.name}.onnx")
         assert row.counters_agree, (target.name, row.layer_diffs)
+
+
+def test_tf_same_padding_keeps_shapes_known(tmp_path):
+    """EfficientNet-Lite pads its stride-2 convolutions as TensorFlow's "SAME" (a Pad whose pads the
+    exporter computes from constants): the counter folds them, so every convolution is counted."""
+    from cnnprof import api
+    from cnnprof.exporting import export_and_check
+
+    target = api.resolve_targets(["efficientnet_lite0"], input_shape=(3, 65, 64))[0]
+    row = export_and_check(target, output=tmp_path / "lite0.onnx")
+    assert row.macs_onnx == row.macs and row.counters_agree and row.layer_diffs == ()
+    assert row.parity_max_abs < 1e-3
+    assert "Pad" in {n.op_type for n in onnx.load(tmp_path / "lite0.onnx").graph.node}
+    # only integer tensors were folded: BN-folded weights are the parameters, as for any model
+    assert abs(row.params_onnx - row.params) / row.params < 0.01

@@ -62,7 +62,7 @@ def test_patterns_aliases_and_order():
 
 
 DESIGN_NAMES = (
-    [f"efficientnet_b{i}" for i in range(8)]
+    [f"efficientnet_b{i}" for i in range(8)] + [f"efficientnet_lite{i}" for i in range(5)]
     + ["efficientnetv2_s", "efficientnetv2_m", "efficientnetv2_l"] + [f"efficientnetv2_b{i}" for i in range(4)]
     + ["mobilenetv3_large", "mobilenetv3_small"]
     + ["ghostnet_050", "ghostnet_100", "ghostnet_130", "ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160"]

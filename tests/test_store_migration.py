@@ -12,9 +12,9 @@ from cnnprof.store import Store
 from cnnprof.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 # The backfill's default for a row whose record lacks the field: a profile or per-layer row stored
-# before precisions existed was timed in fp32 (store/schema.py, version 2). Every other added
-# column stays empty for such a row.
-DEFAULTS = {"precision": {"profile": "fp32", "layer": "fp32"}}
+# before precisions existed was timed in fp32 (store/schema.py, version 2), and before weights
+# could be loaded had random weights (version 5). Every other added column stays empty for such a row.
+DEFAULTS = {"precision": {"profile": "fp32", "layer": "fp32"}, "weights": {"profile": "random", "layer": "random"}}
 
 
 @pytest.mark.parametrize("version", [m.version for m in MIGRATIONS if m.version < SCHEMA_VERSION])
@@ -44,7 +44,7 @@ def test_the_fixture_gives_every_added_column_a_value_of_its_type():
     columns = added_columns(1)
     assert {"precision", "parity_sqnr_db", "parity_top1_agreement", "peak_memory_bytes",
             "peak_activation_bytes", "latency_ms_p90_upper", "latency_ms_p99_upper",
-            "latency_tails"} <= set(columns)
+            "latency_tails", "weights"} <= set(columns)
     values = distinct_values(columns)
     for name, (_, kind) in columns.items():
         assert isinstance(values[name], {"INTEGER": int, "REAL": float, "TEXT": str}[kind]), name

@@ -20,7 +20,8 @@ from cnnprof.models.registry import get, list_models
 
 NAMES = list_models()
 ONE_PER_FAMILY = [
-    "efficientnet_b0", "efficientnetv2_b0", "mobilenetv3_large", "ghostnet_100", "ghostnetv2_100", "espnet",
+    "efficientnet_b0", "efficientnet_lite0", "efficientnetv2_b0", "mobilenetv3_large", "ghostnet_100",
+    "ghostnetv2_100", "espnet",
     "espnetv2_100", "fbnet_c", "fbnetv2_f4", "fbnetv3_a",
 ]
 
@@ -68,6 +69,10 @@ EXACT_PARAMS = {
     "efficientnet_b6": 43_040_704, "efficientnet_b7": 66_347_960, "efficientnetv2_s": 21_458_488,
     "efficientnetv2_m": 54_139_356, "efficientnetv2_l": 118_515_272, "mobilenetv3_large": 5_483_032,
     "mobilenetv3_small": 2_542_856, "espnet": 365_109,
+    # EfficientNet-Lite: efficientnet_lite_pytorch 0.1.0 (EfficientNet.from_name); d-li14/efficientnet-lite.pytorch
+    # (4.652M ... 13.007M) and keras-hub's timm-converted Lite0 (4,652,008) agree
+    "efficientnet_lite0": 4_652_008, "efficientnet_lite1": 5_416_680, "efficientnet_lite2": 6_092_072,
+    "efficientnet_lite3": 8_197_096, "efficientnet_lite4": 13_006_568,
 }
 
 
@@ -114,7 +119,8 @@ def test_cnnprof_count_agrees_with_the_shape_counter(name):
 
 # One smallish variant per builder, to build away from the catalog's multipliers.
 ONE_PER_BUILDER = [
-    "efficientnet_b0", "efficientnetv2_b0", "mobilenetv3_small", "ghostnet_050", "ghostnetv2_100", "espnet",
+    "efficientnet_b0", "efficientnet_lite1", "efficientnetv2_b0", "mobilenetv3_small", "ghostnet_050",
+    "ghostnetv2_100", "espnet",
     "espnet_c", "espnetv2_050", "fbnet_a", "fbnetv2_f1", "fbnetv3_a",
 ]
 

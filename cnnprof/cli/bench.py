@@ -68,6 +68,8 @@ def bench_command(
       cnnprof bench efficientnet_b0 --device cuda --backend torch,tensorrt --precision fp16 --cuda-graphs
 
       cnnprof bench efficientnetv2_s --train --resolution 224
+
+      cnnprof bench efficientnet_lite0 --weights package --backend onnxruntime --precision fp32,int8
     """
     from cnnprof.cli.timed import measure, plan
 
@@ -82,7 +84,7 @@ def _report(rows: list[ProfileRow], m: Measure, p, interrupted: bool, *, title: 
     """The rows as asked (--format, --output), the fastest configurations, warnings, the CSV copy,
     the database and the plot."""
     from cnnprof.cli.common import say_warnings
-    from cnnprof.cli.timed import show_fastest
+    from cnnprof.cli.timed import say_parity_weights, show_fastest
     from cnnprof.plots import latency_bars, macs_vs_latency
     from cnnprof.rows import RowKind
 
@@ -90,6 +92,7 @@ def _report(rows: list[ProfileRow], m: Measure, p, interrupted: bool, *, title: 
     fields = ProfileRow.field_names()
     emit(records, columns=COLUMNS, fmt=m.fmt, output=m.output, fields=fields, partial=interrupted, title=title)
     show_fastest(rows, to_terminal=m.fmt == Format.table and m.output is None)
+    say_parity_weights(rows)
     for r in rows:
         say_warnings(f"{r.model} ({r.backend} {r.precision}, batch {r.batch})", r.warnings)
     p.copy.save(records, fields, partial=interrupted)

@@ -139,7 +139,7 @@ def _counted(p):
 def _report(rows: list[ProfileRow], m: Measure, p, interrupted: bool, *, timed: bool) -> None:
     """The wide table on a terminal (else the long rows as asked), the fastest configurations, the
     CSV copy, the database and the plot."""
-    from cnnprof.cli.timed import show_fastest
+    from cnnprof.cli.timed import say_parity_weights, show_fastest
     from cnnprof.plots import macs_vs_latency
     from cnnprof.rows import RowKind
 
@@ -156,6 +156,7 @@ def _report(rows: list[ProfileRow], m: Measure, p, interrupted: bool, *, timed: 
         emit(records, columns=COUNT_COLUMNS, fmt=m.fmt, output=m.output, fields=fields, partial=interrupted)
     if timed:
         show_fastest(rows, to_terminal=m.fmt == Format.table and m.output is None)
+        say_parity_weights(rows)
     p.copy.save(records, fields, partial=interrupted)
     p.recorder.save(rows, kind=RowKind.PROFILE, partial=interrupted, threads=p.threads)
     if m.plot is not None and p.backends:

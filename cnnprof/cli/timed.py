@@ -83,6 +83,21 @@ def show_fastest(rows: list[ProfileRow], *, to_terminal: bool) -> None:
             f"{speed}{sqnr}")
 
 
+def say_parity_weights(rows: list[ProfileRow]) -> None:
+    """Say on stderr which weights the parity figures (max |diff|, SQNR, top-1 agreement) are for:
+    on random weights they show how a backend and precision move this random network's outputs,
+    not how much accuracy a trained network keeps."""
+    labels = list(dict.fromkeys(r.weights for r in rows if r.parity_sqnr_db is not None
+                                or r.parity_top1_agreement is not None))
+    if not labels:
+        return
+    if labels == ["random"]:
+        say("parity on random weights: it shows how each backend and precision moves a random network's outputs, "
+            "not the accuracy a trained one keeps (--weights FILE or package measures that)")
+        return
+    say("parity on " + ", ".join("random weights" if w == "random" else f"trained weights ({w})" for w in labels))
+
+
 def collect(rows: Iterable) -> tuple[list, bool]:
     """Consume a row generator under a progress line; Ctrl-C keeps the rows already measured."""
     out = []
@@ -184,7 +199,8 @@ def plan(name: str, models: Sequence[str], m: Measure, *, backend: str, batch: s
                                                 cuda_graphs=cuda_graphs, only_runnable=only_runnable)
     batches = options.parse_batches(batch)
     threads = options.parse_threads(m.threads)
-    targets = resolve_targets(models, input_shape=m.input_shape, model_args=m.model_arg, keep_errors=len(models) > 1)
+    targets = resolve_targets(models, input_shape=m.input_shape, model_args=m.model_arg, keep_errors=len(models) > 1,
+                              weights=m.weights)
     resolution = parse_resolution(m.resolution)
     copy = ReportCopy(name, enabled=not m.no_save)
     recorder = stored.recorder(name, m.db, m.no_db, outputs=[m.output, m.plot])

@@ -134,6 +134,41 @@ for _v, _w, _d, _r, _drop, _paper, _official in _EFFICIENTNET:
         official=_official,
     )
 
+# -- EfficientNet-Lite: tensorflow/tpu efficientnet/lite (width, depth, resolution, dropout) ------
+# efficientnet_lite_builder.py `efficientnet_lite_params`; published: that folder's README table
+# (params, MAdds, FP32 top-1). The TF README's MAdds are ~5% above conv + linear multiply-adds
+# (407M against 385.2M for Lite0): it counts more than convolutions. Reference: the exact counts of
+# the PyTorch port `efficientnet_lite_pytorch` 0.1.0 (`EfficientNet.from_name`, conv + linear
+# multiply-adds at the native input), which also match d-li14/efficientnet-lite.pytorch's README
+# (4.652M / 0.385G ... 13.007M / 2.553G); keras-hub's preset converted from timm's Lite0 lists
+# 4,652,008 parameters, timm's tf_efficientnet_lite3 model card 8.2M.
+_EFFICIENTNET_LITE = [
+    # name, width, depth, res, dropout, TF README (params M, MAdds M, top-1), reference (params M, MACs M)
+    ("lite0", 1.0, 1.0, 224, 0.2, (4.7, 407, 75.1), (4.652008, 385.187552)),
+    ("lite1", 1.0, 1.1, 240, 0.2, (5.4, 631, 76.7), (5.416680, 600.185232)),
+    ("lite2", 1.1, 1.2, 260, 0.3, (6.1, 899, 77.6), (6.092072, 859.736272)),
+    ("lite3", 1.2, 1.4, 280, 0.3, (8.2, 1440, 79.8), (8.197096, 1383.321872)),
+    ("lite4", 1.4, 1.8, 300, 0.3, (13.0, 2640, 81.5), (13.006568, 2553.034336)),
+]
+for _v, _w, _d, _r, _drop, _readme, _official in _EFFICIENTNET_LITE:
+    _add(
+        f"efficientnet_{_v}",
+        family="efficientnet_lite",
+        variant=_v.capitalize(),
+        paper=EFFICIENTNET,
+        builder="cnnprof.models.efficientnet_lite:efficientnet_lite",
+        res=_r,
+        options={"width_mult": _w, "depth_mult": _d, "dropout": _drop},
+        paper_fig=_readme,
+        paper_src="tensorflow/tpu efficientnet/lite README",
+        official=_official,
+        official_src=(
+            "efficientnet_lite_pytorch 0.1.0 EfficientNet.from_name: exact parameters, conv + linear "
+            "multiply-adds (d-li14/efficientnet-lite.pytorch's README agrees)"
+        ),
+        notes="no SE, ReLU6, stem and head fixed; TF 'SAME' padding on stride-2 convs (tf_padding)",
+    )
+
 # -- EfficientNet V2 (google/automl efficientnetv2 configs; paper Table 7 vs repository README) --
 _EFFICIENTNETV2 = [
     # name, arch, width, depth, eval res, dropout, paper (params, MACs, top-1), repo README, official
@@ -395,6 +430,7 @@ for _v, _r, _paper, _released, _official in [
 # -- family aliases: each family's reference variant -------------------------------------------
 for _alias, _target in [
     ("efficientnet", "efficientnet_b0"),
+    ("efficientnet_lite", "efficientnet_lite0"),
     ("efficientnetv2", "efficientnetv2_s"),
     ("mobilenetv3", "mobilenetv3_large"),
     ("ghostnet", "ghostnet_100"),

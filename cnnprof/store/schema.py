@@ -144,11 +144,21 @@ _V4 = (
         latency_tails = json_extract(record, '$.latency_tails')""",
 )
 
+# where a row's network got its weights (models/weights.py): "random", "<file>@sha256:<12 hex>" or
+# "package:<distribution>==<version>"; a row stored before weights could be loaded had random
+# weights (a row that measured no network, a claim or a prediction, keeps its record's value).
+_V5 = (
+    "ALTER TABLE rows ADD COLUMN weights TEXT",
+    """UPDATE rows SET weights = COALESCE(json_extract(record, '$.weights'),
+                                        CASE WHEN kind IN ('profile', 'layer') THEN 'random' END)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, rows and sweep passes", _V1),
     Migration(2, "precision, parity (SQNR, top-1 agreement) and peak memory columns", _V2),
     Migration(3, "peak live activation memory column", _V3),
     Migration(4, "upper confidence bounds of p90 and p99, and why one is missing", _V4),
+    Migration(5, "where a row's weights came from (random, a file and its digest, a package)", _V5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -169,7 +179,7 @@ ROW_COLUMNS: dict[str, str] = {
     "warnings": "TEXT", "error": "TEXT",
     "precision": "TEXT", "parity_sqnr_db": "REAL", "parity_top1_agreement": "REAL", "peak_memory_bytes": "INTEGER",
     "peak_activation_bytes": "INTEGER", "latency_ms_p90_upper": "REAL", "latency_ms_p99_upper": "REAL",
-    "latency_tails": "TEXT",
+    "latency_tails": "TEXT", "weights": "TEXT",
 }
 # What every row has besides them (set by the store, not read from the row).
 ROW_META = ("id", "run_id", "kind", "recorded_at", "revision", "machine", "env_key", "cell", "passes", "record")
