@@ -24,6 +24,7 @@ from cnnprof.cli.options import (
     ModelArgOpt,
     ModelsArg,
     NoDbOpt,
+    RevisionOpt,
     NoSaveOpt,
     OutputOpt,
     ParityInputsOpt,
@@ -82,6 +83,7 @@ def bench_command(
     no_save: NoSaveOpt = False,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
+    revision: RevisionOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -136,7 +138,8 @@ def bench_command(
     targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     copy = ReportCopy("bench", enabled=not no_save)
-    recorder = stored.recorder("bench", db, no_db, outputs=[output, plot])
+    recorder = stored.recorder("bench", db, no_db, outputs=[output, plot],
+                               revision=options.parse_revision(revision))
     protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
     say_precision_context(precisions, skipped, device)
     rows, interrupted = collect(

@@ -20,6 +20,7 @@ from cnnprof.cli.options import (
     InputOpt,
     ModelsArg,
     NoDbOpt,
+    RevisionOpt,
     OutputOpt,
     ResolutionOpt,
     ThreadsOpt,
@@ -99,6 +100,7 @@ def record_command(
     output: OutputOpt = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
+    revision: RevisionOpt = None,
 ) -> None:
     """Measure models and write the baseline: exact params and MACs, latency samples, environment.
 
@@ -146,7 +148,8 @@ def record_command(
     check_writable(baseline)
     settings = Settings(backend=backend, precision=precision, threads=n_threads, processes=processes,
                         min_time_s=min_time, instances=instances)
-    recorder = stored.recorder("gate-record", db, no_db, outputs=[output, baseline])
+    recorder = stored.recorder("gate-record", db, no_db, outputs=[output, baseline],
+                               revision=options.parse_revision(revision))
     with progress() as update_line:
         result = core.record(planned, settings, threads_spec=threads, on_progress=update_line)
     write_atomic(baseline, result.to_json())
@@ -189,6 +192,7 @@ def check_command(
     output: OutputOpt = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
+    revision: RevisionOpt = None,
 ) -> None:
     """Re-measure the baseline's models and fail on a real slowdown.
 
@@ -209,7 +213,7 @@ def check_command(
 
       cnnprof gate check --baseline ci/baseline.json --trust mypkg.nets     # the baseline names mypkg.nets:build
     """
-    from cnnprof.cli import stored
+    from cnnprof.cli import options, stored
     from cnnprof.errors import CheckFailed
     from cnnprof.files import check_distinct, check_writable
     from cnnprof.gate import core
@@ -224,7 +228,8 @@ def check_command(
     core.check_arguments(factor, alpha)
     base = load_baseline(baseline, trust=trust or ())
     settings = Settings(processes=processes, min_time_s=min_time)
-    recorder = stored.recorder("gate-check", db, no_db, outputs=[output, baseline])
+    recorder = stored.recorder("gate-check", db, no_db, outputs=[output, baseline],
+                               revision=options.parse_revision(revision))
     with progress() as update_line:
         result = core.check(base, settings, factor=factor, alpha=alpha, source=str(baseline), strict_env=strict_env,
                             extra_processes=extra_processes, budget_s=budget, started=started,

@@ -106,6 +106,14 @@ TrustOpt = Annotated[
                  "references typed on the command line need no --trust (repeatable)."),
 ]
 
+RevisionOpt = Annotated[
+    Optional[str],
+    typer.Option("--revision", metavar="REV", show_default=False,
+                 help="Record the rows as measured at this revision of the models' own repository (e.g. "
+                 "$GITHUB_SHA); default: the git revision of the repository a model's file (file.py:factory, "
+                 ".onnx) is in, marked +dirty when its tracked files differ, and none for a registered model."),
+]
+
 
 # -- parsing option values ------------------------------------------------------------------------
 def parse_list(text: str, *, what: str, choices: Sequence[str] | None = None) -> list[str]:
@@ -146,6 +154,19 @@ def check_cuda_graphs(cuda_graphs: bool, backends: Sequence[str], device: str) -
     from cnnprof.timing import TimingOptions, check_device
 
     check_device(TimingOptions(backend="torch", device=device, cuda_graphs=True))
+
+
+def parse_revision(text: str | None) -> str | None:
+    """``--revision REV`` -> the label rows record (``gitrev.given_revision``); one line, exit 2,
+    for an empty value or one with spaces or control characters."""
+    if text is None:
+        return None
+    from cnnprof.gitrev import given_revision
+
+    value = str(text).strip()
+    if not value or not value.isprintable() or any(c.isspace() for c in value) or len(value) > 200:
+        raise UsageError(f"--revision must be a revision name such as a commit sha or tag, got {text!r}")
+    return given_revision(value)
 
 
 def parse_threads(text: str) -> int:

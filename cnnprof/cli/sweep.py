@@ -10,7 +10,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cnnprof.cli.common import counted_progress
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, TrustOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, RevisionOpt, TrustOpt
 from cnnprof.report import Column, Format
 from cnnprof.terminal import say
 
@@ -137,6 +137,7 @@ def sweep_command(
                                                    show_default=False)] = None,
     list_cells: Annotated[bool, typer.Option("--list", help="Print the cells and exit.")] = False,
     trust: TrustOpt = None,
+    revision: RevisionOpt = None,
     db: DbOpt = DEFAULT_DB,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -188,6 +189,7 @@ def sweep_command(
     from cnnprof.timing.environment import cpu_count, fingerprint
 
     check_writable(output)
+    given_revision = options.parse_revision(revision)
     spec = mx.read_toml(config) if config is not None else {}
     refs = list(models or []) or spec.get("models") or []
     if not refs:
@@ -264,7 +266,8 @@ def sweep_command(
         from cnnprof.cli.common import ARGV
 
         run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(),
-                    argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say)
+                    argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say,
+                    revision=given_revision)
         run.on_start = lambda: say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; "
                                    f"results in {db}")
         with progress_bar() as update:
