@@ -242,22 +242,42 @@ def gate_config(g: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def model_revision(row: dict[str, Any]) -> str:
+    """The revision a row's history line is under: its model's own repository's
+    (``model_revision``), else cnnprof's (a registered model's code is cnnprof's)."""
+    return row.get("model_revision") or row["revision"]
+
+
+def first_seen_models(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """When each model revision (``model_revision``) was first recorded."""
+    out: dict[str, str] = {}
+    for r in rows:
+        rev, at = r.get("model_revision"), r.get("recorded_at")
+        if rev and at and (rev not in out or at < out[rev]):
+            out[rev] = at
+    return out
+
+
 def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]],
                   seen: dict[str, str]) -> list[dict[str, Any]]:
     """Latency across revisions and machines: one line per model x revision x machine x backend x
     precision x batch x threads (the newest row of each; ``rows`` says how many there were), in the
-    order revisions were first seen (``seen``: revision -> when), with the gate's verdict on that
+    order revisions were first seen (``seen``: revision -> when; a line's revision is its model's
+    own, ``model_revision``, where the row has one, else cnnprof's), with the gate's verdict on that
     model at that revision and machine on the lines of the configuration it measured (``gate_config``;
     ``gate``: its most severe, ``gate_ratio``: the normalised ratio it judged). A gate check no line
     matches is a line of its own."""
     lines: dict[tuple, dict[str, Any]] = {}
+    seen = {**seen, **first_seen_models([*timed, *gate])}
     for r in timed:
         if r.get("latency_ms_median") is None or r.get("error"):
             continue
-        key = (r["model"], r["revision"], r["machine"], r["backend"], r["precision"], r["batch"], r["threads"])
+        rev = model_revision(r)
+        key = (r["model"], rev, r["machine"], r["backend"], r["precision"], r["batch"], r["threads"])
         line = lines.get(key)
         lines[key] = {
-            "model": r["model"], "revision": r["revision"], "first_seen": seen.get(r["revision"], r["recorded_at"]),
+            "model": r["model"], "revision": rev, "cnnprof_revision": r["revision"],
+            "first_seen": seen.get(rev, r["recorded_at"]),
             "machine": r["machine"], "source": r.get("command"), "backend": r["backend"], "precision": r["precision"],
             "batch": r["batch"], "threads": r["threads"], "latency_ms_median": r["latency_ms_median"],
             "latency_ms_ci_low": r.get("latency_ms_ci_low"), "latency_ms_ci_high": r.get("latency_ms_ci_high"),
@@ -272,7 +292,7 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
     for g in gate:
         if g.get("kind", Kind.GATE_CHECK) != Kind.GATE_CHECK or not g.get("verdict"):
             continue
-        key = (g["model"], g["revision"], g["machine"], tuple(sorted(gate_config(g).items())))
+        key = (g["model"], model_revision(g), g["machine"], tuple(sorted(gate_config(g).items())))
         old = verdicts.get(key)
         if old is None or severity(g["verdict"]) < severity(old["verdict"]):
             verdicts[key] = g
@@ -293,7 +313,7 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
             out.append({k: None for k in HISTORY_FIELDS} | dict(config) | {
                 "model": model, "revision": rev, "first_seen": seen.get(rev, g.get("recorded_at")), "machine": mach,
                 "source": "gate-check", "gate": g["verdict"], "gate_ratio": g.get("ratio"), "rows": 0,
-                "note": "gate check only"})
+                "note": "gate check only", "cnnprof_revision": g.get("revision"), "now_ms": g.get("now_ms")})
     out.sort(key=lambda x: (x["model"] or "", x["first_seen"] or "", x["machine"] or "", x["backend"] or "",
                             x["precision"] or "", x["batch"] or 0, x["threads"] or 0))
     return out
