@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -174,8 +174,12 @@ def record_command(
 @command
 def check_command(
     baseline: BaselineOpt = DEFAULT_BASELINE,
-    factor: Annotated[float, typer.Option("--factor", help="Fail only if slower by more than this ratio "
-                                          "(and significantly so).")] = 1.10,
+    factor: Annotated[float, typer.Option("--factor", "--fail", help="Fail (exit 1) only if slower by more than "
+                                          "this ratio (and significantly so).")] = 1.10,
+    warn: Annotated[Optional[float], typer.Option("--warn", help="Warn (exit 0, verdict `warning` in the table) "
+                                                  "when slower by more than this ratio, significantly, but not "
+                                                  "by more than --fail; between 1.0 and --fail [default: no "
+                                                  "warning level].", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test (and 1 - the "
                                          "interval's confidence).")] = 0.01,
     strict_env: Annotated[bool, typer.Option("--strict-env", help="Make a different environment (torch, CPU, "
@@ -200,6 +204,8 @@ def check_command(
     network, is slower by more than --factor AND the difference is significant at --alpha
     (Welch's t-test on per-process medians). Models whose interval holds the factor are
     measured again in extra processes. Exit 0 pass, 1 regression, 2 bad baseline or usage.
+    With --warn, a model slower than --warn (significantly) but not than --fail is a `warning`:
+    shown in the table (and the markdown), exit 0.
 
     The baseline is data: a model it names that would run code other than a registered model, an
     .onnx file or a .py file inside the baseline's folder or git repository (a `package.module:factory`,
@@ -210,6 +216,8 @@ def check_command(
       cnnprof gate check --baseline reports/baseline.json
 
       cnnprof gate check --baseline reports/baseline.json --factor 1.05 --format md --output gate.md
+
+      cnnprof gate check --baseline reports/baseline.json --warn 1.03 --fail 1.10 --format md
 
       cnnprof gate check --baseline ci/baseline.json --trust mypkg.nets     # the baseline names mypkg.nets:build
     """
@@ -225,7 +233,7 @@ def check_command(
     started = time.perf_counter()
     check_writable(output)
     check_distinct([output], [baseline])
-    core.check_arguments(factor, alpha)
+    core.check_arguments(factor, alpha, warn)
     base = load_baseline(baseline, trust=trust or ())
     settings = Settings(processes=processes, min_time_s=min_time)
     recorder = stored.recorder("gate-check", db, no_db, outputs=[output, baseline],
@@ -233,7 +241,7 @@ def check_command(
     with progress() as update_line:
         result = core.check(base, settings, factor=factor, alpha=alpha, source=str(baseline), strict_env=strict_env,
                             extra_processes=extra_processes, budget_s=budget, started=started,
-                            on_progress=update_line)
+                            on_progress=update_line, warn=warn)
     records = []
     for r in result.rows:
         rec = r.to_dict()
@@ -241,9 +249,10 @@ def check_command(
         records.append(rec)
     fields = [f for f in records[0] if f != "ratio_ci"]
     emit(records, columns=CHECK_COLUMNS, fmt=fmt, output=output, fields=fields,
-         title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}")
+         title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}"
+               + (f", warning = ratio > {warn:g}" if warn is not None else ""))
     recorder.save(result.rows, kind=Kind.GATE_CHECK, threads=base.threads,
-                  context={"baseline": str(baseline), "factor": factor, "alpha": alpha},
+                  context={"baseline": str(baseline), "factor": factor, "alpha": alpha, "warn": warn},
                   extra={"backend": base.backend, "precision": base.precision, "threads": base.threads,
                          "batch": 1, "device": "cpu"})
     cal_base = sum(r.calibration_baseline_ms for r in result.rows) / len(result.rows)
@@ -255,6 +264,9 @@ def check_command(
             + "; ".join(result.environment_differences))
     say(f"checked {len(result.rows)} model(s) in {time.perf_counter() - started:.0f} s "
         f"({len(result.runs)} measurement process(es))")
+    if result.warned:
+        say(f"warning: {len(result.warned)} of {len(result.rows)} model(s) slower than --warn {warn:g}: " + ", ".join(
+            f"{r.model} ({r.ratio:.3f}x)" for r in result.warned))
     failed = result.failed
     if failed:
         raise CheckFailed(f"{len(failed)} of {len(result.rows)} model(s) failed the gate: " + ", ".join(

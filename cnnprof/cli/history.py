@@ -220,7 +220,8 @@ def draw(model: str, lines: list[dict], path: Path, changes: Sequence = ()) -> N
         hi = [(i.get("latency_ms_ci_high") or i["latency_ms_median"]) - i["latency_ms_median"] for i in items]
         ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=2, label=label,
                     linestyle="--" if machines.index(key[4]) % 2 else "-")
-    colours = {"regression": "tab:red", "count changed": "tab:orange", "improvement": "tab:green"}
+    colours = {"regression": "tab:red", "count changed": "tab:orange", "warning": "tab:olive",
+               "improvement": "tab:green"}
     top = max((ln["latency_ms_median"] for ln in lines if ln.get("latency_ms_median")), default=1.0)
     shown = set()
     for ln in lines:

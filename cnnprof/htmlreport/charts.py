@@ -16,7 +16,8 @@ SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # names the grammar;
 WIDTH = 380
 HEIGHT = 260
 MAX_LABELS = 25  # more points than this drawn in a panel: names in tooltips (and the table) only
-GATE_COLOURS = {"regression": "#d62728", "count changed": "#ff7f0e", "improvement": "#2ca02c", "pass": "#7f7f7f"}
+GATE_COLOURS = {"regression": "#d62728", "count changed": "#ff7f0e", "warning": "#bcbd22", "improvement": "#2ca02c",
+                "pass": "#7f7f7f"}
 
 
 @dataclass

@@ -24,7 +24,7 @@ ROW_FIELDS = ROW_META_FIELDS + list(ROW_COLUMNS)
 CONFIG_KEYS = ("kind", "model", "claim", "layer", "phi", "input", "batch", "backend", "device", "threads", "precision",
                "machine")
 # gate verdicts that flag a change
-FLAGGED = ("regression", "count changed", "improvement")
+FLAGGED = ("regression", "count changed", "warning", "improvement")
 
 
 def runs(store: Store, *, command: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
