@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from browser import needs_chromium, opened
 from store_data import environment
 
 from cnnprof import changes, gitrev
@@ -163,3 +164,36 @@ def test_a_database_with_one_point_or_no_rows_is_one_line(cli, user_repo, tmp_pa
     assert "no timed rows of 'ghostnet_100'" in result.stderr
     result = cli("history", ref, "--db", str(db), "--changes", "--repo", str(tmp_path))
     assert result.exit_code == 2 and "is not in a git repository" in result.stderr
+
+
+def test_the_page_marks_the_change_point_on_the_history_chart(cli, user_repo, tmp_path):
+    import re
+
+    _, ref, labels = user_repo
+    db = tmp_path / "p.db"
+    store_series(db, ref, labels, MEDIANS, range(6))  # the page orders revisions as first seen
+    out = tmp_path / "page.html"
+    result = cli("report", "--db", str(db), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script id="cnnprof-data" type="application/json">(.*?)</script>', text,
+                                re.S).group(1))
+    steps = data["datasets"]["history_changes"]
+    steps = [dict(zip(steps["cols"], row)) for row in steps["rows"]] if isinstance(steps, dict) else steps
+    assert [(s["model"], s["revision"], s["verdict"]) for s in steps] == [(ref, labels[3], "regression")]
+    assert "1 in all: <code>cnnprof history MODEL --changes</code>" in text
+
+
+@needs_chromium
+def test_the_change_point_is_drawn_on_the_history_chart(cli, user_repo, tmp_path):
+    _, ref, labels = user_repo
+    db = tmp_path / "b.db"
+    store_series(db, ref, labels, MEDIANS, range(6))
+    out = tmp_path / "page.html"
+    assert cli("report", "--db", str(db), "-o", str(out)).exit_code == 0
+    with opened(out) as (page, seen):
+        page.wait_for_selector("#chart-history svg")
+        dashed = page.evaluate("""Array.from(document.querySelectorAll('#chart-history svg g.mark-rule line'))
+            .filter(l => (l.getAttribute('stroke-dasharray') || '').startsWith('4')).length""")
+    assert seen.errors == [] and seen.console_errors() == []
+    assert dashed == 1
