@@ -10,7 +10,7 @@ sigma the series' own noise, read robustly from the median absolute step between
 (a single step barely moves it), floored at ``SIGMA_FLOOR``.
 
 Each change point names the first revision after it and the step: the ratio of the medians of
-the segments either side, with a 95% interval from a bootstrap that resamples the points of both
+the segments either side (at most ``WINDOW`` revisions a side, those nearest the change), with a 95% interval from a bootstrap that resamples the points of both
 segments and draws each point within its own stored interval (``latency_ms_ci_low/high``) or the
 series' noise, whichever is wider, so it holds both the scatter across revisions and each
 measurement's own (two points a side alone would give a far too narrow interval). A step whose interval holds
@@ -31,6 +31,7 @@ PENALTY = 4.0
 SIGMA_FLOOR = 0.002  # 0.2% of the latency: below it, two medians differ by their rounding, not a change
 CONFIDENCE = 0.95
 RESAMPLES = 2000
+WINDOW = 50  # revisions a side, nearest the change point, that its step is measured on
 SERIES_KEYS = ("model", "machine", "backend", "precision", "batch", "threads", "series")
 REGRESSION, IMPROVEMENT, INCONCLUSIVE = "regression", "improvement", "inconclusive"
 
@@ -139,7 +140,8 @@ def change_points(lines: Sequence[dict[str, Any]], *, min_size: int = MIN_SIZE, 
         cuts = breakpoints(x, min_size=min_size, penalty=penalty)
         bounds = [0, *cuts, len(points)]
         for i, cut in enumerate(cuts):
-            before, after = points[bounds[i]:cut], points[cut:bounds[i + 2]]
+            before = points[max(bounds[i], cut - WINDOW):cut]
+            after = points[cut:min(bounds[i + 2], cut + WINDOW)]
             b_ms = float(np.median([p["ms"] for p in before]))
             a_ms = float(np.median([p["ms"] for p in after]))
             lo, hi = step_interval(before, after, sigma=noise(x), seed=seed)
@@ -150,7 +152,7 @@ def change_points(lines: Sequence[dict[str, Any]], *, min_size: int = MIN_SIZE, 
                 precision=fields["precision"], batch=fields["batch"], threads=fields["threads"],
                 revision=after[0]["revision"], previous=before[-1]["revision"], verdict=verdict,
                 ratio=a_ms / b_ms, ci_low=lo, ci_high=hi, before_ms=b_ms, after_ms=a_ms,
-                revisions_before=len(before), revisions_after=len(after), series=fields["series"],
+                revisions_before=cut - bounds[i], revisions_after=bounds[i + 2] - cut, series=fields["series"],
                 note="" if verdict != INCONCLUSIVE else "the interval holds 1.0: not a change"))
     return out
 

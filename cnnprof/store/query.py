@@ -132,8 +132,9 @@ def _literal(text: str) -> str:
 
 
 def select(store: Store, filters: Filters | None = None, *, records: bool = False,
-           limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows (oldest first) as dicts of ``ROW_FIELDS`` (with ``record``, the whole row, when asked)."""
+           limit: int | None = None, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Rows (oldest first) as dicts of ``ROW_FIELDS`` (with ``record``, the whole row, when asked;
+    ``columns``: only these typed columns, besides where each row comes from)."""
     f = filters or Filters()
     where: list[str] = []
     args: list[Any] = []
@@ -163,7 +164,7 @@ def select(store: Store, filters: Filters | None = None, *, records: bool = Fals
     elif f.errors == "none":
         where.append("(w.error IS NULL OR w.error = '')")
     where.extend(f.extra_where)
-    cols = ", ".join(f"w.{c}" for c in ROW_COLUMNS)
+    cols = ", ".join(f"w.{c}" for c in ROW_COLUMNS if columns is None or c in columns)
     sql = (f"SELECT w.id AS row_id, w.run_id, r.command, w.kind, w.recorded_at, w.revision, w.machine, w.env_key, "
            f"w.cell, w.passes, {cols}{', w.record' if records else ''} FROM rows w JOIN runs r ON r.id = w.run_id")
     if where:
@@ -218,12 +219,17 @@ HISTORY_FIELDS = ["model", "revision", "first_seen", "machine", "source", "backe
                   "note"]
 
 
+# What a history line reads of a timed row (reading all 60 columns of 10,000 rows takes a while).
+HISTORY_COLUMNS = ("model", "input", "backend", "precision", "batch", "threads", "latency_ms_median",
+                   "latency_ms_ci_low", "latency_ms_ci_high", "runs", "error", "model_revision")
+
+
 def history(store: Store, model: str, *, backends: Sequence[str] = (), precision: Sequence[str] = (),
             batch: Sequence[int] = (), threads: Sequence[int] = (), machine: str | None = None) -> list[dict[str, Any]]:
     """A model's latency across revisions and machines (see ``history_lines``)."""
     f = Filters(model=[model], kind=[Kind.PROFILE], backend=backends, precision=precision, batch=batch,
                 threads=threads, machine=machine, errors="none", extra_where=["w.latency_ms_median IS NOT NULL"])
-    timed = select(store, f)
+    timed = select(store, f, columns=HISTORY_COLUMNS)
     wanted = {"backend": backends, "precision": precision, "batch": batch, "threads": threads}
     gate = [g for g in select(store, Filters(model=[model], kind=[Kind.GATE_CHECK], machine=machine))
             if all(not values or gate_config(g).get(k, values[0]) in values for k, values in wanted.items())]
@@ -298,10 +304,12 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
             verdicts[key] = g
     out = list(lines.values())
     marked = set()
+    at: dict[tuple, list[tuple]] = {}  # (model, revision, machine) -> its verdicts: one look-up per line
+    for key, g in verdicts.items():
+        at.setdefault(key[:3], []).append((key, g))
     for line in out:
         where = (line["model"], line["revision"], line["machine"])
-        found = [(key, g) for key, g in verdicts.items()
-                 if key[:3] == where and all(line.get(k) == v for k, v in key[3])]
+        found = [(key, g) for key, g in at.get(where, ()) if all(line.get(k) == v for k, v in key[3])]
         if found:
             key, g = min(found, key=lambda kg: severity(kg[1]["verdict"]))
             marked.update(k for k, _ in found)
