@@ -46,7 +46,7 @@ MEDIANS = [10.0, 10.08, 9.94, 12.5, 12.42, 12.58]
 
 def git(repo: Path, *args: str) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_OPTIONAL_LOCKS": "0"}  # the test's own `git status` writes nothing
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
                           env=env).stdout.strip()
 
@@ -119,6 +119,8 @@ def test_history_changes_names_revision_4_and_leaves_the_repository_as_it_was(cl
     repo, ref, labels = user_repo
     db = tmp_path / "h.db"
     store_series(db, ref, labels, MEDIANS, [3, 0, 5, 1, 4, 2])
+    later = (repo / "model.py").stat().st_mtime + 100
+    os.utime(repo / "model.py", (later, later))  # the index's stat data is stale: a `git status` could rewrite it
     before = state(repo)
     result = cli("history", ref, "--db", str(db), "--changes", "-f", "json")
     assert result.exit_code == 0, result.stderr
@@ -197,3 +199,23 @@ def test_the_change_point_is_drawn_on_the_history_chart(cli, user_repo, tmp_path
             .filter(l => (l.getAttribute('stroke-dasharray') || '').startsWith('4')).length""")
     assert seen.errors == [] and seen.console_errors() == []
     assert dashed == 1
+
+
+def test_a_sweep_stores_each_cell_under_its_model_revision(user_repo, tmp_path):
+    from test_sweep_resume import SpyExecutor
+
+    from cnnprof.sweep.driver import Sweep
+    from cnnprof.sweep.matrix import Matrix
+
+    _, ref, labels = user_repo
+    db = tmp_path / "s.db"
+    for given in (None, "v1.0"):
+        matrix = Matrix(models=(ref,), backends=("torch",), batches=(1,), passes=1, min_time_s=0.0, min_runs=3)
+        with Store.open(db) as store:
+            run = Sweep(matrix, matrix.cells([ref]), store, SpyExecutor(base=1.0), environment=environment("abc1234"),
+                        argv=["cnnprof", "sweep"], revision=given)
+            run.executor.sweep = run
+            run.run()
+    with Store.open(db, write=False) as store:
+        stored = [r[0] for r in store.conn.execute("SELECT model_revision FROM rows ORDER BY id")]
+    assert stored == [labels[-1], "v1.0"]
