@@ -219,3 +219,19 @@ def test_a_sweep_stores_each_cell_under_its_model_revision(user_repo, tmp_path):
     with Store.open(db, write=False) as store:
         stored = [r[0] for r in store.conn.execute("SELECT model_revision FROM rows ORDER BY id")]
     assert stored == [labels[-1], "v1.0"]
+
+
+def test_gate_checks_are_a_series_of_their_own():
+    """Gate checks of a model (its raw median now, ``now_ms``) at revisions where nothing else
+    timed it make their own series, apart from the timed rows' (a gate process times differently)."""
+    from cnnprof.store.query import history_lines
+
+    gate = [{"kind": "gate-check", "model": "net", "revision": f"r{i}", "machine": "m", "verdict": "pass",
+             "ratio": 1.0, "backend": "torch", "precision": "fp32", "threads": 1, "input": "3x224x224",
+             "now_ms": ms, "recorded_at": f"2026-01-0{i + 1}"} for i, ms in enumerate(MEDIANS)]
+    timed = [{"model": "net", "revision": f"r{i}", "machine": "m", "backend": "torch", "precision": "fp32",
+              "batch": 4, "threads": 1, "input": "3x224x224", "latency_ms_median": 40.0, "recorded_at": "t",
+              "command": "sweep"} for i in range(6)]
+    lines = history_lines(timed, gate, {f"r{i}": f"2026-01-0{i + 1}" for i in range(6)})
+    found = changes.change_points(lines)
+    assert [(c.series, c.batch, c.revision, c.verdict) for c in found] == [("gate", 1, "r3", changes.REGRESSION)]
