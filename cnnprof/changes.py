@@ -10,11 +10,12 @@ sigma the series' own noise, read robustly from the median absolute step between
 (a single step barely moves it), floored at ``SIGMA_FLOOR``.
 
 Each change point names the first revision after it and the step: the ratio of the medians of
-the segments either side (at most ``WINDOW`` revisions a side, those nearest the change), with a 95% interval from a bootstrap that resamples the points of both
-segments and draws each point within its own stored interval (``latency_ms_ci_low/high``) or the
-series' noise, whichever is wider, so it holds both the scatter across revisions and each
-measurement's own (two points a side alone would give a far too narrow interval). A step whose interval holds
-1.0 is ``inconclusive``, not a change; otherwise ``regression`` (slower) or ``improvement``.
+the segments either side (at most ``WINDOW`` revisions a side, those nearest the change), with a
+95% interval from a bootstrap that resamples the points of both segments and draws each point
+within its own stored interval (``latency_ms_ci_low/high``) or the series' noise, whichever is
+wider, so it holds both the scatter across revisions and each measurement's own (two points a
+side alone would give a far too narrow interval). A step whose interval holds 1.0 is
+``inconclusive``, not a change; otherwise ``regression`` (slower) or ``improvement``.
 """
 
 from __future__ import annotations

@@ -240,9 +240,10 @@ def build(data: Dataset, *, title: str = "cnnprof report", compare: Sequence[str
                  "machine), with its 95% interval; triangles mark the revisions where <code>cnnprof gate check</code> "
                  f"flagged the model ({n_flagged} flagged in all); dotted rules mark change points, on the first "
                  f"revision after each step ({len(steps)} in all: <code>cnnprof history MODEL --changes</code>). "
-                 "Revisions are ordered by when they were first seen.</p>" + (f'<div class="chart" id="{hist.id}"></div>' if hist is not None else
-                                f"<p class=empty>{len(revisions)} revision(s) so far: the history appears once a "
-                                "model has rows at two revisions.</p>"))
+                 "Revisions are ordered by when they were first seen.</p>"
+                 + (f'<div class="chart" id="{hist.id}"></div>' if hist is not None else
+                    f"<p class=empty>{len(revisions)} revision(s) so far: the history appears once a "
+                    "model has rows at two revisions.</p>"))
     if gate:
         hist_text += ('<h3>The gate\'s newest verdicts</h3><div class="table-wrap"><table id="table-gate" '
                       'class="sortable" data-table="gate"></table></div>')
