@@ -28,8 +28,9 @@ class Kind:
     GATE_CHECK = "gate-check"  # gate.core.Verdict
     PREDICT = "predict"  # lut.evaluate.PredictRow
     SCALE = "scale"  # scaling.ScaleRow
+    EVAL = "eval"  # eval.EvalRow: accuracy on the user's images
 
-    ALL = (PROFILE, LAYER, CLAIM, GATE_RECORD, GATE_CHECK, PREDICT, SCALE)
+    ALL = (PROFILE, LAYER, CLAIM, GATE_RECORD, GATE_CHECK, PREDICT, SCALE, EVAL)
 
 
 RENAMES: dict[str, dict[str, str]] = {
