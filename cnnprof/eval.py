@@ -287,7 +287,8 @@ def evaluate(target: Target, images: str | Path, *, labels: str | Path | None = 
         notes = [Note.tagged("images", f"{len(data.bad)} unreadable image(s) skipped: {'; '.join(data.bad[:3])}")] \
             if data.bad else []
         if weights_label == "random":
-            notes.append(Note.tagged("weights", "random weights: the accuracy of an untrained network (give --weights)"))
+            notes.append(Note.tagged("weights", "random weights: the accuracy of an untrained network "
+                                                "(give --weights)"))
         for backend, precision in configs:
             opts = dataclasses.replace(base, backend=backend, precision=precision, quant=quant)
             row = EvalRow(**common, backend=backend, precision=precision, skipped_images=len(data.bad),

@@ -77,16 +77,17 @@ def eval_command(
     calibration: Annotated[int, typer.Option("--calibration", "--calibration-samples", min=1,
                                              help="int8: images of the folder set apart (never evaluated) to "
                                              "calibrate activation ranges on.")] = 32,
-    calibration_method: Annotated[str, typer.Option("--calibration-method",
-                                                    help="int8 calibration: minmax, entropy or percentile.")] = "minmax",
+    calibration_method: Annotated[str, typer.Option(
+        "--calibration-method", help="int8 calibration: minmax, entropy or percentile.")] = "minmax",
     crop_pct: Annotated[Optional[float], typer.Option(
         "--crop-pct", rich_help_panel=PANEL, help="Center crop as a share of the resized shorter side (timm's "
         "crop_pct); default: the model's published value (0.875 for most; EfficientNet: size/(size+32)).")] = None,
     interpolation: Annotated[Optional[str], typer.Option(
         "--interpolation", rich_help_panel=PANEL, help="bilinear, bicubic or nearest; default: the model's "
         "published one.")] = None,
-    mean: Annotated[Optional[str], typer.Option("--mean", rich_help_panel=PANEL, help="R,G,B on the 0..1 scale; "
-                                                "default: the model's (ImageNet's 0.485,0.456,0.406 for most).")] = None,
+    mean: Annotated[Optional[str], typer.Option(
+        "--mean", rich_help_panel=PANEL,
+        help="R,G,B on the 0..1 scale; default: the model's (ImageNet's 0.485,0.456,0.406 for most).")] = None,
     std: Annotated[Optional[str], typer.Option("--std", rich_help_panel=PANEL, help="R,G,B; default: the model's "
                                                "(ImageNet's 0.229,0.224,0.225 for most).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", rich_help_panel=PANEL, help="Evaluate the readable images "
@@ -115,7 +116,7 @@ def eval_command(
 
       cnnprof eval mobilenetv3_small --weights mnv3.pth --images val/
 
-      cnnprof eval efficientnet_b0 --weights b0.safetensors --images val/ --backend torch,onnxruntime,openvino --precision fp32,int8
+      cnnprof eval efficientnet_b0 --weights b0.pt --images val/ --backend torch,onnxruntime -p fp32,int8
 
       cnnprof eval efficientnet_b0 --weights b0.pt --images photos/ --labels labels.csv --crop-pct 1.0
     """
@@ -140,10 +141,11 @@ def eval_command(
     n_threads = options.parse_threads(threads)
     target = resolve_targets([model])[0]
     base = evaluation.default_preprocess(target, target.input)
+    given = any(v is not None for v in (crop_pct, interpolation, mean, std))
     pre = Preprocess(base.size, base.crop_pct if crop_pct is None else crop_pct,
                      base.interpolation if interpolation is None else interpolation.strip().lower(),
                      _floats(mean, "--mean") or base.mean, _floats(std, "--std") or base.std,
-                     base.source if all(v is None for v in (crop_pct, interpolation, mean, std)) else "given on the command line")
+                     f"{base.source}; changed on the command line" if given else base.source)
     pre.check()
     recorder = stored.recorder("eval", db, no_db, outputs=[output])
     say_precision_context(precisions, skipped, device)
