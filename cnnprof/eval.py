@@ -257,7 +257,11 @@ def evaluate(target: Target, images: str | Path, *, labels: str | Path | None = 
     example = timing.example_input(batch, shape)
     with timing.torch_threads(threads):
         ref_runner = timing.make_runner(model, example, reference, target.name)
-        classes = int(np.asarray(ref_runner.infer(example.numpy())).reshape(batch, -1).shape[1])
+        out = np.asarray(ref_runner.infer(example.numpy()))
+    if out.ndim != 2:
+        raise UsageError(f"{target.name}'s output has shape {tuple(out.shape)}: eval scores classifiers (one score "
+                         "per class) only")
+    classes = int(out.shape[1])
     samples, how = scan(images, classes=classes, labels=labels)
     needs_int8 = any(str(p) == "int8" for _, p in configs)
     evaluated, calib = calibration_split(samples, calibration, needs_int8)

@@ -134,3 +134,10 @@ def test_a_failing_configuration_is_its_rows_error_and_the_others_are_kept(cli, 
                               "WHERE kind = 'eval' ORDER BY id").fetchall()
     assert [s[:2] for s in stored] == [("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
     assert stored[0][2] == rows[0]["top1"] and stored[0][3:] == (2, 0.875, "bilinear")
+
+
+def test_a_model_that_is_not_a_classifier_is_one_line(cli, tmp_path):
+    path = tmp_path / "seg_model.py"
+    path.write_text("from torch import nn\n\ndef seg():\n    return nn.Conv2d(3, 5, 1)\n\nseg.input_shape = (3, 8, 8)\n")
+    _image(tmp_path / "imgs" / "1" / "a.png")
+    assert "classifiers" in _one_line(_eval(cli, f"{path}:seg", tmp_path / "imgs"))
