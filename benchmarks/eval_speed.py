@@ -5,16 +5,17 @@ It writes N JPEG photos-to-be (smooth random colour fields with noise, 500x375 l
 ImageNet validation image, quality 90) into class folders of a temporary folder, then measures:
 
 * the model's batch-1 latency (torch eager, fp32, 1 thread: ``timing.time_model``, median);
-* decoding: every image decoded and preprocessed once, one after another (thread-seconds);
-* ``eval.evaluate`` on the folder, torch fp32 on 1 thread, decoding in ``--workers`` threads
-  beside it: the wall time of its pass and its images/s;
+* decoding: every image decoded and preprocessed once, one after another, in this process;
+* ``eval.evaluate`` on the folder, torch fp32 on 1 thread, decoding in this process
+  (``--workers 0``) and in ``--workers`` processes beside it: the wall time of each pass and its
+  images/s (the latency is taken before and after the passes, to show how the machine drifted);
 * int8 calibration: ``quantize.cached_int8`` of the model's ONNX export on ``--calibration``
   images of the folder (decoded into the ``.npy`` file eval writes), in a fresh folder (nothing
   reused).
 
 Measured, not asserted: the machine is shared, so the figures move from run to run.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/eval_speed.py --images 1000 --model efficientnet_b0
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/eval_speed.py --images 300 --model efficientnet_b0
 
 ``--docs PAGE`` also writes the report into PAGE's ``eval-speed`` block (docs/accuracy.md).
 """
@@ -22,6 +23,7 @@ Measured, not asserted: the machine is shared, so the figures move from run to r
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -48,7 +50,7 @@ def write_images(folder: Path, n: int, classes: int = 10, seed: int = 0) -> None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--model", default="efficientnet_b0")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--calibration", type=int, default=32)
@@ -76,27 +78,38 @@ def run(args) -> int:
     with tempfile.TemporaryDirectory(prefix="cnnprof-eval-speed-") as tmp:
         folder = Path(tmp) / "images"
         write_images(folder, args.images)
-        latency = timing.time_model(target.build(shape=shape), shape, name=target.name,
-                                    opts=timing.TimingOptions(threads=1, parity=False))
+        model = target.build(shape=shape)
+
+        def batch1_ms() -> tuple[float, int]:
+            opts = timing.TimingOptions(threads=1, parity=False)
+            lat = timing.time_model(model, shape, name=target.name, opts=opts)
+            return lat.median, lat.runs
+
         samples, _ = scan(folder, classes=1000)
         t0 = time.perf_counter()
         for s in samples:
             decode(s, pre)
         decode_s = time.perf_counter() - t0
-        (row,) = evaluate(target, folder, threads=1, workers=args.workers, preprocess=pre)
-        serial = latency.median / 1e3 * args.images
+        before = batch1_ms()
+        passes = {w: list(evaluate(target, folder, threads=1, workers=w, preprocess=pre))[0]
+                  for w in (0, args.workers)}
+        after = batch1_ms()
+        median_ms = (before[0] + after[0]) / 2
+        serial = median_ms / 1e3 * args.images
         print(f"{args.model}, {args.images} JPEG images of 500x375 -> {'x'.join(map(str, shape))} "
-              f"(crop {pre.crop_pct}, {pre.interpolation}); torch fp32, 1 thread, batch 1; "
-              f"{args.workers} decoding thread(s)\n")
+              f"(crop {pre.crop_pct}, {pre.interpolation}); torch fp32, 1 thread, batch 1; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end\n")
         print("| figure | value |\n|---|---|")
-        print(f"| batch-1 latency (median of {latency.runs} calls) | {latency.median:.2f} ms |")
+        print(f"| batch-1 latency, median of {before[1]} calls before and {after[1]} after the passes | "
+              f"{before[0]:.2f} and {after[0]:.2f} ms (mean {median_ms:.2f}) |")
         print(f"| latency x N | {serial:.1f} s |")
-        print(f"| decoding and preprocessing, one thread, one after another | {decode_s:.1f} s "
+        print(f"| decoding and preprocessing, one process, one after another | {decode_s:.1f} s "
               f"({decode_s / args.images * 1e3:.2f} ms an image) |")
-        print(f"| latency x N + decoding (nothing overlapped) | {serial + decode_s:.1f} s |")
-        print(f"| eval's pass (decoding beside the model) | {row.seconds:.1f} s, {row.images_per_s:.1f} images/s |")
-        print(f"| eval / (latency x N) | {row.seconds / serial:.3f} |")
-        print(f"| eval / (latency x N + decoding) | {row.seconds / (serial + decode_s):.3f} |")
+        print(f"| latency x N + decoding | {serial + decode_s:.1f} s |")
+        for w, row in passes.items():
+            how = "decoding in this process (--workers 0)" if w == 0 else f"{w} decoding processes beside the model"
+            print(f"| eval's pass, {how} | {row.seconds:.1f} s, {row.images_per_s:.1f} images/s, "
+                  f"{row.seconds / (serial + decode_s):.3f} x (latency x N + decoding) |")
         source, _, _ = cached_export(target.build(shape=shape).eval(), timing.example_input(1, shape),
                                      name=target.name, folder=Path(tmp) / "models")
         calib = Path(tmp) / "calib"

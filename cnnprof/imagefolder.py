@@ -116,6 +116,33 @@ def decode(sample: Sample, pre: Preprocess):
         raise BadImage(f"{sample.path}: {shorten(why, 120)}") from None
 
 
+def decode_into(i: int, sample: Sample, pre: Preprocess, array) -> tuple[int, str, float]:
+    """Decode sample ``i`` into ``array[i]``: (i, why it is unreadable or "", seconds spent)."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        array[i] = decode(sample, pre)
+    except BadImage as exc:
+        return i, str(exc), 0.0
+    return i, "", time.perf_counter() - t0
+
+
+_OPEN: dict = {}
+
+
+def open_file(path: str) -> None:
+    """A decoding worker's start: the run's memory-mapped images file, opened once."""
+    import numpy as np
+
+    _OPEN["array"] = np.load(path, mmap_mode="r+")
+
+
+def decode_into_file(i: int, sample: Sample, pre: Preprocess) -> tuple[int, str, float]:
+    """In a decoding worker: sample ``i`` into row ``i`` of the file ``open_file`` opened."""
+    return decode_into(i, sample, pre, _OPEN["array"])
+
+
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
 

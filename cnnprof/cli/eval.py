@@ -93,8 +93,10 @@ def eval_command(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", rich_help_panel=PANEL, help="Evaluate the readable images "
                                            "and name the unreadable ones (default: one unreadable image stops the "
                                            "run).")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, rich_help_panel=PANEL,
-                                         help="Threads decoding images while the model runs.")] = 4,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=0, max=64, rich_help_panel=PANEL,
+        help="Processes decoding images while the model runs (0: decode in this process, one image after "
+        "another).")] = 2,
     force: ForceOpt = False,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
