@@ -128,3 +128,21 @@ def test_int8_calibrates_on_the_images_file_when_given(tmp_path):
     paths = {cached_int8(source, QuantOptions(images=str(tmp_path / f)), folder=tmp_path)[0]
              for f in ("calib.npy", "other.npy")} | {cached_int8(source, QuantOptions(), folder=tmp_path)[0]}
     assert len(paths) == 3 and all(p.is_file() for p in paths)
+
+
+def test_skipped_images_leave_every_configuration_on_the_same_readable_images(task, tmp_path):
+    import shutil
+
+    net, root, images, labels, predicted = task
+    folder = tmp_path / "images"
+    shutil.copytree(root / "images", folder)
+    for k in (0, 2):  # unreadable files that sort before every image of their class
+        (folder / str(k) / "a_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    rows = list(evaluate(_target(net), folder, backends=("torch", "onnxruntime"), precisions=("fp32",),
+                         only_runnable=True, preprocess=PRE, batch=4, workers=2, skip_bad=True,
+                         onnx_dir=str(tmp_path / "models")))
+    expected = float(np.mean(predicted == labels))
+    for row in rows:
+        assert row.images == len(images) and row.skipped_images == 2 and "a_broken.png" in str(row.warnings)
+        assert row.top1 == pytest.approx(expected, abs=1e-12)
+    assert rows[1].top1_agreement >= 0.97
