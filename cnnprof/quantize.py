@@ -52,10 +52,14 @@ class QuantizeError(CnnprofError):
 
 @dataclass(frozen=True)
 class QuantOptions:
-    """How int8 copies are calibrated: the method and the number of synthetic images."""
+    """How int8 copies are calibrated: the method and the number of images. ``images``: a
+    ``.npy`` file of real, preprocessed images (N x C x H x W, float32) to calibrate on instead
+    of synthetic ones (``cnnprof eval`` sets apart images of the user's folder); its digest is
+    part of the cached copy's key."""
 
     method: str = "minmax"
     samples: int = DEFAULT_SAMPLES
+    images: str | None = None
 
     def check(self) -> "QuantOptions":
         if self.method not in CALIBRATION_METHODS:
@@ -110,14 +114,22 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
-def calibration_batches(input_shape: tuple[int, ...], samples: int):
-    """The synthetic calibration inputs: standard normal, float32, batches of ``input_shape``
-    (its first dimension is the file's batch) until ``samples`` images."""
+def calibration_batches(input_shape: tuple[int, ...], samples: int, images: str | None = None):
+    """The calibration inputs, float32 batches of ``input_shape`` (its first dimension is the
+    file's batch): the images of the ``images`` file (the last batch filled from its start), else
+    synthetic standard-normal ones until ``samples`` images."""
     import numpy as np
 
     from cnnprof.timing.parity import check_images_fit
 
     batch = int(input_shape[0])
+    if images is not None:
+        real = np.load(images, mmap_mode="r")
+        if real.ndim != 4 or tuple(real.shape[1:]) != tuple(input_shape[1:]) or not len(real):
+            raise QuantizeError(f"calibration images of shape {tuple(real.shape)} do not fit the model's input "
+                                f"{tuple(input_shape[1:])}")
+        order = [i % len(real) for i in range(-(-len(real) // batch) * batch)]
+        return [np.asarray(real[order[i:i + batch]], dtype=np.float32) for i in range(0, len(order), batch)]
     check_images_fit(-(-samples // batch) * batch, input_shape[1:], "--calibration-samples")
     rng = np.random.default_rng(CALIBRATION_SEED)
     return [rng.standard_normal(input_shape, dtype=np.float32) for _ in range(-(-samples // batch))]
@@ -129,8 +141,9 @@ def cached_int8(source: str | os.PathLike, options: QuantOptions = QuantOptions(
     start = time.perf_counter()
     options.check()
     source = Path(source)
-    path = _cached_name(source, "int8", f"qdq|u8s8|per-channel|{options.method}|{options.samples}|"
-                                        f"seed{CALIBRATION_SEED}|float:{','.join(NOT_QUANTISED)}", folder)
+    data = f"images:{file_digest(options.images)}" if options.images else f"{options.samples}|seed{CALIBRATION_SEED}"
+    path = _cached_name(source, "int8", f"qdq|u8s8|per-channel|{options.method}|{data}|"
+                                        f"float:{','.join(NOT_QUANTISED)}", folder)
     if path.is_file() and path.stat().st_size > 0:
         return path, time.perf_counter() - start, True
     try:
@@ -157,7 +170,7 @@ def quantize_int8(source: Path, path: Path, options: QuantOptions) -> Path:
     if not dims or any(d <= 0 for d in dims):
         raise QuantizeError(f"int8 quantisation of {source.name}: its input shape is not fixed ({dims})")
     name = inputs[0].name
-    batches = calibration_batches(tuple(dims), options.samples)
+    batches = calibration_batches(tuple(dims), options.samples, options.images)
 
     class Reader(q.CalibrationDataReader):
         def __init__(self) -> None:

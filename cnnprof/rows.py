@@ -35,6 +35,7 @@ class RowKind(Choice):
     GATE_CHECK = "gate-check"  # gate.core.Verdict
     PREDICT = "predict"  # lut.evaluate.PredictRow
     SCALE = "scale"  # scaling.ScaleRow
+    EVAL = "eval"  # eval.EvalRow: accuracy on the user's images
 
 
 ROW_KINDS: tuple[RowKind, ...] = tuple(RowKind)

@@ -37,7 +37,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_outside_the_checkout(tmp_path):
          cwd=src, env=env)
     [wheel] = wheels.glob("cnnprof-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"cnnprof/htmlreport/report.js", "cnnprof/htmlreport/report.css"} <= names
+    assert {"cnnprof/htmlreport/report.js", "cnnprof/htmlreport/report.css", "cnnprof/imagenet_classes.tsv"} <= names
 
     _run(["git", "init", "-q", str(tmp_path)], cwd=tmp_path, env=env)  # a repository the install sits in
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],

@@ -44,7 +44,9 @@ def test_the_fixture_gives_every_added_column_a_value_of_its_type():
     columns = added_columns(1)
     assert {"precision", "parity_sqnr_db", "parity_top1_agreement", "peak_memory_bytes",
             "peak_activation_bytes", "latency_ms_p90_upper", "latency_ms_p99_upper",
-            "latency_tails", "weights", "model_revision"} <= set(columns)
+            "latency_tails", "weights", "model_revision",
+            "top1", "top1_low", "top1_high", "top5", "top5_low", "top5_high", "images",
+            "top1_drop", "top1_agreement", "crop_pct", "interpolation", "mean", "std"} <= set(columns)
     values = distinct_values(columns)
     for name, (_, kind) in columns.items():
         assert isinstance(values[name], {"INTEGER": int, "REAL": float, "TEXT": str}[kind]), name

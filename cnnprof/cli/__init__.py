@@ -169,6 +169,7 @@ app = typer.Typer(
 from cnnprof.cli import bench as _bench  # noqa: E402
 from cnnprof.cli import claims as _claims  # noqa: E402
 from cnnprof.cli import compare as _compare  # noqa: E402
+from cnnprof.cli import eval as _eval  # noqa: E402
 from cnnprof.cli import export as _export  # noqa: E402
 from cnnprof.cli import history as _history  # noqa: E402
 from cnnprof.cli import htmlreport as _htmlreport  # noqa: E402
@@ -208,6 +209,7 @@ app.command("list")(command(_listing.list_command))
 app.command("profile")(command(_profile.profile_command))
 app.command("compare")(command(_compare.compare_command))
 app.command("bench")(command(_bench.bench_command))
+app.command("eval")(command(_eval.eval_command))
 app.command("export")(command(_export.export_command))
 app.command("machine")(command(_machine.machine_command))
 app.add_typer(_gate_app, name="gate")

@@ -108,6 +108,15 @@ def claims_command(
     output: OutputOpt = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
+    images: Annotated[Path | None, typer.Option(
+        "--images", file_okay=False, rich_help_panel="Accuracy", help="Labelled images (as `cnnprof eval` reads "
+        "them): the accuracy claims about --model become measurements on them.")] = None,
+    labels: Annotated[Path | None, typer.Option("--labels", dir_okay=False, rich_help_panel="Accuracy",
+                                                help="CSV of path,label for --images.")] = None,
+    model: Annotated[str | None, typer.Option("--model", rich_help_panel="Accuracy",
+                                              help="The model --weights are for (e.g. efficientnet_b0).")] = None,
+    weights: Annotated[str | None, typer.Option("--weights", rich_help_panel="Accuracy",
+                                                help="Its trained weights (a state dict file, or 'package').")] = None,
 ) -> None:
     """Check the checkable claims of the seed chapter by measuring cnnprof's own modules.
 
@@ -119,7 +128,9 @@ def claims_command(
     holds / deviates (a measurement that could have gone either way), inconclusive (its interval
     straddles the tolerance), identity (the value follows from how the module is built: a
     consistency check, counted apart) or cited (not measurable here: accuracy, trained feature
-    maps, unverified figures; with the reason). Timed rows name the device and the clock, and
+    maps, unverified figures; with the reason; with --model, --weights and --images the accuracy
+    claims about that model are measured on those images: top-1 in fp32 PyTorch eager, its 95%
+    interval judged against the claim's tolerance). Timed rows name the device and the clock, and
     "judged" says which interval the verdict looked at: "raw 95% CI" on a quiet machine, or
     "widened xN, busy" where other processes competed (x1.05 for timings on the thread CPU clock,
     which they do not stretch; x1.25 on the wall clock; x1.2 for FBNet's additivity ratio).
@@ -138,6 +149,8 @@ def claims_command(
       cnnprof claims --format md --output claims.md
 
       cnnprof claims --format json --output claims.json --strict
+
+      cnnprof claims --family efficientnet --model efficientnet_b0 --weights b0.pth --images val/
     """
     from cnnprof import claims as registry
     from cnnprof.claims.errata import errata
@@ -157,9 +170,14 @@ def claims_command(
     _check_plot_dir(plot)
     selected = registry.select(registry.all_claims(), families)
     recorder = stored.recorder("claims", db, no_db, outputs=[output])
+    from cnnprof.claims.accuracy import evaluate_for_claims, measured
+
+    accuracy = evaluate_for_claims(model, weights, images, labels)  # before the claims: bad input fails at once
     with progress_bar(selected) as update:
         update(0)  # the bar's total at once, while torch loads
         run = registry.run_claims(selected, on_count=update, device=device)
+    if accuracy is not None:
+        run.results[:] = measured(run.results, accuracy, str(images))
     fixes = [e for e in errata() if families is None or e.family in families]
     _report(run, fixes, fmt=fmt, output=output, device=device)
     recorder.save(run.results, kind=RowKind.CLAIM, extra={"device": device})

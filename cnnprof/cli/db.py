@@ -26,7 +26,7 @@ db_app = typer.Typer(
     help=(
         "The results database (SQLite, reports/cnnprof.db unless --db or CNNPROF_DB say otherwise; "
         f"{WHERE}): every run of "
-        "bench, compare, profile, claims, gate, lut predict --measure, scale and sweep, with its rows.\n\n"
+        "bench, compare, profile, eval, claims, gate, lut predict --measure, scale and sweep, with its rows.\n\n"
         "Examples:\n\n"
         "  cnnprof db runs\n\n"
         "  cnnprof db rows --model 'ghostnet*' --backend onnxruntime --latest\n\n"
@@ -155,7 +155,7 @@ def parse_filters(*, kind, model, family, backend, precision, device, batch, thr
 def rows_command(
     db: ReadDbOpt = DEFAULT_DB,
     kind: Annotated[Optional[str], typer.Option("--kind", help="profile, layer, claim, gate-record, gate-check, "
-                                                "predict, scale (comma-separated).")] = None,
+                                                "predict, scale, eval (comma-separated).")] = None,
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model names or patterns "
                                                        "('ghostnet*'; repeatable or comma-separated).")] = None,
     family: Annotated[Optional[str], typer.Option("--family", help="Families, comma-separated.")] = None,

@@ -203,6 +203,16 @@ def build(data: Dataset, *, title: str = "cnnprof report", compare: Sequence[str
         + "".join(f'<h3>{esc(c.title)}</h3><div class="chart" id="{c.id}"></div>' for c in pareto)
         if pareto else "<p class=empty>No timed rows with counts yet (<code>cnnprof sweep</code>).</p>")))
 
+    accuracy = ch.accuracy_latency(data.of(Kind.EVAL), profile)
+    charts += accuracy
+    sections.append(("accuracy", "Accuracy against latency", (
+        "<p>Top-1 on the user's images (<code>cnnprof eval</code>, with its 95% interval as a bar) against the "
+        "batch-1 median latency <code>cnnprof bench</code> measured for the same model, backend and precision on "
+        "the same machine; the newest of each. The accuracy is that of the weights evaluated, on the images "
+        "evaluated (docs/accuracy.md).</p>" + "".join(f'<div class="chart" id="{c.id}"></div>' for c in accuracy)
+        if accuracy else "<p class=empty>No model has both an accuracy (<code>cnnprof eval</code>) and a batch-1 "
+        "latency (<code>cnnprof bench</code>) for the same backend and precision.</p>")))
+
     scaling, scaling_text = ch.scaling(data.of(Kind.SCALE), profile)
     charts += scaling
     sections.append(("scaling", "Compound scaling", f"<p>{_code(esc(scaling_text))}</p>" + "".join(

@@ -373,3 +373,56 @@ def history(lines: Sequence[dict[str, Any]], revision_order: dict[str, str],
         "layer": layers,
     }
     return Chart("chart-history", "history", spec, datasets), models
+
+
+def accuracy_latency(evals: Sequence[dict[str, Any]], profile: Sequence[dict[str, Any]]) -> list[Chart]:
+    """Top-1 on the user's images (``cnnprof eval``) against batch-1 median latency (``bench``), one
+    point per model, backend and precision that has both on the same machine (the newest of each),
+    with the top-1's 95% interval as a bar. One chart, or none."""
+    latency: dict[tuple, dict[str, Any]] = {}
+    for r in profile:  # oldest first: the newest wins
+        if r.get("latency_ms_median") and not r.get("error") and (r.get("batch") or 1) == 1:
+            latency[(r.get("model"), r.get("backend"), r.get("precision") or "fp32", r.get("machine"))] = r
+    newest: dict[tuple, dict[str, Any]] = {}
+    for r in evals:
+        if r.get("top1") is not None and not r.get("error"):
+            newest[(r.get("model"), r.get("backend"), r.get("precision") or "fp32", r.get("machine"))] = r
+    data = []
+    for key, r in newest.items():
+        t = latency.get(key)
+        if t is None:
+            continue
+        drop = r.get("top1_drop")
+        data.append({"model": r["model"], "series": series_of(r), "top1": 100 * r["top1"],
+                     "top1_low": 100 * (r.get("top1_low") or r["top1"]),
+                     "top1_high": 100 * (r.get("top1_high") or r["top1"]), "images": r.get("images"),
+                     "top1_drop": None if drop is None else 100 * drop,
+                     "latency_ms_median": t["latency_ms_median"], "machine": r.get("machine")})
+    if not data:
+        return []
+    enc_x = {"field": "latency_ms_median", "type": "quantitative", "scale": {"type": "log"},
+             "title": "median latency, batch 1 (ms)"}
+    colour = {"field": "series", "type": "nominal", "title": "backend precision"}
+    tooltip = [{"field": "model"}, {"field": "series", "title": "backend precision"},
+               {"field": "top1", "title": "top-1 (%)", "format": ".2f"},
+               {"field": "top1_low", "title": "95% low", "format": ".2f"},
+               {"field": "top1_high", "title": "95% high", "format": ".2f"},
+               {"field": "top1_drop", "title": "drop vs fp32 torch (points)", "format": ".2f"},
+               {"field": "images"}, {"field": "latency_ms_median", "title": "median (ms)", "format": ".3f"},
+               {"field": "machine"}]
+    spec = {
+        "$schema": SCHEMA, "data": {"name": "accuracy"}, "width": WIDTH, "height": HEIGHT,
+        "title": "top-1 on the evaluated images against latency",
+        "layer": [
+            {"mark": {"type": "rule"}, "encoding": {
+                "x": enc_x, "y": {"field": "top1_low", "type": "quantitative", "title": "top-1 (%)",
+                                  "scale": {"zero": False}},
+                "y2": {"field": "top1_high"}, "color": colour}},
+            {"mark": {"type": "point", "filled": True, "size": 60}, "encoding": {
+                "x": enc_x, "y": {"field": "top1", "type": "quantitative"}, "color": colour,
+                "shape": {"field": "series", "type": "nominal", "title": "backend precision"}, "tooltip": tooltip}},
+            {"mark": {"type": "text", "align": "left", "dx": 5, "dy": -5, "fontSize": 9},
+             "encoding": {"x": enc_x, "y": {"field": "top1", "type": "quantitative"}, "text": {"field": "model"}}},
+        ],
+    }
+    return [Chart("chart-accuracy", "accuracy against latency", spec, {"accuracy": data})]

@@ -161,6 +161,17 @@ _V6 = (
     "UPDATE rows SET model_revision = NULLIF(json_extract(record, '$.model_revision'), '')",
 )
 
+# eval's accuracy on the user's images (eval.EvalRow) and the preprocessing it was measured with,
+# filled from the stored records (rows stored before eval existed have none).
+_EVAL_COLUMNS = (("top1", "REAL"), ("top1_low", "REAL"), ("top1_high", "REAL"), ("top5", "REAL"),
+                 ("top5_low", "REAL"), ("top5_high", "REAL"), ("images", "INTEGER"), ("top1_drop", "REAL"),
+                 ("top1_agreement", "REAL"), ("crop_pct", "REAL"), ("interpolation", "TEXT"), ("mean", "TEXT"),
+                 ("std", "TEXT"))
+_V7 = (
+    *(f"ALTER TABLE rows ADD COLUMN {name} {sql}" for name, sql in _EVAL_COLUMNS),
+    "UPDATE rows SET " + ", ".join(f"{name} = json_extract(record, '$.{name}')" for name, _ in _EVAL_COLUMNS),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, rows and sweep passes", _V1),
     Migration(2, "precision, parity (SQNR, top-1 agreement) and peak memory columns", _V2),
@@ -168,6 +179,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "upper confidence bounds of p90 and p99, and why one is missing", _V4),
     Migration(5, "where a row's weights came from (random, a file and its digest, a package)", _V5),
     Migration(6, "the model's own repository revision", _V6),
+    Migration(7, "accuracy on the user's images (eval) and its preprocessing", _V7),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -188,7 +200,7 @@ ROW_COLUMNS: dict[str, str] = {
     "warnings": "TEXT", "error": "TEXT",
     "precision": "TEXT", "parity_sqnr_db": "REAL", "parity_top1_agreement": "REAL", "peak_memory_bytes": "INTEGER",
     "peak_activation_bytes": "INTEGER", "latency_ms_p90_upper": "REAL", "latency_ms_p99_upper": "REAL",
-    "latency_tails": "TEXT", "weights": "TEXT", "model_revision": "TEXT",
+    "latency_tails": "TEXT", "weights": "TEXT", "model_revision": "TEXT", **dict(_EVAL_COLUMNS),
 }
 # What every row has besides them (set by the store, not read from the row).
 ROW_META = ("id", "run_id", "kind", "recorded_at", "revision", "machine", "env_key", "cell", "passes", "record")
