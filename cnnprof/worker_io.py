@@ -1,4 +1,4 @@
-"""What every worker process (``timing.worker``, ``gate.worker``, ``sweep.worker``) does at its
+"""What every worker process (``bench.worker``, ``gate.worker``, ``sweep.worker``) does at its
 edges: write its answer for the parent atomically, a model that cannot run as a one-line error,
 and leave without torch's slow interpreter teardown once the answer is on disk."""
 

@@ -12,7 +12,7 @@ size, once: the timed input and the parity inputs (``inputs.npy``), the fp32 eag
 them (``references.npy``), the calibrated weights (``state.pt``, for the torch backends, which
 rebuild the module from its ``Target.recipe``), and the ONNX file and its int8 / fp16 copies (for
 the ONNX backends, so the worker only loads a file). The worker
-(``python -m cnnprof.timing.worker JOB RESULT``) times under the same protocol as ``time_model``
+(``python -m cnnprof.bench.worker JOB RESULT``) times under the same protocol as ``time_model``
 and writes its samples, parity and peak memory as JSON.
 """
 
@@ -161,7 +161,7 @@ def options_record(opts: TimingOptions) -> dict:
 
 
 def options_from_record(record: dict) -> TimingOptions:
-    from cnnprof.quantize import QuantOptions
+    from cnnprof.timing.quantize import QuantOptions
     from cnnprof.timing.protocol import Protocol
 
     values = dict(record)
@@ -178,13 +178,13 @@ def _env() -> dict:
 
 
 def run_worker(job: dict, *, timeout_s: float = WORKER_TIMEOUT_S) -> Latency:
-    """Run ``python -m cnnprof.timing.worker`` on ``job``; its ``Latency``, or a one-line error."""
+    """Run ``python -m cnnprof.bench.worker`` on ``job``; its ``Latency``, or a one-line error."""
     with tempfile.TemporaryDirectory(prefix="cnnprof-worker-") as tmp:
         job_path, result_path, err_path = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "stderr.txt")
         job_path.write_text(json.dumps(job))
         with open(err_path, "w") as err:
             try:  # a model's prints go nowhere: stdout is the report's
-                proc = subprocess.run([sys.executable, "-m", "cnnprof.timing.worker", str(job_path), str(result_path)],
+                proc = subprocess.run([sys.executable, "-m", "cnnprof.bench.worker", str(job_path), str(result_path)],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=_env(),
                                       timeout=timeout_s)
             except subprocess.TimeoutExpired:

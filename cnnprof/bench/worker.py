@@ -1,6 +1,6 @@
-"""One configuration timed in a fresh process: ``python -m cnnprof.timing.worker JOB.json RESULT.json``.
+"""One configuration timed in a fresh process: ``python -m cnnprof.bench.worker JOB.json RESULT.json``.
 
-``cnnprof.timing.isolated`` writes the job and reads the result; this side imports what the
+``cnnprof.bench.isolated`` writes the job and reads the result; this side imports what the
 backend needs (no torch for an ONNX backend on the CPU), notes its idle resident set, loads the
 model (the ONNX file, or the module rebuilt from its recipe with the parent's weights) and sets
 up the runtime, resets the resident high-water mark, runs the protocol, reads the peak, then
@@ -34,7 +34,7 @@ def run_job(job: dict) -> dict:
 
     from cnnprof import timing
     from cnnprof.timing import memory
-    from cnnprof.timing.isolated import latency_record, options_from_record
+    from cnnprof.bench.isolated import latency_record, options_from_record
     from cnnprof.timing.precision import ONNX_BACKENDS
 
     opts = options_from_record(job["options"])

@@ -145,7 +145,7 @@ def idle_meter(cell):
     run's): the row's peak memory is what warm-up and timing needed beyond this state."""
     from cnnprof import timing
     from cnnprof.timing import memory
-    from cnnprof.timing.worker import import_backend
+    from cnnprof.bench.worker import import_backend
 
     opts = timing.TimingOptions(backend=cell.backend, device=cell.device)
     import_backend(opts)
