@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from cnnprof.errors import CnnprofError, UsageError, memory_guard
+from cnnprof.errors import CnnprofError, UsageError, memory_guard, one_line
 from cnnprof.files import MODELS_DIR
 from cnnprof.timing.quantize import QuantOptions
 from cnnprof.rows import Latency, Note, Notes
@@ -147,11 +147,6 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def _first_line(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first[:300]}"
-
-
 def onnx_file(model, example, opts: TimingOptions, name: str,
               onnx_path: str | None = None) -> tuple[Path, float | None]:
     """The file an ONNX backend times for ``opts``: the model's export (or ``onnx_path``), or its
@@ -193,7 +188,7 @@ def onnx_runner(path: str | Path, x, opts: TimingOptions, export_s: float | None
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes this row's error, not a traceback
-        raise BackendError(f"{opts.backend} failed: {_first_line(exc)}") from exc
+        raise BackendError(f"{opts.backend} failed: {one_line(exc)}") from exc
 
 
 def make_runner(model, example, opts: TimingOptions, name: str, onnx_path: str | None = None):
@@ -216,7 +211,7 @@ def make_runner(model, example, opts: TimingOptions, name: str, onnx_path: str |
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes this row's error, not a traceback
-        raise BackendError(f"{opts.backend} failed: {_first_line(exc)}") from exc
+        raise BackendError(f"{opts.backend} failed: {one_line(exc)}") from exc
 
 
 def reference_outputs(model, batches) -> list:
