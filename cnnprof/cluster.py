@@ -89,12 +89,12 @@ def source_digest() -> str:
 def identity() -> dict[str, Any]:
     """What this process runs: cnnprof (version, revision, source digest), torch, Python, host,
     and its environment fingerprint."""
-    from cnnprof.store.columns import revision_of
     from cnnprof.timing.environment import fingerprint
     from cnnprof.version import __version__
 
-    env = fingerprint(1).to_dict()
-    return {"cnnprof": __version__, "revision": revision_of(str(env.get("tool", ""))), "source": source_digest(),
+    fp = fingerprint(1)
+    env = fp.to_dict()
+    return {"cnnprof": __version__, "revision": fp.revision, "source": source_digest(),
             "torch": env.get("torch"), "python": env.get("python"), "host": socket.gethostname(), "environment": env}
 
 

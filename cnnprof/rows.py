@@ -180,8 +180,9 @@ class Environment:
     threads: int
     env: dict[str, str]
     loadavg: tuple[float, float, float]
-    tool: str  # cnnprof version and git revision
+    tool: str  # cnnprof version and git revision, as people read it: "cnnprof 0.1.0 (abc1234+dirty)"
     openvino: str = ""  # its version where installed
+    revision: str = ""  # the git revision of the tool ("abc1234+dirty"), or its version outside a checkout
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)

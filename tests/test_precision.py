@@ -471,15 +471,12 @@ def test_torch_rows_rebuild_the_model_in_the_worker(tmp_path):
 
 
 def test_a_failing_worker_is_the_rows_error(tmp_path):
-    from cnnprof.bench.isolated import run_worker
+    from cnnprof.bench.isolated import TimingJob, run_worker
 
     inputs = tmp_path / "inputs.npy"
     np.save(inputs, np.zeros((1, 1, 3, 8, 8), np.float32))
-    from cnnprof.bench.isolated import options_record
-
-    job = {"name": "broken", "input_shape": [3, 8, 8], "inputs": str(inputs), "references": None,
-           "onnx_path": str(tmp_path / "missing.onnx"), "export_s": None, "recipe": "", "state": None,
-           "options": options_record(TimingOptions(backend="onnxruntime", protocol=FAST))}
+    job = TimingJob(name="broken", input_shape=(3, 8, 8), inputs=str(inputs), onnx_path=str(tmp_path / "missing.onnx"),
+                    options=TimingOptions(backend="onnxruntime", protocol=FAST))
     with pytest.raises(CnnprofError, match="^onnxruntime failed: ") as info:
         run_worker(job)
     assert "\n" not in str(info.value)

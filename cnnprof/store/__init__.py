@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from cnnprof.files import REPORTS_DIR
 from cnnprof.rows import finite
-from cnnprof.store.columns import Kind, env_key, machine_label, revision_of, row_columns
+from cnnprof.store.columns import Kind, env_key, machine_label, revision_in, row_columns
 from cnnprof.store.db import DatabaseError, connect, transaction
 from cnnprof.store.identity import Identity, abandon
 from cnnprof.store.schema import ROW_COLUMNS, SCHEMA_VERSION
@@ -50,7 +50,7 @@ class Where:
     def __init__(self, environment: Mapping[str, Any], host: str | None = None):
         self.environment = dict(environment)
         self.host = host or socket.gethostname()
-        self.revision = revision_of(str(self.environment.get("tool", "")))
+        self.revision = revision_in(self.environment)
         self.machine = machine_label(self.environment, self.host)
         self.env_key = env_key(self.environment, self.host)
 
