@@ -10,8 +10,8 @@ Parent side: ``spawn(module, job, timeout_s=..., result=Type)`` runs a worker to
 returns its decoded result, or raises ``WorkerFailed`` with one line (killed by a signal, with a
 hint when SIGKILL says out of memory; ran past its timeout; exited without a result: the last
 line of its stderr). A ``CnnprofError`` the job itself raised comes back as its own line
-(``WorkerFailed.own``). ``start`` does the same without waiting, for a caller that runs several
-(``Worker.poll``, ``finish``, ``kill``). ``handshake=True``: the worker calls ``ready()`` once it
+(``WorkerFailed.own``). ``Worker(module, job, ...)`` starts one without waiting, for a caller
+that runs several (``poll``, ``finish``, ``kill``). ``handshake=True``: the worker calls ``ready()`` once it
 is set up and waits there until the parent has done what it does meanwhile (``while_starting``).
 
 Worker side: ``serve(run, job=Type)`` reads the job, calls ``run(job)``, writes the encoded result
@@ -71,10 +71,6 @@ def encode(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot send a {type(value).__name__} to another process")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(encode(value), allow_nan=False)
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -137,7 +133,7 @@ def decode(data: Any, tp: Any = Any) -> Any:
 
 # -- the worker's side -----------------------------------------------------------------------------
 def ready() -> None:
-    """Handshake, worker side: say READY and wait for the parent's line (``start(handshake=True)``).
+    """Handshake, worker side: say READY and wait for the parent's line (``handshake=True``).
     No line (the parent is gone): nobody wants the result, leave."""
     sys.stdout.write(READY + "\n")
     sys.stdout.flush()
@@ -242,7 +238,10 @@ class Ended:
 
 
 class Worker:
-    """A started worker process (``start``)."""
+    """A started worker process: ``python -m module JOB.json RESULT.json`` in a folder of its own.
+    ``handshake``: its stdout is read for READY (``go``); ``watch_parent``: its stdin stays open
+    for it to watch; ``new_session``: its own process group (killed as one); ``keep_stdout``: its
+    prints join its stderr in the output whose last line explains a crash."""
 
     def __init__(self, module: str, job: Any, *, timeout_s: float, env: Mapping[str, str] | None = None,
                  handshake: bool = False, watch_parent: bool = False, new_session: bool = False,
@@ -252,7 +251,7 @@ class Worker:
         self.folder = Path(tempfile.mkdtemp(prefix=prefix))  # job, result and output: gone when it ends
         self.job_path, self.result_path = self.folder / "job.json", self.folder / "result.json"
         self.log_path = self.folder / "output.txt"
-        self.job_path.write_text(dumps(job))
+        self.job_path.write_text(json.dumps(encode(job), allow_nan=False))
         log = open(self.log_path, "wb")
         try:  # a model's prints go nowhere unless asked: a command's stdout is its report
             stdout = subprocess.PIPE if handshake else (log if keep_stdout else subprocess.DEVNULL)
@@ -328,17 +327,12 @@ class Worker:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(module: str, job: Any, *, timeout_s: float, **options: Any) -> Worker:
-    """Start ``python -m module`` on ``job`` (the options: ``Worker``'s)."""
-    return Worker(module, job, timeout_s=timeout_s, **options)
-
-
 def spawn(module: str, job: Any, *, timeout_s: float, result: Any = Any, env: Mapping[str, str] | None = None,
           handshake: bool = False, while_starting: Callable[[], None] | None = None,
           what: str = "measurement process") -> Any:
     """Run ``python -m module`` on ``job`` to its end; its result decoded as ``result``. Raises
     ``WorkerFailed`` (see the module docstring); ``while_starting`` runs here while it starts."""
-    worker = start(module, job, timeout_s=timeout_s, env=env, handshake=handshake)
+    worker = Worker(module, job, timeout_s=timeout_s, env=env, handshake=handshake)
     try:
         if while_starting is not None:
             while_starting()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import time
 from typing import Any, Sequence
 

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
-from cnnprof.workers import PARENT_GONE, Worker, crash_reason, start
+from cnnprof.workers import PARENT_GONE, Worker, crash_reason
 
 Job = dict[str, Any]
 Result = dict[str, Any]
@@ -91,9 +91,9 @@ class LocalExecutor:
     def _start(self, job: Job) -> _Running:
         job = {**job, "spawned_at": time.time(), "watch_parent": True}
         tag = uuid.uuid4().hex
-        worker = start("cnnprof.sweep.worker", job, timeout_s=self.timeout_s, env={**self.env, TAG: tag},
-                       watch_parent=True, new_session=True, keep_stdout=True, python=self.python,
-                       prefix="cnnprof-sweep-")
+        worker = Worker("cnnprof.sweep.worker", job, timeout_s=self.timeout_s, env={**self.env, TAG: tag},
+                        watch_parent=True, new_session=True, keep_stdout=True, python=self.python,
+                        prefix="cnnprof-sweep-")
         return _Running(job, worker, tag)
 
     def _finish(self, r: _Running, timed_out: bool) -> Result:
