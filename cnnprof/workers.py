@@ -17,10 +17,12 @@ is set up and waits there until the parent has done what it does meanwhile (``wh
 Worker side: ``serve(run, job=Type)`` reads the job, calls ``run(job)``, writes the encoded result
 atomically and leaves at once (no interpreter teardown: the answer is already on disk).
 
-The codec: ``encode`` turns dataclasses into dicts, enums into their values, tuples into lists
-and a NaN or infinity into null; ``decode(data, Type)`` rebuilds the typed value from the type
-hints (nested dataclasses, enums, tuples, ``X | None``, lists, dicts, tuple subclasses such as
-``Notes``); a null read into a ``float`` field is NaN again.
+The codec: ``encode`` turns dataclasses into dicts, enums into their values and tuples into
+lists; ``decode(data, Type)`` rebuilds the typed value from the type hints (nested dataclasses,
+enums, tuples, ``X | None``, lists, dicts, tuple subclasses such as ``Notes``). Floats cross as
+they are, NaN and infinities included (both ends are this tool's Python, and a row's infinite
+parity error is a value, not a gap): they become null only where data leaves the tool for a
+file (``rows.finite``).
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ import tempfile
 import time
 import types
 import typing
+from collections import abc
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cnnprof.errors import CnnprofError
-from cnnprof.rows import finite
 
 READY = "cnnprof-worker: READY"
 ROOT = str(Path(__file__).resolve().parents[1])  # this cnnprof, whatever the worker's folder
@@ -54,9 +56,7 @@ def encode(value: Any) -> Any:
     """``value`` as JSON-ready data (see the module docstring)."""
     if isinstance(value, enum.Enum):
         return encode(value.value)
-    if isinstance(value, float):
-        return finite(value)
-    if isinstance(value, (bool, int, type(None))):
+    if isinstance(value, (bool, int, float, type(None))):
         return value
     if isinstance(value, str):
         # a str carrying more than its text (a row's Note: its kind) goes as its constructor's arguments
@@ -71,10 +71,6 @@ def encode(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot send a {type(value).__name__} to another process")
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
 
 
 def _item_type(cls: type) -> Any:
@@ -104,23 +100,23 @@ def decode(data: Any, tp: Any = Any) -> Any:
             if len(args) == 2 and args[1] is Ellipsis:
                 return tuple(decode(v, args[0]) for v in data)
             return tuple(decode(v, a) for v, a in zip(data, args)) if args else tuple(data)
-        if isinstance(origin, type) and issubclass(origin, Mapping):
+        if isinstance(origin, type) and issubclass(origin, abc.Mapping):
             kt, vt = args if len(args) == 2 else (Any, Any)
             return {decode(k, kt): decode(v, vt) for k, v in data.items()}
-        if origin in (list, set, frozenset) or isinstance(origin, type) and issubclass(origin, typing.Sequence):
+        if origin in (list, set, frozenset) or isinstance(origin, type) and issubclass(origin, abc.Sequence):
             item = args[0] if args else Any
             return (origin if origin in (set, frozenset) else list)(decode(v, item) for v in data)
         return data
     if not isinstance(tp, type):
         return data
     if dataclasses.is_dataclass(tp):
-        hints = _hints(tp)
+        hints = typing.get_type_hints(tp)
         return tp(**{f.name: decode(data[f.name], hints.get(f.name, Any))
                      for f in dataclasses.fields(tp) if f.init and f.name in data})
     if issubclass(tp, enum.Enum):
         return tp(data)
     if tp is float:
-        return float("nan") if data is None else float(data)
+        return None if data is None else float(data)
     if issubclass(tp, str) and tp is not str and isinstance(data, list):
         return tp(*data)  # a str subclass sent as its constructor's arguments (see encode)
     if issubclass(tp, tuple) and tp is not tuple:
@@ -170,7 +166,7 @@ def serve(run: Callable[[Any], Any], *, job: Any = Any, error_code: int = 0,
         record = encode(run(value))
     except CnnprofError as exc:  # a model or backend that cannot run: one line for the parent
         record, code = {"error": str(exc)}, error_code
-    write_atomic(result_path, json.dumps(record, allow_nan=False))
+    write_atomic(result_path, json.dumps(record))
     leave(code)
 
 
@@ -251,7 +247,7 @@ class Worker:
         self.folder = Path(tempfile.mkdtemp(prefix=prefix))  # job, result and output: gone when it ends
         self.job_path, self.result_path = self.folder / "job.json", self.folder / "result.json"
         self.log_path = self.folder / "output.txt"
-        self.job_path.write_text(json.dumps(encode(job), allow_nan=False))
+        self.job_path.write_text(json.dumps(encode(job)))
         log = open(self.log_path, "wb")
         try:  # a model's prints go nowhere unless asked: a command's stdout is its report
             stdout = subprocess.PIPE if handshake else (log if keep_stdout else subprocess.DEVNULL)

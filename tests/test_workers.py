@@ -21,8 +21,8 @@ TESTS = str(Path(__file__).resolve().parent)
 
 
 def _through(value, tp):
-    """What the other process gets: encoded, as JSON text (no NaN allowed), decoded."""
-    return decode(json.loads(json.dumps(encode(value), allow_nan=False)), tp)
+    """What the other process gets: encoded, as JSON text, decoded."""
+    return decode(json.loads(json.dumps(encode(value))), tp)
 
 
 def test_timing_options_cross_with_their_nested_types():
@@ -40,19 +40,23 @@ def test_a_latency_keeps_its_notes_kinds_tuples_and_nan():
     notes = Notes([Note.tagged("noisy", "IQR is 40% of the median"), Note("machine busy", "machine busy: 1.5 cores")])
     lat = Latency(backend="torch", device="cpu", threads=1, batch=1, samples=(1.0, 2.0, 3.0), median=2.0,
                   mean=2.0, std=1.0, p10=1.2, p90=2.8, p99=float("nan"), iqr=1.0, min=1.0, ci_low=1.0,
-                  ci_high=3.0, warnings=notes, parity_max_abs=None, peak_memory_bytes=123)
+                  ci_high=3.0, warnings=notes, parity_max_abs=float("inf"), parity_sqnr_db=-float("inf"),
+                  parity_top1_agreement=None, peak_memory_bytes=123)
     back = _through(lat, Latency)
     assert type(back.warnings) is Notes and [type(n) for n in back.warnings] == [Note, Note]
     assert back.warnings.kinds() == ["noisy", "machine busy"] and str(back.warnings) == str(notes)
     assert back.samples == (1.0, 2.0, 3.0) and isinstance(back.samples, tuple)
-    assert math.isnan(back.p99)  # null in the JSON, NaN again in a float field
-    assert back.parity_max_abs is None and back.peak_memory_bytes == 123
+    assert math.isnan(back.p99)  # a float crosses as it is: an overflowed output's parity is inf, not a gap
+    assert back.parity_max_abs == float("inf") and back.parity_sqnr_db == -float("inf")
+    assert back.parity_top1_agreement is None and back.peak_memory_bytes == 123
     assert back.p90 == 2.8 and back.median == 2.0
 
 
-def test_nan_and_infinity_are_null_on_the_wire():
-    assert encode({"a": float("nan"), "b": (1.0, float("inf")), "c": [float("-inf")]}) == \
-        {"a": None, "b": [1.0, None], "c": [None]}
+def test_nan_and_infinity_are_null_where_data_leaves_for_a_file():
+    from cnnprof.rows import finite
+
+    assert finite({"a": float("nan"), "b": (1.0, float("inf")), "c": [float("-inf")], "d": "x"}) == \
+        {"a": None, "b": [1.0, None], "c": [None], "d": "x"}
 
 
 def test_spawn_returns_the_typed_result():
