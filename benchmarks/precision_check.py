@@ -112,7 +112,7 @@ def plain_ort(path: Path, threads: int, seconds: float) -> float:
 
 def part_vendor(rounds: int, threads: int, seconds: float, models=VENDOR_MODELS) -> None:
     from cnnprof.timing import TimingOptions
-    from cnnprof.timing.isolated import IsolatedModel
+    from cnnprof.bench.isolated import IsolatedModel
     from cnnprof.timing.protocol import DEFAULT, with_limits
 
     protocol = with_limits(DEFAULT, min_time_s=seconds)
@@ -149,9 +149,9 @@ def part_vendor(rounds: int, threads: int, seconds: float, models=VENDOR_MODELS)
 
 
 def part_int8(threads: int, models=INT8_MODELS, rounds: int = 3) -> None:
-    from cnnprof.quantize import QuantOptions, cached_int8
+    from cnnprof.timing.quantize import QuantOptions, cached_int8
     from cnnprof.timing import TimingOptions
-    from cnnprof.timing.isolated import IsolatedModel
+    from cnnprof.bench.isolated import IsolatedModel
 
     print(f"\n### int8 against fp32 ({threads} thread(s), batch 1; latency: median of {rounds} alternating rounds, "
           "each a fresh process; parity over 16 inputs against fp32 PyTorch eager; QDQ, per-channel int8 weights, "
@@ -191,7 +191,7 @@ def part_int8(threads: int, models=INT8_MODELS, rounds: int = 3) -> None:
 
 
 def part_quantize() -> None:
-    from cnnprof.quantize import CALIBRATION_METHODS, QuantOptions, cached_int8
+    from cnnprof.timing.quantize import CALIBRATION_METHODS, QuantOptions, cached_int8
 
     print("\n### quantising efficientnet_b0 (fresh export, calibration included, 32 synthetic images)\n")
     print(f"load before: {load()}\n")

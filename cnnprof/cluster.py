@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 
 from cnnprof import cluster_address
 from cnnprof.cluster_address import ClusterError
-from cnnprof.errors import shorten
+from cnnprof.errors import one_line, shorten
 
 SLOT = "cnnprof_slot"
 GPU_SLOT = "cnnprof_gpu_slot"
@@ -89,12 +89,12 @@ def source_digest() -> str:
 def identity() -> dict[str, Any]:
     """What this process runs: cnnprof (version, revision, source digest), torch, Python, host,
     and its environment fingerprint."""
-    from cnnprof.store.columns import revision_of
     from cnnprof.timing.environment import fingerprint
     from cnnprof.version import __version__
 
-    env = fingerprint(1).to_dict()
-    return {"cnnprof": __version__, "revision": revision_of(str(env.get("tool", ""))), "source": source_digest(),
+    fp = fingerprint(1)
+    env = fp.to_dict()
+    return {"cnnprof": __version__, "revision": fp.revision, "source": source_digest(),
             "torch": env.get("torch"), "python": env.get("python"), "host": socket.gethostname(), "environment": env}
 
 
@@ -279,11 +279,9 @@ class Cluster:
 
 
 def error_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # a RayTaskError's text ends with the remote exception: its last line says what it was
-    line = lines[-1] if lines else type(exc).__name__
-    return shorten(line, 200)
+    """A Ray error in one line: a RayTaskError's text ends with the remote exception, so its last
+    line says what it was."""
+    return shorten(one_line(exc, typed=False, last=True, limit=None), 200)
 
 
 def connect(address: str) -> Cluster:

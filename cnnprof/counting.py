@@ -22,7 +22,7 @@ import warnings
 import torch
 from torch import nn
 
-from cnnprof.errors import OutOfMemory, UsageError, is_out_of_memory, memory_guard
+from cnnprof.errors import OutOfMemory, UsageError, is_out_of_memory, memory_guard, one_line
 from cnnprof.rows import Counts, LayerCount, ModuleCount, format_shape
 
 # fvcore operator keys that are multiply-adds of convolutions or matrix products.
@@ -192,7 +192,7 @@ def check_input(model: nn.Module, x: torch.Tensor, label: str) -> None:
         if is_out_of_memory(exc):
             raise OutOfMemory(f"{label} ran out of memory at input {format_shape(tuple(x.shape[1:]))} "
                               f"(batch {x.shape[0]}) in layer {layer!r} ({kind}), which got {format_shape(shape)}")
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, typed=False, limit=None)
         raise UsageError(
             f"{label} rejects input {format_shape(tuple(x.shape[1:]))}: layer {layer!r} ({kind}) "
             f"got {format_shape(shape)}: {reason}"

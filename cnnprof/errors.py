@@ -30,6 +30,17 @@ def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def one_line(exc: BaseException, *, typed: bool = True, last: bool = False, limit: int | None = 300) -> str:
+    """An exception as one line: ``Type: its first line`` (the line alone when not ``typed``), the
+    line cut to ``limit`` characters; the type's name when the exception says nothing. ``last``:
+    its last line instead (a remote task's error ends with the exception that was raised there)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = (lines[-1] if last else lines[0])[:limit]
+    return f"{type(exc).__name__}: {line}" if typed else line
+
+
 class UnknownModelError(UsageError):
     """A model name or pattern that the registry does not know."""
 
@@ -77,5 +88,4 @@ def memory_guard(what: str) -> Iterator[None]:
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OutOfMemory(f"{what} ran out of memory ({first[:160]})") from None
+        raise OutOfMemory(f"{what} ran out of memory ({one_line(exc, typed=False, limit=160)})") from None

@@ -264,7 +264,7 @@ def evaluate(target: Target, images: str | Path, *, labels: str | Path | None = 
 
     from cnnprof import timing
     from cnnprof.bench import configurations
-    from cnnprof.quantize import QuantOptions
+    from cnnprof.timing.quantize import QuantOptions
 
     say = on_progress or (lambda _: None)
     configs, _ = configurations(backends, precisions, device=device, force=force, only_runnable=only_runnable)

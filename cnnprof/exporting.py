@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnprof.errors import CnnprofError, UsageError
+from cnnprof.errors import CnnprofError, UsageError, one_line
 from cnnprof.files import MODELS_DIR
 from cnnprof.rows import Row
 from cnnprof.targets import running
@@ -103,9 +103,8 @@ def export_and_check(target, *, output: str | Path | None = None, opset: int = 1
         except CnnprofError:
             raise
         except Exception as exc:  # noqa: BLE001 - an exported graph that cannot be used is this model's error
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ExportError(f"{target.name}: the exported graph cannot be used ({type(exc).__name__}: "
-                              f"{first[:200]}); {str(path)!r} was not written") from None
+            raise ExportError(f"{target.name}: the exported graph cannot be used ({one_line(exc, limit=200)}); "
+                              f"{str(path)!r} was not written") from None
         size = tmp.stat().st_size
         if in_place:
             write_atomic(path, tmp.read_bytes())

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnnprof.errors import UsageError
+from cnnprof.errors import UsageError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from cnnprof.rows import Counts
@@ -72,8 +72,7 @@ def load(path: str | os.PathLike):
         model = onnx.load(str(p))
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - any parser/checker failure means "not a valid ONNX model"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{str(p)!r} is not a valid ONNX model: {first[:200]}") from None
+        raise UsageError(f"{str(p)!r} is not a valid ONNX model: {one_line(exc, typed=False, limit=200)}") from None
     if not model.graph.node:
         raise UsageError(f"{str(p)!r} is not a valid ONNX model: the graph has no nodes")
     return model

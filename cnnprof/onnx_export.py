@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnprof.errors import CnnprofError
+from cnnprof.errors import CnnprofError, one_line
 from cnnprof.files import MODELS_DIR, replace_file
 
 DEFAULT_OPSET = 17
@@ -83,7 +83,7 @@ def export_onnx(
             replace_file(tmp, path)  # the mode a plain write gives (mkstemp makes it private)
             return path
         except Exception as exc:  # noqa: BLE001 - collected and reported as one ExportError below
-            errors.append(f"{kind}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+            errors.append(f"{kind}: {one_line(exc, limit=None)}")
         finally:
             for leftover in (tmp, tmp + ".data"):
                 with contextlib.suppress(OSError):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from cnnprof.errors import UsageError, shorten
+from cnnprof.errors import UsageError, one_line, shorten
 
 _CALL = re.compile(r"^(?P<target>[^()]+?)(?:\((?P<args>.*)\))?$", re.S)
 HUBS = ("timm", "torchvision")
@@ -138,12 +138,7 @@ def _import_target(location: str, ref: str):
     except SystemExit as exc:  # the user's module exits while it is imported: that is its error, not ours
         raise UsageError(f"{shorten(ref)!r}: importing {shorten(location)!r} called sys.exit({exc.code!r})") from None
     except Exception as exc:  # noqa: BLE001 - the user's module failed to import: say how, in one line
-        raise UsageError(f"{shorten(ref)!r}: cannot import {shorten(location)!r}: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+        raise UsageError(f"{shorten(ref)!r}: cannot import {shorten(location)!r}: {one_line(exc)}") from None
 
 
 def _call_factory(factory: Callable, kwargs: dict[str, Any], ref: str):
@@ -154,7 +149,7 @@ def _call_factory(factory: Callable, kwargs: dict[str, Any], ref: str):
     except SystemExit as exc:  # the factory exits: its model's error, not cnnprof's exit
         raise UsageError(f"{shorten(ref)!r}: the factory called sys.exit({exc.code!r})") from None
     except Exception as exc:  # noqa: BLE001 - the user's factory raised: report it in one line
-        raise UsageError(f"{shorten(ref)!r}: the factory raised {_one_line(exc)}") from None
+        raise UsageError(f"{shorten(ref)!r}: the factory raised {one_line(exc)}") from None
     if not isinstance(model, nn.Module):
         raise UsageError(f"{shorten(ref)!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from cnnprof.files import write_atomic
-from cnnprof.rows import Choice
+from cnnprof.rows import Choice, finite
 
 
 class Format(str, Enum):
@@ -115,22 +115,10 @@ def rows_to_frame(rows: Sequence[Any], fields: Fields):
     return pd.DataFrame.from_records(as_records(rows), columns=field_list(fields))
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def to_json(records: list[dict[str, Any]], fields: Sequence[str] | None = None) -> str:
     if fields is not None:
         records = [{f: r.get(f) for f in fields} for r in records]
-    return json.dumps([_clean(r) for r in records], indent=2, allow_nan=False) + "\n"
+    return json.dumps([finite(r) for r in records], indent=2, allow_nan=False) + "\n"
 
 
 def to_csv(records: list[dict[str, Any]], fields: Sequence[str]) -> str:
@@ -146,7 +134,7 @@ def to_csv(records: list[dict[str, Any]], fields: Sequence[str]) -> str:
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, (list, tuple, dict)):
-        return json.dumps(_clean(value))
+        return json.dumps(finite(value))
     if isinstance(value, float):
         return repr(value)
     return value

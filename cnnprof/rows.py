@@ -7,6 +7,7 @@ milliseconds). Nothing here imports torch, so reports can be read and written wi
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -72,7 +73,7 @@ class Note(str):
         return cls(text.split(":", 1)[0].strip(), text)
 
 
-class Notes(tuple):
+class Notes(tuple[Note, ...]):
     """The notes of one row, in order; written as one text cell, ``"noisy: ...; few runs: ..."``."""
 
     def __str__(self) -> str:
@@ -81,6 +82,17 @@ class Notes(tuple):
     def kinds(self) -> list[str]:
         """The kinds present, in order, each once."""
         return list(dict.fromkeys(n.kind for n in self))
+
+
+def finite(value: Any) -> Any:
+    """NaN and infinities (which JSON cannot hold) as None, in nested data too (tuples become lists)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def plain(value: Any) -> Any:
@@ -237,8 +249,9 @@ class Environment:
     threads: int
     env: dict[str, str]
     loadavg: tuple[float, float, float]
-    tool: str  # cnnprof version and git revision
+    tool: str  # cnnprof version and git revision, as people read it: "cnnprof 0.1.0 (abc1234+dirty)"
     openvino: str = ""  # its version where installed
+    revision: str = ""  # the git revision of the tool ("abc1234+dirty"), or its version outside a checkout
 
     def __repr__(self) -> str:
         return short_repr(self, ("tool", "cpu", "cores", "gpu", "threads", "torch", "onnxruntime", "openvino"))

@@ -113,7 +113,7 @@ def test_preprocessing_is_timms_resize_crop_normalise(tmp_path):
 
 def test_int8_calibrates_on_the_images_file_when_given(tmp_path):
     from cnnprof.onnx_export import cached_export
-    from cnnprof.quantize import QuantOptions, cached_int8, calibration_batches
+    from cnnprof.timing.quantize import QuantOptions, cached_int8, calibration_batches
 
     real = np.random.default_rng(3).standard_normal((5, 3, 8, 8)).astype(np.float32)
     np.save(tmp_path / "calib.npy", real)

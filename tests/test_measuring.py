@@ -5,7 +5,7 @@ these tests check each against what the timed calls themselves saw: the intra-op
 (torch from inside the model's forward, ONNX Runtime and OpenVINO from the session or compiled
 model that ran the call, through ``tests/spy/sitecustomize.py``), the process id of the calls, and
 the peak memory of a forward pass whose allocation is known. Each goes through the real path:
-``IsolatedModel.time`` -> ``python -m cnnprof.timing.worker`` -> ``timing.measure``.
+``IsolatedModel.time`` -> ``python -m cnnprof.bench.worker`` -> ``timing.measure``.
 """
 
 import os
@@ -15,7 +15,7 @@ import pytest
 
 from cnnprof.targets import resolve_targets
 from cnnprof.timing import TimingOptions
-from cnnprof.timing.isolated import IsolatedModel
+from cnnprof.bench.isolated import IsolatedModel
 from cnnprof.timing.protocol import Protocol
 from probe_model import read_log
 

@@ -100,7 +100,7 @@ def test_parse_precisions():
     (TimingOptions(backend="openvino", device="cuda"), "openvino times on the CPU"),
     (TimingOptions(train=True, precision="bf16"), "--train times fp32 only"),
     (TimingOptions(backend="openvino", train=True), "times inference only"),
-    (TimingOptions(backend="onnxruntime", precision="int8", quant=__import__("cnnprof.quantize").quantize.QuantOptions(
+    (TimingOptions(backend="onnxruntime", precision="int8", quant=__import__("cnnprof.timing.quantize").timing.quantize.QuantOptions(
         method="kl")), "unknown calibration method"),
     (TimingOptions(parity_inputs=0), "parity inputs must be at least 1"),
 ])
@@ -310,7 +310,7 @@ def tiny_onnx(tmp_path):
 def test_int8_copy_is_qdq_per_channel_and_cached(tiny_onnx, tmp_path):
     import onnx
 
-    from cnnprof.quantize import QuantOptions, cached_int8
+    from cnnprof.timing.quantize import QuantOptions, cached_int8
 
     folder = tmp_path / "copies"
     path, _, reused = cached_int8(tiny_onnx, QuantOptions(samples=4), folder=folder)
@@ -329,7 +329,7 @@ def test_int8_copy_is_qdq_per_channel_and_cached(tiny_onnx, tmp_path):
 def test_a_failing_quantisation_is_one_line(tiny_onnx, tmp_path, monkeypatch):
     from onnxruntime import quantization
 
-    from cnnprof.quantize import QuantizeError, QuantOptions, cached_int8
+    from cnnprof.timing.quantize import QuantizeError, QuantOptions, cached_int8
 
     def broken(*args, **kwargs):
         raise RuntimeError("calibration diverged\nsecond line")
@@ -343,7 +343,7 @@ def test_a_failing_quantisation_is_one_line(tiny_onnx, tmp_path, monkeypatch):
 def test_fp16_copy_keeps_float32_inputs(tiny_onnx, tmp_path):
     import onnx
 
-    from cnnprof.quantize import cached_fp16
+    from cnnprof.timing.quantize import cached_fp16
     from cnnprof.timing.ort import make_session
 
     path, _, _ = cached_fp16(tiny_onnx, folder=tmp_path)
@@ -451,7 +451,7 @@ def test_bench_done_when_four_rows_with_parity_and_memory(cli, tmp_path, monkeyp
 
 def test_torch_rows_rebuild_the_model_in_the_worker(tmp_path):
     from cnnprof.targets import resolve_targets
-    from cnnprof.timing.isolated import IsolatedModel
+    from cnnprof.bench.isolated import IsolatedModel
 
     t = resolve_targets([f"{USER}:tiny_net"])[0]
     model = t.build(shape=t.input)
@@ -468,15 +468,12 @@ def test_torch_rows_rebuild_the_model_in_the_worker(tmp_path):
 
 
 def test_a_failing_worker_is_the_rows_error(tmp_path):
-    from cnnprof.timing.isolated import run_worker
+    from cnnprof.bench.isolated import TimingJob, run_worker
 
     inputs = tmp_path / "inputs.npy"
     np.save(inputs, np.zeros((1, 1, 3, 8, 8), np.float32))
-    from cnnprof.timing.isolated import options_record
-
-    job = {"name": "broken", "input_shape": [3, 8, 8], "inputs": str(inputs), "references": None,
-           "onnx_path": str(tmp_path / "missing.onnx"), "export_s": None, "recipe": "", "state": None,
-           "options": options_record(TimingOptions(backend="onnxruntime", protocol=FAST))}
+    job = TimingJob(name="broken", input_shape=(3, 8, 8), inputs=str(inputs), onnx_path=str(tmp_path / "missing.onnx"),
+                    options=TimingOptions(backend="onnxruntime", protocol=FAST))
     with pytest.raises(CnnprofError, match="^onnxruntime failed: ") as info:
         run_worker(job)
     assert "\n" not in str(info.value)
@@ -524,7 +521,7 @@ def test_gate_baseline_keeps_its_precision():
 
 
 def test_a_failing_quantisation_single_model_exits_2_several_models_keep_going(cli, tmp_path, monkeypatch):
-    from cnnprof import quantize
+    from cnnprof.timing import quantize
 
     monkeypatch.chdir(tmp_path)
     real = quantize.quantize_int8
@@ -635,7 +632,7 @@ def test_cuda_graphs_replay_matches_eager():
 @pytest.mark.cuda
 def test_cuda_peak_memory_in_a_worker(tmp_path):
     from cnnprof.targets import resolve_targets
-    from cnnprof.timing.isolated import IsolatedModel
+    from cnnprof.bench.isolated import IsolatedModel
 
     t = resolve_targets([f"{USER}:tiny_net"])[0]
     with IsolatedModel(name=t.name, input_shape=t.input, batch=1, model=t.build(shape=t.input), recipe=t.recipe,

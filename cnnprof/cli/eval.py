@@ -129,7 +129,7 @@ def eval_command(
     from cnnprof.cli.timed import collect, fail_on_error_rows, say_precision_context
     from cnnprof.files import check_writable
     from cnnprof.imagefolder import Preprocess
-    from cnnprof.quantize import QuantOptions
+    from cnnprof.timing.quantize import QuantOptions
     from cnnprof.store.columns import Kind
     from cnnprof.targets import resolve_targets
 

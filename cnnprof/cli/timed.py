@@ -48,7 +48,7 @@ FASTEST_COLUMNS = [
 
 def quant_options(method: str, samples: int):
     """``--calibration`` / ``--calibration-samples`` checked (one line, exit 2, when wrong)."""
-    from cnnprof.quantize import QuantOptions
+    from cnnprof.timing.quantize import QuantOptions
 
     return QuantOptions(method=method.strip().lower(), samples=samples).check()
 

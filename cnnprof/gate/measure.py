@@ -9,22 +9,16 @@ parameters and MACs), and only then tells it to start timing.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from cnnprof.errors import CnnprofError
 from cnnprof.files import MODELS_DIR
 from cnnprof.gate.baseline import ProcessSamples
-from cnnprof.gate.worker import READY
 from cnnprof.rows import Row
 from cnnprof.timing.protocol import GATE
+from cnnprof.workers import WorkerFailed, spawn
 
 Progress = Callable[[str], None]
 PROTOCOL_VERSION = 1
@@ -96,59 +90,26 @@ class Run(Row):
     others_cores: float | None
 
 
-def _job(models: Sequence[GateModel], s: Settings) -> dict:
-    return {
-        "models": [{"name": m.name, "input": list(m.input)} for m in models],
-        "backend": s.backend, "precision": s.precision, "threads": s.threads, "warmup_s": s.warmup_s,
-        "min_time_s": s.min_time_s,
-        "min_rounds": s.min_rounds, "max_rounds": 1_000_000, "max_time_s": s.max_time_s, "onnx_dir": s.onnx_dir,
-        "instances": s.instances,
-        "handshake": True,
-    }
+@dataclass(frozen=True)
+class GateJob:
+    """What one measurement process is sent (``handshake``: it waits for the parent once set up)."""
 
-
-def _stderr_tail(path: Path) -> str:
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:300] if lines else ""
+    models: tuple[GateModel, ...]
+    settings: Settings
+    max_rounds: int = 1_000_000
+    handshake: bool = True
 
 
 def run_process(models: Sequence[GateModel], settings: Settings,
                 while_starting: Callable[[], None] | None = None) -> tuple[dict[str, ProcessSamples], Run]:
     """One measurement process over ``models``; ``while_starting`` runs here while it imports."""
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cnnprof-gate-") as tmp:
-        job_path, result_path, err_path = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "stderr.txt")
-        job_path.write_text(json.dumps(_job(models, settings)))
-        with open(err_path, "w") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "cnnprof.gate.worker", str(job_path), str(result_path)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **MALLOC_ENV},
-            )
-            try:
-                if while_starting is not None:
-                    while_starting()
-                for line in proc.stdout:  # the worker's own prints (if any) are skipped
-                    if line.strip() == READY:
-                        proc.stdin.write("go\n")
-                        proc.stdin.flush()
-                        break
-                proc.communicate(timeout=settings.worker_timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise MeasureError(f"a measurement process ran longer than {settings.worker_timeout_s:.0f} s") from None
-            except BaseException:  # Ctrl-C or an error in while_starting: do not leave it behind
-                proc.kill()
-                proc.wait()
-                raise
-        result = json.loads(result_path.read_text()) if result_path.exists() else None
-        if result is None or result.get("error") or proc.returncode != 0:
-            why = (result or {}).get("error") or _stderr_tail(err_path) or f"exit status {proc.returncode}"
-            raise MeasureError(f"measurement process failed: {why}")
+    try:
+        result: dict[str, Any] = spawn("cnnprof.gate.worker", GateJob(tuple(models), settings),
+                                       timeout_s=settings.worker_timeout_s, env=MALLOC_ENV, handshake=True,
+                                       while_starting=while_starting)
+    except WorkerFailed as exc:
+        raise MeasureError(f"measurement process failed: {exc}" if exc.own else str(exc)) from None
     keys = ("ms", "calibration_before_ms", "calibration_after_ms", "cpu_ms", "calibration_before_cpu_ms",
             "calibration_after_cpu_ms")
     samples = {m["name"]: ProcessSamples(*(tuple(m[k]) for k in keys)) for m in result["models"]}

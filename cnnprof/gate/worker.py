@@ -11,7 +11,7 @@ What one process does:
 1. import torch, build the calibration network and every model of the job (seeded weights, the
    job's input shapes) and make ``instances`` copies of each (new memory for weights, input and
    buffers), with a runner for each on the job's backend and thread count; warm them up;
-2. print ``READY`` and wait for a line on stdin, so the parent can count parameters and MACs
+2. print ``READY`` and wait for a line on stdin (``workers.ready``), so the parent can count parameters and MACs
    while this process imports (never while it times);
 3. time rounds ``C M1 C M2 ... C Mn`` until both ``min_time_s`` seconds and ``min_rounds`` rounds
    are done, one call each (``C`` = one call of the calibration network; the ``C`` after ``Mn``
@@ -30,16 +30,12 @@ Nothing here decides anything; ``cnnprof.gate.stats`` turns the calls into norma
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from cnnprof.files import MODELS_DIR
-
-READY = "cnnprof-gate-worker: READY"
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnprof.gate.measure import GateJob
 
 
 def _warm_up(step: Callable[[], float], seconds: float, min_calls: int) -> None:
@@ -57,7 +53,7 @@ def _timed(step: Callable[[], float], cpu_clock: Callable[[], int]) -> tuple[flo
     return wall, (cpu_clock() - c0) / 1e6
 
 
-def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dict[str, Any]:
+def run_job(job: GateJob, wait: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Build, warm up, ``wait()``, then time the interleaved rounds; returns the result record."""
     import copy
 
@@ -68,19 +64,20 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
     from cnnprof.targets import resolve_one
     from cnnprof.timing.protocol import CpuMonitor
 
-    threads = int(job["threads"])
-    opts = timing.TimingOptions(backend=job["backend"], threads=threads, onnx_dir=job.get("onnx_dir", MODELS_DIR),
-                                precision=job.get("precision", "fp32"), parity=False)
+    s = job.settings
+    threads = s.threads
+    opts = timing.TimingOptions(backend=s.backend, threads=threads, onnx_dir=s.onnx_dir, precision=s.precision,
+                                parity=False)
     gen = torch.Generator().manual_seed(0)
-    names = [CALIBRATION_NAME] + [item["name"] for item in job["models"]]
-    targets = [resolve_one(item["name"], tuple(item["input"])) for item in job["models"]]
+    names = [CALIBRATION_NAME] + [item.name for item in job.models]
+    targets = [resolve_one(item.name, tuple(item.input)) for item in job.models]
     # an ONNX file has no module: ONNX Runtime times the file itself
     models = [build_calibration()] + [None if t.onnx_path else t.build(seed=0) for t in targets]
     onnx_paths = [None] + [t.onnx_path for t in targets]
     examples = [torch.randn(1, *CALIBRATION_INPUT, generator=gen)]
-    examples += [torch.randn(1, *item["input"], generator=gen) for item in job["models"]]
+    examples += [torch.randn(1, *item.input, generator=gen) for item in job.models]
     # torch.compile would compile every copy again: one instance there.
-    instances = 1 if job["backend"] == "compile" else max(1, int(job.get("instances", 1)))
+    instances = 1 if s.backend == "compile" else max(1, s.instances)
 
     with timing.torch_threads(threads):
         # Instance k of every network is a separate copy (weights, input, buffers in new memory).
@@ -88,7 +85,7 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
                  for m, x, n, p in zip(models, examples, names, onnx_paths)] for _ in range(instances)]
         for j in range(len(names)):  # warm-up time is per network, shared by its instances
             for k in range(instances):
-                _warm_up(sets[k][j].step, float(job["warmup_s"]) / instances, 1)
+                _warm_up(sets[k][j].step, s.warmup_s / instances, 1)
         wait()
         monitor = CpuMonitor()
         # One thread runs the whole call on this thread: its CPU clock excludes the time other
@@ -119,18 +116,18 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
                 prev = nxt
             rounds += 1
             elapsed = time.perf_counter() - start
-            if rounds >= job["min_rounds"] and elapsed >= job["min_time_s"]:
+            if rounds >= s.min_rounds and elapsed >= s.min_time_s:
                 break
-            if rounds >= job["max_rounds"] or elapsed >= job["max_time_s"]:
+            if rounds >= job.max_rounds or elapsed >= s.max_time_s:
                 break
         others = monitor.others_cores()
     return {
         "models": [
-            {"name": item["name"], "input": list(item["input"]), "ms": ms[i], "cpu_ms": cpu[i] if fine else [],
+            {"name": item.name, "input": list(item.input), "ms": ms[i], "cpu_ms": cpu[i] if fine else [],
              "calibration_before_ms": before[i], "calibration_after_ms": after[i],
              "calibration_before_cpu_ms": before_cpu[i] if fine else [],
              "calibration_after_cpu_ms": after_cpu[i] if fine else []}
-            for i, item in enumerate(job["models"])
+            for i, item in enumerate(job.models)
         ],
         "rounds": rounds,
         "instances": instances,
@@ -140,23 +137,12 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
     }
 
 
-def main(argv: list[str]) -> int:
-    job_path, result_path = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text())
+def main(argv: list[str]) -> None:
+    from cnnprof.gate.measure import GateJob
+    from cnnprof.workers import ready, serve
 
-    def wait() -> None:
-        if job.get("handshake", True):
-            sys.stdout.write(READY + "\n")
-            sys.stdout.flush()
-            if not sys.stdin.readline():  # the parent is gone: nobody wants these numbers
-                os._exit(4)
-
-    from cnnprof.worker_io import answer
-
-    return answer(result_path, lambda: run_job(job, wait), error_code=3)
+    serve(lambda job: run_job(job, ready if job.handshake else lambda: None), job=GateJob, error_code=3, argv=argv)
 
 
 if __name__ == "__main__":
-    from cnnprof.worker_io import leave
-
-    leave(main(sys.argv[1:]))
+    main(sys.argv[1:])

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import time
 from typing import Any, Sequence
 
 from cnnprof.htmlreport import charts as ch
 from cnnprof.htmlreport.data import Dataset
+from cnnprof.rows import finite
 from cnnprof.store.columns import Kind
 
 RESULT_COLUMNS = [
@@ -96,16 +96,6 @@ def _columnar(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"cols": cols, "rows": [[r.get(c) for c in cols] for r in records]}
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 # Characters that must not appear raw in JSON inlined in a <script> element: '<' (a '</script>' closes
 # it, a '<!--<script>' puts the parser into a state where the real '</script>' no longer does), '>'
 # and '&' (the other halves of those sequences), and the two line separators that older JavaScript
@@ -116,7 +106,7 @@ _SCRIPT_UNSAFE = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
 def _script_json(data: Any) -> str:
     """JSON safe inside a <script> element: whatever the data holds (a model name of
     '</script>' or '<!--<script>'), the element ends where the page says and parses back as given."""
-    text = json.dumps(_finite(data), allow_nan=False, separators=(",", ":"), default=str)
+    text = json.dumps(finite(data), allow_nan=False, separators=(",", ":"), default=str)
     return text.translate(_SCRIPT_UNSAFE)
 
 

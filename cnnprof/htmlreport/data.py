@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cnnprof.errors import UsageError
-from cnnprof.store.columns import Kind, machine_label, revision_of
+from cnnprof.store.columns import Kind, machine_label, revision_in
 from cnnprof.store.schema import ROW_COLUMNS
 
 UNKNOWN_MACHINE = "unknown machine"
@@ -202,7 +202,7 @@ def from_files(paths: Sequence[str | os.PathLike]) -> Dataset:
                                  f"{', '.join(list(rec)[:8])})")
             env = rec.get("environment") if isinstance(rec.get("environment"), dict) else None
             if env:
-                rec["revision"] = revision_of(str(env.get("tool", "")))
+                rec["revision"] = revision_in(env)
                 rec["machine"] = machine_label(env, "")
             rec.setdefault("revision", UNKNOWN_REVISION)
             rec.setdefault("machine", UNKNOWN_MACHINE)

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from cnnprof.files import DEFAULT_DB
-from cnnprof.store.columns import Kind, env_key, machine_label, revision_of, row_columns
+from cnnprof.rows import finite
+from cnnprof.store.columns import Kind, env_key, machine_label, revision_in, row_columns
 from cnnprof.store.db import DatabaseError, connect, transaction
 from cnnprof.store.identity import Identity, abandon
 from cnnprof.store.schema import ROW_COLUMNS, SCHEMA_VERSION
@@ -37,19 +38,8 @@ def now_iso(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities (which JSON cannot hold) as null, in nested data too."""
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _json(value: Any) -> str:
-    return json.dumps(_finite(value), allow_nan=False, default=str)
+    return json.dumps(finite(value), allow_nan=False, default=str)
 
 
 class Where:
@@ -58,7 +48,7 @@ class Where:
     def __init__(self, environment: Mapping[str, Any], host: str | None = None):
         self.environment = dict(environment)
         self.host = host or socket.gethostname()
-        self.revision = revision_of(str(self.environment.get("tool", "")))
+        self.revision = revision_in(self.environment)
         self.machine = machine_label(self.environment, self.host)
         self.env_key = env_key(self.environment, self.host)
 

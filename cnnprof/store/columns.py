@@ -74,8 +74,15 @@ def row_columns(kind: str, record: Mapping[str, Any], extra: Mapping[str, Any] |
 ENV_KEYS = ("python", "platform", "cpu", "cores", "torch", "onnxruntime", "gpu", "env")
 
 
+def revision_in(environment: Mapping[str, Any]) -> str:
+    """The revision an environment fingerprint records; one recorded before fingerprints had the
+    field (an older database's or file's rows) has it only inside its ``tool`` text."""
+    return str(environment.get("revision") or revision_of(str(environment.get("tool", ""))))
+
+
 def revision_of(tool: str) -> str:
-    """'cnnprof 0.1.0 (abc1234+dirty)' -> 'abc1234+dirty'; without a git revision, the version."""
+    """'cnnprof 0.1.0 (abc1234+dirty)' -> 'abc1234+dirty'; without a git revision, the version.
+    For fingerprints recorded without a ``revision`` field only (``revision_in``)."""
     m = re.search(r"\(([^()]+)\)\s*$", tool or "")
     if m:
         return m.group(1)

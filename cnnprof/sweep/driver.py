@@ -31,6 +31,7 @@ from cnnprof.store import Store, Where
 from cnnprof.store.columns import Kind
 from cnnprof.sweep.executor import Executor, Job, Result
 from cnnprof.sweep.matrix import Cell, Matrix
+from cnnprof.workers import decode, encode
 
 Progress = Callable[["Status"], None]
 SPREAD_NOTE = 0.10  # pass medians further apart than this (max/min - 1): say so in the row
@@ -241,11 +242,11 @@ class Sweep:
 
         def job_for(cell: Cell, pass_index: int) -> Job:
             counted = any(r.get("ok") and r["row"].get("params") is not None for r in results[cell.key].values())
-            return {"cell": cell.to_dict(), "pass": pass_index, "count": not counted, "input": self.input_shape,
+            return {"cell": encode(cell), "pass": pass_index, "count": not counted, "input": self.input_shape,
                     "min_time_s": min_time, "min_runs": min_runs, "memory_limit_gb": self.matrix.memory_limit_gb}
 
         def on_result(job: Job, result: Result) -> None:
-            cell = by_key[Cell.from_dict(job["cell"]).key]
+            cell = by_key[decode(job["cell"], Cell).key]
             results[cell.key][job["pass"]] = result
             ordered = [results[cell.key][k] for k in sorted(results[cell.key])]
             pooled = with_model_revision(pool(cell, ordered, self.planned), self.revision)

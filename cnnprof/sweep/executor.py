@@ -20,18 +20,15 @@ carrying its tag is killed (found through ``/proc/PID/environ``).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
+
+from cnnprof.workers import PARENT_GONE, Worker, crash_reason
 
 Job = dict[str, Any]
 Result = dict[str, Any]
@@ -40,21 +37,6 @@ OnResult = Callable[[Job, Result], None]
 
 class Executor(Protocol):
     def run(self, jobs: Iterable[Job], on_result: OnResult, should_stop: Callable[[], bool]) -> None: ...
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _tail(path: Path, limit: int = 300) -> str:
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:limit] if lines else ""
 
 
 TAG = "CNNPROF_SWEEP_JOB"
@@ -91,10 +73,7 @@ def failure(job: Mapping[str, Any], error: str, *, seconds: float | None = None)
 @dataclass
 class _Running:
     job: Job
-    proc: subprocess.Popen
-    folder: Path
-    started: float
-    deadline: float
+    worker: Worker
     tag: str = ""
 
 
@@ -109,87 +88,56 @@ class LocalExecutor:
     env: dict[str, str] = field(default_factory=dict)
     poll_s: float = 0.05
 
-    def _start(self, job: Job, tmp: Path, index: int) -> _Running:
-        folder = tmp / f"job{index}"
-        folder.mkdir()
+    def _start(self, job: Job) -> _Running:
         job = {**job, "spawned_at": time.time(), "watch_parent": True}
-        (folder / "job.json").write_text(json.dumps(job))
         tag = uuid.uuid4().hex
-        env = {**os.environ, **self.env, TAG: tag}
-        root = str(Path(__file__).resolve().parents[2])  # this cnnprof, whatever the worker's folder
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        out = open(folder / "output.txt", "wb")
-        try:
-            proc = subprocess.Popen(
-                [self.python, "-m", "cnnprof.sweep.worker", str(folder / "job.json"), str(folder / "result.json")],
-                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        finally:
-            out.close()
-        now = time.monotonic()
-        return _Running(job, proc, folder, now, now + self.timeout_s, tag)
+        worker = Worker("cnnprof.sweep.worker", job, timeout_s=self.timeout_s, env={**self.env, TAG: tag},
+                        watch_parent=True, new_session=True, keep_stdout=True, python=self.python,
+                        prefix="cnnprof-sweep-")
+        return _Running(job, worker, tag)
 
     def _finish(self, r: _Running, timed_out: bool) -> Result:
-        seconds = time.monotonic() - r.started
-        if timed_out:
-            self._kill(r)
-            return failure(r.job, f"timed out: the cell ran past the {self.timeout_s:g} s timeout and was stopped",
-                           seconds=seconds)
+        ended = r.worker.finish(timed_out)
         kill_tagged(r.tag)  # what it left running
-        with contextlib.suppress(OSError):
-            r.proc.stdin.close()
-        code = r.proc.returncode
-        result_path = r.folder / "result.json"
-        if code == 0 and result_path.exists():
-            try:
-                result = json.loads(result_path.read_text())
-            except (OSError, ValueError) as exc:
-                return failure(r.job, f"the worker's result is unreadable ({exc})", seconds=seconds)
-            result["seconds"] = seconds
-            return result
-        last = _tail(r.folder / "output.txt")
-        if code is not None and code < 0:
-            name = _signal_name(-code)
-            hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
-            error = f"the worker crashed: killed by {name}{hint}"
-        elif code == 70:
+        if timed_out:
+            return failure(r.job, f"timed out: the cell ran past the {self.timeout_s:g} s timeout and was stopped",
+                           seconds=ended.seconds)
+        if ended.returncode == 0 and ended.unreadable:
+            return failure(r.job, f"the worker's result is unreadable ({ended.unreadable})", seconds=ended.seconds)
+        if ended.returncode == 0 and isinstance(ended.record, dict):
+            return {**ended.record, "seconds": ended.seconds}
+        if ended.returncode == PARENT_GONE:
             error = "the worker stopped: the sweep that started it went away"
         else:
-            error = f"the worker crashed: exit code {code}"
-        return failure(r.job, error + (f"; its last output: {last}" if last else ""), seconds=seconds)
+            error = f"the worker crashed: {crash_reason(ended.returncode)}"
+        return failure(r.job, error + (f"; its last output: {ended.tail}" if ended.tail else ""),
+                       seconds=ended.seconds)
 
     def _kill(self, r: _Running) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(r.proc.pid, signal.SIGKILL)
+        r.worker.kill()
         kill_tagged(r.tag)
-        with contextlib.suppress(Exception):
-            r.proc.wait(timeout=10)
-        with contextlib.suppress(OSError):
-            r.proc.stdin.close()
+        r.worker.close()
 
     def run(self, jobs: Iterable[Job], on_result: OnResult, should_stop: Callable[[], bool],
             abort: Callable[[], bool] = lambda: False) -> None:
         """As the module says; ``abort()`` true: kill the running workers and return at once."""
         pending = list(jobs)
         running: list[_Running] = []
-        with tempfile.TemporaryDirectory(prefix="cnnprof-sweep-") as tmp_name:
-            tmp = Path(tmp_name)
-            index = 0
-            try:
-                while pending or running:
-                    while pending and len(running) < max(1, self.parallel) and not should_stop():
-                        running.append(self._start(pending.pop(0), tmp, index))
-                        index += 1
-                    if not running:
-                        return
-                    if abort():
-                        return
-                    time.sleep(self.poll_s)
-                    for r in list(running):
-                        done = r.proc.poll() is not None
-                        late = not done and time.monotonic() > r.deadline
-                        if done or late:
-                            running.remove(r)
-                            on_result(r.job, self._finish(r, timed_out=late))
-            finally:
-                for r in running:
-                    self._kill(r)
+        try:
+            while pending or running:
+                while pending and len(running) < max(1, self.parallel) and not should_stop():
+                    running.append(self._start(pending.pop(0)))
+                if not running:
+                    return
+                if abort():
+                    return
+                time.sleep(self.poll_s)
+                for r in list(running):
+                    done = r.worker.proc.poll() is not None
+                    late = not done and r.worker.late
+                    if done or late:
+                        running.remove(r)
+                        on_result(r.job, self._finish(r, timed_out=late))
+        finally:
+            for r in running:
+                self._kill(r)

@@ -68,11 +68,15 @@ class Cell:
                 f"{self.resolution}|{self.device}" + (f"|{self.kind}" if self.kind else ""))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        from cnnprof.workers import encode
+
+        return encode(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Cell":
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+        from cnnprof.workers import decode
+
+        return decode(data, cls)
 
     def describe(self) -> str:
         what = f"{self.backend} {self.precision}" if self.timing else "count"

@@ -15,10 +15,8 @@ the backend's set-up such as an ONNX export).
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import sys
-import threading
 import time
 from typing import Any, Mapping
 
@@ -36,8 +34,9 @@ def _imports() -> float:
 
 def _error_result(job: Mapping[str, Any], error: str, overhead: dict[str, float], row: dict | None = None) -> dict:
     from cnnprof.sweep.matrix import Cell
+    from cnnprof.workers import decode
 
-    cell = Cell.from_dict(job["cell"])
+    cell = decode(job["cell"], Cell)
     base = {"model": cell.model, "batch": cell.batch, "backend": cell.backend, "device": cell.device,
             "threads": cell.threads if cell.timing else None}
     return {"ok": False, "error": error, "row": {**(row or base), "error": error}, "samples": None,
@@ -52,12 +51,13 @@ def run_cell(job: Mapping[str, Any], overhead: dict[str, float] | None = None) -
     try:
         return _run(job, overhead)
     except Exception as exc:  # noqa: BLE001 - the cell's failure is its row, whatever it was
-        from cnnprof.errors import CnnprofError, is_out_of_memory
+        from cnnprof.errors import CnnprofError, is_out_of_memory, one_line
 
-        text = str(exc) if isinstance(exc, CnnprofError) else f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+        ours = isinstance(exc, CnnprofError)  # already a sentence for people: kept whole
+        text = one_line(exc, typed=not ours, limit=None if ours else 300)
         if (is_out_of_memory(exc) or "can't allocate memory" in text) and not text.startswith("out of memory"):
             text = f"out of memory: {text}"  # (a user's factory failing to allocate comes wrapped)
-        return _error_result(job, text.splitlines()[0] if text else type(exc).__name__, overhead)
+        return _error_result(job, text, overhead)
 
 
 def _run(job: Mapping[str, Any], overhead: dict[str, float]) -> dict[str, Any]:
@@ -75,8 +75,9 @@ def _run(job: Mapping[str, Any], overhead: dict[str, float]) -> dict[str, Any]:
     )
     from cnnprof.timing.environment import fingerprint
     from cnnprof.timing.protocol import DEFAULT, with_limits
+    from cnnprof.workers import decode
 
-    cell = Cell.from_dict(job["cell"])
+    cell = decode(job["cell"], Cell)
     t = time.perf_counter()
     target = resolve_targets([cell.model], input_shape=job.get("input"))[0]
     if target.error:
@@ -126,26 +127,12 @@ def _run(job: Mapping[str, Any], overhead: dict[str, float]) -> dict[str, Any]:
             "environment": environment.to_dict(), "overhead": overhead, "measure_s": measure_s}
 
 
-def _exit_with_parent() -> None:
-    """End this process when the sweep that started it is gone: it holds our stdin's other end,
-    and a read that returns means it closed (exited, or was killed)."""
-    def watch() -> None:
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            pass
-        os._exit(70)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def idle_meter(cell):
     """A peak-memory meter started now, with the cell's runtime imported (its libraries are not the
     run's): the row's peak memory is what warm-up and timing needed beyond this state."""
     from cnnprof import timing
     from cnnprof.timing import memory
-    from cnnprof.timing.worker import import_backend
+    from cnnprof.bench.worker import import_backend
 
     opts = timing.TimingOptions(backend=cell.backend, device=cell.device)
     import_backend(opts)
@@ -170,21 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         sys.stderr.write("usage: python -m cnnprof.sweep.worker JOB.json RESULT.json\n")
         return 2
-    import json
+    from cnnprof.workers import serve, watch_parent
 
-    with open(args[0], encoding="utf-8") as fh:
-        job = json.load(fh)
-    if job.get("watch_parent"):
-        _exit_with_parent()
-    overhead = {"start_s": max(0.0, entered - float(job.get("spawned_at", entered))), "import_s": _imports()}
-    _limit_memory(job.get("memory_limit_gb"))
-    result = run_cell(job, overhead)
-    from cnnprof.files import write_atomic
+    def run(job: dict[str, Any]) -> dict[str, Any]:
+        if job.get("watch_parent"):
+            watch_parent()  # end with the sweep that started this worker
+        overhead = {"start_s": max(0.0, entered - float(job.get("spawned_at", entered))), "import_s": _imports()}
+        _limit_memory(job.get("memory_limit_gb"))
+        return run_cell(job, overhead)
 
-    write_atomic(args[1], json.dumps(result, allow_nan=True))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # at once: no interpreter teardown (thread pools) counted in the next cell's time
+    serve(run, argv=args)  # leaves at once: no interpreter teardown counted in the next cell's time
+    return 0
 
 
 if __name__ == "__main__":

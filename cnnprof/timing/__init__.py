@@ -5,11 +5,11 @@ A backend is a runner class built from ``(model or ONNX file, example input, opt
 another input of the same shape (the parity check), and which reports ``setup_s`` (compile,
 session creation, engine build), ``export_s`` (ONNX export, and quantisation for int8) and
 ``first_run_ms``. ``time_model`` applies the protocol to any of them in this process and returns
-a ``Latency``; ``cnnprof.timing.isolated`` does the same in a fresh worker process per
+a ``Latency``; ``cnnprof.bench.isolated`` does the same in a fresh worker process per
 configuration, which also measures the run's peak memory (``cnnprof.timing.memory``).
 
 Precisions (``precision.py``): fp32, fp16, bf16 (autocast for torch and compile; OpenVINO's
-inference precision), int8 (a static QDQ quantisation of the ONNX export, ``cnnprof.quantize``).
+inference precision), int8 (a static QDQ quantisation of the ONNX export, ``cnnprof.timing.quantize``).
 Every row is checked against fp32 PyTorch eager on the same inputs (``parity.py``).
 """
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from cnnprof.errors import CnnprofError, UsageError, memory_guard
+from cnnprof.errors import CnnprofError, UsageError, memory_guard, one_line
 from cnnprof.files import MODELS_DIR
-from cnnprof.quantize import QuantOptions
+from cnnprof.timing.quantize import QuantOptions
 from cnnprof.rows import Latency, Note, Notes
 from cnnprof.timing.parity import PARITY_INPUTS, Parity, ParityMeter, output_notes, parity_notes
 from cnnprof.timing.precision import ONNX_BACKENDS, PRECISIONS, refusal
@@ -147,17 +147,12 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def _first_line(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first[:300]}"
-
-
 def onnx_file(model, example, opts: TimingOptions, name: str,
               onnx_path: str | None = None) -> tuple[Path, float | None]:
     """The file an ONNX backend times for ``opts``: the model's export (or ``onnx_path``), or its
     int8 QDQ copy, or (ONNX Runtime on CUDA) its fp16 copy. Returns (path, seconds of export and
     quantisation: None when nothing was exported)."""
-    from cnnprof.quantize import cached_fp16, cached_int8
+    from cnnprof.timing.quantize import cached_fp16, cached_int8
 
     seconds = None
     if onnx_path is None:
@@ -193,7 +188,7 @@ def onnx_runner(path: str | Path, x, opts: TimingOptions, export_s: float | None
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes this row's error, not a traceback
-        raise BackendError(f"{opts.backend} failed: {_first_line(exc)}") from exc
+        raise BackendError(f"{opts.backend} failed: {one_line(exc)}") from exc
 
 
 def make_runner(model, example, opts: TimingOptions, name: str, onnx_path: str | None = None):
@@ -216,7 +211,7 @@ def make_runner(model, example, opts: TimingOptions, name: str, onnx_path: str |
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes this row's error, not a traceback
-        raise BackendError(f"{opts.backend} failed: {_first_line(exc)}") from exc
+        raise BackendError(f"{opts.backend} failed: {one_line(exc)}") from exc
 
 
 def reference_outputs(model, batches) -> list:
@@ -269,7 +264,7 @@ def measure(make_runner_now: Callable[[], object], opts: TimingOptions, *, parit
         elif opts.is_reference and opts.parity and not opts.train and getattr(runner, "x", None) is not None:
             notes += output_notes(runner.infer(runner.x))  # the reference: is its own output a number?
         if str(opts.precision) == "int8" and getattr(runner, "path", None) is not None:
-            from cnnprof.quantize import int8_notes
+            from cnnprof.timing.quantize import int8_notes
 
             notes += int8_notes(runner.path)
     if opts.channels_last and opts.backend not in ("torch", "compile"):
@@ -317,7 +312,7 @@ def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOp
     """Time ``model`` on a seeded random input of ``(batch, *input_shape)`` under ``opts``, in
     this process. Peak memory only with ``memory`` (a ``memory.CpuPeak`` / ``CudaPeak`` started
     when this process was idle, before the model was built: a fresh process, as a sweep's worker
-    or ``cnnprof.timing.isolated``'s).
+    or ``cnnprof.bench.isolated``'s).
 
     With ``onnx_path`` (and ``model=None``) an existing ONNX file is timed with an ONNX backend."""
     shape = "x".join(str(d) for d in input_shape)

@@ -65,14 +65,14 @@ def cpu_model() -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def tool_revision() -> str:
-    from cnnprof.version import __version__
-
+def git_revision() -> str:
+    """The git revision of this cnnprof's checkout ("abc1234", "+dirty" with uncommitted changes);
+    "" when installed (site-packages: not the revision of a repository it sits in) or unknown."""
     from cnnprof.home import checkout_root
 
     root = Path(__file__).resolve().parents[2]
-    if checkout_root(root) != root:  # installed (site-packages): not the revision of a repository it sits in
-        return f"cnnprof {__version__}"
+    if checkout_root(root) != root:
+        return ""
     try:
         rev = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
@@ -83,7 +83,22 @@ def tool_revision() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         rev, dirty = "", ""
-    return f"cnnprof {__version__}" + (f" ({rev}{'+dirty' if dirty else ''})" if rev else "")
+    return f"{rev}{'+dirty' if dirty else ''}" if rev else ""
+
+
+def tool_revision() -> str:
+    """The tool as people read it: "cnnprof 0.1.0 (abc1234+dirty)", or "cnnprof 0.1.0"."""
+    from cnnprof.version import __version__
+
+    rev = git_revision()
+    return f"cnnprof {__version__}" + (f" ({rev})" if rev else "")
+
+
+def revision() -> str:
+    """What a row's revision is: the git revision, or the version outside a checkout."""
+    from cnnprof.version import __version__
+
+    return git_revision() or __version__
 
 
 def _version(package: str) -> str:
@@ -121,6 +136,7 @@ def fingerprint(threads: int) -> Environment:
         loadavg=tuple(round(v, 2) for v in os.getloadavg()) if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0),
         tool=tool_revision(),
         openvino=_version("openvino"),
+        revision=revision(),
     )
 
 

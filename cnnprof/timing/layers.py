@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from cnnprof.errors import one_line
 from cnnprof.files import MODELS_DIR
 from cnnprof.rows import Note, Notes
 from cnnprof.timing import BackendError, torch_threads
@@ -146,11 +147,6 @@ def _example(batch: int, input_shape: Sequence[int]):
     return torch.randn(batch, *input_shape, generator=gen)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
-
-
 def _split_runs(values: list, kept: int) -> list:
     """The last ``kept`` entries: what ``protocol.run`` measured after its warm-up."""
     return values[len(values) - kept:] if kept else []
@@ -241,7 +237,7 @@ def time_layers_eager(
         try:
             model(x)
         except Exception as exc:  # noqa: BLE001 - the user's model failing becomes one line
-            raise BackendError(f"torch failed under the profiler: {_first_line(exc)}") from exc
+            raise BackendError(f"torch failed under the profiler: {one_line(exc)}") from exc
         monitor = CpuMonitor()
         samples = run(step, protocol)
         others = monitor.others_cores()
@@ -407,7 +403,7 @@ def time_layers_ort(
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes one line
-        raise BackendError(f"onnxruntime failed under the profiler: {_first_line(exc)}") from exc
+        raise BackendError(f"onnxruntime failed under the profiler: {one_line(exc)}") from exc
     feed = {plain_session.get_inputs()[0].name: x.numpy()}
     plain: list[float] = []
     instrumented: list[float] = []
@@ -435,7 +431,7 @@ def time_layers_ort(
         try:
             events = json.loads(Path(trace).read_text())
         except (OSError, ValueError) as exc:
-            raise BackendError(f"onnxruntime profile could not be read: {_first_line(exc)}") from exc
+            raise BackendError(f"onnxruntime profile could not be read: {one_line(exc)}") from exc
     kept = len(samples)
     node_runs = parse_ort_profile(events)
     node_runs = _split_runs(node_runs, kept)

@@ -1,6 +1,6 @@
 """Peak memory of a timed run, measured.
 
-CPU: the growth of the resident set of a *fresh* worker process (``cnnprof.timing.worker``):
+CPU: the growth of the resident set of a *fresh* worker process (``cnnprof.bench.worker``):
 ``idle`` is its resident set once its libraries are imported and before the model is loaded; its
 high-water mark is reset once the model is loaded and the runtime set up (Linux
 ``/proc/self/clear_refs``), so the peak is that of warm-up and timing, and the result is that peak

@@ -1,5 +1,5 @@
 """ONNX Runtime backends: the model's ONNX file (exported once to ``models/``; its int8 QDQ or
-fp16 copy for those precisions, see ``cnnprof.quantize``), one session with the requested
+fp16 copy for those precisions, see ``cnnprof.timing.quantize``), one session with the requested
 intra-op threads, on ``CPUExecutionProvider``, the CUDA provider (``--device cuda``, with
 ``onnxruntime-gpu``), or TensorRT through ONNX Runtime's TensorRT provider (``--backend
 tensorrt``). Export, session creation (for TensorRT: the engine build, which happens on the first

@@ -11,7 +11,7 @@ and by ``--backend all --precision all`` to keep only what can run here.
   precision on the CPU; on a CPU only where it has bf16 instructions (``avx512_bf16`` or
   ``amx_bf16``), since elsewhere bf16 is emulated and its latency says nothing about a
   deployment (``--force`` times it anyway). Not on ONNX Runtime (no bf16 kernels).
-* int8: a static, post-training QDQ quantisation of the ONNX export (``cnnprof.quantize``),
+* int8: a static, post-training QDQ quantisation of the ONNX export (``cnnprof.timing.quantize``),
   run by ONNX Runtime (CPU), OpenVINO or TensorRT. torch eager / compile int8 is not implemented.
 """
 

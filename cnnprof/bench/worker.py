@@ -1,6 +1,6 @@
-"""One configuration timed in a fresh process: ``python -m cnnprof.timing.worker JOB.json RESULT.json``.
+"""One configuration timed in a fresh process: ``python -m cnnprof.bench.worker JOB.json RESULT.json``.
 
-``cnnprof.timing.isolated`` writes the job and reads the result; this side imports what the
+``cnnprof.bench.isolated`` writes the job and reads the result; this side imports what the
 backend needs (no torch for an ONNX backend on the CPU), notes its idle resident set, loads the
 model (the ONNX file, or the module rebuilt from its recipe with the parent's weights) and sets
 up the runtime, resets the resident high-water mark, runs the protocol, reads the peak, then
@@ -10,9 +10,7 @@ checks parity on the parent's inputs against the parent's fp32 eager outputs, an
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 
 def import_backend(opts) -> None:
@@ -29,17 +27,17 @@ def import_backend(opts) -> None:
             import cnnprof.timing.compiled  # noqa: F401
 
 
-def run_job(job: dict) -> dict:
+def run_job(job: "TimingJob") -> "TimingResult":
     import numpy as np
 
     from cnnprof import timing
+    from cnnprof.bench.isolated import TimingResult
     from cnnprof.timing import memory
-    from cnnprof.timing.isolated import latency_record, options_from_record
     from cnnprof.timing.precision import ONNX_BACKENDS
 
-    opts = options_from_record(job["options"])
+    opts = job.options
     import_backend(opts)
-    inputs = np.load(job["inputs"], mmap_mode="r")
+    inputs = np.load(job.inputs, mmap_mode="r")
     example = np.array(inputs[0])
     if opts.device == "cuda":
         meter = memory.CudaPeak(torch_allocator=opts.backend in ("torch", "compile"))
@@ -49,40 +47,37 @@ def run_job(job: dict) -> dict:
 
     if opts.backend in ONNX_BACKENDS:
         def make():
-            return timing.onnx_runner(job["onnx_path"], example, opts, job["export_s"])
+            return timing.onnx_runner(job.onnx_path, example, opts, job.export_s)
     else:
         def make():
             import torch
 
             from cnnprof.targets import from_recipe, running
 
-            target = from_recipe(job["recipe"])
+            target = from_recipe(job.recipe)
             with running(target.name):
                 model = target.build(seed=0, calibrate=False)
-                model.load_state_dict(torch.load(job["state"], map_location="cpu", weights_only=True))
-                return timing.make_runner(model.eval(), torch.from_numpy(example), opts, job["name"])
+                model.load_state_dict(torch.load(job.state, map_location="cpu", weights_only=True))
+                return timing.make_runner(model.eval(), torch.from_numpy(example), opts, job.name)
 
     parity_data = None
-    if job.get("references"):
-        references = np.load(job["references"], mmap_mode="r")
+    if job.references:
+        references = np.load(job.references, mmap_mode="r")
         parity_data = ([inputs[i] for i in range(inputs.shape[0])], [references[i] for i in range(references.shape[0])])
-    shape = "x".join(str(d) for d in job["input_shape"])
+    shape = "x".join(str(d) for d in job.input_shape)
     from cnnprof.errors import memory_guard
 
-    with memory_guard(f"{job['name']} at input {shape}, batch {opts.batch}, on {opts.backend},"):
+    with memory_guard(f"{job.name} at input {shape}, batch {opts.batch}, on {opts.backend},"):
         latency = timing.measure(make, opts, parity_data=parity_data, memory=meter)
-    return {"latency": latency_record(latency), "error": None}
+    return TimingResult(latency)
 
 
-def main(argv: list[str]) -> int:
-    job_path, result_path = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text())
-    from cnnprof.worker_io import answer
+def main(argv: list[str]) -> None:
+    from cnnprof.bench.isolated import TimingJob
+    from cnnprof.workers import serve
 
-    return answer(result_path, lambda: run_job(job))
+    serve(run_job, job=TimingJob, argv=argv)
 
 
 if __name__ == "__main__":
-    from cnnprof.worker_io import leave
-
-    leave(main(sys.argv[1:]))
+    main(sys.argv[1:])

@@ -29,7 +29,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnprof.errors import CnnprofError, UsageError
+from cnnprof.errors import CnnprofError, UsageError, one_line
 from cnnprof.files import replace_file
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -109,11 +109,6 @@ def _quiet():
         root.setLevel(level)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
-
-
 def calibration_batches(input_shape: tuple[int, ...], samples: int, images: str | None = None):
     """The calibration inputs, float32 batches of ``input_shape`` (its first dimension is the
     file's batch): the images of the ``images`` file (the last batch filled from its start), else
@@ -151,7 +146,7 @@ def cached_int8(source: str | os.PathLike, options: QuantOptions = QuantOptions(
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a quantisation failure is this row's error, in one line
-        raise QuantizeError(f"int8 quantisation of {source.name} failed: {_one_line(exc)}") from exc
+        raise QuantizeError(f"int8 quantisation of {source.name} failed: {one_line(exc)}") from exc
     return path, time.perf_counter() - start, False
 
 
@@ -272,5 +267,5 @@ def cached_fp16(source: str | os.PathLike, *, folder: str | os.PathLike | None =
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a conversion failure is this row's error, in one line
-        raise QuantizeError(f"fp16 conversion of {source.name} failed: {_one_line(exc)}") from exc
+        raise QuantizeError(f"fp16 conversion of {source.name} failed: {one_line(exc)}") from exc
     return path, time.perf_counter() - start, False

@@ -12,27 +12,46 @@ size, once: the timed input and the parity inputs (``inputs.npy``), the fp32 eag
 them (``references.npy``), the calibrated weights (``state.pt``, for the torch backends, which
 rebuild the module from its ``Target.recipe``), and the ONNX file and its int8 / fp16 copies (for
 the ONNX backends, so the worker only loads a file). The worker
-(``python -m cnnprof.timing.worker JOB RESULT``) times under the same protocol as ``time_model``
-and writes its samples, parity and peak memory as JSON.
+(``python -m cnnprof.bench.worker JOB RESULT``, started through ``cnnprof.workers``, the one
+process boundary) times under the same protocol as ``time_model`` and sends back its
+``Latency``: samples, parity and peak memory.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cnnprof.errors import CnnprofError, UsageError
-from cnnprof.rows import Latency, Note, Notes
-from cnnprof.timing import BackendError, TimingOptions, check_options, onnx_file
+from cnnprof.errors import UsageError
+from cnnprof.rows import Latency
+from cnnprof.timing import TimingOptions, check_options, onnx_file
 from cnnprof.timing.precision import ONNX_BACKENDS
+from cnnprof.workers import spawn
 
 WORKER_TIMEOUT_S = 1800.0  # a TensorRT engine build or torch.compile of a large model takes minutes
+
+
+@dataclass(frozen=True)
+class TimingJob:
+    """What a timing worker is sent: the model (an ONNX file, or a ``Target.recipe`` and the
+    parent's weights), the options, and the files of inputs and fp32 references."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    options: TimingOptions
+    inputs: str
+    references: str | None = None
+    onnx_path: str | None = None
+    export_s: float | None = None
+    recipe: str = ""
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    latency: Latency
 
 
 class IsolatedModel:
@@ -129,96 +148,21 @@ class IsolatedModel:
     def time(self, opts: TimingOptions) -> Latency:
         """Time ``opts`` in a fresh worker; a failure is a ``CnnprofError`` (the row's error)."""
         check_options(opts)
-        job = {
-            "name": self.name,
-            "input_shape": list(self.input_shape),
-            "options": options_record(opts),
-            "inputs": str(self.inputs_file()),
-            "references": None,
-            "onnx_path": None,
-            "export_s": None,
-            "recipe": "",
-            "state": None,
-        }
+        job = TimingJob(name=self.name, input_shape=self.input_shape, options=opts, inputs=str(self.inputs_file()))
         if self.parity and opts.parity and not opts.is_reference and not opts.train:
-            job["references"] = str(self.references_file())
+            job = replace(job, references=str(self.references_file()))
         if opts.backend in ONNX_BACKENDS:
             if self.model is None and self.onnx_path is None:
                 raise UsageError(f"{self.name}: nothing to export")
             path, export_s = onnx_file(self.model, self.example(), opts, self.name, self.onnx_path)
-            job["onnx_path"], job["export_s"] = str(path), export_s
+            job = replace(job, onnx_path=str(path), export_s=export_s)
         else:
             if self.model is None:
                 raise UsageError(f"{self.name} is an ONNX file: it is timed with {', '.join(ONNX_BACKENDS)} only")
-            job["recipe"], job["state"] = self.recipe, str(self.state_file())
+            job = replace(job, recipe=self.recipe, state=str(self.state_file()))
         return run_worker(job, timeout_s=self.timeout_s)
 
 
-def options_record(opts: TimingOptions) -> dict:
-    record = dataclasses.asdict(opts)
-    record["precision"] = str(opts.precision)
-    return record
-
-
-def options_from_record(record: dict) -> TimingOptions:
-    from cnnprof.quantize import QuantOptions
-    from cnnprof.timing.protocol import Protocol
-
-    values = dict(record)
-    values["protocol"] = Protocol(**values["protocol"])
-    values["quant"] = QuantOptions(**values["quant"])
-    return TimingOptions(**values)
-
-
-def _env() -> dict:
-    """The worker's environment: this one, with cnnprof importable whatever the working folder."""
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": root + (os.pathsep + path if path else "")}
-
-
-def run_worker(job: dict, *, timeout_s: float = WORKER_TIMEOUT_S) -> Latency:
-    """Run ``python -m cnnprof.timing.worker`` on ``job``; its ``Latency``, or a one-line error."""
-    with tempfile.TemporaryDirectory(prefix="cnnprof-worker-") as tmp:
-        job_path, result_path, err_path = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "stderr.txt")
-        job_path.write_text(json.dumps(job))
-        with open(err_path, "w") as err:
-            try:  # a model's prints go nowhere: stdout is the report's
-                proc = subprocess.run([sys.executable, "-m", "cnnprof.timing.worker", str(job_path), str(result_path)],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=_env(),
-                                      timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                raise BackendError(f"the measurement process ran longer than {timeout_s:.0f} s") from None
-        result = json.loads(result_path.read_text()) if result_path.exists() else None
-        if result is None:
-            tail = _last_line(err_path)
-            if proc.returncode < 0:
-                why = f"killed by signal {-proc.returncode}" + (" (out of memory?)" if proc.returncode == -9 else "")
-            else:
-                why = tail or f"exit status {proc.returncode}"
-            raise BackendError(f"measurement process failed: {why}")
-    if result.get("error"):
-        raise CnnprofError(result["error"])
-    return latency_from_record(result["latency"])
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:300] if lines else ""
-
-
-def latency_record(latency: Latency) -> dict:
-    record = dataclasses.asdict(latency)
-    record["warnings"] = [[n.kind, str(n)] for n in latency.warnings]
-    record["samples"] = list(latency.samples)
-    return record
-
-
-def latency_from_record(record: dict) -> Latency:
-    values = dict(record)
-    values["warnings"] = Notes(Note(kind, text) for kind, text in values.get("warnings", []))
-    values["samples"] = tuple(values["samples"])
-    return Latency(**values)
+def run_worker(job: TimingJob, *, timeout_s: float = WORKER_TIMEOUT_S) -> Latency:
+    """Run ``python -m cnnprof.bench.worker`` on ``job``; its ``Latency``, or a one-line error."""
+    return spawn("cnnprof.bench.worker", job, timeout_s=timeout_s, result=TimingResult).latency

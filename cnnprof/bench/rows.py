@@ -4,7 +4,7 @@
 backend x precision under one ``TimingOptions``, yielding each row as it is done (so a long run
 shows progress and Ctrl-C keeps what was measured). A model that fails becomes a row with
 ``error`` set; the others go on. By default each configuration is timed in a fresh worker
-process, which also measures its peak memory (``cnnprof.timing.isolated``); ``isolate=False``
+process, which also measures its peak memory (``cnnprof.bench.isolated``); ``isolate=False``
 times in this process (faster, no memory figure). ``fastest`` picks, per model, the quickest
 configuration and its speed-up over fp32 PyTorch eager.
 """
@@ -20,7 +20,7 @@ from cnnprof.rows import Counts, Note, Notes, ProfileRow, Row, counts_row, with_
 from cnnprof.targets import Target, check_batch, count_target, running, target_input
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cnnprof.quantize import QuantOptions
+    from cnnprof.timing.quantize import QuantOptions
     from cnnprof.timing.protocol import Protocol
 
 Progress = Callable[[str], None]
@@ -166,7 +166,7 @@ def bench_rows(
             failed = _prepare_files(target, model, shape, batch, configs, base_opts, single=len(targets) == 1)
             isolated = None
             if isolate:
-                from cnnprof.timing.isolated import IsolatedModel
+                from cnnprof.bench.isolated import IsolatedModel
 
                 isolated = IsolatedModel(name=target.name, input_shape=shape, batch=batch, model=model,
                                          recipe=target.recipe, onnx_path=target.onnx_path,
