@@ -129,23 +129,20 @@ def bench_command(
     precisions, all_precisions = options.parse_precisions(precision)
     quant = quant_options(calibration, calibration_samples)
     options.check_cuda_graphs(cuda_graphs, backends, device)
-    _, skipped = bench.configurations(backends, precisions, device=device, force=force, cuda_graphs=cuda_graphs,
-                                      only_runnable=all_backends or all_precisions)
     batches = options.parse_batches(batch)
     n_threads = options.parse_threads(threads)
+    protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
+    plan = bench.make_plan(backends, precisions, device=device, threads=n_threads, channels_last=channels_last,
+                           train=train, protocol=protocol, quant=quant, force=force, cuda_graphs=cuda_graphs,
+                           parity_inputs=parity_inputs, only_runnable=all_backends or all_precisions)
     targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     copy = ReportCopy("bench", enabled=not no_save)
     recorder = stored.recorder("bench", db, no_db, outputs=[output, plot])
-    protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
-    say_precision_context(precisions, skipped, device)
+    say_precision_context(precisions, list(plan.skipped), device)
     rows, interrupted = collect(
-        lambda update: bench.bench_rows(
-            targets, backends=backends, precisions=precisions, device=device, batches=batches, threads=n_threads,
-            channels_last=channels_last, train=train, resolution=res, protocol=protocol, quant=quant, force=force,
-            cuda_graphs=cuda_graphs, parity_inputs=parity_inputs, only_runnable=all_backends or all_precisions,
-            isolate=not in_process, on_progress=update,
-        )
+        lambda update: bench.bench_rows(targets, batches=batches, resolution=res, isolate=not in_process,
+                                        on_progress=update, plan=plan)
     )
     records = [r.to_dict() for r in rows]
     fields = ProfileRow.field_names()

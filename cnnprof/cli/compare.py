@@ -175,9 +175,12 @@ def compare_command(
         precisions, all_precisions = options.parse_precisions(precision)
         only_runnable = all_backends or all_precisions
         quant = quant_options(calibration, calibration_samples)
-        configs, skipped = bench.configurations(backends, precisions, device=device, force=force,
-                                                only_runnable=only_runnable)
     n_threads = options.parse_threads(threads)
+    if not no_timing:
+        protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
+        plan = bench.make_plan(backends, precisions, device=device, threads=n_threads, protocol=protocol, quant=quant,
+                               force=force, parity_inputs=parity_inputs, only_runnable=only_runnable)
+        configs, skipped = plan.pairs, list(plan.skipped)
     targets = resolve_targets(models, input_shape=input_shape, model_args=model_arg, keep_errors=len(models) > 1)
     res = parse_resolution(resolution)
     check_batch(batch)
@@ -187,14 +190,11 @@ def compare_command(
         def produce(update):
             return (row for row, _ in bench.count_rows(targets, resolution=res, batch=batch, on_progress=update))
     else:
-        protocol = with_limits(DEFAULT, min_time_s=min_time, min_runs=min_runs)
         say_precision_context(precisions, skipped, device)
 
         def produce(update):
-            return bench.bench_rows(targets, backends=backends, precisions=precisions, device=device, batches=[batch],
-                                    threads=n_threads, resolution=res, protocol=protocol, quant=quant, force=force,
-                                    parity_inputs=parity_inputs, only_runnable=only_runnable,
-                                    isolate=not in_process, on_progress=update)
+            return bench.bench_rows(targets, batches=[batch], resolution=res, isolate=not in_process,
+                                    on_progress=update, plan=plan)
     rows, interrupted = collect(produce)
     if not rows:
         finish([], interrupted)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Optional, Sequence
 
 import typer
 
@@ -11,6 +11,9 @@ from cnnprof.errors import UsageError
 from cnnprof.files import REPORTS_DIR
 from cnnprof.home import WHERE
 from cnnprof.report import Format
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnprof.timing.backends import Backend, Precision
 
 FormatOpt = Annotated[
     Format, typer.Option("--format", "-f", help="table (terminal), csv, json or md.", case_sensitive=False)
@@ -121,15 +124,15 @@ def parse_list(text: str, *, what: str, choices: Sequence[str] | None = None) ->
     return list(dict.fromkeys(items))
 
 
-def parse_backends(text: str) -> tuple[list[str], bool]:
+def parse_backends(text: str) -> tuple[list[Backend], bool]:
     """``--backend`` -> (backends, whether 'all' was asked: then only those that run here)."""
-    from cnnprof.timing import BACKENDS
+    from cnnprof.timing.backends import BACKENDS, Backend
 
     items = parse_list(text, what="backend", choices=BACKENDS + ("all",))
-    return (list(BACKENDS), True) if "all" in items else (items, False)
+    return (list(Backend), True) if "all" in items else ([Backend(b) for b in items], False)
 
 
-def parse_precisions(text: str) -> tuple[list[str], bool]:
+def parse_precisions(text: str) -> tuple[list[Precision], bool]:
     """``--precision`` -> (precisions, whether 'all' was asked)."""
     from cnnprof.timing.precision import parse_precisions as parse
 
@@ -137,15 +140,17 @@ def parse_precisions(text: str) -> tuple[list[str], bool]:
     return parse(text), asked_all
 
 
-def check_cuda_graphs(cuda_graphs: bool, backends: Sequence[str], device: str) -> None:
-    """``--cuda-graphs`` needs the torch backend among those timed, and CUDA."""
+def check_cuda_graphs(cuda_graphs: bool, backends: Sequence[Backend], device: str) -> None:
+    """``--cuda-graphs`` needs a backend that replays CUDA graphs (torch eager) among those timed, and CUDA."""
     if not cuda_graphs:
         return
-    if "torch" not in backends:
-        raise UsageError("--cuda-graphs applies to --backend torch (eager)")
     from cnnprof.timing import TimingOptions, check_device
+    from cnnprof.timing.backends import Backend
 
-    check_device(TimingOptions(backend="torch", device=device, cuda_graphs=True))
+    with_graphs = [b for b in Backend if b.record.cuda_graphs]
+    if not any(b in with_graphs for b in backends):
+        raise UsageError(f"--cuda-graphs applies to --backend {', '.join(with_graphs)} (eager)")
+    check_device(TimingOptions(backend=with_graphs[0], device=device, cuda_graphs=True))
 
 
 def parse_threads(text: str) -> int:
