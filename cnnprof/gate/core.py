@@ -36,7 +36,7 @@ def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None, *, inpu
     baseline stores the reference and a check resolves it again."""
     from cnnprof.references import same_model
     from cnnprof.targets import resolve_targets, target_input
-    from cnnprof.timing.precision import ONNX_BACKENDS
+    from cnnprof.timing.backends import ONNX_BACKENDS, Backend
 
     targets = resolve_targets(refs, input_shape=input_shape)
     seen: dict[tuple, str] = {}
@@ -44,7 +44,7 @@ def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None, *, inpu
         first = seen.setdefault(same_model(t.name), t.name)
         if first != t.name:
             raise UsageError(f"{shorten(t.name)!r} and {shorten(first)!r} are the same model: give it once")
-        if t.onnx_path is not None and backend not in ONNX_BACKENDS:
+        if t.onnx_path is not None and not (Backend.parse(backend) or Backend.torch).is_onnx:
             raise UsageError(f"{t.name} is an ONNX file: gate it with --backend {' or '.join(ONNX_BACKENDS)}")
     return [GateModel(t.name, target_input(t, resolution)) for t in targets]
 
@@ -67,10 +67,11 @@ def _fingerprint(threads: int) -> dict:
 
 
 def environment_differences(base: Mapping, now: Mapping, backend: str) -> list[str]:
+    from cnnprof.timing.backends import Backend
     from cnnprof.timing.environment import differences
 
-    keys = ENV_KEYS + (("onnxruntime",) if backend in ("onnxruntime", "tensorrt") else ()) + (
-        ("openvino",) if backend == "openvino" else ())
+    known = Backend.parse(backend)
+    keys = ENV_KEYS + (known.record.env_keys if known is not None else ())
     return differences(dict(base), dict(now), keys=keys)
 
 
@@ -171,7 +172,7 @@ def prepare(baseline: Baseline, *, source: str, strict_env: bool,
     if baseline.protocol.get("version") != PROTOCOL_VERSION:
         raise UsageError(f"baseline {source!r} was measured with protocol v{baseline.protocol.get('version')}, this "
                          f"cnnprof uses v{PROTOCOL_VERSION}; record the baseline again (`cnnprof gate record ... --update`)")
-    if baseline.backend not in timing.BACKENDS:
+    if timing.Backend.parse(baseline.backend) is None:
         raise UsageError(f"baseline {source!r} names backend {baseline.backend!r}; cnnprof has {', '.join(timing.BACKENDS)}")
     why = timing.runnable(baseline.backend, "cpu", baseline.precision)
     if why:

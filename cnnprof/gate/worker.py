@@ -80,7 +80,7 @@ def run_job(job: dict[str, Any], wait: Callable[[], None] = lambda: None) -> dic
     examples = [torch.randn(1, *CALIBRATION_INPUT, generator=gen)]
     examples += [torch.randn(1, *item["input"], generator=gen) for item in job["models"]]
     # torch.compile would compile every copy again: one instance there.
-    instances = 1 if job["backend"] == "compile" else max(1, int(job.get("instances", 1)))
+    instances = 1 if opts.backend is timing.Backend.compile else max(1, int(job.get("instances", 1)))
 
     with timing.torch_threads(threads):
         # Instance k of every network is a separate copy (weights, input, buffers in new memory).
