@@ -4,7 +4,7 @@
 parameters and MACs, and returns a ``Baseline``. ``check`` re-measures the baseline's models the
 same way, compares counts (exact: any change fails) and normalised latency (see ``stats``), then
 measures *only the ambiguous models* again in extra processes, as long as the cap and the time
-budget allow, and returns one ``Verdict`` per model.
+budget allow, and returns one ``ModelCheck`` per model.
 """
 
 from __future__ import annotations
@@ -108,8 +108,9 @@ def record(models: Sequence[GateModel], settings: Settings, *, threads_spec: str
 
 
 @dataclass(frozen=True)
-class Verdict(Row):
-    """One model's row of the verdict table (times in ms, ratios now / baseline)."""
+class ModelCheck(Row):
+    """One model's row of the verdict table (times in ms, ratios now / baseline); its verdict word
+    is a ``stats.GateVerdict``."""
 
     model: str
     input: str
@@ -133,9 +134,12 @@ class Verdict(Row):
     note: str = ""
 
 
+Verdict = ModelCheck  # its name before ModelCheck (cnnprof.gate.Verdict)
+
+
 @dataclass
 class CheckResult:
-    rows: list[Verdict]
+    rows: list[ModelCheck]
     factor: float
     alpha: float
     environment_differences: list[str]
@@ -145,7 +149,7 @@ class CheckResult:
     samples: dict[str, list[ProcessSamples]] = field(default_factory=dict)  # per model, in process order
 
     @property
-    def failed(self) -> list[Verdict]:
+    def failed(self) -> list[ModelCheck]:
         return [r for r in self.rows if r.verdict in (stats.REGRESSION, stats.COUNT_CHANGED)]
 
 
@@ -199,7 +203,7 @@ def choose_clock(baseline: Baseline, threads: int) -> str:
 
 
 def judge(base: ModelRecord, now: Sequence[ProcessSamples], *, input_shape: tuple[int, int, int],
-          counts: tuple[int, int] | None, factor: float, alpha: float, clock: str = "wall") -> Verdict:
+          counts: tuple[int, int] | None, factor: float, alpha: float, clock: str = "wall") -> ModelCheck:
     """The verdict for one model from its samples on both sides (and its counts, if compared)."""
     if clock == "cpu" and not all(p.has_cpu for p in now):
         clock = "wall"
@@ -215,7 +219,7 @@ def judge(base: ModelRecord, now: Sequence[ProcessSamples], *, input_shape: tupl
     if c.method.startswith("within-process"):
         notes.append("1 process per side: p-value ignores process-to-process noise")
     base_ms, now_ms = stats.raw_median(base.processes), stats.raw_median(now)
-    return Verdict(
+    return ModelCheck(
         model=base.name, input="x".join(map(str, input_shape)), verdict=verdict, ratio=c.ratio, ci_low=c.ci_low,
         ci_high=c.ci_high, p_value=c.p_value, baseline_ms=base_ms, now_ms=now_ms, raw_ratio=now_ms / base_ms,
         calibration_baseline_ms=stats.calibration_median(base.processes),
@@ -263,7 +267,7 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
     first_pass = len(runs)
     extra_done: dict[str, int] = {m.name: 0 for m in models}
 
-    def judge_all() -> list[Verdict]:
+    def judge_all() -> list[ModelCheck]:
         return [judge(baseline.model(m.name), samples[m.name], input_shape=m.input, counts=counts.get(m.name),
                       factor=factor, alpha=alpha, clock=clock) for m in models]
 
@@ -296,6 +300,6 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
     return CheckResult(final, factor, alpha, diffs, env, runs, time.perf_counter() - started, samples)
 
 
-def _comparison(v: Verdict) -> stats.Comparison:
+def _comparison(v: ModelCheck) -> stats.Comparison:
     return stats.Comparison(v.ratio, v.ci_low, v.ci_high, v.p_value, v.method, v.processes_baseline,
                             v.processes_now)

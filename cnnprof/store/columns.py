@@ -25,7 +25,7 @@ class Kind:
     LAYER = "layer"  # layerprof.LayerRow: profile --timing
     CLAIM = "claim"  # claims.ClaimResult
     GATE_RECORD = "gate-record"  # one model of a baseline
-    GATE_CHECK = "gate-check"  # gate.core.Verdict
+    GATE_CHECK = "gate-check"  # gate.core.ModelCheck
     PREDICT = "predict"  # lut.evaluate.PredictRow
     SCALE = "scale"  # scaling.ScaleRow
 
