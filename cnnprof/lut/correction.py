@@ -302,5 +302,5 @@ def predict_model(table: "Table", parts: Sequence[Any], calibration: Calibration
     return raw, calibration.apply(fixed, by_type), True
 
 
-__all__ = ["STRUCTURES", "Calibration", "ChosenCorrection", "calibrated_predictions", "choose", "entry_variance", "features",
-           "fit", "predict_model", "relative_uncertainty", "select"]
+__all__ = ["STRUCTURES", "Calibration", "ChosenCorrection", "calibrated_predictions", "choose", "entry_variance",
+           "features", "fit", "predict_model", "relative_uncertainty", "select"]

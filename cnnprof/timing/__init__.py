@@ -1,4 +1,5 @@
-"""Timing: one protocol (``protocol.py``), one small interface, five backends.
+"""Timing: one protocol (``protocol.py``), one small interface, five backends (``backends.py``
+holds one record each: what it times, where, which precisions, its runner; code asks the record).
 
 A backend is a runner class built from ``(model or ONNX file, example input, options)`` whose
 ``step()`` times one call and returns milliseconds, whose ``infer(x)`` returns the output for
@@ -115,7 +116,7 @@ def check_device(opts: TimingOptions) -> None:
     spec = opts.record
     if spec.devices == (CUDA,) and not cuda_available():
         raise UsageError(f"{opts.backend} runs on a CUDA device: none is available on this machine")
-    if opts.device not in spec.devices:
+    if opts.device in DEVICES and opts.device not in spec.devices:
         raise UsageError(spec.wrong_device)
     if opts.cuda_graphs:
         if not spec.cuda_graphs:

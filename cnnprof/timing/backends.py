@@ -198,10 +198,6 @@ TORCH_BACKENDS = tuple(b.value for b in Backend if b.is_torch)
 
 
 def record(backend: Backend | str) -> BackendRecord:
-    """The record of ``backend`` (a member or its name); a KeyError names an unknown one."""
+    """The record of ``backend`` (a member or its name; an unknown name is a ValueError)."""
     return RECORDS[Backend(backend)]
 
-
-def backends_where(test: Callable[[BackendRecord], bool]) -> tuple[str, ...]:
-    """The names of the backends whose record passes ``test`` (for messages and choices)."""
-    return tuple(b.value for b, r in RECORDS.items() if test(r))
