@@ -223,6 +223,9 @@ def _units_from_counts(model, counts: "Counts", units: Sequence[str]) -> dict[st
 
 def _attach_times(units: dict[str, _Unit], timing: "LayerTiming", modules: dict) -> list[_Unit]:
     """Put each timed unit's samples on its unit; ONNX nodes without a unit become units."""
+    from cnnprof.timing.backends import Backend
+
+    hooked = Backend(timing.backend).is_torch  # module hooks count calls; a profile of ONNX nodes does not
     node_rows: list[_Unit] = []
     reorders: _Unit | None = None
     last = -1.0
@@ -232,7 +235,7 @@ def _attach_times(units: dict[str, _Unit], timing: "LayerTiming", modules: dict)
             u.samples = t.samples
             u.nodes = list(t.nodes)
             u.ops = list(t.ops)
-            if timing.backend == "torch":
+            if hooked:
                 u.calls = t.calls or u.calls
             if u.order != math.inf:
                 last = u.order
@@ -304,6 +307,7 @@ def build_rows(
     roofs: "Roofs | None" = None,
 ) -> LayerProfile:
     """Join ``timing`` with ``counts`` (both taken on ``model``) into a ``LayerProfile``."""
+    from cnnprof.timing.backends import Backend
     from cnnprof.timing.layers import timed_modules
     from cnnprof.timing.stats import summarize
 
@@ -311,7 +315,8 @@ def build_rows(
     unit_names = [n for n, _ in timed_modules(model, depth)]
     units = _units_from_counts(model, counts, unit_names)
     all_units = _attach_times(units, timing, modules)
-    if timing.backend == "onnxruntime":
+    onnx = Backend(timing.backend).is_onnx
+    if onnx:
         for u in all_units:
             if u.name in units:
                 u.module = type(modules[u.name]).__name__
@@ -355,7 +360,7 @@ def build_rows(
             macs_share=mac_share, share_gap=(lat_share - mac_share) if (lat_share is not None and mac_share is not None)
             else None, gmacs_per_s=gmacs, gbytes_per_s=(nbytes / seconds / 1e9) if (seconds and nbytes) else None,
             intensity=intensity, roof_gmacs=roof, roof_fraction=ratio(gmacs, roof),
-            onnx_nodes=";".join(u.nodes) if timing.backend == "onnxruntime" else "", note="; ".join(u.notes),
+            onnx_nodes=";".join(u.nodes) if onnx else "", note="; ".join(u.notes),
             model_latency_ms=whole, layers_sum_ms=lat_sum, coverage=ratio(lat_sum, whole),
             coverage_in_run=timing.coverage_in_run,
         ))
@@ -414,6 +419,7 @@ def profile_model(
 ) -> LayerProfile:
     """Count ``model`` (unless ``counts`` is given), time it layer by layer, join the two."""
     from cnnprof import counting
+    from cnnprof.timing.backends import Backend
     from cnnprof.timing.layers import DEFAULT_PROTOCOL, time_layers_eager, time_layers_ort
 
     backend = check_backend(backend)
@@ -423,7 +429,7 @@ def profile_model(
     if counts is None:
         counts = counting.count(model, shape, batch=batch, label=name)
     protocol = protocol or DEFAULT_PROTOCOL
-    if backend == "torch":
+    if Backend(backend).is_torch:
         timing = time_layers_eager(model, shape, threads=threads, batch=batch, depth=depth, protocol=protocol)
     else:
         timing = time_layers_ort(model, shape, name=name, threads=threads, batch=batch, depth=depth,

@@ -29,7 +29,7 @@ class Format(str, Enum):
     md = "md"
 
 
-class Kind(Choice):
+class ColumnKind(Choice):
     """How a column's values are shown: text as is, counts and MACs with k/M/G, bytes with B,
     milliseconds, ratios (1.23x), other floats, percentages of a fraction, integers."""
 
@@ -50,7 +50,7 @@ class Column:
 
     field: str
     header: str
-    kind: Kind = Kind.TEXT  # given as a Kind or its value ("ms")
+    kind: ColumnKind = ColumnKind.TEXT  # given as a ColumnKind or its value ("ms")
     wrap: bool = False  # long prose (citations, details) may wrap; names and numbers never do
     # On a narrow terminal (see ``rich_table``) prose goes first, then the columns of highest
     # priority number (the rightmost of equals first); priority 0 never goes: it says which row is
@@ -64,7 +64,7 @@ class Column:
     short: bool | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", Kind(self.kind))
+        object.__setattr__(self, "kind", ColumnKind(self.kind))
         if self.field in KEPT_FIELDS:
             object.__setattr__(self, "keep", True)
         if self.short is None:
@@ -141,24 +141,24 @@ def _csv_value(value: Any) -> Any:
 
 
 # -- human formatting (terminal and markdown) --------------------------------------------------
-def human(value: Any, kind: Kind | str) -> str:
+def human(value: Any, kind: ColumnKind | str) -> str:
     """A value as the terminal shows it (``-`` for none)."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    kind = Kind(kind)
-    if kind in (Kind.COUNT, Kind.MACS):
+    kind = ColumnKind(kind)
+    if kind in (ColumnKind.COUNT, ColumnKind.MACS):
         return _scaled(value, "")
-    if kind is Kind.BYTES:
+    if kind is ColumnKind.BYTES:
         return _scaled(value, "B")
-    if kind is Kind.MS:
+    if kind is ColumnKind.MS:
         return f"{value:.3g} ms" if value < 1 else f"{value:.2f} ms"
-    if kind is Kind.RATIO:
+    if kind is ColumnKind.RATIO:
         return f"{value:.2f}x"
-    if kind is Kind.PCT:
+    if kind is ColumnKind.PCT:
         return f"{100 * value:.1f}%"
-    if kind is Kind.FLOAT:
+    if kind is ColumnKind.FLOAT:
         return f"{value:.4g}"
-    if kind is Kind.INT:
+    if kind is ColumnKind.INT:
         return f"{int(value):,}"
     return str(value)
 
@@ -177,7 +177,7 @@ def to_markdown(records: list[dict[str, Any]], columns: Sequence[Column]) -> str
     from cnnprof.terminal import printable
 
     lines = ["| " + " | ".join(c.header for c in columns) + " |"]
-    lines.append("|" + "|".join("---" if c.kind is Kind.TEXT else "---:" for c in columns) + "|")
+    lines.append("|" + "|".join("---" if c.kind is ColumnKind.TEXT else "---:" for c in columns) + "|")
     for r in records:
         cells = []
         for c in columns:
@@ -287,7 +287,7 @@ def rich_table(records: list[dict[str, Any]], columns: Sequence[Column], *, titl
                   caption_justify="left")
     for i, c in enumerate(shown):
         # the header may wrap at its spaces; a name or number in a cell never wraps or shrinks
-        table.add_column(c.header, justify="left" if c.kind is Kind.TEXT else "right", no_wrap=False,
+        table.add_column(c.header, justify="left" if c.kind is ColumnKind.TEXT else "right", no_wrap=False,
                          overflow="fold", width=widths[i] if widths else None)
     for i in range(len(records)):
         table.add_row(*(Text(cells[c.field][i], no_wrap=not c.wrap) for c in shown))  # text, never markup

@@ -27,7 +27,7 @@ from pathlib import Path
 from cnnprof.errors import UsageError
 from cnnprof.rows import Latency
 from cnnprof.timing import TimingOptions, check_options, onnx_file
-from cnnprof.timing.precision import ONNX_BACKENDS
+from cnnprof.timing.backends import ONNX_BACKENDS
 from cnnprof.workers import spawn
 
 WORKER_TIMEOUT_S = 1800.0  # a TensorRT engine build or torch.compile of a large model takes minutes
@@ -145,16 +145,20 @@ class IsolatedModel:
         return self._state
 
     # -- one configuration -------------------------------------------------------------------------
-    def time(self, opts: TimingOptions) -> Latency:
-        """Time ``opts`` in a fresh worker; a failure is a ``CnnprofError`` (the row's error)."""
-        check_options(opts)
+    def time(self, opts: TimingOptions, *, checked: bool = False,
+             prepared: tuple[Path, float | None] | None = None) -> Latency:
+        """Time ``opts`` in a fresh worker; a failure is a ``CnnprofError`` (the row's error).
+        ``checked``: ``opts`` already passed ``check_options``; ``prepared``: the ONNX (file,
+        export seconds) already made for ``opts`` (``onnx_file``)."""
+        if not checked:
+            check_options(opts)
         job = TimingJob(name=self.name, input_shape=self.input_shape, options=opts, inputs=str(self.inputs_file()))
         if self.parity and opts.parity and not opts.is_reference and not opts.train:
             job = replace(job, references=str(self.references_file()))
-        if opts.backend in ONNX_BACKENDS:
+        if opts.backend.is_onnx:
             if self.model is None and self.onnx_path is None:
                 raise UsageError(f"{self.name}: nothing to export")
-            path, export_s = onnx_file(self.model, self.example(), opts, self.name, self.onnx_path)
+            path, export_s = prepared or onnx_file(self.model, self.example(), opts, self.name, self.onnx_path)
             job = replace(job, onnx_path=str(path), export_s=export_s)
         else:
             if self.model is None:

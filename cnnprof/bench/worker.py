@@ -14,17 +14,17 @@ import sys
 
 
 def import_backend(opts) -> None:
-    """Import the runtime before the idle resident set is taken: its libraries are not the run's."""
-    if opts.backend == "openvino":
-        import openvino  # noqa: F401
-    elif opts.backend in ("onnxruntime", "tensorrt"):
-        import onnxruntime  # noqa: F401
-    if opts.backend in ("torch", "compile") or opts.device == "cuda":
-        import torch  # noqa: F401
+    """Import the runtime before the idle resident set is taken: its libraries are not the run's
+    (the backend's record names them; on CUDA torch comes too, which reads the device's memory)."""
+    import importlib
 
-        import cnnprof.timing.eager  # noqa: F401
-        if opts.backend == "compile":
-            import cnnprof.timing.compiled  # noqa: F401
+    from cnnprof.timing.backends import CUDA, Backend, record
+
+    names = record(opts.backend).imports
+    if opts.device == CUDA:
+        names = names + Backend.torch.record.imports
+    for name in dict.fromkeys(names):
+        importlib.import_module(name)
 
 
 def run_job(job: "TimingJob") -> "TimingResult":
@@ -33,19 +33,18 @@ def run_job(job: "TimingJob") -> "TimingResult":
     from cnnprof import timing
     from cnnprof.bench.isolated import TimingResult
     from cnnprof.timing import memory
-    from cnnprof.timing.precision import ONNX_BACKENDS
 
     opts = job.options
     import_backend(opts)
     inputs = np.load(job.inputs, mmap_mode="r")
     example = np.array(inputs[0])
     if opts.device == "cuda":
-        meter = memory.CudaPeak(torch_allocator=opts.backend in ("torch", "compile"))
+        meter = memory.CudaPeak(torch_allocator=opts.backend.is_torch)
     else:
         meter = memory.CpuPeak()
     meter.start()
 
-    if opts.backend in ONNX_BACKENDS:
+    if opts.backend.is_onnx:
         def make():
             return timing.onnx_runner(job.onnx_path, example, opts, job.export_s)
     else:

@@ -73,8 +73,9 @@ def bench_command(
     """
     from cnnprof.cli.timed import measure, plan
 
-    p = plan("bench", models, m, backend=backend, batch=batch, cuda_graphs=cuda_graphs)
-    rows, interrupted = collect(measure(p, m, cuda_graphs=cuda_graphs, channels_last=channels_last, train=train))
+    p = plan("bench", models, m, backend=backend, batch=batch, cuda_graphs=cuda_graphs, channels_last=channels_last,
+             train=train)
+    rows, interrupted = collect(measure(p, m))
     if rows:
         _report(rows, m, p, interrupted, title="training step" if train else "inference latency")
     finish(rows, interrupted)

@@ -15,7 +15,7 @@ import functools
 import inspect
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Sequence
 
 import typer
 
@@ -24,6 +24,9 @@ from cnnprof.files import DEFAULT_DB
 from cnnprof.home import WHERE
 from cnnprof.report import Format
 from cnnprof.timing.protocol import DEFAULT
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnprof.timing.backends import Backend, Precision
 
 # every option taken by more than one command: its long name and short flag, the same everywhere
 FLAGS: dict[str, tuple[str, ...]] = {
@@ -253,15 +256,15 @@ def parse_list(text: str, *, what: str, choices: Sequence[str] | None = None) ->
     return list(dict.fromkeys(items))
 
 
-def parse_backends(text: str) -> tuple[list[str], bool]:
+def parse_backends(text: str) -> tuple[list[Backend], bool]:
     """``--backend`` -> (backends, whether 'all' was asked: then only those that run here)."""
-    from cnnprof.timing import BACKENDS
+    from cnnprof.timing.backends import BACKENDS, Backend
 
     items = parse_list(text, what="backend", choices=BACKENDS + ("all",))
-    return (list(BACKENDS), True) if "all" in items else (items, False)
+    return (list(Backend), True) if "all" in items else ([Backend(b) for b in items], False)
 
 
-def parse_precisions(text: str) -> tuple[list[str], bool]:
+def parse_precisions(text: str) -> tuple[list[Precision], bool]:
     """``--precision`` -> (precisions, whether 'all' was asked)."""
     from cnnprof.timing.precision import parse_precisions as parse
 
@@ -269,15 +272,17 @@ def parse_precisions(text: str) -> tuple[list[str], bool]:
     return parse(text), asked_all
 
 
-def check_cuda_graphs(cuda_graphs: bool, backends: Sequence[str], device: str) -> None:
-    """``--cuda-graphs`` needs the torch backend among those timed, and CUDA."""
+def check_cuda_graphs(cuda_graphs: bool, backends: Sequence[Backend], device: str) -> None:
+    """``--cuda-graphs`` needs a backend that replays CUDA graphs (torch eager) among those timed, and CUDA."""
     if not cuda_graphs:
         return
-    if "torch" not in backends:
-        raise UsageError("--cuda-graphs applies to --backend torch (eager)")
     from cnnprof.timing import TimingOptions, check_device
+    from cnnprof.timing.backends import Backend
 
-    check_device(TimingOptions(backend="torch", device=device, cuda_graphs=True))
+    with_graphs = [b for b in Backend if b.record.cuda_graphs]
+    if not any(b in with_graphs for b in backends):
+        raise UsageError(f"--cuda-graphs applies to --backend {', '.join(with_graphs)} (eager)")
+    check_device(TimingOptions(backend=with_graphs[0], device=device, cuda_graphs=True))
 
 
 def parse_revision(text: str | None) -> str | None:

@@ -302,7 +302,9 @@ def _run_timing(models, *, resolution, batch, depth, input_shape, model_arg, wei
 
 def coverage_line(p) -> str:
     """The coverage statement: per-layer sum against whole-model latency."""
-    what = "hooks" if p.backend == "torch" else "profiling"
+    from cnnprof.timing.backends import Backend
+
+    what = "hooks" if Backend(p.backend).is_torch else "profiling"
     return (f"coverage: the per-layer medians sum to {p.layers_sum_ms:.2f} ms = {100 * p.coverage:.1f}% of the "
             f"whole-model median {p.model_latency_ms:.2f} ms (runs without {what}, interleaved with the "
             f"{p.runs} runs with {what}); within each run with {what} the layers account for "

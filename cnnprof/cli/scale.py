@@ -79,15 +79,15 @@ def scale_command(
     from cnnprof.errors import UsageError
     from cnnprof.plots import check_plot_path
     from cnnprof.rows import RowKind
-    from cnnprof.timing import BACKENDS
+    from cnnprof.timing.backends import BACKENDS, Backend, Precision
     from cnnprof.timing.precision import parse_precisions
 
     coeffs = scaling.Coefficients(alpha, beta, gamma).check()
-    backend = backend.strip().lower()
-    if backend not in BACKENDS:
+    backend = Backend.parse(backend.strip().lower()) or backend.strip().lower()
+    if not isinstance(backend, Backend):
         raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     precisions = parse_precisions(precision)
-    if not latency and (precision != "fp32" or backend != "torch"):
+    if not latency and (precision != Precision.fp32 or backend is not Backend.torch):
         raise UsageError("--backend and --precision need --latency")
     phis = scaling.phis_up_to(phi)
     if resolution is not None and resolution < 1:
@@ -113,9 +113,9 @@ def scale_command(
         say(f"warning: {w}")
 
 
-def _title(base: str, coeffs, *, backend: str, precisions: list[str], latency: bool) -> str:
+def _title(base: str, coeffs, *, backend, precisions: list[str], latency: bool) -> str:
     alpha, beta, gamma = coeffs.alpha, coeffs.beta, coeffs.gamma
-    what = "torch eager" if backend == "torch" else backend
+    what = "torch eager" if backend is Backend.torch else backend
     return (f"{base} compound-scaled: α={alpha:g}, β={beta:g}, γ={gamma:g}, α·β²·γ²={coeffs.factor:.4g} "
             f"(MACs = conv + linear multiply-adds"
             + (f"; latency: {what}, {', '.join(precisions)}, CPU, 1 thread)" if latency else ")"))

@@ -169,12 +169,13 @@ class Plan:
     protocol: Any
     copy: ReportCopy
     recorder: Any
+    run: Any = None  # bench.make_plan's: every configuration checked once, under the run's options
 
 
 def plan(name: str, models: Sequence[str], m: Measure, *, backend: str, batch: str, timed: bool = True,
-         cuda_graphs: bool = False) -> Plan:
+         cuda_graphs: bool = False, channels_last: bool = False, train: bool = False) -> Plan:
     """What ``bench`` and ``compare`` check before measuring, in this order: the output paths, the
-    backends and precisions (``timed``), batches, threads, the models, the resolution, the report
+    batches, threads, the backends and precisions (``timed``, checked once), the models, the resolution, the report
     copy's folder and the database; a bad one is one line, exit 2, before any model is built."""
     from cnnprof import bench
     from cnnprof.cli import options, stored
@@ -187,41 +188,41 @@ def plan(name: str, models: Sequence[str], m: Measure, *, backend: str, batch: s
     check_writable(m.output)
     check_plot_path(m.plot)
     check_distinct([m.output, m.plot], reference_files(models))
-    backends, precisions, configs, skipped, only_runnable, quant = [], [], [], [], False, None
+    backends, precisions, configs, skipped, only_runnable, quant, run = [], [], [], [], False, None, None
     all_backends = False
+    batches = options.parse_batches(batch)
+    threads = options.parse_threads(m.threads)
+    protocol = with_limits(DEFAULT, min_time_s=m.min_time, min_runs=m.min_runs)
     if timed:
         backends, all_backends = options.parse_backends(backend)
         precisions, all_precisions = options.parse_precisions(m.precision)
         only_runnable = all_backends or all_precisions
         quant = quant_options(m.calibration, m.calibration_samples)
         options.check_cuda_graphs(cuda_graphs, backends, m.device)
-        configs, skipped = bench.configurations(backends, precisions, device=m.device, force=m.force,
-                                                cuda_graphs=cuda_graphs, only_runnable=only_runnable)
-    batches = options.parse_batches(batch)
-    threads = options.parse_threads(m.threads)
+        run = bench.make_plan(backends, precisions, device=m.device, threads=threads, channels_last=channels_last,
+                              train=train, protocol=protocol, quant=quant, force=m.force, cuda_graphs=cuda_graphs,
+                              parity_inputs=m.parity_inputs, only_runnable=only_runnable)
+        configs, skipped = run.pairs, list(run.skipped)
     targets = resolve_targets(models, input_shape=m.input_shape, model_args=m.model_arg, keep_errors=len(models) > 1,
                               weights=m.weights)
     resolution = parse_resolution(m.resolution)
     copy = ReportCopy(name, enabled=not m.no_save)
     recorder = stored.recorder(name, m.db, m.no_db, outputs=[m.output, m.plot],
                                revision=options.parse_revision(m.revision))
-    protocol = with_limits(DEFAULT, min_time_s=m.min_time, min_runs=m.min_runs)
     if timed:
         say_precision_context(precisions, skipped, m.device)
     return Plan(targets=targets, backends=backends, precisions=precisions, configs=configs,
                 only_runnable=only_runnable, all_backends=all_backends, quant=quant, batches=batches, threads=threads, resolution=resolution,
-                protocol=protocol, copy=copy, recorder=recorder)
+                protocol=protocol, copy=copy, recorder=recorder, run=run)
 
 
-def measure(p: Plan, m: Measure, *, cuda_graphs: bool = False, **extra: Any) -> Callable:
-    """The rows' producer for ``collect``: every target timed on every configuration of ``p``."""
+def measure(p: Plan, m: Measure) -> Callable:
+    """The rows' producer for ``collect``: every target timed on every configuration of ``p``
+    (checked once, in ``plan``)."""
     from cnnprof import bench
 
     def produce(update):
-        return bench.bench_rows(
-            p.targets, backends=p.backends, precisions=p.precisions, device=m.device, batches=p.batches,
-            threads=p.threads, resolution=p.resolution, protocol=p.protocol, quant=p.quant, force=m.force,
-            cuda_graphs=cuda_graphs, parity_inputs=m.parity_inputs, only_runnable=p.only_runnable,
-            isolate=not m.in_process, on_progress=update, **extra)
+        return bench.bench_rows(p.targets, batches=p.batches, resolution=p.resolution, isolate=not m.in_process,
+                                on_progress=update, plan=p.run)
 
     return produce

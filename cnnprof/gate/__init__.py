@@ -12,11 +12,11 @@ Importing this package imports neither torch nor numpy; the submodules do what t
 
 from __future__ import annotations
 
-__all__ = ["record", "check", "plan", "load_baseline", "Settings", "GateModel", "Baseline", "Verdict",
-           "CheckResult", "SCHEMA"]
+__all__ = ["record", "check", "plan", "load_baseline", "Settings", "GateModel", "Baseline", "ModelCheck",
+           "Verdict", "CheckResult", "SCHEMA"]
 
 _WHERE = {
-    "record": "core", "check": "core", "plan": "core", "Verdict": "core", "CheckResult": "core",
+    "record": "core", "check": "core", "plan": "core", "ModelCheck": "core", "Verdict": "core", "CheckResult": "core",
     "load_baseline": "baseline", "Baseline": "baseline", "SCHEMA": "baseline",
     "Settings": "measure", "GateModel": "measure",
 }

@@ -4,7 +4,7 @@
 parameters and MACs, and returns a ``Baseline``. ``check`` re-measures the baseline's models the
 same way, compares counts (exact: any change fails) and normalised latency (see ``stats``), then
 measures *only the ambiguous models* again in extra processes, as long as the cap and the time
-budget allow, and returns one ``Verdict`` per model.
+budget allow, and returns one ``ModelCheck`` per model.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None, *, inpu
     baseline stores the reference and a check resolves it again."""
     from cnnprof.references import same_model
     from cnnprof.targets import resolve_targets, target_input
-    from cnnprof.timing.precision import ONNX_BACKENDS
+    from cnnprof.timing.backends import ONNX_BACKENDS, Backend
 
     targets = resolve_targets(refs, input_shape=input_shape)
     seen: dict[tuple, str] = {}
@@ -44,7 +44,7 @@ def plan(refs: Sequence[str], resolution: tuple[int, int] | None = None, *, inpu
         first = seen.setdefault(same_model(t.name), t.name)
         if first != t.name:
             raise UsageError(f"{shorten(t.name)!r} and {shorten(first)!r} are the same model: give it once")
-        if t.onnx_path is not None and backend not in ONNX_BACKENDS:
+        if t.onnx_path is not None and not (Backend.parse(backend) or Backend.torch).is_onnx:
             raise UsageError(f"{t.name} is an ONNX file: gate it with --backend {' or '.join(ONNX_BACKENDS)}")
     return [GateModel(t.name, target_input(t, resolution)) for t in targets]
 
@@ -67,10 +67,11 @@ def _fingerprint(threads: int) -> dict:
 
 
 def environment_differences(base: Mapping, now: Mapping, backend: str) -> list[str]:
+    from cnnprof.timing.backends import Backend
     from cnnprof.timing.environment import differences
 
-    keys = ENV_KEYS + (("onnxruntime",) if backend in ("onnxruntime", "tensorrt") else ()) + (
-        ("openvino",) if backend == "openvino" else ())
+    known = Backend.parse(backend)
+    keys = ENV_KEYS + (known.record.env_keys if known is not None else ())
     return differences(dict(base), dict(now), keys=keys)
 
 
@@ -107,8 +108,9 @@ def record(models: Sequence[GateModel], settings: Settings, *, threads_spec: str
 
 
 @dataclass(frozen=True)
-class Verdict(Row):
-    """One model's row of the verdict table (times in ms, ratios now / baseline)."""
+class ModelCheck(Row):
+    """One model's row of the verdict table (times in ms, ratios now / baseline); its verdict word
+    is a ``stats.GateVerdict``."""
 
     model: str
     input: str
@@ -132,9 +134,12 @@ class Verdict(Row):
     note: str = ""
 
 
+Verdict = ModelCheck  # its name before ModelCheck (cnnprof.gate.Verdict)
+
+
 @dataclass
 class CheckResult:
-    rows: list[Verdict]
+    rows: list[ModelCheck]
     factor: float
     alpha: float
     environment_differences: list[str]
@@ -146,11 +151,11 @@ class CheckResult:
     warn: float | None = None
 
     @property
-    def failed(self) -> list[Verdict]:
+    def failed(self) -> list[ModelCheck]:
         return [r for r in self.rows if r.verdict in (stats.REGRESSION, stats.COUNT_CHANGED)]
 
     @property
-    def warned(self) -> list[Verdict]:
+    def warned(self) -> list[ModelCheck]:
         return [r for r in self.rows if r.verdict == stats.WARNING]
 
 
@@ -179,7 +184,7 @@ def prepare(baseline: Baseline, *, source: str, strict_env: bool,
     if baseline.protocol.get("version") != PROTOCOL_VERSION:
         raise UsageError(f"baseline {source!r} was measured with protocol v{baseline.protocol.get('version')}, this "
                          f"cnnprof uses v{PROTOCOL_VERSION}; record the baseline again (`cnnprof gate record ... --update`)")
-    if baseline.backend not in timing.BACKENDS:
+    if timing.Backend.parse(baseline.backend) is None:
         raise UsageError(f"baseline {source!r} names backend {baseline.backend!r}; cnnprof has {', '.join(timing.BACKENDS)}")
     why = timing.runnable(baseline.backend, "cpu", baseline.precision)
     if why:
@@ -207,7 +212,7 @@ def choose_clock(baseline: Baseline, threads: int) -> str:
 
 def judge(base: ModelRecord, now: Sequence[ProcessSamples], *, input_shape: tuple[int, int, int],
           counts: tuple[int, int] | None, factor: float, alpha: float, clock: str = "wall",
-          warn: float | None = None) -> Verdict:
+          warn: float | None = None) -> ModelCheck:
     """The verdict for one model from its samples on both sides (and its counts, if compared)."""
     if clock == "cpu" and not all(p.has_cpu for p in now):
         clock = "wall"
@@ -223,7 +228,7 @@ def judge(base: ModelRecord, now: Sequence[ProcessSamples], *, input_shape: tupl
     if c.method.startswith("within-process"):
         notes.append("1 process per side: p-value ignores process-to-process noise")
     base_ms, now_ms = stats.raw_median(base.processes), stats.raw_median(now)
-    return Verdict(
+    return ModelCheck(
         model=base.name, input="x".join(map(str, input_shape)), verdict=verdict, ratio=c.ratio, ci_low=c.ci_low,
         ci_high=c.ci_high, p_value=c.p_value, baseline_ms=base_ms, now_ms=now_ms, raw_ratio=now_ms / base_ms,
         calibration_baseline_ms=stats.calibration_median(base.processes),
@@ -273,7 +278,7 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
     first_pass = len(runs)
     extra_done: dict[str, int] = {m.name: 0 for m in models}
 
-    def judge_all() -> list[Verdict]:
+    def judge_all() -> list[ModelCheck]:
         return [judge(baseline.model(m.name), samples[m.name], input_shape=m.input, counts=counts.get(m.name),
                       factor=factor, alpha=alpha, clock=clock, warn=warn) for m in models]
 
@@ -306,6 +311,6 @@ def check(baseline: Baseline, settings: Settings, *, factor: float = 1.10, alpha
     return CheckResult(final, factor, alpha, diffs, env, runs, time.perf_counter() - started, samples, warn)
 
 
-def _comparison(v: Verdict) -> stats.Comparison:
+def _comparison(v: ModelCheck) -> stats.Comparison:
     return stats.Comparison(v.ratio, v.ci_low, v.ci_high, v.p_value, v.method, v.processes_baseline,
                             v.processes_now)

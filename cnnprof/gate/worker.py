@@ -77,7 +77,7 @@ def run_job(job: GateJob, wait: Callable[[], None] = lambda: None) -> dict[str, 
     examples = [torch.randn(1, *CALIBRATION_INPUT, generator=gen)]
     examples += [torch.randn(1, *item.input, generator=gen) for item in job.models]
     # torch.compile would compile every copy again: one instance there.
-    instances = 1 if s.backend == "compile" else max(1, s.instances)
+    instances = 1 if opts.backend is timing.Backend.compile else max(1, s.instances)
 
     with timing.torch_threads(threads):
         # Instance k of every network is a separate copy (weights, input, buffers in new memory).

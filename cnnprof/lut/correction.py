@@ -164,7 +164,7 @@ STRUCTURES = ("per-type", "shared", "none")  # what the fit may choose between, 
 
 
 @dataclass(frozen=True)
-class Choice:
+class ChosenCorrection:
     structure: str  # per-type (overhead + a scale per block type), shared (overhead + one scale), none
     theta: "np.ndarray"  # overhead, scales... (full length whatever the structure)
     lam: float
@@ -173,7 +173,7 @@ class Choice:
 
 
 def choose(x: "np.ndarray", fixed: "np.ndarray", measured: "np.ndarray", *,
-           structures: Sequence[str] = STRUCTURES, lambdas: Sequence[float] = LAMBDAS) -> Choice:
+           structures: Sequence[str] = STRUCTURES, lambdas: Sequence[float] = LAMBDAS) -> ChosenCorrection:
     """The correction with the least leave-one-out error on the training networks among
     ``structures``: ``per-type`` (overhead + one scale per block type, as ``fit``), ``shared``
     (overhead + one scale for every type: two numbers, for a training set too small or too noisy
@@ -191,7 +191,7 @@ def choose(x: "np.ndarray", fixed: "np.ndarray", measured: "np.ndarray", *,
     maps = {"per-type": np.eye(1 + k), "shared": np.vstack([[1.0, 0.0]] + [[0.0, 1.0]] * k)}
     weights = {"per-type": np.concatenate([[scale0 ** 2], np.ones(k)]), "shared": np.array([scale0 ** 2, float(k)])}
     scores: dict[str, float] = {}
-    best: Choice | None = None
+    best: ChosenCorrection | None = None
     for structure in structures:
         if structure == "none":
             options = [(float(np.sqrt(np.mean(r ** 2))), 0.0, prior.copy())]
@@ -210,7 +210,7 @@ def choose(x: "np.ndarray", fixed: "np.ndarray", measured: "np.ndarray", *,
         score, lam, theta = min(options, key=lambda o: o[0])
         scores[structure] = score
         if best is None or score < best.loo_rmse - 1e-12:
-            best = Choice(structure, theta, lam, score, scores)
+            best = ChosenCorrection(structure, theta, lam, score, scores)
     return best
 
 
@@ -302,5 +302,5 @@ def predict_model(table: "Table", parts: Sequence[Any], calibration: Calibration
     return raw, calibration.apply(fixed, by_type), True
 
 
-__all__ = ["STRUCTURES", "Calibration", "Choice", "calibrated_predictions", "choose", "entry_variance", "features",
-           "fit", "predict_model", "relative_uncertainty", "select"]
+__all__ = ["STRUCTURES", "Calibration", "ChosenCorrection", "calibrated_predictions", "choose", "entry_variance",
+           "features", "fit", "predict_model", "relative_uncertainty", "select"]

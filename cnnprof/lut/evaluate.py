@@ -72,7 +72,7 @@ class PredictRow(Row):
 @dataclass(frozen=True)
 class SummaryRow(Row):
     """One accuracy figure of a group of networks, for the raw sum and the calibrated one;
-    ``kind`` says how to show it (a ``report.Kind`` value)."""
+    ``kind`` says how to show it (a ``report.ColumnKind`` value)."""
 
     group: str
     metric: str

@@ -131,6 +131,7 @@ def make_timer(*, backend: str, threads: int, protocol: Protocol, onnx_dir: str,
     with ``probe``, every call is probed and the times normalised to its reference speed; with
     ``allocator``, the process's ``malloc`` is set so first (``use_allocator``)."""
     from cnnprof.errors import UsageError
+    from cnnprof.lut.table import BACKENDS as LUT_BACKENDS
     from cnnprof.timing import TimingOptions
 
     if allocator is not None:
@@ -173,7 +174,7 @@ def _time_probed(module: "nn.Module", input_shape: tuple, name: str, opts, clock
     with memory_guard(f"{name} at input {'x'.join(map(str, input_shape))} on {opts.backend},"), \
             torch_threads(opts.threads):
         runner = make_runner(module.eval(), example, opts, name)
-        call = runner.call if opts.backend == "torch" else (lambda: runner.session.run(None, runner.feed))
+        call = runner.call if opts.backend.is_torch else (lambda: runner.session.run(None, runner.feed))
 
         def step() -> tuple[float]:
             start = read()
@@ -201,7 +202,7 @@ def _time_cpu(module: "nn.Module", input_shape: tuple, name: str, opts) -> Measu
     example = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0))
     with torch_threads(opts.threads):
         runner = make_runner(module.eval(), example, opts, name)
-        if opts.backend == "torch":
+        if opts.backend.is_torch:
             call = runner.call
         else:
             session, feed = runner.session, runner.feed
@@ -273,6 +274,7 @@ def make_in_place_timer(*, backend: str, threads: int, protocol: Protocol, onnx_
                         probe: "SpeedProbe | None" = None, allocator: str | None = None) -> InPlaceTimer:
     """A timer that measures networks in place (see the module's text) on ``backend``."""
     from cnnprof.errors import UsageError
+    from cnnprof.lut.table import BACKENDS as LUT_BACKENDS
     from cnnprof.timing import TimingOptions
 
     if allocator is not None:
@@ -282,15 +284,15 @@ def make_in_place_timer(*, backend: str, threads: int, protocol: Protocol, onnx_
         raise UsageError(f"unknown clock {clock!r}; choose wall or cpu")
     if clock == "cpu" and threads != 1:
         raise UsageError("the cpu clock times the calling thread only: use it with --threads 1")
-    if backend not in ("torch", "onnxruntime"):
-        raise UsageError(f"in-place timing needs torch or onnxruntime, not {backend!r}")
+    if backend not in LUT_BACKENDS:
+        raise UsageError(f"in-place timing needs {' or '.join(LUT_BACKENDS)}, not {backend!r}")
     opts = TimingOptions(backend=backend, threads=threads, protocol=protocol, onnx_dir=onnx_dir, parity=False)
 
     def timer(model: "nn.Module", input_shape: tuple, parts: Sequence["Part"], label: str) -> InPlace:
         from cnnprof.errors import memory_guard
 
         with memory_guard(f"{label} at input {'x'.join(map(str, input_shape))} on {backend},"):
-            if backend == "torch":
+            if opts.backend.is_torch:
                 return _in_place_torch(model, tuple(input_shape), parts, opts, clock, probe)
             return _in_place_ort(model, tuple(input_shape), parts, _file_name(label), opts, clock, probe)
 

@@ -113,6 +113,8 @@ class SpeedProbe:
 
         import torch
 
+        from cnnprof.timing.backends import Backend
+
         if self._model is None:
             from cnnprof.lut.context import space_network
             from cnnprof.models.fbnet import FBNET_SPACE
@@ -120,7 +122,7 @@ class SpeedProbe:
             self._model, self._input = space_network(FBNET_SPACE, PROBE_ARCH), FBNET_SPACE.input
         model = self._model.eval()
         x = torch.randn(1, *self._input, generator=torch.Generator().manual_seed(0))
-        if self.backend == "onnxruntime":
+        if Backend(self.backend).is_onnx:
             from cnnprof.onnx_export import cached_export
             from cnnprof.timing.ort import make_session
 

@@ -81,7 +81,9 @@ def environment(backend: str, threads: int, clock: str = "wall") -> dict[str, An
     env["clock"] = clock
     for k in ("cores", "python", "platform", "env", "tool", "loadavg"):
         env[k] = fp.get(k)
-    if backend == "torch":
+    from cnnprof.timing.backends import record
+
+    if "onnxruntime" not in record(backend).env_keys:
         env["onnxruntime"] = ""  # not involved: a new ORT must not invalidate a torch table
     return env
 

@@ -136,8 +136,7 @@ def idle_meter(cell):
 
     opts = timing.TimingOptions(backend=cell.backend, device=cell.device)
     import_backend(opts)
-    meter = memory.CudaPeak(torch_allocator=cell.backend in ("torch", "compile")) if cell.device == "cuda" \
-        else memory.CpuPeak()
+    meter = memory.CudaPeak(torch_allocator=opts.backend.is_torch) if cell.device == "cuda" else memory.CpuPeak()
     meter.start()
     return meter
 

@@ -1,4 +1,5 @@
-"""Timing: one protocol (``protocol.py``), one small interface, five backends.
+"""Timing: one protocol (``protocol.py``), one small interface, five backends (``backends.py``
+holds one record each: what it times, where, which precisions, its runner; code asks the record).
 
 A backend is a runner class built from ``(model or ONNX file, example input, options)`` whose
 ``step()`` times one call and returns milliseconds, whose ``infer(x)`` returns the output for
@@ -25,11 +26,11 @@ from cnnprof.files import MODELS_DIR
 from cnnprof.timing.quantize import QuantOptions
 from cnnprof.rows import Latency, Note, Notes
 from cnnprof.timing.parity import PARITY_INPUTS, Parity, ParityMeter, output_notes, parity_notes
-from cnnprof.timing.precision import ONNX_BACKENDS, PRECISIONS, refusal
+from cnnprof.timing.backends import BACKENDS, CPU, CUDA, ONNX_BACKENDS, PRECISIONS, REFERENCE, Backend, Precision
+from cnnprof.timing.precision import refusal
 from cnnprof.timing.protocol import DEFAULT, SPIN, SPIN_PROBE, CpuMonitor, Protocol, run, warnings_for
 
-BACKENDS = ("torch", "compile", "onnxruntime", "openvino", "tensorrt")
-DEVICES = ("cpu", "cuda")
+DEVICES = (CPU, CUDA)
 SPIN_RATIO = 1.5  # N threads slower than this times 1 thread: OpenMP threads are fighting
 
 
@@ -39,8 +40,12 @@ class BackendError(CnnprofError):
 
 @dataclass(frozen=True)
 class TimingOptions:
-    backend: str = "torch"
-    device: str = "cpu"
+    """One configuration to time. ``backend`` and ``precision`` are held as ``Backend`` and
+    ``Precision`` (their names are accepted and converted; an unknown name is kept as given, for
+    ``check_options`` to refuse in one line)."""
+
+    backend: Backend = Backend.torch
+    device: str = CPU
     threads: int = 1
     batch: int = 1
     channels_last: bool = False
@@ -48,17 +53,25 @@ class TimingOptions:
     protocol: Protocol = DEFAULT
     onnx_dir: str = MODELS_DIR
     parity: bool = True
-    precision: str = "fp32"
+    precision: Precision = Precision.fp32
     quant: QuantOptions = field(default_factory=QuantOptions)  # how int8 copies are calibrated
     force: bool = False  # time a precision this machine would only emulate
     cuda_graphs: bool = False  # torch eager on CUDA: replay a captured CUDA graph
     parity_inputs: int = PARITY_INPUTS
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backend", Backend.parse(self.backend) or self.backend)
+        object.__setattr__(self, "precision", Precision.parse(self.precision) or self.precision)
+
     @property
     def is_reference(self) -> bool:
         """Whether this configuration *is* the parity reference (fp32 eager on the CPU)."""
-        return (self.backend == "torch" and self.device == "cpu" and str(self.precision) == "fp32"
-                and not self.cuda_graphs)
+        return (self.backend, self.precision) == REFERENCE and self.device == CPU and not self.cuda_graphs
+
+    @property
+    def record(self):
+        """The backend's record (``backends.BackendRecord``); only for a known backend."""
+        return self.backend.record
 
 
 def cuda_available() -> bool:
@@ -69,11 +82,11 @@ def cuda_available() -> bool:
 
 def check_options(opts: TimingOptions) -> None:
     """Reject what cannot run here before any work: exit 2 with one line."""
-    if opts.backend not in BACKENDS:
+    if not isinstance(opts.backend, Backend):
         raise UsageError(f"unknown backend {opts.backend!r}; choose from {', '.join(BACKENDS)}")
     if opts.device not in DEVICES:
         raise UsageError(f"unknown device {opts.device!r}; choose cpu or cuda")
-    if str(opts.precision) not in PRECISIONS:
+    if not isinstance(opts.precision, Precision):
         raise UsageError(f"unknown precision {opts.precision!r}; choose from {', '.join(PRECISIONS)}")
     if opts.threads < 1:
         raise UsageError(f"threads must be at least 1, got {opts.threads}")
@@ -81,11 +94,11 @@ def check_options(opts: TimingOptions) -> None:
         raise UsageError(f"batch must be at least 1, got {opts.batch}")
     if opts.parity_inputs < 1:
         raise UsageError(f"parity inputs must be at least 1, got {opts.parity_inputs}")
-    if opts.train and opts.backend not in ("torch", "compile"):
-        raise UsageError(f"{opts.backend} times inference only; --train needs the torch or compile backend")
-    if opts.train and str(opts.precision) != "fp32":
+    if opts.train and not opts.record.trains:
+        raise UsageError(_inference_only(opts.backend))
+    if opts.train and opts.precision is not Precision.fp32:
         raise UsageError("--train times fp32 only")
-    if str(opts.precision) == "int8":
+    if opts.precision is Precision.int8:
         opts.quant.check()
     check_device(opts)
     why = refusal(opts.backend, opts.device, opts.precision, force=opts.force)
@@ -93,40 +106,33 @@ def check_options(opts: TimingOptions) -> None:
         raise UsageError(why)
 
 
+def _inference_only(backend: Backend) -> str:
+    trains = " or ".join(b.value for b in Backend if b.record.trains)
+    return f"{backend} times inference only; --train needs the {trains} backend"
+
+
 def check_device(opts: TimingOptions) -> None:
     """The runtime and device ``opts`` name exist here (CUDA, its providers, OpenVINO)."""
-    if opts.backend == "openvino":
-        if opts.device != "cpu":
-            raise UsageError("openvino times on the CPU: use --device cpu")
-        from cnnprof.timing.openvino import require_openvino
-
-        require_openvino()
+    spec = opts.record
+    if spec.devices == (CUDA,) and not cuda_available():
+        raise UsageError(f"{opts.backend} runs on a CUDA device: none is available on this machine")
+    if opts.device in DEVICES and opts.device not in spec.devices:
+        raise UsageError(spec.wrong_device)
     if opts.cuda_graphs:
-        if opts.backend != "torch":
-            raise UsageError("--cuda-graphs applies to --backend torch (eager)")
+        if not spec.cuda_graphs:
+            with_graphs = ", ".join(b.value for b in Backend if b.record.cuda_graphs)
+            raise UsageError(f"--cuda-graphs applies to --backend {with_graphs} (eager)")
         if not cuda_available():
             raise UsageError("--cuda-graphs needs a CUDA device: none is available on this machine")
-        if opts.device != "cuda":
+        if opts.device != CUDA:
             raise UsageError("--cuda-graphs needs --device cuda")
-    if opts.backend == "tensorrt":
-        if not cuda_available():
-            raise UsageError("tensorrt runs on a CUDA device: none is available on this machine")
-        if opts.device != "cuda":
-            raise UsageError("tensorrt runs on CUDA only: add --device cuda")
-        from cnnprof.timing.ort import tensorrt_providers
-
-        tensorrt_providers(str(opts.precision))  # raises a UsageError when the provider is missing
-        return
-    if opts.device == "cuda":
-        if not cuda_available():
-            raise UsageError("--device cuda: no CUDA device is available on this machine")
-        if opts.backend == "onnxruntime":
-            from cnnprof.timing.ort import providers_for
-
-            providers_for("cuda")  # raises a UsageError when the CUDA provider is missing
+    if opts.device == CUDA and not cuda_available():
+        raise UsageError("--device cuda: no CUDA device is available on this machine")
+    if spec.requires is not None:
+        spec.requires(opts.device, opts.precision)
 
 
-def runnable(backend: str, device: str, precision: str, *, force: bool = False) -> str | None:
+def runnable(backend: Backend | str, device: str, precision: Precision | str, *, force: bool = False) -> str | None:
     """None where ``backend`` can time ``precision`` on ``device`` here, else why not (one line)."""
     try:
         check_options(TimingOptions(backend=backend, device=device, precision=precision, force=force))
@@ -160,58 +166,44 @@ def onnx_file(model, example, opts: TimingOptions, name: str,
 
         onnx_path, seconds, _ = cached_export(model.eval(), example, name=name, folder=opts.onnx_dir)
     path = Path(onnx_path)
-    precision = str(opts.precision)
-    if precision == "int8":
+    if opts.precision is Precision.int8:
         path, spent, _ = cached_int8(path, opts.quant, folder=opts.onnx_dir)
         seconds = (seconds or 0.0) + spent
-    elif precision == "fp16" and opts.backend == "onnxruntime":
+    elif opts.precision is Precision.fp16 and opts.backend is Backend.onnxruntime:  # TensorRT builds fp16 itself
         path, spent, _ = cached_fp16(path, folder=opts.onnx_dir)
         seconds = (seconds or 0.0) + spent
     return path, seconds
 
 
+def _failure(opts: TimingOptions, exc: Exception) -> BackendError:
+    return BackendError(f"{opts.backend} failed: {one_line(exc)}")
+
+
 def onnx_runner(path: str | Path, x, opts: TimingOptions, export_s: float | None = None):
     """The runner of an ONNX backend on a prepared file (``onnx_file``); ``x`` a numpy array."""
     try:
-        if opts.backend == "openvino":
-            from cnnprof.timing.openvino import OpenVinoRunner
-
-            return OpenVinoRunner(path, x, threads=opts.threads, precision=str(opts.precision), export_s=export_s)
-        if opts.backend == "tensorrt":
-            from cnnprof.timing.ort import TensorrtRunner
-
-            return TensorrtRunner(path, x, threads=opts.threads, precision=str(opts.precision), export_s=export_s)
-        from cnnprof.timing.ort import OrtRunner
-
-        return OrtRunner(path, x, device=opts.device, threads=opts.threads, precision=str(opts.precision),
-                         export_s=export_s)
+        return opts.record.runner(path, x, opts, export_s)
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes this row's error, not a traceback
-        raise BackendError(f"{opts.backend} failed: {one_line(exc)}") from exc
+        raise _failure(opts, exc) from exc
 
 
-def make_runner(model, example, opts: TimingOptions, name: str, onnx_path: str | None = None):
-    """The backend's runner, with failures turned into a one-line ``BackendError``."""
+def make_runner(model, example, opts: TimingOptions, name: str, onnx_path: str | None = None,
+                prepared: tuple[Path, float | None] | None = None):
+    """The backend's runner, with failures turned into a one-line ``BackendError``; an ONNX
+    backend times ``prepared`` (file, export seconds) where given, else ``onnx_file``'s."""
     try:
-        if opts.backend == "torch":
-            from cnnprof.timing.eager import EagerRunner
-
-            return EagerRunner(model, example, device=opts.device, channels_last=opts.channels_last, train=opts.train,
-                               precision=str(opts.precision), cuda_graphs=opts.cuda_graphs)
-        if opts.backend == "compile":
-            from cnnprof.timing.compiled import CompiledRunner
-
-            return CompiledRunner(model, example, device=opts.device, channels_last=opts.channels_last,
-                                  train=opts.train, precision=str(opts.precision))
+        if opts.backend.is_torch:
+            return opts.record.runner(model, example, opts)
         if opts.train:
-            raise UsageError(f"{opts.backend} times inference only; --train needs the torch or compile backend")
-        path, export_s = onnx_file(model, example, opts, name, onnx_path)
+            raise UsageError(_inference_only(opts.backend))
+        path, export_s = prepared or onnx_file(model, example, opts, name, onnx_path)
         return onnx_runner(path, example.numpy(), opts, export_s)
     except CnnprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend failure becomes this row's error, not a traceback
-        raise BackendError(f"{opts.backend} failed: {one_line(exc)}") from exc
+        raise _failure(opts, exc) from exc
 
 
 def reference_outputs(model, batches) -> list:
@@ -246,7 +238,7 @@ def measure(make_runner_now: Callable[[], object], opts: TimingOptions, *, parit
     ``memory.CpuPeak`` / ``CudaPeak`` started at the idle state (None: not measured)."""
     from cnnprof.timing.environment import cpu_count
 
-    with torch_threads(opts.threads) if opts.backend in ("torch", "compile") else contextlib.nullcontext():
+    with torch_threads(opts.threads) if opts.backend.is_torch else contextlib.nullcontext():
         runner = make_runner_now()
         if memory is not None:
             memory.armed()
@@ -255,19 +247,19 @@ def measure(make_runner_now: Callable[[], object], opts: TimingOptions, *, parit
         others = monitor.others_cores()
         peak = memory.growth() if memory is not None else None
         notes = warnings_for(samples, threads=opts.threads, cores=cpu_count(), others_cores=others)
-        if opts.threads > 1 and opts.device == "cpu" and opts.backend in ("torch", "compile"):
+        if opts.threads > 1 and opts.device == CPU and opts.backend.is_torch:
             notes += _spin_check(runner, samples, opts)
         parity = None
         if parity_data is not None:
             parity = measure_parity(runner, *parity_data)
-            notes += parity_notes(parity, str(opts.precision))
+            notes += parity_notes(parity, opts.precision)
         elif opts.is_reference and opts.parity and not opts.train and getattr(runner, "x", None) is not None:
             notes += output_notes(runner.infer(runner.x))  # the reference: is its own output a number?
-        if str(opts.precision) == "int8" and getattr(runner, "path", None) is not None:
+        if opts.precision is Precision.int8 and getattr(runner, "path", None) is not None:
             from cnnprof.timing.quantize import int8_notes
 
             notes += int8_notes(runner.path)
-    if opts.channels_last and opts.backend not in ("torch", "compile"):
+    if opts.channels_last and not opts.backend.is_torch:
         notes.append(Note("option", "--channels-last applies to the torch backends only"))
     return latency_of(samples, opts, runner, notes=notes, parity=parity, peak=peak)
 
@@ -278,7 +270,7 @@ def latency_of(samples: list[float], opts: TimingOptions, runner, *, notes, pari
 
     s = summarize(samples)
     return Latency(
-        backend=opts.backend,
+        backend=opts.backend.value,
         device=opts.device,
         threads=opts.threads,
         batch=opts.batch,
@@ -298,7 +290,7 @@ def latency_of(samples: list[float], opts: TimingOptions, runner, *, notes, pari
         export_s=runner.export_s,
         first_run_ms=runner.first_run_ms,
         parity_max_abs=parity.max_abs if parity else None,
-        precision=str(opts.precision),
+        precision=opts.precision.value,
         parity_sqnr_db=parity.sqnr_db if parity else None,
         parity_top1_agreement=parity.top1_agreement if parity else None,
         peak_memory_bytes=peak,
@@ -308,16 +300,22 @@ def latency_of(samples: list[float], opts: TimingOptions, runner, *, notes, pari
 
 
 def time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOptions,
-               onnx_path: str | None = None, memory=None) -> Latency:
+               onnx_path: str | None = None, memory=None, checked: bool = False,
+               prepared: tuple[Path, float | None] | None = None) -> Latency:
     """Time ``model`` on a seeded random input of ``(batch, *input_shape)`` under ``opts``, in
     this process. Peak memory only with ``memory`` (a ``memory.CpuPeak`` / ``CudaPeak`` started
     when this process was idle, before the model was built: a fresh process, as a sweep's worker
     or ``cnnprof.bench.isolated``'s).
 
-    With ``onnx_path`` (and ``model=None``) an existing ONNX file is timed with an ONNX backend."""
+    With ``onnx_path`` (and ``model=None``) an existing ONNX file is timed with an ONNX backend.
+    ``checked``: ``opts`` already passed ``check_options`` (a run's plan checks each configuration
+    once); ``prepared``: the (file, export seconds) ``onnx_file`` already made for ``opts``."""
     shape = "x".join(str(d) for d in input_shape)
+    if not checked:
+        check_options(opts)
     with memory_guard(f"{name} at input {shape}, batch {opts.batch}, on {opts.backend},"):
-        return _time_model(model, tuple(input_shape), name=name, opts=opts, onnx_path=onnx_path, memory=memory)
+        return _time_model(model, tuple(input_shape), name=name, opts=opts, onnx_path=onnx_path, memory=memory,
+                           prepared=prepared)
 
 
 def example_input(batch: int, input_shape: tuple[int, ...]):
@@ -328,12 +326,11 @@ def example_input(batch: int, input_shape: tuple[int, ...]):
 
 
 def _time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingOptions,
-                onnx_path: str | None, memory=None) -> Latency:
+                onnx_path: str | None, memory=None, prepared=None) -> Latency:
     from cnnprof.timing.parity import parity_batches
 
-    check_options(opts)
     example = example_input(opts.batch, input_shape)
-    if model is None and (onnx_path is None or opts.backend not in ONNX_BACKENDS):
+    if model is None and (onnx_path is None or not opts.backend.is_onnx):
         raise UsageError(f"{name}: only an ONNX file can be timed without a PyTorch module, with an ONNX backend "
                          f"({', '.join(ONNX_BACKENDS)})")
     model = model.eval() if model is not None else None
@@ -341,7 +338,7 @@ def _time_model(model, input_shape: tuple[int, ...], *, name: str, opts: TimingO
     if model is not None and opts.parity and not opts.train and not opts.is_reference:
         batches = parity_batches(example.numpy(), opts.batch, opts.parity_inputs)
         parity_data = (batches, reference_outputs(model, batches))
-    return measure(lambda: make_runner(model, example, opts, name, onnx_path=onnx_path), opts,
+    return measure(lambda: make_runner(model, example, opts, name, onnx_path=onnx_path, prepared=prepared), opts,
                    parity_data=parity_data, memory=memory)
 
 

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+from cnnprof.timing.backends import Precision
+
+AUTOCAST_DTYPES = {Precision.fp16: torch.float16, Precision.bf16: torch.bfloat16}
 
 
 def loss_target(output: torch.Tensor) -> torch.Tensor:
@@ -39,7 +41,7 @@ class EagerRunner:
                  precision: str = "fp32", cuda_graphs: bool = False):
         self.device = torch.device(device)
         self.train = train
-        self.dtype = AUTOCAST_DTYPES.get(str(precision))
+        self.dtype = AUTOCAST_DTYPES.get(Precision(precision))
         self.graph = None
         self.fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.fmt)

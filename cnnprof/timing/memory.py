@@ -122,6 +122,8 @@ class CudaPeak:
 def describe_method(device: str, backend: str) -> str:
     """How a row's peak memory was measured, for the docs and notes."""
     if device == "cuda":
-        return "max_memory_allocated" if backend in ("torch", "compile") else "device memory in use after timing"
+        from cnnprof.timing.backends import Backend
+
+        return "max_memory_allocated" if Backend(backend).is_torch else "device memory in use after timing"
     return "peak resident growth of a fresh process" + ("" if os.path.exists("/proc/self/clear_refs") else
                                                         " (lifetime peak: no /proc here)")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnprof.errors import UsageError
+from cnnprof.timing.backends import Precision
 
 INSTALL = "pip install openvino"
 
@@ -27,10 +28,10 @@ def require_openvino():
     return openvino
 
 
-def compile_config(threads: int, precision: str) -> dict:
+def compile_config(threads: int, precision: Precision | str) -> dict:
     """The properties cnnprof compiles with (also what ``benchmarks/`` passes to benchmark_app)."""
     return {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads),
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+            "INFERENCE_PRECISION_HINT": "bf16" if Precision(precision) is Precision.bf16 else "f32"}
 
 
 class OpenVinoRunner:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnprof.errors import UsageError
+from cnnprof.timing.backends import Precision
 
 ONNXRUNTIME_GPU = ("pip uninstall -y onnxruntime && pip install onnxruntime-gpu "
                    "(a build matching this machine's CUDA; see the README)")
@@ -31,7 +32,7 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def tensorrt_providers(precision: str) -> list:
+def tensorrt_providers(precision: Precision | str) -> list:
     """ONNX Runtime's TensorRT provider, building an engine of ``precision`` (int8: from the QDQ
     file's scales, no calibration table), falling back to CUDA for nodes TensorRT does not take."""
     import onnxruntime as ort
@@ -39,7 +40,8 @@ def tensorrt_providers(precision: str) -> list:
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
         raise UsageError("onnxruntime has no TensorrtExecutionProvider here: install onnxruntime-gpu and TensorRT "
                          "(see the README)")
-    options = {"device_id": 0, "trt_fp16_enable": precision == "fp16", "trt_int8_enable": precision == "int8",
+    p = Precision(precision)
+    options = {"device_id": 0, "trt_fp16_enable": p is Precision.fp16, "trt_int8_enable": p is Precision.int8,
                "trt_engine_cache_enable": False}
     return [("TensorrtExecutionProvider", options), "CUDAExecutionProvider", "CPUExecutionProvider"]
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnprof.rows import Note
+from cnnprof.timing.backends import Precision
 
 PARITY_INPUTS = 16
 PARITY_SEED = 1
@@ -27,8 +28,8 @@ PARITY = "parity"  # the kind of note a row gets when its parity is below its pr
 # The limits below which a row is flagged: int8 by its SQNR (dB), float precisions by the largest
 # difference relative to the output's scale (max |reference|). fp16 keeps 11 significant bits and
 # bf16 8, so bf16's limit is 8 times fp16's; fp32 differs from eager only by operation order.
-SQNR_LIMITS_DB = {"int8": 15.0}
-RELATIVE_LIMITS = {"fp32": 1e-3, "fp16": 1e-2, "bf16": 8e-2}
+SQNR_LIMITS_DB = {Precision.int8: 15.0}
+RELATIVE_LIMITS = {Precision.fp32: 1e-3, Precision.fp16: 1e-2, Precision.bf16: 8e-2}
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,10 @@ class ParityMeter:
                       nonfinite=self.nonfinite, reference_nonfinite=self.reference_nonfinite)
 
 
-def parity_notes(parity: Parity, precision: str) -> list[Note]:
+def parity_notes(parity: Parity, precision: Precision | str) -> list[Note]:
     """The ``parity`` warnings of a row: non-finite outputs, SQNR or relative difference past its
     precision's limit."""
-    p = str(precision)
+    p = Precision(precision)
     notes = []
     if parity.reference_nonfinite:  # the model's own output: nothing this backend did
         return [reference_note(parity.reference_nonfinite)]

@@ -1,7 +1,8 @@
 """Which numeric precision each backend can time, on which device, on this machine.
 
-``refusal(backend, device, precision)`` is the whole rule book: ``None`` where the combination
-runs, else the one line that says why not. It is consulted before any work (``check_options``),
+``refusal(backend, device, precision)`` is the whole rule book (each backend's own refusals are
+in its record, ``backends.py``): ``None`` where the combination runs, else the one line that
+says why not. It is consulted before any work (``check_options``),
 and by ``--backend all --precision all`` to keep only what can run here.
 
 * fp32: everywhere.
@@ -20,21 +21,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from cnnprof.rows import Choice
+from cnnprof.timing.backends import (  # noqa: F401 - Precision and the name tuples are public here too
+    CUDA, ONNX_BACKENDS, PRECISIONS, TORCH_BACKENDS, Backend, Precision, record)
 
-
-class Precision(Choice):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-    int8 = "int8"
-
-
-PRECISIONS = tuple(p.value for p in Precision)
 # CPU flags (Linux /proc/cpuinfo names) that give native bf16 arithmetic
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-ONNX_BACKENDS = ("onnxruntime", "openvino", "tensorrt")  # time an ONNX file (int8: its QDQ copy)
-TORCH_BACKENDS = ("torch", "compile")
 
 
 @functools.lru_cache(maxsize=None)
@@ -59,7 +50,7 @@ def bf16_capability(flags: frozenset[str] | None = None) -> tuple[bool, str]:
     return False, f"emulated (no {' or '.join(BF16_FLAGS)})"
 
 
-def parse_precisions(text: str) -> list[str]:
+def parse_precisions(text: str) -> list[Precision]:
     """``"fp32,int8"`` -> ["fp32", "int8"]; ``"all"`` -> every precision (callers keep those
     that run here); anything else is a one-line error naming the choices."""
     from cnnprof.errors import UsageError
@@ -68,42 +59,29 @@ def parse_precisions(text: str) -> list[str]:
     if not items:
         raise UsageError("precision: empty list")
     if "all" in items:
-        return list(PRECISIONS)
-    bad = [t for t in items if t not in PRECISIONS]
+        return list(Precision)
+    bad = [t for t in items if Precision.parse(t) is None]
     if bad:
         raise UsageError(f"unknown precision {bad[0]!r}; choose from {', '.join(PRECISIONS)} or all")
-    return list(dict.fromkeys(items))
+    return [Precision(t) for t in dict.fromkeys(items)]
 
 
-def refusal(backend: str, device: str, precision: str, *, force: bool = False,
+def refusal(backend: Backend | str, device: str, precision: Precision | str, *, force: bool = False,
             cpu_bf16: tuple[bool, str] | None = None, cuda_bf16: bool | None = None) -> str | None:
-    """Why ``backend`` cannot time ``precision`` on ``device`` here (one line), or None.
+    """Why ``backend`` cannot time ``precision`` on ``device`` here (one line), or None: first the
+    backend's own refusals (its record), then what this machine's hardware allows.
 
     ``cpu_bf16`` / ``cuda_bf16`` override what this machine reports (tests)."""
-    p = str(precision)
-    if p == "fp32":
+    backend, precision = Backend(backend), Precision(precision)
+    why = record(backend).refusal(device, precision)
+    if why is not None:
+        return why
+    if precision is Precision.fp16 and device != CUDA:
+        return (f"fp16 on {backend} runs on CUDA only (autocast, an fp16 ONNX file, a TensorRT engine); "
+                "on the CPU time bf16 or int8")
+    if precision is not Precision.bf16:
         return None
-    if p == "int8":
-        if backend in TORCH_BACKENDS:
-            return (f"int8 is not implemented for {backend}: it is timed as a static-quantised QDQ ONNX model "
-                    "with --backend onnxruntime, openvino or tensorrt")
-        if backend == "onnxruntime" and device == "cuda":
-            return ("int8 on CUDA: use --backend tensorrt (ONNX Runtime's CUDA provider runs a QDQ model's "
-                    "convolutions in float)")
-        return None
-    if p == "fp16":
-        if backend == "openvino":
-            return "openvino: fp16 is not offered here; time bf16 or int8 on the CPU"
-        if device != "cuda":
-            return (f"fp16 on {backend} runs on CUDA only (autocast, an fp16 ONNX file, a TensorRT engine); "
-                    "on the CPU time bf16 or int8")
-        return None
-    # bf16
-    if backend == "onnxruntime":
-        return "onnxruntime has no bf16 kernels: time bf16 with --backend openvino or torch (or fp16 on CUDA)"
-    if backend == "tensorrt":
-        return "tensorrt: cnnprof builds fp32, fp16 and int8 engines; bf16 is not offered"
-    if device == "cuda":
+    if device == CUDA:
         native = cuda_bf16 if cuda_bf16 is not None else _cuda_bf16()
         if not native and not force:
             return "this GPU has no native bf16 (compute capability below 8.0): it would be emulated; --force times it"
