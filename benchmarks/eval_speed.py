@@ -68,7 +68,7 @@ def run(args) -> int:
     from cnnprof.eval import _calibration_file, default_preprocess, evaluate
     from cnnprof.imagefolder import decode, scan
     from cnnprof.onnx_export import cached_export
-    from cnnprof.quantize import QuantOptions, cached_int8
+    from cnnprof.timing.quantize import QuantOptions, cached_int8
     from cnnprof.targets import resolve_targets
 
     torch.set_num_threads(1)

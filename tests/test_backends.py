@@ -95,7 +95,7 @@ def test_no_module_compares_backend_names_outside_the_registry():
 
 def test_an_int8_configuration_is_checked_once_and_its_file_prepared_once(monkeypatch, tmp_path):
     from cnnprof import bench
-    from cnnprof.quantize import QuantOptions
+    from cnnprof.timing.quantize import QuantOptions
     from cnnprof.targets import resolve_targets
 
     calls = {"check_options": 0, "onnx_file": 0}

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cnnprof.cli.common import counted_eta, counted_progress, eta_column
-from cnnprof.cli.options import DEFAULT_DB, DbOpt, DeviceOpt, FormatOpt, NoDbOpt, OutputOpt
+from cnnprof.cli.options import DEFAULT_DB, DbOpt, DeviceOpt, FormatOpt, NoDbOpt, OutputOpt, option
 from cnnprof.files import check_writable, write_atomic
 from cnnprof.report import Column, Format, emit
 from cnnprof.terminal import data_stream, say
@@ -115,7 +115,7 @@ def claims_command(
                                                 help="CSV of path,label for --images.")] = None,
     model: Annotated[str | None, typer.Option("--model", rich_help_panel="Accuracy",
                                               help="The model --weights are for (e.g. efficientnet_b0).")] = None,
-    weights: Annotated[str | None, typer.Option("--weights", rich_help_panel="Accuracy",
+    weights: Annotated[str | None, option("weights", rich_help_panel="Accuracy",
                                                 help="Its trained weights (a state dict file, or 'package').")] = None,
 ) -> None:
     """Check the checkable claims of the seed chapter by measuring cnnprof's own modules.

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from cnnprof.cli.options import (
+    option,
     DEFAULT_DB,
     BackendOpt,
     DbOpt,
@@ -44,7 +45,7 @@ COLUMNS = [
 ]
 
 WeightsOpt = Annotated[
-    Optional[str], typer.Option("--weights", help="The model's weights: random, a .pt/.pth/.safetensors state dict, "
+    Optional[str], option("weights", help="The model's weights: random, a .pt/.pth/.safetensors state dict, "
                                 "or 'package' (an installed weights package). Default: random.")
 ]
 

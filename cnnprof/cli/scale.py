@@ -115,6 +115,8 @@ def scale_command(
 
 def _title(base: str, coeffs, *, backend, precisions: list[str], latency: bool) -> str:
     alpha, beta, gamma = coeffs.alpha, coeffs.beta, coeffs.gamma
+    from cnnprof.timing.backends import Backend
+
     what = "torch eager" if backend is Backend.torch else backend
     return (f"{base} compound-scaled: α={alpha:g}, β={beta:g}, γ={gamma:g}, α·β²·γ²={coeffs.factor:.4g} "
             f"(MACs = conv + linear multiply-adds"
