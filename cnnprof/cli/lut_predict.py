@@ -65,6 +65,11 @@ def _shorten(text: str, limit: int = 6) -> str:
     return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
+PredictModelsArg = Annotated[Optional[list[str]], typer.Argument(help="Models (names, aliases, patterns) whose "
+                                                                 "blocks are all in the table.")]
+SampleSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of --sample.")]
+AlphaOpt = Annotated[float, typer.Option("--alpha", help="FBNet loss alpha.")]
+BetaOpt = Annotated[float, typer.Option("--beta", help="FBNet loss beta.")]
 SampleOpt = Annotated[int, typer.Option("--sample", min=0, help="Also predict N random FBNet architectures (at most "
                                         "10,000,000).")]
 MeasureOpt = Annotated[bool, typer.Option("--measure", help="Also time each whole network and report the error.")]
@@ -89,10 +94,9 @@ PredictRoundsOpt = Annotated[int, typer.Option("--rounds", min=1, rich_help_pane
 @lut_app.command("predict")
 @command
 def predict_command(
-    models: Annotated[Optional[list[str]], typer.Argument(help="Models (names, aliases, patterns) whose blocks are "
-                                                          "all in the table.")] = None,
+    models: PredictModelsArg = None,
     sample: SampleOpt = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of --sample.")] = 0,
+    seed: SampleSeedOpt = 0,
     measure: MeasureOpt = False,
     table_path: TableOpt = None,
     backend: LutBackendOpt = None,
@@ -100,8 +104,8 @@ def predict_command(
     clock: PredictClockOpt = None,
     strict_env: StrictEnvOpt = False,
     loss: LossOpt = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="FBNet loss alpha.")] = 0.2,
-    beta: Annotated[float, typer.Option("--beta", help="FBNet loss beta.")] = 0.6,
+    alpha: AlphaOpt = 0.2,
+    beta: BetaOpt = 0.6,
     top: TopOpt = None,
     min_time: PredictMinTimeOpt = None,
     rounds: PredictRoundsOpt = 3,
