@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args) -> int:
     from cnnprof import targets
-    from cnnprof.lut import builder, context, correction, evaluate, learn
+    from cnnprof.lut import builder, context, evaluate, learn
     from cnnprof.lut.predict import SpaceMatrix, error_stats, prediction_rate
-    from cnnprof.lut.table import load
+    from cnnprof.lut.space import FBNET_SPACE_NAME, REFERENCE_MODELS
+    from cnnprof.lut.table import Calibration, load
     from cnnprof.models.fbnet import FBNET_SPACE
 
     def say(message: str) -> None:
@@ -87,7 +88,7 @@ def report(args) -> int:
             t0 = time.perf_counter()
             context.build_in_context(networks, path=path, backend=backend, threads=1, clock=args.clock, force=True,
                                      rounds=args.build_rounds,
-                                     spaces={builder.FBNET_SPACE_NAME: index},
+                                     spaces={FBNET_SPACE_NAME: index},
                                      on_progress=lambda d, n, label: say(f"  {d}/{n} {label}") if d % 9 == 0 else None)
             build_s = time.perf_counter() - t0
         table = load(path)
@@ -97,17 +98,17 @@ def report(args) -> int:
             learn.calibrate(table, path=path, budget_s=args.budget, holdout=args.holdout, on_progress=say)
             cal_s = time.perf_counter() - t0
             table = load(path)
-        cal = correction.Calibration.from_dict(table.calibration)
+        cal = Calibration.from_dict(table.calibration)
         say(f"{backend}: checking {args.sample} held-out networks and FBNet-A/B/C")
         t0 = time.perf_counter()
-        refs = targets.resolve_targets(list(evaluate.REFERENCE_MODELS))
+        refs = targets.resolve_targets(list(REFERENCE_MODELS))
         result = evaluate.predict(table, refs, sample=args.sample, seed=args.seed, measure=True,
                                   rounds=args.check_rounds, on_progress=say,
                                   on_warning=lambda m: say(f"warning: {m}"))
         check_s = time.perf_counter() - t0
         load1 = os.getloadavg()
-        raw_matrix = SpaceMatrix.from_table(table, builder.FBNET_SPACE_NAME)
-        cal_matrix = SpaceMatrix.from_table(table, builder.FBNET_SPACE_NAME, calibration=cal)
+        raw_matrix = SpaceMatrix.from_table(table, FBNET_SPACE_NAME)
+        cal_matrix = SpaceMatrix.from_table(table, FBNET_SPACE_NAME, calibration=cal)
         rates = [(name, prediction_rate(m, args.rate_n, seed=i)) for i in range(args.repeats)
                  for name, m in (("raw", raw_matrix), ("calibrated", cal_matrix))]
 

@@ -60,7 +60,7 @@ def spells(args) -> int:
     import torch
 
     from cnnprof import targets
-    from cnnprof.lut.measure import SpeedProbe, clock_ns
+    from cnnprof.lut.probe import SpeedProbe, clock_ns
 
     torch.set_num_threads(1)
     target = targets.resolve_targets([args.model])[0]
@@ -125,7 +125,7 @@ class KernelProbe:
     def __init__(self, clock: str):
         import torch
 
-        from cnnprof.lut.measure import clock_ns
+        from cnnprof.lut.probe import clock_ns
 
         gen = torch.Generator().manual_seed(0)
         self.a, self.b, self.c = torch.randn(256, 256, generator=gen), torch.randn(256, 256, generator=gen), \
@@ -156,8 +156,8 @@ def networks(args) -> int:
     import numpy as np
     import torch
 
-    from cnnprof.lut.context import space_network
-    from cnnprof.lut.measure import SpeedProbe, clock_ns, use_allocator
+    from cnnprof.lut.probe import SpeedProbe, clock_ns, use_allocator
+    from cnnprof.lut.space import space_network
     from cnnprof.models.fbnet import FBNET_SPACE
     from cnnprof.onnx_export import cached_export
     from cnnprof.timing.ort import make_session

@@ -590,7 +590,7 @@ def test_claims_device_must_exist(cli, device, needle):
 
 def test_lut_additivity_gives_each_rounds_ratio(monkeypatch, tmp_path):
     """The lookup-table code the additivity claims call: each round's sum of blocks / whole."""
-    from cnnprof.lut import measure, predict
+    from cnnprof.lut import evaluate, measure
 
     calls: dict[str, int] = {}
 
@@ -605,7 +605,7 @@ def test_lut_additivity_gives_each_rounds_ratio(monkeypatch, tmp_path):
 
     monkeypatch.setattr(measure, "make_timer", make_timer)
     monkeypatch.chdir(tmp_path)
-    rows = predict.additivity(models=("fbnet_a",), rounds=3, fresh=True, clock="cpu")
+    rows = evaluate.additivity(models=("fbnet_a",), rounds=3, fresh=True, clock="cpu")
     parts = rows[0].predicted_ms / 2.0  # the median block is 2 ms
     assert rows[0].round_ratios == pytest.approx((parts / 10, 3 * parts / 10, 2 * parts / 10))
     assert rows[0].ratio == pytest.approx(2 * parts / 10)

@@ -18,8 +18,9 @@ from torch import nn
 
 from cnnprof.errors import UsageError
 from cnnprof.lut import builder, evaluate, predict
-from cnnprof.lut.builder import build, calibrate, fbnet_space_jobs, space_jobs
+from cnnprof.lut.builder import build, fbnet_space_jobs, space_jobs
 from cnnprof.lut.keys import SplitError, block_key, describe, head_key, split
+from cnnprof.lut.learn import calibrate_scale
 from cnnprof.lut.measure import Measured
 from cnnprof.lut.predict import SpaceMatrix, error_stats, fbnet_loss, rankdata, spearman
 from cnnprof.lut.table import Entry, Table, TableError, env_id, environment, load
@@ -346,7 +347,7 @@ def test_calibration_is_the_geometric_mean_of_whole_over_sum(tmp_path, space224)
     jobs, index = space224
     table = synthetic_table(jobs, index)
     whole = {"fbnet_a": 10.0, "fbnet_b": 20.0, "fbnet_c": 40.0}
-    cal = calibrate(table, path=tmp_path / "t.json", timer=fake_timer(value=lambda name: whole[name]))
+    cal = calibrate_scale(table, path=tmp_path / "t.json", timer=fake_timer(value=lambda name: whole[name]))
     ratios = [whole[m] / v["predicted_ms"] for m, v in cal["fitted_on"].items()]
     assert cal["scale"] == pytest.approx(math.exp(sum(map(math.log, ratios)) / 3))
     assert load(tmp_path / "t.json").calibration["scale"] == pytest.approx(cal["scale"])
@@ -487,7 +488,7 @@ def test_additivity_uses_a_table_or_measures_the_blocks(tmp_path, monkeypatch, s
 
     monkeypatch.setattr(measure, "make_timer", make_timer)
     monkeypatch.chdir(tmp_path)  # no default table here
-    rows = predict.additivity(models=("fbnet_b",), rounds=3)
+    rows = evaluate.additivity(models=("fbnet_b",), rounds=3)
     parts = split(fbnet(arch="b").eval(), (3, 224, 224))
     expected = sum(synthetic_ms(p.key) for p in parts)
     assert rows[0].model == "fbnet_b" and rows[0].predicted_ms == pytest.approx(expected)
@@ -496,7 +497,7 @@ def test_additivity_uses_a_table_or_measures_the_blocks(tmp_path, monkeypatch, s
     jobs, index = space224
     path = tmp_path / "t.json"
     synthetic_table(jobs, index).save(path)
-    rows = predict.additivity(path, models=("fbnet_b",))
+    rows = evaluate.additivity(path, models=("fbnet_b",))
     assert rows[0].predicted_ms == pytest.approx(expected) and rows[0].source == str(path)
 
 

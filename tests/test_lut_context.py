@@ -17,12 +17,15 @@ import pytest
 import torch
 
 from cnnprof.errors import UsageError
-from cnnprof.lut import context, correction, evaluate, learn, measure, predict
+from cnnprof.lut import context, correction, evaluate, learn, predict
+from cnnprof.lut import probe as lut_probe
 from cnnprof.lut.builder import build, space_jobs
 from cnnprof.lut.keys import glue_key, split
-from cnnprof.lut.measure import InPlace, Measured, in_place_result, probed_run, unit_index
-from cnnprof.lut.predict import SpaceMatrix, arch_code
-from cnnprof.lut.table import Entry, Table, TableError, env_id, environment, load
+from cnnprof.lut.measure import InPlace, Measured, in_place_result, unit_index
+from cnnprof.lut.predict import SpaceMatrix
+from cnnprof.lut.probe import probed_run
+from cnnprof.lut.space import FBNET_SPACE_NAME, arch_code, space_network
+from cnnprof.lut.table import Calibration, Entry, Table, TableError, env_id, environment, load
 from cnnprof.models.fbnet import Stage, fbnet_space
 from cnnprof.timing.protocol import Protocol
 
@@ -191,19 +194,19 @@ def test_in_context_build_keeps_every_context_and_resumes(tiny, tmp_path):
     assert table5.entries[cells[0]].contexts == 2
     # and a table in another probe's units is refused where it would be checked against this one
     with pytest.raises(UsageError, match="another speed probe"):
-        measure.SpeedProbe.from_table(table5)
+        lut_probe.SpeedProbe.from_table(table5)
 
 
 def test_the_speed_probe_is_a_network_of_the_space_on_the_table_backend():
     from cnnprof.models.fbnet import FBNET_SPACE
 
-    assert len(measure.PROBE_ARCH) == len(FBNET_SPACE.layers)
-    assert set(measure.PROBE_ARCH) == set(FBNET_SPACE.names)  # every candidate is in it
+    assert len(lut_probe.PROBE_ARCH) == len(FBNET_SPACE.layers)
+    assert set(lut_probe.PROBE_ARCH) == set(FBNET_SPACE.names)  # every candidate is in it
     table = Table(backend="onnxruntime", threads=1, mode="in-context", clock="cpu",
-                  probe={"name": measure.PROBE_NAME, "clock": "cpu", "reference_ms": 8.5})
-    probe = measure.SpeedProbe.from_table(table)
+                  probe={"name": lut_probe.PROBE_NAME, "clock": "cpu", "reference_ms": 8.5})
+    probe = lut_probe.SpeedProbe.from_table(table)
     assert (probe.backend, probe.clock, probe.reference_ms, probe.name) == ("onnxruntime", "cpu", 8.5,
-                                                                           measure.PROBE_NAME)
+                                                                           lut_probe.PROBE_NAME)
 
 
 def test_in_context_parts_and_glue_add_up_to_each_network(tiny, tmp_path):
@@ -235,7 +238,7 @@ def test_in_context_build_refuses_an_isolated_table_and_keeps_work_when_interrup
                                              timer=timer, probe=FakeProbe([1.0]))
     assert report.interrupted and len(load(path2).contexts) == 4
     stored = load(path2)
-    stored.calibration = correction.Calibration(0.1, {"k3_e1": 1.1}).to_dict()
+    stored.calibration = Calibration(0.1, {"k3_e1": 1.1}).to_dict()
     stored.save(path2)
     rest = FakeInPlace()
     table, report = context.build_in_context(tiny_networks(index), path=path2, rounds=1, spaces={NAME: index},
@@ -243,7 +246,7 @@ def test_in_context_build_refuses_an_isolated_table_and_keeps_work_when_interrup
     assert len(rest.seen) == 14  # resumed: only the networks not read before
     assert table.calibration is None and report.calibration == {"dropped": True}  # fitted to the old entries
     stored = load(path2)
-    stored.calibration = correction.Calibration(0.1, {"k3_e1": 1.1}).to_dict()
+    stored.calibration = Calibration(0.1, {"k3_e1": 1.1}).to_dict()
     stored.save(path2)
     table, _ = context.build_in_context(tiny_networks(index), path=path2, rounds=1, spaces={NAME: index},
                                         timer=FakeInPlace(), probe=FakeProbe([1.0]))
@@ -294,11 +297,11 @@ def test_use_allocator_sets_malloc_once_and_refuses_unknown_names():
     from pathlib import Path
 
     with pytest.raises(UsageError, match="unknown allocator"):
-        measure.use_allocator("jemalloc")
+        lut_probe.use_allocator("jemalloc")
     # in a fresh process: mallopt cannot be undone, and this one runs other tests
-    code = ("from cnnprof.lut.measure import use_allocator as u; "
+    code = ("from cnnprof.lut.probe import use_allocator as u; "
             "print(u('default'), u('steady'), u('default'), u('steady'))")
-    root = str(Path(measure.__file__).resolve().parents[2])  # this checkout, not an installed copy
+    root = str(Path(lut_probe.__file__).resolve().parents[2])  # this checkout, not an installed copy
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=env).stdout.split()
@@ -400,7 +403,7 @@ def test_calibrate_learns_the_correction_on_training_and_reports_a_disjoint_held
     stored = load(path).calibration
     assert set(stored["trained_on"]) == train and set(stored["held_out"]["codes"]) == held
     # the calibrated matrix predicts the held-out networks as the fit does, still as one gather and sum
-    calibrated = SpaceMatrix.from_table(load(path), NAME, calibration=correction.Calibration.from_dict(stored))
+    calibrated = SpaceMatrix.from_table(load(path), NAME, calibration=Calibration.from_dict(stored))
     rows = np.array([[int(c) for c in code] for code in sorted(held)])
     assert calibrated.predict(rows) == pytest.approx([truth(matrix, c) for c in sorted(held)], rel=0.01)
 
@@ -423,11 +426,11 @@ def test_calibration_bad_input_is_a_usage_error(tiny, tmp_path):
     with pytest.raises(UsageError, match="no search space"):
         learn.calibrate(table, space=NAME, models=())
     with pytest.raises((ValueError, KeyError, TypeError)):
-        correction.Calibration.from_dict({"scales": {"k3_e1": "fast"}})
+        Calibration.from_dict({"scales": {"k3_e1": "fast"}})
 
 
 def test_a_single_scale_calibration_still_reads():
-    cal = correction.Calibration.from_dict({"scale": 1.25, "fitted_on": {}})
+    cal = Calibration.from_dict({"scale": 1.25, "fitted_on": {}})
     assert cal.single and cal.apply(2.0, {"k3_e1": 2.0}) == pytest.approx(5.0)
 
 
@@ -436,7 +439,7 @@ def test_predict_sample_leaves_out_the_training_networks(full_in_context_table):
     table = load(full_in_context_table)
     first = evaluate.predict(table, sample=6, seed=3)
     codes = [r.arch for r in first.rows]
-    table.calibration = correction.Calibration(0.1, {"k3_e1": 1.0}, 1.0, record={"trained_on": codes[:3]}).to_dict()
+    table.calibration = Calibration(0.1, {"k3_e1": 1.0}, 1.0, record={"trained_on": codes[:3]}).to_dict()
 
     def timer(module, input_shape, label):
         return Measured(20.0, 0.0, 20.0, 20.0, 10, raw_median_ms=25.0, speed=1.25)
@@ -455,11 +458,11 @@ def test_predict_sample_leaves_out_the_training_networks(full_in_context_table):
 @pytest.fixture(scope="module")
 def full_in_context_table(tmp_path_factory):
     """The FBNet space at 224 as a synthetic in-context table (no timing)."""
-    from cnnprof.lut.builder import FBNET_SPACE_NAME, fbnet_space_jobs
+    from cnnprof.lut.builder import fbnet_space_jobs
 
     jobs, index = fbnet_space_jobs()
     gkey = glue_key("FBNetNetwork", (3, 224, 224))
-    table = Table(backend="torch", threads=1, mode="in-context", probe={"name": measure.PROBE_NAME, "clock": "wall",
+    table = Table(backend="torch", threads=1, mode="in-context", probe={"name": lut_probe.PROBE_NAME, "clock": "wall",
                                                                          "reference_ms": 1.0, "env": ""})
     here = environment("torch", 1)
     eid = env_id(here)
@@ -544,26 +547,27 @@ def test_additivity_in_context_reads_other_networks_and_times_the_wholes(full_in
         return lambda module, input_shape, label: Measured(25.0, 0.0, 25.0, 25.0, 10, raw_median_ms=30.0, speed=1.2)
 
     monkeypatch.setattr(measure, "make_timer", make_timer)
-    rows = predict.additivity(full_in_context_table, models=("fbnet_b",), entries="in-context", rounds=1)
+    rows = evaluate.additivity(full_in_context_table, models=("fbnet_b",), entries="in-context", rounds=1)
     table = load(full_in_context_table)
     parts = split(__import__("cnnprof.models.fbnet", fromlist=["fbnet"]).fbnet(arch="b").eval(), (3, 224, 224))
     expected = sum(ms_of(p.key) for p in parts) + ms_of(glue_key("FBNetNetwork", (3, 224, 224)))
     assert rows[0].predicted_ms == pytest.approx(expected) and rows[0].measured_ms == 25.0
     assert "in-context" in rows[0].source and table.mode == "in-context"
     with pytest.raises(UsageError):
-        predict.additivity(full_in_context_table, models=("fbnet_b",), entries="sideways")
+        evaluate.additivity(full_in_context_table, models=("fbnet_b",), entries="sideways")
 
 
 # -- real timers on tiny networks: what holds on any machine -----------------------------------------
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_real_in_place_timer_parts_add_up(tmp_path, backend):
-    from cnnprof.lut.measure import SpeedProbe, make_in_place_timer
+    from cnnprof.lut.measure import make_in_place_timer
+    from cnnprof.lut.probe import SpeedProbe
 
-    net = context.space_network(TINY, ("k3_e6", "k5_e1_g2", "skip"), 32)
-    probe = SpeedProbe("wall", backend=backend, model=context.space_network(TINY, ("k3_e1", "skip", "k5_e6"), 32),
+    net = space_network(TINY, ("k3_e6", "k5_e1_g2", "skip"), 32)
+    probe = SpeedProbe("wall", backend=backend, model=space_network(TINY, ("k3_e1", "skip", "k5_e6"), 32),
                        input_shape=TINY.input)
     probe.settle(0.05)
-    assert probe.to_dict()["name"] != measure.PROBE_NAME  # a stand-in network: its table is not the real probe's
+    assert probe.to_dict()["name"] != lut_probe.PROBE_NAME  # a stand-in network: its table is not the real probe's
     timer = make_in_place_timer(backend=backend, threads=1, protocol=FAST, onnx_dir=str(tmp_path), clock="wall",
                                 probe=probe)
     parts = split(net, TINY.input)

@@ -185,7 +185,8 @@ def measure_lut_speed(*, protocol=None, n: int = LUT_SAMPLE, rounds: int = LUT_R
     import numpy as np
 
     from cnnprof.claims.common import median, ratio_summary, time_inference
-    from cnnprof.lut.predict import SpaceMatrix, sample_choices
+    from cnnprof.lut.predict import SpaceMatrix
+    from cnnprof.lut.space import sample_choices
     from cnnprof.models.fbnet import FBNET_SPACE
     from cnnprof.targets import registered
 

@@ -47,7 +47,7 @@ BASELINE_COLUMNS = [Column("macs", "MACs x c"), Column("macs_by_kind", "MACs per
 
 
 def _calibration_note(stored: dict) -> str:
-    from cnnprof.lut.correction import Calibration
+    from cnnprof.lut.table import Calibration
 
     cal = Calibration.from_dict(stored)
     if cal.single:
@@ -65,35 +65,50 @@ def _shorten(text: str, limit: int = 6) -> str:
     return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
+PredictModelsArg = Annotated[Optional[list[str]], typer.Argument(help="Models (names, aliases, patterns) whose "
+                                                                 "blocks are all in the table.")]
+SampleSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of --sample.")]
+AlphaOpt = Annotated[float, typer.Option("--alpha", help="FBNet loss alpha.")]
+BetaOpt = Annotated[float, typer.Option("--beta", help="FBNet loss beta.")]
+SampleOpt = Annotated[int, typer.Option("--sample", min=0, help="Also predict N random FBNet architectures (at most "
+                                        "10,000,000).")]
+MeasureOpt = Annotated[bool, typer.Option("--measure", help="Also time each whole network and report the error.")]
+PredictClockOpt = Annotated[Optional[str], typer.Option("--clock", rich_help_panel=EXPERT, help="Read the table built "
+                                                        "with this clock: wall or cpu (default: wall's, else "
+                                                        "cpu's).")]
+StrictEnvOpt = Annotated[bool, typer.Option("--strict-env", help="A table from another environment (CPU, threads, "
+                                            "backend, versions) is an error (exit 2), not a warning.")]
+LossOpt = Annotated[Optional[float], typer.Option("--loss", help="Rank by FBNet's loss CE * alpha * log(LAT)^beta "
+                                                  "with this cross-entropy value (e.g. 2.0).")]
+TopOpt = Annotated[Optional[int], typer.Option("--top", min=1, help="Show only the K best sampled networks (lowest "
+                                               "loss, else fastest); default all up to 1000, else 20.")]
+PredictMinTimeOpt = Annotated[Optional[float], typer.Option(
+    "--min-time", min=0.0, rich_help_panel=EXPERT,
+    help=f"Seconds of timed calls per whole network (--measure; over all rounds; default {WHOLE.min_time_s}, "
+         f"{LUT_NETWORK.min_time_s} for an in-context table).")]
+PredictRoundsOpt = Annotated[int, typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
+                                               help="Passes over all networks (--measure); each keeps the median of "
+                                               "its rounds.")]
+
+
 @lut_app.command("predict")
 @command
 def predict_command(
-    models: Annotated[Optional[list[str]], typer.Argument(help="Models (names, aliases, patterns) whose blocks are "
-                                                          "all in the table.")] = None,
-    sample: Annotated[int, typer.Option("--sample", min=0, help="Also predict N random FBNet architectures (at "
-                                        "most 10,000,000).")] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of --sample.")] = 0,
-    measure: Annotated[bool, typer.Option("--measure", help="Also time each whole network and report the error.")] = False,
+    models: PredictModelsArg = None,
+    sample: SampleOpt = 0,
+    seed: SampleSeedOpt = 0,
+    measure: MeasureOpt = False,
     table_path: TableOpt = None,
     backend: LutBackendOpt = None,
     threads: LutThreadsOpt = None,
-    clock: Annotated[Optional[str], typer.Option("--clock", rich_help_panel=EXPERT, help="Read the table built "
-                                                 "with this clock: wall or cpu (default: wall's, else cpu's).")] = None,
-    strict_env: Annotated[bool, typer.Option("--strict-env", help="A table from another environment (CPU, threads, "
-                                             "backend, versions) is an error (exit 2), not a warning.")] = False,
-    loss: Annotated[Optional[float], typer.Option("--loss", help="Rank by FBNet's loss CE * alpha * log(LAT)^beta "
-                                                  "with this cross-entropy value (e.g. 2.0).")] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="FBNet loss alpha.")] = 0.2,
-    beta: Annotated[float, typer.Option("--beta", help="FBNet loss beta.")] = 0.6,
-    top: Annotated[Optional[int], typer.Option("--top", min=1, help="Show only the K best sampled networks (lowest "
-                                               "loss, else fastest); default all up to 1000, else 20.")] = None,
-    min_time: Annotated[Optional[float], typer.Option(
-        "--min-time", min=0.0, rich_help_panel=EXPERT,
-        help=f"Seconds of timed calls per whole network (--measure; over all rounds; default {WHOLE.min_time_s}, "
-             f"{LUT_NETWORK.min_time_s} for an in-context table).")] = None,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, rich_help_panel=EXPERT,
-                                        help="Passes over all networks (--measure); each keeps the median of its "
-                                        "rounds.")] = 3,
+    clock: PredictClockOpt = None,
+    strict_env: StrictEnvOpt = False,
+    loss: LossOpt = None,
+    alpha: AlphaOpt = 0.2,
+    beta: BetaOpt = 0.6,
+    top: TopOpt = None,
+    min_time: PredictMinTimeOpt = None,
+    rounds: PredictRoundsOpt = 3,
     model_arg: ModelArgOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -124,13 +139,13 @@ def predict_command(
 
       cnnprof lut predict mobilenetv3_large --table models/lut-torch-t1.json --strict-env
     """
-    from cnnprof.cli import options
-    from cnnprof.errors import CheckFailed, UsageError
+    from cnnprof.cli import options, stored
+    from cnnprof.cli.common import progress
+    from cnnprof.errors import UsageError
     from cnnprof.files import check_distinct, check_writable
     from cnnprof.lut import evaluate
     from cnnprof.lut.table import find_default, load
     from cnnprof.references import reference_files
-    from cnnprof.report import emit, human
     from cnnprof.targets import resolve_targets
     from cnnprof.timing.protocol import with_limits
 
@@ -144,18 +159,24 @@ def predict_command(
     table = load(path)
     targets = resolve_targets(models, model_args=model_arg) if models else []
     protocol = with_limits(LUT_NETWORK if table.probe else WHOLE, min_time_s=min_time)
-    from cnnprof.cli import stored
-    from cnnprof.cli.common import progress
-    from cnnprof.rows import RowKind
-
     recorder = stored.recorder("lut-predict", db, no_db or not measure, outputs=[output])  # measured rows only
-
     with progress() as update:
         result = evaluate.predict(
             table, targets, sample=sample, seed=seed, measure=measure, loss_ce=loss, alpha=alpha, beta=beta,
             threads=n_threads, backend=backend_name, strict_env=strict_env, top=top, protocol=protocol, rounds=rounds,
             on_progress=update, on_warning=lambda m: say(f"warning: {m}"),
         )
+    _emit_rows(result, table, path, fmt, output)
+    _record(recorder, result, table, path)
+    _emit_predict_summary(result, table, fmt, output)
+    _notes(result, table, measure)
+
+
+def _emit_rows(result, table, path, fmt: Format, output) -> None:
+    """One row per network: on the terminal without empty columns and with short lists."""
+    from cnnprof.lut import evaluate
+    from cnnprof.report import emit
+
     title = f"latency predicted from {path} ({table.backend}, {table.threads} thread(s), {table.clock} clock)"
     rows, columns = result.rows, PREDICT_COLUMNS
     if fmt == Format.table and output is None:  # the terminal: no empty columns, short lists
@@ -163,8 +184,21 @@ def predict_command(
                    or any(getattr(r, c.field) not in (None, "") for r in rows)]
         rows = [dataclasses.replace(r, missing=_shorten(r.missing)) for r in rows]
     emit(rows, columns=columns, fmt=fmt, output=output, fields=evaluate.ROW_FIELDS, title=title)
+
+
+def _record(recorder, result, table, path) -> None:
+    from cnnprof.rows import RowKind
+
     recorder.save(result.rows, kind=RowKind.PREDICT, threads=table.threads, context={"table": str(path)},
                   extra={"backend": table.backend, "threads": table.threads, "device": "cpu"})
+
+
+def _emit_predict_summary(result, table, fmt: Format, output) -> None:
+    """How well the sum predicts the whole networks (and how fast it predicts): a table on the
+    terminal (or markdown), else one line each on stderr beside the rows on stdout."""
+    from cnnprof.lut import evaluate
+    from cnnprof.report import emit, human
+
     summary = list(result.summary)
     if result.rate is not None:
         r = result.rate
@@ -176,28 +210,35 @@ def predict_command(
         ]
         if result.shown < result.sampled:
             say(f"showing {result.shown} of {result.sampled} sampled networks (--top)")
-    if summary:
-        shown = [{"group": s.group, "metric": s.metric, "raw": human(s.raw, s.kind),
-                  "calibrated": human(s.calibrated, s.kind), "macs": human(s.macs, s.kind),
-                  "macs_by_kind": human(s.macs_by_kind, s.kind)} for s in summary]
-        summary_columns = SUMMARY_COLUMNS if table.calibration else SUMMARY_COLUMNS[:3]
-        baselines = any(s.macs is not None or s.macs_by_kind is not None for s in summary)
-        if baselines:
-            summary_columns = [*summary_columns, *BASELINE_COLUMNS]
-        if fmt == Format.table:
-            emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS,
-                 title="how well the sum predicts the whole network" if result.summary else "prediction rate")
-        elif fmt == Format.md and output is None:
-            emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS)
-        else:
-            for s in shown:
-                also = [f"calibrated {s['calibrated']}"] if s["calibrated"] != "-" else []
-                also += [f"{c.header} {s[c.field]}" for c in BASELINE_COLUMNS if s[c.field] != "-"]
-                say(f"{s['group']}: {s['metric']}: {s['raw']}" + (f" ({'; '.join(also)})" if also else ""))
-        if baselines:
-            from cnnprof.lut.baseline import EXPLAINED
+    if not summary:
+        return
+    shown = [{"group": s.group, "metric": s.metric, "raw": human(s.raw, s.kind),
+              "calibrated": human(s.calibrated, s.kind), "macs": human(s.macs, s.kind),
+              "macs_by_kind": human(s.macs_by_kind, s.kind)} for s in summary]
+    summary_columns = SUMMARY_COLUMNS if table.calibration else SUMMARY_COLUMNS[:3]
+    baselines = any(s.macs is not None or s.macs_by_kind is not None for s in summary)
+    if baselines:
+        summary_columns = [*summary_columns, *BASELINE_COLUMNS]
+    if fmt == Format.table:
+        emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS,
+             title="how well the sum predicts the whole network" if result.summary else "prediction rate")
+    elif fmt == Format.md and output is None:
+        emit(shown, columns=summary_columns, fmt=fmt, fields=evaluate.SUMMARY_FIELDS)
+    else:
+        for s in shown:
+            also = [f"calibrated {s['calibrated']}"] if s["calibrated"] != "-" else []
+            also += [f"{c.header} {s[c.field]}" for c in BASELINE_COLUMNS if s[c.field] != "-"]
+            say(f"{s['group']}: {s['metric']}: {s['raw']}" + (f" ({'; '.join(also)})" if also else ""))
+    if baselines:
+        from cnnprof.lut.baseline import EXPLAINED
 
-            say(EXPLAINED)
+        say(EXPLAINED)
+
+
+def _notes(result, table, measure: bool) -> None:
+    """What the reader should know about the figures; exit 1 when a model could not be predicted."""
+    from cnnprof.errors import CheckFailed
+
     if result.flagged:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.flagged.items()))
         say(f"note: of the {result.used} table entries used, these were flagged when measured: {kinds}")

@@ -13,12 +13,13 @@ Both fits minimise the *relative* squared error, sum(((predicted - measured) / m
 the error the accuracy figures are read in. Spearman's rho of MACs alone against the measured
 latency needs no fit (a positive constant does not change a ranking) and is reported as is.
 MACs are those of convolutions and linear layers, counted from the built network with hooks (the
-papers' "FLOPs", as ``cnnprof.counting`` counts them for these layers).
+papers' "FLOPs", as ``cnnprof.counting`` counts them for these layers). ``macs_baselines`` fills
+the two baseline columns of ``lut predict --measure``'s rows.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -141,3 +142,21 @@ def kind_matrix(by_kind: Sequence[dict[str, int]]) -> tuple[list[str], "np.ndarr
     kinds = sorted({k for d in by_kind for k in d})
     return kinds, np.array([[d.get(k, 0) for k in kinds] for d in by_kind], dtype=float).reshape(len(by_kind),
                                                                                                    len(kinds))
+
+
+def macs_baselines(rows: Sequence[Any], by_kind: Sequence[dict[str, int]], *, seed: int = 0) -> None:
+    """Fill ``macs_ms`` and ``macs_kind_ms`` of the measured ``rows`` (MACs by op kind beside each):
+    held-out predictions of the two MACs baselines (``held_out``); left None with fewer than
+    ``MIN_NETWORKS`` measured networks."""
+    import numpy as np
+
+    done = [(r, k) for r, k in zip(rows, by_kind) if r.measured_ms is not None and sum(k.values()) > 0]
+    if not done:
+        return
+    measured = np.array([r.measured_ms for r, _ in done])
+    _, matrix = kind_matrix([k for _, k in done])
+    single = held_out(matrix.sum(axis=1, keepdims=True), measured, seed=seed)
+    per_kind = held_out(matrix, measured, seed=seed)
+    for i, (row, _) in enumerate(done):
+        row.macs_ms = float(single[i]) if single is not None else None
+        row.macs_kind_ms = float(per_kind[i]) if per_kind is not None else None

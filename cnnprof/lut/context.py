@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from cnnprof.errors import UsageError
-from cnnprof.lut.builder import BuildReport, open_table
-from cnnprof.lut.keys import glue_key, split
-from cnnprof.lut.measure import InPlaceTimer, SpeedProbe, make_in_place_timer
-from cnnprof.lut.table import Entry, SpaceIndex, Table, env_id, environment
+from cnnprof.lut.keys import glue_key, space_index, split
+from cnnprof.lut.measure import InPlaceTimer, make_in_place_timer
+from cnnprof.lut.probe import SpeedProbe, use_allocator
+from cnnprof.lut.space import FBNET_SPACE_NAME, fbnet_head_widths, space_network
+from cnnprof.lut.table import Allocator, BuildReport, Entry, Mode, SpaceIndex, Table, env_id, environment, open_table
 from cnnprof.timing.protocol import LUT_CONTEXT, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,16 +87,6 @@ def designs(candidates: int, layers: int, heads: Sequence[str], *, contexts: int
     return out
 
 
-def space_network(space: "SearchSpace", names: Sequence[str], head_chs: int | None = None) -> "nn.Module":
-    """A network of ``space`` as every command builds it: seeded weights, batch norms calibrated."""
-    import torch
-
-    from cnnprof.targets import calibrate_model
-
-    torch.manual_seed(0)
-    return calibrate_model(space.build_network(tuple(names), head_chs=head_chs), space.input)
-
-
 @dataclass(frozen=True)
 class Network:
     """A network to read blocks in: an id (for resume), a label, how to build it, its input, and
@@ -137,14 +128,13 @@ def networks_of(spec: dict) -> tuple[list[Network], dict[str, SpaceIndex]]:
     """The networks of a build and its space indexes, from a picklable description (``space``:
     fbnet or none, ``contexts``, ``seed``, ``models``): what ``lut build`` and a cluster node
     compute alike."""
-    from cnnprof.lut.builder import FBNET_SPACE_NAME, fbnet_space_jobs
     from cnnprof.models.fbnet import FBNET_SPACE
     from cnnprof.targets import resolve_targets
 
     networks: list[Network] = []
     spaces: dict[str, SpaceIndex] = {}
     if spec.get("space") == "fbnet":
-        _, index = fbnet_space_jobs()
+        index = space_index(FBNET_SPACE, head_widths=fbnet_head_widths())
         spaces[FBNET_SPACE_NAME] = index
         networks += space_networks(FBNET_SPACE, index, contexts=int(spec.get("contexts") or CONTEXTS),
                                    seed=int(spec.get("seed") or 0))
@@ -169,7 +159,7 @@ def merge_readings(table: Table, part: Table, rounds: int) -> set[str]:
     table.environments.update(part.environments)
     table.spaces.update(part.spaces)
     table.protocol = part.protocol
-    table.mode = "in-context"
+    table.mode = Mode.IN_CONTEXT
     return set(part.entries)
 
 
@@ -196,7 +186,7 @@ def build_in_context(
     max_networks: int | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
     save_every_s: float = 15.0,
-    allocator: str = "steady",
+    allocator: Allocator = Allocator.STEADY,
 ) -> tuple[Table, BuildReport]:
     """Time ``networks`` in place in ``rounds`` passes and keep every part's in-place times as
     in-context entries of the table at ``path`` (saved as it goes; Ctrl-C keeps what was done).
@@ -216,10 +206,8 @@ def build_in_context(
     if rounds < 1:
         raise UsageError(f"--rounds must be at least 1, got {rounds}")
     if timer is None:
-        from cnnprof.lut.measure import use_allocator
-
         allocator = use_allocator(allocator)  # what this process can have: the table records it
-    table = open_table(path, backend=backend, threads=threads, force=force, clock=clock, mode="in-context",
+    table = open_table(path, backend=backend, threads=threads, force=force, clock=clock, mode=Mode.IN_CONTEXT,
                        allocator=allocator)
     here = environment(backend, threads, clock)
     eid = env_id(here)
@@ -232,10 +220,10 @@ def build_in_context(
         table.contexts = {k: v for k, v in table.contexts.items() if keep and v == eid}
         table.probe = None
     table.environments[eid] = here
-    table.mode = "in-context"
+    table.mode = Mode.IN_CONTEXT
     table.protocol = {"warmup_runs": protocol.warmup_runs, "warmup_s": protocol.warmup_s,
                       "min_runs": protocol.min_runs, "min_time_s": protocol.min_time_s, "rounds": rounds,
-                      "entries": "in-context"}
+                      "entries": Mode.IN_CONTEXT}
     report = BuildReport(path=Path(path))
     if table.probe and probe.reference_ms is None:
         probe.reference_ms = float(table.probe["reference_ms"])
@@ -338,4 +326,4 @@ def context_summary(table: Table, space: str) -> dict[str, float]:
 
 
 __all__ = ["CONTEXTS", "Design", "Network", "build_in_context", "context_summary", "designs", "group_of",
-           "merge_readings", "networks_of", "space_network", "space_networks", "target_networks"]
+           "merge_readings", "networks_of", "space_networks", "target_networks"]

@@ -1,4 +1,5 @@
-"""A per-machine correction of the table, learned from whole networks and tested on others.
+"""The fit behind ``lut calibrate``: a per-machine correction of the table, learned from whole
+networks and tested on others (the correction itself is stored with the table: ``table.Calibration``).
 
 The table's sum misses what no single block shows: the per-network cost of the framework
 around the blocks, and block types that cost more (or less) in a network than their entries say
@@ -31,76 +32,18 @@ Prediction stays one gather and one sum: the scales multiply the table's columns
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from cnnprof.lut.table import Calibration, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from cnnprof.lut.predict import SpaceMatrix
-    from cnnprof.lut.table import Table
 
-METHOD = ("per-network overhead + per-block-type scale, or one shared scale, or none, whichever has the least "
-          "leave-one-out error on the training networks (ridge, leave-one-out strength), relative error")
 LAMBDAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 MIN_SIGMA = 0.01  # relative noise floor of a whole-network measurement, for the predictive variance
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The fitted correction: ``overhead_ms`` per network, ``scales`` per block type (a type the
-    fit did not see gets ``default_scale``), and the record of how it was fitted."""
-
-    overhead_ms: float = 0.0
-    scales: dict[str, float] = field(default_factory=dict)
-    default_scale: float = 1.0
-    method: str = METHOD
-    record: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
-        """A stored calibration; also the single scale of ``lut build --calibrate``."""
-        if not isinstance(d, dict):
-            raise TypeError("the calibration is not a JSON object")
-        if "scales" in d:
-            scales = {str(k): _finite(v, f"calibration scale {k}") for k, v in dict(d["scales"]).items()}
-            record = {k: v for k, v in d.items() if k not in ("overhead_ms", "scales", "default_scale", "method")}
-            return cls(_finite(d.get("overhead_ms", 0.0), "calibration overhead_ms"), scales,
-                       _finite(d.get("default_scale", 1.0), "calibration default_scale"), str(d.get("method", METHOD)),
-                       record)
-        scale = _finite(d["scale"], "calibration scale")
-        if scale <= 0:
-            raise ValueError("calibration scale must be positive")
-        return cls(0.0, {}, scale, str(d.get("method", "single scale")), {k: v for k, v in d.items() if k != "method"})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "overhead_ms": self.overhead_ms, "scales": dict(self.scales),
-                "default_scale": self.default_scale, **self.record}
-
-    def scale_of(self, kind: str | None) -> float:
-        return self.scales.get(kind, self.default_scale) if kind is not None else self.default_scale
-
-    @property
-    def single(self) -> bool:
-        """An older single-scale calibration (no overhead, one scale for everything)."""
-        return not self.scales
-
-    def apply(self, fixed_ms: float, by_type: dict[str | None, float]) -> float:
-        """Calibrated latency from the fixed parts' sum and the blocks' sums by type."""
-        if self.single:
-            return self.default_scale * (fixed_ms + sum(by_type.values()))
-        return self.overhead_ms + fixed_ms + sum(self.scale_of(t) * v for t, v in by_type.items())
-
-    def trained_on(self) -> set[str]:
-        return set(self.record.get("trained_on", []))
-
-
-def _finite(value: Any, what: str) -> float:
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{what} must be finite")
-    return v
 
 
 # -- features and the fit -------------------------------------------------------------------------
@@ -225,7 +168,7 @@ def relative_uncertainty(x: "np.ndarray", fixed: float, predicted: "np.ndarray",
     return np.sqrt(fit_var + entry_var / predicted ** 2)
 
 
-def entry_variance(table: "Table", space: str, choices: "np.ndarray") -> "np.ndarray":
+def entry_variance(table: Table, space: str, choices: "np.ndarray") -> "np.ndarray":
     """Variance (ms^2) of each architecture's sum from its entries' spread over contexts: the
     variance of a mean of ``contexts`` values is spread^2 / contexts. Isolated entries: 0."""
     import numpy as np
@@ -272,35 +215,5 @@ def calibrated_predictions(calibration: Calibration, x: "np.ndarray", fixed_ms: 
     return calibration.overhead_ms + fixed_ms + x @ scales
 
 
-def predict_model(table: "Table", parts: Sequence[Any], calibration: Calibration | None,
-                  space: str | None = None) -> tuple[float | None, float | None, bool]:
-    """A split model's raw sum and calibrated prediction (None when a part is missing, or the
-    calibration does not know one of its block types), and whether every part was found."""
-    from cnnprof.lut.builder import FBNET_SPACE_NAME
-    from cnnprof.lut.predict import predict_parts
-
-    raw, missing = predict_parts(table, parts)
-    if raw is None:
-        return None, None, False
-    if calibration is None:
-        return raw, None, True
-    index = table.spaces.get(space or FBNET_SPACE_NAME)
-    type_of = index.type_of() if index is not None else {}
-    from cnnprof.lut.predict import parts_with_glue
-
-    fixed = 0.0
-    by_type: dict[str | None, float] = {}
-    for part in parts_with_glue(table, parts):
-        value = table.entries[part.key].latency_ms
-        if part.role == "block":
-            kind = type_of.get(part.key)
-            if kind is None and not calibration.single:
-                return raw, None, True  # a block type the calibration never saw
-            by_type[kind] = by_type.get(kind, 0.0) + value
-        else:
-            fixed += value
-    return raw, calibration.apply(fixed, by_type), True
-
-
-__all__ = ["STRUCTURES", "Calibration", "ChosenCorrection", "calibrated_predictions", "choose", "entry_variance",
-           "features", "fit", "predict_model", "relative_uncertainty", "select"]
+__all__ = ["LAMBDAS", "STRUCTURES", "ChosenCorrection", "Fit", "calibrated_predictions", "choose", "entry_variance", "features",
+           "fit", "relative_uncertainty", "select"]

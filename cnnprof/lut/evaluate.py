@@ -1,8 +1,9 @@
-"""``lut predict`` as a library call: predicted rows for models and sampled architectures, with
-measurements, errors, the loss ranking, accuracy summaries and the prediction rate.
+"""How far a table's sum holds here: ``lut predict`` as a library call, and ``additivity``.
 
-Rows are ``PredictRow`` (one per network; ``ROW_FIELDS`` are their columns) and ``SummaryRow``;
-relative errors are fractions ((predicted - measured) / measured), never rounded.
+``predict``: predicted rows for models and sampled architectures, with measurements, errors, the
+loss ranking, accuracy summaries and the prediction rate. Rows are ``PredictRow`` (one per
+network; ``ROW_FIELDS`` are their columns) and ``SummaryRow``; relative errors are fractions
+((predicted - measured) / measured), never rounded.
 
 With ``measure``, a sample of the space is always checked together with FBNet-A/B/C, and it is
 held out: none of its networks is one a calibration was fitted on. When the table's entries are
@@ -13,36 +14,54 @@ errors are taken at the table's reference speed; the clock's own reading is kept
 Beside the table, every measured network is also predicted from its MACs (``lut.baseline``): one
 ms-per-MAC constant (``macs_ms``) and one constant per op kind (``macs_kind_ms``), each fitted on
 the other half of the measured networks, so that the table's accuracy has a baseline to beat.
+
+``additivity``: the claim itself, a network's latency against the sum of its blocks' (FBNet,
+paper Eq. 3), from a table or measured now (the blocks alone, or read inside other networks).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from cnnprof.errors import UsageError
-from cnnprof.lut.baseline import macs_by_kind
-from cnnprof.lut.builder import FBNET_SPACE_NAME
+from cnnprof.lut import baseline
+from cnnprof.lut import measure as lut_measure
+from cnnprof.lut.context import build_in_context, space_networks
+from cnnprof.lut.keys import SplitError, space_index, split
 from cnnprof.lut.predict import (
     FBNET_ALPHA,
     FBNET_BETA,
     SpaceMatrix,
-    arch_code,
     error_stats,
     fbnet_loss,
     missing_text,
+    parts_with_glue,
+    predict_model,
     predict_parts,
-    sample_choices,
     spearman,
 )
-from cnnprof.lut.table import Table, environment
+from cnnprof.lut.probe import PROBE_NAME, SpeedProbe
+from cnnprof.lut.space import (
+    FBNET_SPACE_NAME,
+    REFERENCE_MODELS,
+    arch_code,
+    disjoint_sample,
+    fbnet_head_widths,
+    sample_choices,
+    space_network,
+    space_object,
+)
+from cnnprof.lut.table import Calibration, Mode, Table, default_path, env_id, environment, load
 from cnnprof.rows import Note, Row
 
 if TYPE_CHECKING:  # pragma: no cover
     from cnnprof.lut.measure import Timer
     from cnnprof.targets import Target
     from cnnprof.timing.protocol import Protocol
+
 
 @dataclass
 class PredictRow(Row):
@@ -84,7 +103,6 @@ class SummaryRow(Row):
 
 
 ROW_FIELDS = PredictRow.field_names()
-REFERENCE_MODELS = ("fbnet_a", "fbnet_b", "fbnet_c")
 SUMMARY_FIELDS = ["group", "metric", "raw", "calibrated", "macs", "macs_by_kind"]
 ALL_ROWS_UP_TO = 1000  # more sampled networks than this: show the --top best only
 
@@ -136,12 +154,6 @@ def predict(
     import tempfile
 
     import numpy as np
-
-    from cnnprof.lut.correction import Calibration, predict_model
-    from cnnprof.lut.keys import SplitError, split
-    from cnnprof.lut.learn import disjoint_sample
-    from cnnprof.lut.measure import NETWORK_PROTOCOL, WHOLE_PROTOCOL, SpeedProbe, make_timer, per_round, time_networks
-    from cnnprof.lut.predict import parts_with_glue
 
     from cnnprof.numbers import MAX_SAMPLE, MAX_SEED, real, whole
 
@@ -247,9 +259,6 @@ def predict(
     # 4. measure the whole networks
     rows = [r for r in result.rows if r.predicted_ms is not None]
     if measure and rows:
-        from cnnprof.lut.context import space_network
-        from cnnprof.lut.learn import space_object
-
         space = space_object(FBNET_SPACE_NAME)
 
         def sampled(row: PredictRow) -> Callable[[], Any]:
@@ -261,20 +270,21 @@ def predict(
         by_kind: dict[int, dict[str, int]] = {}
         for row, make, shape in jobs:
             progress(f"counting the MACs of {row.model}")
-            by_kind[id(row)] = macs_by_kind(make(), shape)
+            by_kind[id(row)] = baseline.macs_by_kind(make(), shape)
             row.macs = sum(by_kind[id(row)].values())
         with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
             probe = SpeedProbe.from_table(table) if timer is None else None
-            base = protocol or (NETWORK_PROTOCOL if probe is not None else WHOLE_PROTOCOL)
-            timer = timer or make_timer(backend=backend, threads=threads, protocol=per_round(base, rounds),
-                                        onnx_dir=onnx_dir, clock=table.clock, probe=probe, allocator=table.allocator)
-            times = time_networks([(row.model, make, shape) for row, make, shape in jobs], timer, rounds=rounds,
-                                  on_progress=progress)
+            base = protocol or (lut_measure.NETWORK_PROTOCOL if probe is not None else lut_measure.WHOLE_PROTOCOL)
+            timer = timer or lut_measure.make_timer(backend=backend, threads=threads,
+                                                    protocol=lut_measure.per_round(base, rounds), onnx_dir=onnx_dir,
+                                                    clock=table.clock, probe=probe, allocator=table.allocator)
+            times = lut_measure.time_networks([(row.model, make, shape) for row, make, shape in jobs], timer,
+                                              rounds=rounds, on_progress=progress)
         for (row, _, _), m in zip(jobs, times):
             row.measured_ms = m.median_ms
             row.measured_raw_ms = m.clock_ms
             row.speed = m.speed
-        macs_baselines([row for row, _, _ in jobs], [by_kind[id(row)] for row, _, _ in jobs], seed=seed)
+        baseline.macs_baselines([row for row, _, _ in jobs], [by_kind[id(row)] for row, _, _ in jobs], seed=seed)
     for row in result.rows:
         p = row.predicted_ms
         if p is None or row.measured_ms is None:
@@ -302,26 +312,6 @@ def predict(
         if done:
             result.summary += summary_rows(group, done)
     return result
-
-
-def macs_baselines(rows: Sequence[PredictRow], by_kind: Sequence[dict[str, int]], *, seed: int = 0) -> None:
-    """Fill ``macs_ms`` and ``macs_kind_ms`` of the measured ``rows`` (MACs by op kind beside each):
-    held-out predictions of the two MACs baselines (``lut.baseline.held_out``); left None with
-    fewer than ``baseline.MIN_NETWORKS`` measured networks."""
-    import numpy as np
-
-    from cnnprof.lut import baseline
-
-    done = [(r, k) for r, k in zip(rows, by_kind) if r.measured_ms is not None and sum(k.values()) > 0]
-    if not done:
-        return
-    measured = np.array([r.measured_ms for r, _ in done])
-    _, matrix = baseline.kind_matrix([k for _, k in done])
-    single = baseline.held_out(matrix.sum(axis=1, keepdims=True), measured, seed=seed)
-    per_kind = baseline.held_out(matrix, measured, seed=seed)
-    for i, (row, _) in enumerate(done):
-        row.macs_ms = float(single[i]) if single is not None else None
-        row.macs_kind_ms = float(per_kind[i]) if per_kind is not None else None
 
 
 SUMMARY_METRICS = (
@@ -361,3 +351,150 @@ def summary_rows(group: str, rows: Sequence[PredictRow]) -> list[SummaryRow]:
                               error_stats(pred, clock)["within_10"],
                               error_stats([r.calibrated_ms for r in rows], clock)["within_10"] if cal else None, "pct"))
     return out
+
+
+# -- the claim: is a network's latency the sum of its blocks'? --------------------------------------
+@dataclass(frozen=True)
+class AdditivityRow:
+    model: str
+    predicted_ms: float  # sum of the blocks timed in isolation (stem + blocks + head)
+    measured_ms: float  # the whole network, same backend and threads
+    ratio: float  # predicted / measured
+    source: str  # the table used, or "measured now (N interleaved rounds)"
+    # measured now: each round's sum of block medians / that round's whole-network median
+    round_ratios: tuple[float, ...] = ()
+
+
+def additivity(
+    table: "Table | str | None" = None,
+    models: Sequence[str] = REFERENCE_MODELS,
+    *,
+    backend: str = "torch",
+    threads: int = 1,
+    clock: str = "wall",
+    rounds: int = 3,
+    fresh: bool = False,
+    entries: Mode | str = Mode.ISOLATED,
+    contexts: int = 2,
+    on_progress: Callable[[str], None] | None = None,
+    block_protocol: "Protocol | None" = None,
+    whole_protocol: "Protocol | None" = None,
+) -> list[AdditivityRow]:
+    """Sum of per-block latencies against whole-network latency for ``models``.
+
+    ``entries="isolated"`` (the FBNet paper's table): uses ``table`` (a ``Table`` or a path), else
+    the default table for ``backend`` / ``threads`` / ``clock`` if it exists, was measured in this
+    environment and holds every block of a model; the whole network is then timed now with
+    ``WHOLE_PROTOCOL``. Otherwise, or with ``fresh``, it times the model's blocks alone and the
+    whole network in ``rounds`` interleaved rounds (every block with a quick protocol, then the
+    whole network), so that both see the same machine state; nothing is saved. About a minute
+    for FBNet-A/B/C on 2 cores. ``block_protocol`` / ``whole_protocol`` replace the protocols of
+    one round (``LUT_QUICK`` / ``LUT_ROUND``); ``round_ratios`` keeps each round's own ratio, so a
+    caller can put an interval on the ratio.
+
+    ``entries="in-context"``: the blocks' latencies are read in place inside *other* networks of
+    the FBNet space (``cnnprof.lut.context``; FBNet-A/B/C are never among them), from ``table``
+    or the default table when it is an in-context one of this environment, else from one built
+    now in a temporary file (``contexts`` x 9 networks, one round: about a minute at one thread);
+    the sum includes the glue between parts, and the whole networks are timed with the table's
+    speed probe, so both are at its reference speed."""
+    if rounds < 1:
+        raise UsageError(f"rounds must be at least 1, got {rounds}")
+    if entries not in (Mode.ISOLATED, Mode.IN_CONTEXT):
+        raise UsageError(f"unknown entries {str(entries)!r}; choose isolated or in-context")
+    here = environment(backend, threads, clock)
+    source = ""
+    if fresh:
+        table = None
+    elif isinstance(table, (str, Path)):
+        source, table = str(table), load(table)
+    elif table is None and default_path(backend, threads, clock).is_file():
+        candidate = load(default_path(backend, threads, clock))
+        if (candidate.backend, candidate.threads, candidate.clock) == (backend, threads, clock):
+            table, source = candidate, str(default_path(backend, threads, clock))
+    progress = on_progress or (lambda message: None)
+    if entries == Mode.IN_CONTEXT:
+        usable = table is not None and table.mode == Mode.IN_CONTEXT and table.probe is not None and \
+            table.probe.get("env") == env_id(here) and table.probe.get("name") == PROBE_NAME
+        return _additivity_in_context(table if usable else None, source if usable else "", models, backend=backend,
+                                      threads=threads, clock=clock, rounds=rounds, contexts=contexts,
+                                      progress=progress)
+    return _additivity_isolated(table, source, models, backend=backend, threads=threads, clock=clock, rounds=rounds,
+                                here=here, progress=progress, block_protocol=block_protocol,
+                                whole_protocol=whole_protocol)
+
+
+def _additivity_isolated(table, source, models, *, backend, threads, clock, rounds, here, progress,
+                         block_protocol=None, whole_protocol=None):
+    import statistics
+    import tempfile
+
+    from cnnprof import targets
+    from cnnprof.timing.protocol import LUT_ROUND
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
+        def timer(protocol: "Protocol"):
+            return lut_measure.make_timer(backend=backend, threads=threads, protocol=protocol, onnx_dir=onnx_dir,
+                                          clock=clock)
+
+        whole = timer(lut_measure.WHOLE_PROTOCOL)
+        quick, whole_round = timer(block_protocol or lut_measure.QUICK_PROTOCOL), timer(whole_protocol or LUT_ROUND)
+        for target in targets.resolve_targets(list(models)):
+            model = target.build()
+            parts = split(model, target.input, name=target.name)
+            usable = table is not None and table.mode == Mode.ISOLATED and all(
+                p.key in table.entries and table.entries[p.key].env == env_id(here) for p in parts)
+            if usable:
+                predicted = sum(table.entries[p.key].latency_ms for p in parts)
+                progress(f"{target.name}: timing the whole network")
+                measured = whole(model, target.input, target.name).median_ms
+                where = source or "given table"
+                per_round: tuple[float, ...] = ()
+            else:
+                distinct = {p.key: p for p in parts}
+                per_part: dict[str, list[float]] = {k: [] for k in distinct}
+                per_whole: list[float] = []
+                for r in range(rounds):
+                    progress(f"{target.name}: round {r + 1}/{rounds}, {len(distinct)} blocks and the whole network")
+                    for key, p in distinct.items():
+                        per_part[key].append(quick(p.module, p.input, p.label).median_ms)
+                    per_whole.append(whole_round(model, target.input, target.name).median_ms)
+                predicted = sum(statistics.median(per_part[p.key]) for p in parts)
+                measured = statistics.median(per_whole)
+                where = f"measured now ({rounds} interleaved rounds)"
+                per_round = tuple(sum(per_part[p.key][r] for p in parts) / per_whole[r] for r in range(rounds))
+            rows.append(AdditivityRow(target.name, predicted, measured, predicted / measured, where, per_round))
+    return rows
+
+
+def _additivity_in_context(table, source, models, *, backend, threads, clock, rounds, contexts, progress):
+    import tempfile
+
+    from cnnprof import targets
+
+    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as tmp:
+        if table is None:
+            index = space_index(space_object(FBNET_SPACE_NAME), head_widths=fbnet_head_widths())
+            networks = space_networks(space_object(FBNET_SPACE_NAME), index, contexts=contexts)
+            progress(f"building an in-context table: {len(networks)} networks of the FBNet space")
+            table, _ = build_in_context(networks, path=Path(tmp) / "lut.json", backend=backend, threads=threads,
+                                        clock=clock, rounds=1, spaces={FBNET_SPACE_NAME: index},
+                                        on_progress=lambda done, total, label: progress(f"{done}/{total} {label}"))
+            source = f"in-context table built now ({len(networks)} networks of the FBNet space)"
+        built = []
+        for target in targets.resolve_targets(list(models)):
+            parts = split(target.build(), target.input, name=target.name)
+            predicted, missing = predict_parts(table, parts)
+            if predicted is None:
+                raise UsageError(f"{target.name}: {len(missing)} part(s) missing from the in-context table: "
+                                 f"{missing_text(missing)}")
+            built.append((target, predicted))
+        timer = lut_measure.make_timer(backend=backend, threads=threads,
+                                       protocol=lut_measure.per_round(lut_measure.NETWORK_PROTOCOL, rounds),
+                                       onnx_dir=tmp, clock=clock, probe=SpeedProbe.from_table(table),
+                                       allocator=table.allocator)
+        times = lut_measure.time_networks([(t.name, t.build, tuple(t.input)) for t, _ in built], timer,
+                                          rounds=rounds, on_progress=progress)
+    return [AdditivityRow(t.name, p, m.median_ms, p / m.median_ms, f"{source} (in-context, at the probe's reference "
+                          "speed)" if source else "in-context table") for (t, p), m in zip(built, times)]

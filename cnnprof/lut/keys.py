@@ -18,6 +18,9 @@ A network is split into *parts* whose composition is the network: ``stem``, each
 the model itself with ``stem`` and ``blocks`` replaced by identities, which runs whatever the
 model's ``forward`` does after its blocks (head conv, pooling, flatten, classifier). The split
 is checked: the parts applied in turn must give the model's own output.
+
+A search space's keys form its index in the table (``space_index``): a layer x candidate grid of
+keys, its stem and its heads, so that an architecture is a vector of indices.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from cnnprof.errors import CnnprofError
+from cnnprof.lut.space import head_network
+from cnnprof.lut.table import SpaceIndex
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
+
+    from cnnprof.models.fbnet import SearchSpace
 
 # Identity at inference: their class is enough (a drop rate does not change eval latency).
 _INFERENCE_NOOPS = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "DropPath", "Identity")
@@ -164,3 +171,29 @@ def split(model: "nn.Module", input_shape: Sequence[int], *, name: str = "model"
                     "(its forward does more than head(blocks(stem(x))))"
                 )
     return parts
+
+
+# -- a search space's keys -----------------------------------------------------------------------
+def head_input(space: "SearchSpace") -> tuple[int, ...]:
+    """The input (C, H, W) the head of ``space`` sees: the last searchable layer's output."""
+    last = space.layers[-1]
+    return (last.out_chs, *(-(-hw // last.stride) for hw in last.in_hw))
+
+
+def space_index(space: "SearchSpace", *, head_widths: Sequence[int] = ()) -> SpaceIndex:
+    """The keys of every (layer, candidate) of ``space``, its stem and its heads (the space's own
+    width and ``head_widths``): modules built on the meta device, so nothing is allocated."""
+    import torch
+
+    meta = torch.device("meta")  # keys need shapes and hyper-parameters only: no allocation, no init
+    grid = []
+    for i, shape in enumerate(space.block_input_shapes()):
+        with meta:
+            grid.append(tuple(block_key(space.build_block(i, cand), shape) for cand in space.names))
+    with meta:
+        stem = block_key(space.build_stem(), space.input)
+    heads = {}
+    for width in dict.fromkeys([space.head_chs, *head_widths]):
+        with meta:
+            heads[str(width)] = head_key(head_network(space, width), head_input(space))
+    return SpaceIndex(tuple(space.names), tuple(grid), stem, heads, str(space.head_chs), tuple(space.input))

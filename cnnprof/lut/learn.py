@@ -1,6 +1,7 @@
-"""``lut calibrate``'s procedure: the training networks chosen where the predictor is least sure,
-timed whole, the correction fitted (``cnnprof.lut.correction``), then checked on a disjoint
-held-out sample and FBNet-A/B/C (see ``correction``'s text for the model and the sampling).
+"""Calibrating a table: ``lut calibrate``'s procedure (the training networks chosen where the
+predictor is least sure, timed whole, the correction fitted by ``cnnprof.lut.correction``, then
+checked on a disjoint held-out sample and FBNet-A/B/C; see ``correction``'s text for the model and
+the sampling), and ``lut build --calibrate``'s single scale (``calibrate_scale``).
 """
 
 from __future__ import annotations
@@ -13,26 +14,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from cnnprof.errors import UsageError
-from cnnprof.lut.correction import (
-    METHOD,
-    Calibration,
-    Fit,
-    calibrated_predictions,
-    choose,
-    entry_variance,
-    features,
-    fit,
-    predict_model,
-    select,
+from cnnprof.lut import measure
+from cnnprof.lut.correction import Fit, calibrated_predictions, choose, entry_variance, features, fit, select
+from cnnprof.lut.keys import split
+from cnnprof.lut.predict import SpaceMatrix, error_stats, predict_model, predict_parts
+from cnnprof.lut.probe import SpeedProbe
+from cnnprof.lut.space import (
+    FBNET_SPACE_NAME,
+    REFERENCE_MODELS,
+    arch_code,
+    disjoint_sample,
+    space_network,
+    space_object,
 )
-from cnnprof.lut.evaluate import REFERENCE_MODELS
+from cnnprof.lut.table import METHOD, Calibration, Table, env_id, environment
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from cnnprof.lut.measure import Timer
-    from cnnprof.lut.predict import SpaceMatrix
-    from cnnprof.lut.table import Table
     from cnnprof.models.fbnet import SearchSpace
     from cnnprof.timing.protocol import Protocol
 
@@ -40,44 +40,12 @@ POOL_SEED, HOLDOUT_SEED = 104_729, 7_919
 
 
 # -- measuring whole networks of the space --------------------------------------------------------
-def space_jobs_for(space: "SearchSpace", matrix: "SpaceMatrix", rows: "np.ndarray", prefix: str,
+def space_jobs_for(space: "SearchSpace", matrix: SpaceMatrix, rows: "np.ndarray", prefix: str,
                    *, head_chs: int | None = None) -> list[tuple[str, Callable[[], Any], tuple[int, ...]]]:
     """(label, build, input) for each architecture row (networks built seeded, batch norms
     calibrated, as every command builds them)."""
-    from cnnprof.lut.context import space_network
-    from cnnprof.lut.predict import arch_code
-
     return [(f"{prefix} {arch_code(r)}", (lambda r=r: space_network(space, matrix.names(r), head_chs)),
              tuple(space.input)) for r in rows]
-
-
-def space_object(space_name: str):
-    from cnnprof.lut.builder import FBNET_SPACE_NAME
-
-    if space_name != FBNET_SPACE_NAME:
-        raise UsageError(f"no search space named {space_name!r} (known: {FBNET_SPACE_NAME})")
-    from cnnprof.models.fbnet import FBNET_SPACE
-
-    return FBNET_SPACE
-
-
-def disjoint_sample(n: int, layers: int, candidates: int, *, seed: int, exclude: set[str]) -> "np.ndarray":
-    """``n`` random architectures none of which is in ``exclude`` (codes) or repeated."""
-    import numpy as np
-
-    from cnnprof.lut.predict import arch_code, sample_choices
-
-    rng_seed = seed
-    out: list[np.ndarray] = []
-    seen = set(exclude)
-    while len(out) < n:
-        for row in sample_choices(max(n - len(out), 1), layers, candidates, seed=rng_seed):
-            code = arch_code(row)
-            if code not in seen:
-                seen.add(code)
-                out.append(row)
-        rng_seed += 1_000_003
-    return np.array(out[:n], dtype=np.uint8).reshape(n, layers)
 
 
 # -- the whole procedure ----------------------------------------------------------------------------
@@ -97,7 +65,7 @@ class CalibrationReport:
 
 
 def calibrate(
-    table: "Table",
+    table: Table,
     *,
     path: str | Path | None = None,
     space: str | None = None,
@@ -125,11 +93,6 @@ def calibrate(
 
     import numpy as np
 
-    from cnnprof.lut.builder import FBNET_SPACE_NAME
-    from cnnprof.lut.measure import NETWORK_PROTOCOL, SpeedProbe, make_timer, per_round, time_networks
-    from cnnprof.lut.predict import SpaceMatrix, arch_code, error_stats
-    from cnnprof.lut.table import env_id, environment
-
     space = space or FBNET_SPACE_NAME
     search_space = search_space or space_object(space)
     for name, value, low in (("--budget", budget_s, 0), ("--train", max_train, 2), ("--holdout", holdout, 1),
@@ -156,9 +119,10 @@ def calibrate(
     selections = 0
     start = clock()
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
-        timer = timer or make_timer(backend=table.backend, threads=table.threads,
-                                    protocol=per_round(protocol or NETWORK_PROTOCOL, rounds), onnx_dir=onnx_dir,
-                                    clock=table.clock, probe=probe, allocator=table.allocator)
+        timer = timer or measure.make_timer(backend=table.backend, threads=table.threads,
+                                            protocol=measure.per_round(protocol or measure.NETWORK_PROTOCOL, rounds),
+                                            onnx_dir=onnx_dir, clock=table.clock, probe=probe,
+                                            allocator=table.allocator)
         current: Fit | None = None
         try:
             while len(chosen) < max_train:
@@ -177,7 +141,7 @@ def calibrate(
                 jobs = space_jobs_for(search_space, matrix, pool_rows[picks], "train")
                 progress(f"training: timing {len(picks)} network(s) ({len(chosen) + len(picks)} of at most "
                          f"{max_train}; {clock() - start:.0f} of {budget_s:.0f} s)")
-                times = time_networks(jobs, timer, rounds=rounds)
+                times = measure.time_networks(jobs, timer, rounds=rounds)
                 chosen += picks
                 measured += [t.median_ms for t in times]
                 clock_read += [t.clock_ms for t in times]
@@ -211,7 +175,7 @@ def calibrate(
                 refs = _reference_models(table, matrix, models, calibration, kinds)
                 jobs += [(r["model"], r["build"], r["input"]) for r in refs]
                 progress(f"held-out: timing {len(held_rows)} networks and {len(refs)} reference model(s)")
-                times = time_networks(jobs, timer, rounds=rounds)
+                times = measure.time_networks(jobs, timer, rounds=rounds)
                 held_measured = [t.median_ms for t in times[:len(held_rows)]]
                 hx = features(matrix, held_rows)
                 held_pred = hx.sum(axis=1) + matrix.fixed_ms
@@ -246,12 +210,11 @@ def calibrate(
                              held_cal, model_rows, train_s, holdout_s, selections, report_interrupted)
 
 
-def _reference_models(table: "Table", matrix: "SpaceMatrix", models: Sequence[str], calibration: Calibration,
+def _reference_models(table: Table, matrix: SpaceMatrix, models: Sequence[str], calibration: Calibration,
                       kinds: Sequence[str]) -> list[dict[str, Any]]:
     """The reference models whose parts are all in the table, with their raw and calibrated
     predictions (and how to build them)."""
     from cnnprof import targets as targets_mod
-    from cnnprof.lut.keys import split
 
     out = []
     for target in targets_mod.resolve_targets(list(models)) if models else []:
@@ -262,3 +225,56 @@ def _reference_models(table: "Table", matrix: "SpaceMatrix", models: Sequence[st
             out.append({"model": target.name, "raw": raw, "calibrated": cal, "build": target.build,
                         "input": tuple(target.input)})
     return out
+
+
+# -- lut build --calibrate: one scale ------------------------------------------------------------
+def calibrate_scale(
+    table: Table,
+    *,
+    path: str | Path,
+    models: Sequence[str] = REFERENCE_MODELS,
+    protocol: "Protocol" = measure.WHOLE_PROTOCOL,
+    rounds: int = measure.ROUNDS,
+    timer: "Timer | None" = None,
+) -> dict | None:
+    """Time ``models`` whole, compare with their block sums, store one scale factor in the table.
+
+    The whole networks are timed in ``rounds`` interleaved rounds (as the table's entries). The
+    scale is the geometric mean of measured / predicted (it minimises the squared log error,
+    i.e. relative error in both directions). It is kept beside the raw table and offered as a
+    *calibrated* prediction, reported as such; the raw sum is always reported first. Returns the
+    calibration, or None when a model has blocks missing from the table."""
+    import tempfile
+
+    from cnnprof import targets
+
+    here = environment(table.backend, table.threads, table.clock)
+    built = []
+    for target in targets.resolve_targets(list(models)):
+        model = target.build()
+        predicted, missing = predict_parts(table, split(model, target.input, name=target.name))
+        if missing:
+            return None
+        built.append((target, model, predicted))
+    times: dict[str, list[measure.Measured]] = {target.name: [] for target, _, _ in built}
+    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
+        timer = timer or measure.make_timer(backend=table.backend, threads=table.threads,
+                                            protocol=measure.per_round(protocol, rounds), onnx_dir=onnx_dir,
+                                            clock=table.clock, allocator=table.allocator)
+        for _ in range(rounds):
+            for target, model, _ in built:
+                times[target.name].append(timer(model, target.input, target.name))
+    fitted = {}
+    for target, _, predicted in built:
+        measured = measure.combine(times[target.name]).median_ms
+        fitted[target.name] = {"predicted_ms": predicted, "measured_ms": measured, "ratio": predicted / measured}
+    scale = math.exp(sum(math.log(v["measured_ms"] / v["predicted_ms"]) for v in fitted.values()) / len(fitted))
+    table.calibration = {
+        "scale": scale,
+        "method": "geometric mean of whole-network / sum-of-blocks latency",
+        "fitted_on": fitted,
+        "env": env_id(here),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    table.save(path)
+    return table.calibration

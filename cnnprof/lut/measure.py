@@ -38,21 +38,15 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from cnnprof.lut.probe import (  # noqa: F401  (re-exported: the timers' settings live beside them)
-    ALLOCATORS,
-    PROBE_ARCH,
-    PROBE_NAME,
-    SpeedProbe,
-    clock_ns,
-    probed_run,
-    use_allocator,
-)
+from cnnprof.lut.probe import clock_ns, probed_run, use_allocator
+from cnnprof.lut.table import Allocator
 from cnnprof.timing.protocol import LUT_ENTRY, LUT_NETWORK, LUT_QUICK, WHOLE, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
     from cnnprof.lut.keys import Part
+    from cnnprof.lut.probe import SpeedProbe
     from cnnprof.rows import Latency
 
 # A table entry: short, since a space has ~110 distinct blocks (each 0.01-5 ms at one thread).
@@ -126,7 +120,7 @@ def combine(rounds: Sequence[Measured]) -> Measured:
 
 
 def make_timer(*, backend: str, threads: int, protocol: Protocol, onnx_dir: str, clock: str = "wall",
-               probe: "SpeedProbe | None" = None, allocator: str | None = None) -> Timer:
+               probe: "SpeedProbe | None" = None, allocator: Allocator | None = None) -> Timer:
     """A timer for modules on ``backend`` with ``threads`` intra-op threads under ``protocol``;
     with ``probe``, every call is probed and the times normalised to its reference speed; with
     ``allocator``, the process's ``malloc`` is set so first (``use_allocator``)."""
@@ -159,7 +153,7 @@ def make_timer(*, backend: str, threads: int, protocol: Protocol, onnx_dir: str,
     return wall_timer if clock == "wall" else cpu_timer
 
 
-def _time_probed(module: "nn.Module", input_shape: tuple, name: str, opts, clock: str, probe: SpeedProbe) -> Measured:
+def _time_probed(module: "nn.Module", input_shape: tuple, name: str, opts, clock: str, probe: "SpeedProbe") -> Measured:
     """The protocol with every call probed; times at the probe's reference speed."""
     import torch
 
@@ -271,7 +265,7 @@ InPlaceTimer = Callable[["nn.Module", tuple, Sequence["Part"], str], InPlace]
 
 
 def make_in_place_timer(*, backend: str, threads: int, protocol: Protocol, onnx_dir: str, clock: str = "wall",
-                        probe: "SpeedProbe | None" = None, allocator: str | None = None) -> InPlaceTimer:
+                        probe: "SpeedProbe | None" = None, allocator: Allocator | None = None) -> InPlaceTimer:
     """A timer that measures networks in place (see the module's text) on ``backend``."""
     from cnnprof.errors import UsageError
     from cnnprof.lut.table import BACKENDS as LUT_BACKENDS

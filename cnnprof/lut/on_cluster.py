@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from cnnprof.cluster import DEFAULT_RETRIES, Cluster, ClusterError, error_line, wait_any
+from cnnprof.lut import builder, context
+from cnnprof.lut.probe import SpeedProbe, use_allocator
+from cnnprof.lut.table import Allocator, BuildReport, Mode, env_id, environment, open_table, parse
 
 
 def table_path(path: Path, kind: str) -> Path:
@@ -99,7 +102,6 @@ def _gather(cluster: Cluster, kind: str, refs: dict, *, unit: str, merge: Callab
 def lut_jobs(spec: Mapping[str, Any]) -> list:
     """The jobs of an isolated build from its picklable description (``space``: fbnet or none,
     ``layers``, ``models``): what the driver and each node compute alike."""
-    from cnnprof.lut import builder
     from cnnprof.targets import resolve_targets
 
     jobs = []
@@ -118,8 +120,6 @@ def lut_part(spec: Mapping[str, Any], keys: Sequence[str], table_json: str | Non
     import json
     import tempfile
 
-    from cnnprof.lut import builder
-
     wanted = set(keys)
     jobs = [j for j in lut_jobs(spec) if j.key in wanted]
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-part-") as tmp:
@@ -137,11 +137,8 @@ def build_lut(cluster: Cluster, kind: str, *, spec: Mapping[str, Any], jobs: Seq
               retries: int = DEFAULT_RETRIES, on_progress=None):
     """An isolated table built on the nodes of ``kind`` (see the module's text). Returns
     (table, report, outcome) as ``lut.builder.build`` returns (table, report)."""
-    from cnnprof.lut.builder import BuildReport, open_table
-    from cnnprof.lut.table import parse
-
     table = open_table(path, backend=settings["backend"], threads=settings["threads"], force=settings["force"],
-                       clock=settings["clock"], allocator=settings.get("allocator", "default"))
+                       clock=settings["clock"], allocator=settings.get("allocator", Allocator.DEFAULT))
     table.spaces.update(spaces)
     keys = list(dict.fromkeys(j.key for j in jobs))
     if max_entries is not None:
@@ -178,11 +175,9 @@ def build_lut(cluster: Cluster, kind: str, *, spec: Mapping[str, Any], jobs: Seq
 def lut_probe(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The Ray task that fixes an in-context table's unit: the speed probe's reference on this node
     (``lut.probe.SpeedProbe.settle``), with this node's table environment."""
-    from cnnprof.lut.measure import SpeedProbe, use_allocator
-    from cnnprof.lut.table import env_id, environment
     from cnnprof.timing import torch_threads
 
-    use_allocator(settings.get("allocator", "steady"))
+    use_allocator(settings.get("allocator", Allocator.STEADY))
     probe = SpeedProbe(settings["clock"], backend=settings["backend"], threads=settings["threads"])
     with torch_threads(settings["threads"]):
         probe.settle()
@@ -198,21 +193,19 @@ def lut_context_part(spec: Mapping[str, Any], ids: Sequence[str], probe: Mapping
     import json
     import tempfile
 
-    from cnnprof.lut import context
-    from cnnprof.lut.builder import open_table
-
     networks, spaces = context.networks_of(dict(spec))
     wanted = set(ids)
     with tempfile.TemporaryDirectory(prefix="cnnprof-lut-part-") as tmp:
         path = Path(tmp) / "table.json"
         start = open_table(path, backend=settings["backend"], threads=settings["threads"], force=True,
-                           clock=settings["clock"], mode="in-context", allocator=settings.get("allocator", "steady"))
+                           clock=settings["clock"], mode=Mode.IN_CONTEXT,
+                           allocator=settings.get("allocator", Allocator.STEADY))
         start.probe = dict(probe)
         start.save(path)
         table, report = context.build_in_context(
             [n for n in networks if n.id in wanted], path=path, backend=settings["backend"],
             threads=settings["threads"], clock=settings["clock"], protocol=settings["protocol"],
-            rounds=settings["rounds"], spaces=spaces, allocator=settings.get("allocator", "steady"))
+            rounds=settings["rounds"], spaces=spaces, allocator=settings.get("allocator", Allocator.STEADY))
         doc = json.loads(path.read_text())
     return _node_answer({"doc": doc, "seconds": report.seconds, "interrupted": report.interrupted,
                          "probe_env": (table.probe or {}).get("env")})
@@ -223,14 +216,11 @@ def build_lut_in_context(cluster: Cluster, kind: str, *, spec: Mapping[str, Any]
                          retries: int = DEFAULT_RETRIES, on_progress=None):
     """An in-context table built on the nodes of ``kind`` (see the module's text). Returns
     (table, report, outcome) as ``build_lut``."""
-    from cnnprof.lut import context
-    from cnnprof.lut.builder import BuildReport, open_table
-    from cnnprof.lut.table import parse
-
     ray = cluster.ray
     rounds = int(settings["rounds"])
     table = open_table(path, backend=settings["backend"], threads=settings["threads"], force=settings["force"],
-                       clock=settings["clock"], mode="in-context", allocator=settings.get("allocator", "steady"))
+                       clock=settings["clock"], mode=Mode.IN_CONTEXT,
+                       allocator=settings.get("allocator", Allocator.STEADY))
     if settings["force"]:
         table.entries, table.contexts, table.probe = {}, {}, None
     table.spaces.update(spaces)

@@ -8,7 +8,11 @@
 * With a measurement of the whole network beside it: the error, and over a sample the share
   within +-10 % (nn-Meter's accuracy figure), the spread of |error| and the rank correlation
   (Spearman), since FBNet uses the table to *rank* candidates.
+* With a calibration stored in the table (``lut calibrate``): the calibrated prediction beside
+  the raw sum (``predict_model``; ``SpaceMatrix.from_table(..., calibration=...)``).
 * FBNet's latency-aware loss, ``fbnet_loss``.
+
+Arithmetic on a table only: nothing here times anything (``evaluate`` measures).
 """
 
 from __future__ import annotations
@@ -16,16 +20,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from cnnprof.errors import UsageError
-from cnnprof.lut.table import Table
+from cnnprof.lut.keys import Part, glue_part, shape_text
+from cnnprof.lut.space import FBNET_SPACE_NAME, sample_choices
+from cnnprof.lut.table import Calibration, Mode, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
-
-    from cnnprof.lut.keys import Part
-    from cnnprof.timing.protocol import Protocol
 
 # FBNet's loss, paper Eq. 2: L(a, w_a) = CE(a, w_a) * alpha * log(LAT(a)) ** beta.
 FBNET_ALPHA = 0.2
@@ -102,9 +105,7 @@ def error_stats(predicted: Sequence[float], measured: Sequence[float], *, band: 
 def parts_with_glue(table: Table, parts: Sequence["Part"]) -> list["Part"]:
     """``parts`` and, for an in-context table, the network's glue (the time outside its parts,
     an entry of its own there): in-context parts add up to the network only with it."""
-    from cnnprof.lut.keys import glue_part
-
-    if table.mode != "in-context" or not parts:
+    if table.mode != Mode.IN_CONTEXT or not parts:
         return list(parts)
     return [*parts, glue_part(parts)]
 
@@ -120,9 +121,32 @@ def predict_parts(table: Table, parts: Sequence["Part"]) -> tuple[float | None, 
 
 def missing_text(missing: Sequence["Part"]) -> str:
     """'blocks.3 (MBConv 40x28x28), head (MobileNetV3.head 160x7x7)'."""
-    from cnnprof.lut.keys import shape_text
-
     return ", ".join(f"{p.label} ({p.key.split('|')[0]} {shape_text(p.input)})" for p in missing)
+
+
+def predict_model(table: Table, parts: Sequence["Part"], calibration: Calibration | None,
+                  space: str | None = None) -> tuple[float | None, float | None, bool]:
+    """A split model's raw sum and calibrated prediction (None when a part is missing, or the
+    calibration does not know one of its block types), and whether every part was found."""
+    raw, missing = predict_parts(table, parts)
+    if raw is None:
+        return None, None, False
+    if calibration is None:
+        return raw, None, True
+    index = table.spaces.get(space or FBNET_SPACE_NAME)
+    type_of = index.type_of() if index is not None else {}
+    fixed = 0.0
+    by_type: dict[str | None, float] = {}
+    for part in parts_with_glue(table, parts):
+        value = table.entries[part.key].latency_ms
+        if part.role == "block":
+            kind = type_of.get(part.key)
+            if kind is None and not calibration.single:
+                return raw, None, True  # a block type the calibration never saw
+            by_type[kind] = by_type.get(kind, 0.0) + value
+        else:
+            fixed += value
+    return raw, calibration.apply(fixed, by_type), True
 
 
 # -- a search space, vectorised ------------------------------------------------------------------
@@ -137,9 +161,9 @@ class SpaceMatrix:
 
     @classmethod
     def from_table(cls, table: Table, space: str, *, head: str | None = None,
-                   calibration: Any = None) -> "SpaceMatrix":
+                   calibration: Calibration | None = None) -> "SpaceMatrix":
         """The matrix of ``space`` in ``table``; a missing cell is an error that lists them. With
-        ``calibration`` (a ``calibrate.Calibration``) each column is multiplied by its type's
+        ``calibration`` (a ``table.Calibration``) each column is multiplied by its type's
         scale and the overhead added to the fixed part, once: predicting stays a gather and a sum."""
         import numpy as np
 
@@ -201,22 +225,6 @@ class SpaceMatrix:
         return tuple(self.candidates[int(i)] for i in row)
 
 
-def sample_choices(n: int, layers: int, candidates: int, *, seed: int = 0) -> "np.ndarray":
-    """``n`` uniformly random architectures as an (n, layers) array of candidate indices."""
-    import numpy as np
-
-    from cnnprof.numbers import MAX_SAMPLE, MAX_SEED, whole
-
-    whole(n, "--sample", lo=1, hi=MAX_SAMPLE)
-    whole(seed, "--seed", lo=0, hi=MAX_SEED)
-    return np.random.default_rng(seed).integers(0, candidates, size=(n, layers), dtype=np.uint8)
-
-
-def arch_code(row: Sequence[int]) -> str:
-    """An architecture as one digit per layer: the candidate's index (FBNet: 0 = k3_e1 ... 8 = skip)."""
-    return "".join(str(int(i)) for i in row)
-
-
 def prediction_rate(matrix: SpaceMatrix, n: int, *, seed: int = 0) -> dict[str, float]:
     """Sample and predict ``n`` architectures; seconds for each step and architectures per second."""
     import numpy as np
@@ -229,163 +237,3 @@ def prediction_rate(matrix: SpaceMatrix, n: int, *, seed: int = 0) -> dict[str, 
     return {"n": n, "sample_s": t1 - t0, "predict_s": t2 - t1, "rate_per_s": n / max(t2 - t1, 1e-9),
             "min_ms": float(predicted.min()), "median_ms": float(np.median(predicted)),
             "max_ms": float(predicted.max())}
-
-
-# -- the claim: is a network's latency the sum of its blocks'? --------------------------------------
-@dataclass(frozen=True)
-class AdditivityRow:
-    model: str
-    predicted_ms: float  # sum of the blocks timed in isolation (stem + blocks + head)
-    measured_ms: float  # the whole network, same backend and threads
-    ratio: float  # predicted / measured
-    source: str  # the table used, or "measured now (N interleaved rounds)"
-    # measured now: each round's sum of block medians / that round's whole-network median
-    round_ratios: tuple[float, ...] = ()
-
-
-def additivity(
-    table: "Table | str | None" = None,
-    models: Sequence[str] = ("fbnet_a", "fbnet_b", "fbnet_c"),
-    *,
-    backend: str = "torch",
-    threads: int = 1,
-    clock: str = "wall",
-    rounds: int = 3,
-    fresh: bool = False,
-    entries: str = "isolated",
-    contexts: int = 2,
-    on_progress: Callable[[str], None] | None = None,
-    block_protocol: "Protocol | None" = None,
-    whole_protocol: "Protocol | None" = None,
-) -> list[AdditivityRow]:
-    """Sum of per-block latencies against whole-network latency for ``models``.
-
-    ``entries="isolated"`` (the FBNet paper's table): uses ``table`` (a ``Table`` or a path), else
-    the default table for ``backend`` / ``threads`` / ``clock`` if it exists, was measured in this
-    environment and holds every block of a model; the whole network is then timed now with
-    ``WHOLE_PROTOCOL``. Otherwise, or with ``fresh``, it times the model's blocks alone and the
-    whole network in ``rounds`` interleaved rounds (every block with a quick protocol, then the
-    whole network), so that both see the same machine state; nothing is saved. About a minute
-    for FBNet-A/B/C on 2 cores. ``block_protocol`` / ``whole_protocol`` replace the protocols of
-    one round (``LUT_QUICK`` / ``LUT_ROUND``); ``round_ratios`` keeps each round's own ratio, so a
-    caller can put an interval on the ratio.
-
-    ``entries="in-context"``: the blocks' latencies are read in place inside *other* networks of
-    the FBNet space (``cnnprof.lut.context``; FBNet-A/B/C are never among them), from ``table``
-    or the default table when it is an in-context one of this environment, else from one built
-    now in a temporary file (``contexts`` x 9 networks, one round: about a minute at one thread);
-    the sum includes the glue between parts, and the whole networks are timed with the table's
-    speed probe, so both are at its reference speed."""
-    from pathlib import Path
-
-    from cnnprof.lut.measure import PROBE_NAME
-    from cnnprof.lut.table import default_path, env_id, environment, load
-
-    if rounds < 1:
-        raise UsageError(f"rounds must be at least 1, got {rounds}")
-    if entries not in ("isolated", "in-context"):
-        raise UsageError(f"unknown entries {entries!r}; choose isolated or in-context")
-    here = environment(backend, threads, clock)
-    source = ""
-    if fresh:
-        table = None
-    elif isinstance(table, (str, Path)):
-        source, table = str(table), load(table)
-    elif table is None and default_path(backend, threads, clock).is_file():
-        candidate = load(default_path(backend, threads, clock))
-        if (candidate.backend, candidate.threads, candidate.clock) == (backend, threads, clock):
-            table, source = candidate, str(default_path(backend, threads, clock))
-    progress = on_progress or (lambda message: None)
-    if entries == "in-context":
-        usable = table is not None and table.mode == "in-context" and table.probe is not None and \
-            table.probe.get("env") == env_id(here) and table.probe.get("name") == PROBE_NAME
-        return _additivity_in_context(table if usable else None, source if usable else "", models, backend=backend,
-                                      threads=threads, clock=clock, rounds=rounds, contexts=contexts,
-                                      progress=progress)
-    if (block_protocol or whole_protocol) and entries != "isolated":
-        raise UsageError("block_protocol / whole_protocol apply to isolated entries only")
-    return _additivity_isolated(table, source, models, backend=backend, threads=threads, clock=clock, rounds=rounds,
-                                here=here, progress=progress, block_protocol=block_protocol,
-                                whole_protocol=whole_protocol)
-
-
-def _additivity_isolated(table, source, models, *, backend, threads, clock, rounds, here, progress,
-                         block_protocol=None, whole_protocol=None):
-    import statistics
-    import tempfile
-
-    from cnnprof import targets
-    from cnnprof.lut.keys import split
-    from cnnprof.lut.measure import QUICK_PROTOCOL, WHOLE_PROTOCOL, make_timer
-    from cnnprof.lut.table import env_id
-    from cnnprof.timing.protocol import LUT_ROUND
-
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as onnx_dir:
-        def timer(protocol: Protocol):
-            return make_timer(backend=backend, threads=threads, protocol=protocol, onnx_dir=onnx_dir, clock=clock)
-
-        whole = timer(WHOLE_PROTOCOL)
-        quick, whole_round = timer(block_protocol or QUICK_PROTOCOL), timer(whole_protocol or LUT_ROUND)
-        for target in targets.resolve_targets(list(models)):
-            model = target.build()
-            parts = split(model, target.input, name=target.name)
-            usable = table is not None and table.mode == "isolated" and all(
-                p.key in table.entries and table.entries[p.key].env == env_id(here) for p in parts)
-            if usable:
-                predicted = sum(table.entries[p.key].latency_ms for p in parts)
-                progress(f"{target.name}: timing the whole network")
-                measured = whole(model, target.input, target.name).median_ms
-                where = source or "given table"
-                per_round: tuple[float, ...] = ()
-            else:
-                distinct = {p.key: p for p in parts}
-                per_part: dict[str, list[float]] = {k: [] for k in distinct}
-                per_whole: list[float] = []
-                for r in range(rounds):
-                    progress(f"{target.name}: round {r + 1}/{rounds}, {len(distinct)} blocks and the whole network")
-                    for key, p in distinct.items():
-                        per_part[key].append(quick(p.module, p.input, p.label).median_ms)
-                    per_whole.append(whole_round(model, target.input, target.name).median_ms)
-                predicted = sum(statistics.median(per_part[p.key]) for p in parts)
-                measured = statistics.median(per_whole)
-                where = f"measured now ({rounds} interleaved rounds)"
-                per_round = tuple(sum(per_part[p.key][r] for p in parts) / per_whole[r] for r in range(rounds))
-            rows.append(AdditivityRow(target.name, predicted, measured, predicted / measured, where, per_round))
-    return rows
-
-
-def _additivity_in_context(table, source, models, *, backend, threads, clock, rounds, contexts, progress):
-    import tempfile
-    from pathlib import Path
-
-    from cnnprof import targets
-    from cnnprof.lut.builder import FBNET_SPACE_NAME, fbnet_space_jobs
-    from cnnprof.lut.context import build_in_context, space_networks
-    from cnnprof.lut.keys import split
-    from cnnprof.lut.measure import NETWORK_PROTOCOL, SpeedProbe, make_timer, per_round, time_networks
-    from cnnprof.models.fbnet import FBNET_SPACE
-
-    with tempfile.TemporaryDirectory(prefix="cnnprof-lut-") as tmp:
-        if table is None:
-            _, index = fbnet_space_jobs()
-            networks = space_networks(FBNET_SPACE, index, contexts=contexts)
-            progress(f"building an in-context table: {len(networks)} networks of the FBNet space")
-            table, _ = build_in_context(networks, path=Path(tmp) / "lut.json", backend=backend, threads=threads,
-                                        clock=clock, rounds=1, spaces={FBNET_SPACE_NAME: index},
-                                        on_progress=lambda done, total, label: progress(f"{done}/{total} {label}"))
-            source = f"in-context table built now ({len(networks)} networks of the FBNet space)"
-        built = []
-        for target in targets.resolve_targets(list(models)):
-            parts = split(target.build(), target.input, name=target.name)
-            predicted, missing = predict_parts(table, parts)
-            if predicted is None:
-                raise UsageError(f"{target.name}: {len(missing)} part(s) missing from the in-context table: "
-                                 f"{missing_text(missing)}")
-            built.append((target, predicted))
-        timer = make_timer(backend=backend, threads=threads, protocol=per_round(NETWORK_PROTOCOL, rounds),
-                           onnx_dir=tmp, clock=clock, probe=SpeedProbe.from_table(table), allocator=table.allocator)
-        times = time_networks([(t.name, t.build, tuple(t.input)) for t, _ in built], timer, rounds=rounds,
-                              on_progress=progress)
-    return [AdditivityRow(t.name, p, m.median_ms, p / m.median_ms, f"{source} (in-context, at the probe's reference "
-                          "speed)" if source else "in-context table") for (t, p), m in zip(built, times)]

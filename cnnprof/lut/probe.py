@@ -26,19 +26,23 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from cnnprof.errors import UsageError
+from cnnprof.lut.space import space_network
+from cnnprof.lut.table import ALLOCATORS, Allocator
 from cnnprof.timing.protocol import Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
+    from cnnprof.lut.table import Table
+
 
 # -- the allocator ----------------------------------------------------------------------------------
-ALLOCATORS = ("steady", "default")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-_applied: list[str] = []
+_applied: list[Allocator] = []  # steady, once applied (mallopt cannot be undone)
 
 
-def use_allocator(name: str) -> str:
+def use_allocator(name: Allocator | str) -> Allocator:
     """Make this process's ``malloc`` behave as ``name`` says, for every timing after; returns what
     is in force (``steady`` cannot be had without glibc: then ``default``).
 
@@ -49,13 +53,11 @@ def use_allocator(name: str) -> str:
     before (``benchmarks/lut_allocator.py``). ``default``: glibc as configured at start. Applied
     once per process (``mallopt`` cannot be undone)."""
     if name not in ALLOCATORS:
-        from cnnprof.errors import UsageError
-
-        raise UsageError(f"unknown allocator {name!r}; choose {' or '.join(ALLOCATORS)}")
-    if name == "default":
-        return "steady" if "steady" in _applied else "default"
-    if "steady" in _applied:
-        return "steady"
+        raise UsageError(f"unknown allocator {str(name)!r}; choose {' or '.join(ALLOCATORS)}")
+    if name == Allocator.DEFAULT:
+        return Allocator.STEADY if _applied else Allocator.DEFAULT
+    if _applied:
+        return Allocator.STEADY
     import ctypes
     import ctypes.util
 
@@ -63,11 +65,11 @@ def use_allocator(name: str) -> str:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        return "default"
+        return Allocator.DEFAULT
     if mallopt(_M_MMAP_THRESHOLD, 32 << 20) and mallopt(_M_TRIM_THRESHOLD, 1 << 30):
-        _applied.append("steady")
-        return "steady"
-    return "default"
+        _applied.append(Allocator.STEADY)
+        return Allocator.STEADY
+    return Allocator.DEFAULT
 
 
 # -- the speed probe --------------------------------------------------------------------------------
@@ -116,7 +118,6 @@ class SpeedProbe:
         from cnnprof.timing.backends import Backend
 
         if self._model is None:
-            from cnnprof.lut.context import space_network
             from cnnprof.models.fbnet import FBNET_SPACE
 
             self._model, self._input = space_network(FBNET_SPACE, PROBE_ARCH), FBNET_SPACE.input
@@ -162,14 +163,12 @@ class SpeedProbe:
         return {"name": self.name, "clock": self.clock, "reference_ms": self.reference_ms}
 
     @classmethod
-    def from_table(cls, table) -> "SpeedProbe | None":
+    def from_table(cls, table: "Table") -> "SpeedProbe | None":
         """The probe of ``table`` (None when its entries are not normalised); a table whose entries
         are in the units of another probe cannot be checked with this one."""
         if not table.probe:
             return None
         if table.probe.get("name") != PROBE_NAME:
-            from cnnprof.errors import UsageError
-
             raise UsageError(f"the table's entries are in the units of another speed probe "
                              f"({str(table.probe.get('name'))[:60]!r}); rebuild it with `cnnprof lut build --force`")
         return cls(table.probe.get("clock", table.clock), float(table.probe["reference_ms"]),

@@ -19,8 +19,10 @@ One JSON file per backend, thread count and clock (default ``models/lut-<backend
   units whatever the machine's speed is then;
 * ``calibration``: the residual model fitted by ``lut calibrate`` (a per-network overhead and a
   scale per block type, with its held-out accuracy), or the older single scale of ``lut build
-  --calibrate``; never applied silently: predictions report the raw sum first.
+  --calibrate`` (``Calibration`` reads both); never applied silently: predictions report the raw
+  sum first.
 
+``open_table`` is where every build starts: the table at a path to add to, or a new one.
 Files are written atomically. A file that is not valid JSON, or not this schema, is refused with
 one line (exit 2); an entry from another environment is reported with the difference.
 """
@@ -36,13 +38,29 @@ from typing import Any
 
 from cnnprof.errors import UsageError
 from cnnprof.files import MODELS_DIR, read_json
-from cnnprof.rows import Note
+from cnnprof.rows import Choice, Note
+
+
+class Mode(Choice):
+    """How a table's entries were measured: each block alone, or read in place inside networks."""
+
+    ISOLATED = "isolated"
+    IN_CONTEXT = "in-context"
+
+
+class Allocator(Choice):
+    """How ``malloc`` behaved while measuring (``probe.use_allocator``): ``steady`` keeps what is
+    freed (no call pays page faults that depend on what ran before), ``default`` is glibc as it starts."""
+
+    STEADY = "steady"
+    DEFAULT = "default"
+
 
 SCHEMA = "cnnprof-lut/1"
 BACKENDS = ("torch", "onnxruntime")
 CLOCKS = ("wall", "cpu")
-MODES = ("isolated", "in-context")
-ALLOCATORS = ("steady", "default")
+MODES = tuple(m.value for m in Mode)
+ALLOCATORS = tuple(a.value for a in Allocator)
 ENV_KEYS = ("cpu", "backend", "threads", "clock", "torch", "onnxruntime")  # what makes measurements comparable
 
 
@@ -167,6 +185,69 @@ class SpaceIndex:
         return out
 
 
+# -- the calibration stored with the table --------------------------------------------------------
+METHOD = ("per-network overhead + per-block-type scale, or one shared scale, or none, whichever has the least "
+          "leave-one-out error on the training networks (ridge, leave-one-out strength), relative error")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fitted correction (``lut calibrate``, ``cnnprof.lut.correction``): ``overhead_ms`` per
+    network, ``scales`` per block type (a type the fit did not see gets ``default_scale``), and the
+    record of how it was fitted; or the single scale of ``lut build --calibrate``."""
+
+    overhead_ms: float = 0.0
+    scales: dict[str, float] = field(default_factory=dict)
+    default_scale: float = 1.0
+    method: str = METHOD
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+        """A stored calibration; also the single scale of ``lut build --calibrate``."""
+        if not isinstance(d, dict):
+            raise TypeError("the calibration is not a JSON object")
+        if "scales" in d:
+            scales = {str(k): _finite(v, f"calibration scale {k}") for k, v in dict(d["scales"]).items()}
+            record = {k: v for k, v in d.items() if k not in ("overhead_ms", "scales", "default_scale", "method")}
+            return cls(_finite(d.get("overhead_ms", 0.0), "calibration overhead_ms"), scales,
+                       _finite(d.get("default_scale", 1.0), "calibration default_scale"), str(d.get("method", METHOD)),
+                       record)
+        scale = _finite(d["scale"], "calibration scale")
+        if scale <= 0:
+            raise ValueError("calibration scale must be positive")
+        return cls(0.0, {}, scale, str(d.get("method", "single scale")), {k: v for k, v in d.items() if k != "method"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "overhead_ms": self.overhead_ms, "scales": dict(self.scales),
+                "default_scale": self.default_scale, **self.record}
+
+    def scale_of(self, kind: str | None) -> float:
+        return self.scales.get(kind, self.default_scale) if kind is not None else self.default_scale
+
+    @property
+    def single(self) -> bool:
+        """An older single-scale calibration (no overhead, one scale for everything)."""
+        return not self.scales
+
+    def apply(self, fixed_ms: float, by_type: dict[str | None, float]) -> float:
+        """Calibrated latency from the fixed parts' sum and the blocks' sums by type."""
+        if self.single:
+            return self.default_scale * (fixed_ms + sum(by_type.values()))
+        return self.overhead_ms + fixed_ms + sum(self.scale_of(t) * v for t, v in by_type.items())
+
+    def trained_on(self) -> set[str]:
+        return set(self.record.get("trained_on", []))
+
+
+def _finite(value: Any, what: str) -> float:
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{what} must be finite")
+    return v
+
+
+# -- the table -------------------------------------------------------------------------------------
 @dataclass
 class Table:
     backend: str
@@ -177,10 +258,14 @@ class Table:
     spaces: dict[str, SpaceIndex] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
-    mode: str = "isolated"
-    allocator: str = "default"  # "steady": malloc kept from returning memory while measuring (probe.use_allocator)
+    mode: Mode = Mode.ISOLATED
+    allocator: Allocator = Allocator.DEFAULT  # steady: malloc kept from returning memory while measuring
     probe: dict[str, Any] | None = None  # {"name", "clock", "reference_ms"}: the unit of normalised entries
     contexts: dict[str, str] = field(default_factory=dict)  # in-context: network measured -> environment id
+
+    def __post_init__(self) -> None:
+        self.mode = Mode(self.mode)  # a plain "in-context" from a caller becomes the member
+        self.allocator = Allocator(self.allocator)
 
     def to_json(self) -> str:
         doc = {
@@ -218,6 +303,48 @@ class Table:
                 if d not in out:
                     out.append(d)
         return out
+
+
+@dataclass
+class BuildReport:
+    """What a build did: per group of entries, how many there are, were measured now or reused."""
+
+    path: Path
+    seconds: float = 0.0
+    groups: dict[str, dict[str, float]] = field(default_factory=dict)  # group -> counts and ms
+    foreign: list[str] = field(default_factory=list)  # environment differences of kept entries
+    calibration: dict | None = None
+    interrupted: bool = False
+    networks: int = 0  # in-context builds: networks timed in place now
+
+
+def open_table(path: str | Path, *, backend: str, threads: int, force: bool, clock: str = "wall",
+               mode: Mode = Mode.ISOLATED, allocator: Allocator = Allocator.DEFAULT) -> Table:
+    """The table at ``path`` to add to, or a new one (a corrupt file, or one of entries measured the
+    other way, is replaced only with ``force``)."""
+    p = Path(path)
+    mode, allocator = Mode(mode), Allocator(allocator)
+    if not p.exists():
+        return Table(backend=backend, threads=threads, clock=clock, mode=mode, allocator=allocator)
+    try:
+        table = load(p)
+    except TableError:
+        if force:
+            return Table(backend=backend, threads=threads, clock=clock, mode=mode, allocator=allocator)
+        raise
+    if (table.backend, table.threads, table.clock) != (backend, threads, clock):
+        raise UsageError(
+            f"{str(p)!r} holds {table.backend} entries at {table.threads} thread(s) ({table.clock} clock), not "
+            f"{backend} at {threads} ({clock} clock): choose another --output"
+        )
+    if (table.mode, table.allocator) != (mode, allocator):
+        if force:
+            return Table(backend=backend, threads=threads, clock=clock, mode=mode, allocator=allocator)
+        raise UsageError(
+            f"{str(p)!r} holds {table.mode} entries measured with the {table.allocator} allocator, not {mode} ones "
+            f"with the {allocator} one: choose another --output, or --force to replace it"
+        )
+    return table
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -263,10 +390,10 @@ def parse(doc: Any) -> Table:
     clock = doc.get("clock", "wall")
     if clock not in CLOCKS:
         raise ValueError(f"unknown clock {clock!r}")
-    mode = doc.get("mode", "isolated")
+    mode = doc.get("mode", Mode.ISOLATED)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
-    allocator = doc.get("allocator", "default")
+    allocator = doc.get("allocator", Allocator.DEFAULT)
     if allocator not in ALLOCATORS:
         raise ValueError(f"unknown allocator {allocator!r}")
     probe = doc.get("probe")
@@ -300,13 +427,11 @@ def parse(doc: Any) -> Table:
                                        tuple(int(v) for v in s["input"]), glue=str(s.get("glue", "")))
     calibration = doc.get("calibration")
     if calibration is not None:
-        from cnnprof.lut.correction import Calibration
-
         Calibration.from_dict(calibration)  # raises ValueError / KeyError on a malformed one
     contexts = {str(k): str(v) for k, v in (doc.get("contexts") or {}).items()}
     return Table(backend=backend, threads=threads, clock=clock, environments=environments, entries=entries,
-                 spaces=spaces, calibration=calibration, protocol=dict(doc.get("protocol") or {}), mode=mode,
-                 allocator=allocator, probe=probe, contexts=contexts)
+                 spaces=spaces, calibration=calibration, protocol=dict(doc.get("protocol") or {}), mode=Mode(mode),
+                 allocator=Allocator(allocator), probe=probe, contexts=contexts)
 
 
 def _context_fields(e: dict, key: str) -> dict[str, Any]:
