@@ -293,7 +293,8 @@ def bisect_command(
 
     Every candidate is checked out in a temporary git worktree of its own and timed against the
     good revision in the same processes (the gate's protocol: calibration network between calls,
-    Welch's t over processes, ambiguous models measured again). A candidate that cannot be
+    fresh processes, ambiguous models measured again; a paired t over processes, as every process
+    times both). A candidate that cannot be
     imported or run is skipped, not blamed. Your checkout, branches, HEAD and index are not
     touched; the worktrees and the bisection are removed at the end, also on error or Ctrl-C.
     The work tree must have no uncommitted changes to tracked files.

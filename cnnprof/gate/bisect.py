@@ -5,10 +5,11 @@ folder (detached, so no branch is created) and removed afterwards, whatever happ
 holds the good revision; ``git bisect start --no-checkout`` runs in another, so it only moves that
 worktree's ``BISECT_HEAD`` (bisect state is per worktree); each candidate gets a fresh worktree of
 its own. ``git bisect run`` calls ``cnnprof gate _bisect-step STATE`` (hidden), which measures the
-candidate against the good revision *in the same processes* (the gate's protocol: the calibration
-network timed between every call, good and candidate interleaved, Welch's t over processes,
-ambiguous models measured again) and exits 0 (good), 1 (slower than ``factor`` and significant: bad),
-125 (the candidate cannot be checked out, imported or run: skipped, not blamed) or 128 (abort).
+candidate against the good revision *in the same processes* (the gate's protocol: fresh processes,
+the calibration network timed between every call, ambiguous models measured again; good and
+candidate interleaved in each process, so the test is a paired t over processes) and exits 0
+(good), 1 (slower than ``factor`` and significant: bad), 125 (the candidate cannot be checked out,
+imported or run: skipped, not blamed) or 128 (abort).
 
 Before bisecting, the bad revision itself is measured: a range whose bad end is not slower has
 nothing to find. Cost: one step per ``ceil(log2(commits in good..bad))`` plus that first one; each
@@ -172,36 +173,57 @@ def remove_worktree(plan: Plan, path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def paired(good: Sequence, cand: Sequence, *, alpha: float, clock: str) -> stats.Comparison:
+    """Candidate / good from processes that timed both (interleaved, same process state): a paired
+    t on the per-process differences of the log normalised levels."""
+    import numpy as np
+
+    d = np.array([stats.level(c, clock) - stats.level(g, clock) for g, c in zip(good, cand)])
+    n, diff = len(d), float(d.mean())
+    if n < 2:
+        return stats.Comparison(math.exp(diff), 0.0, math.inf, 1.0, "paired-t (1 process: undecided)", n, n)
+    se = float(d.std(ddof=1)) / math.sqrt(n)
+    if se == 0.0:
+        p, half = (1.0 if diff == 0.0 else 0.0), 0.0
+    else:
+        p, half = stats.t_two_sided_p(diff / se, n - 1), stats.t_critical(alpha, n - 1) * se
+    return stats.Comparison(math.exp(diff), math.exp(diff - half), math.exp(diff + half), p,
+                            "paired-t on process medians (good and candidate in the same processes)", n, n)
+
+
 def compare(plan: Plan, good_tree: Path, cand_tree: Path, on_progress: Progress | None = None) -> list:
     """The candidate against the good revision, interleaved in the same processes: one Verdict per model."""
-    from cnnprof.gate.baseline import ModelRecord
-    from cnnprof.gate.core import judge
+    from cnnprof.gate.core import Verdict
     from cnnprof.gate.measure import GateModel, Settings, measure
 
     b = plan.budget
     settings = Settings(processes=b["processes"], min_time_s=b["min_time_s"])
+    clock = settings.clock
     pairs = [(GateModel(at_tree(m, good_tree), tuple(plan.inputs[m])),
               GateModel(at_tree(m, cand_tree), tuple(plan.inputs[m]))) for m in plan.models]
-    flat = [g for pair in pairs for g in pair]
-    samples, runs = measure(flat, settings, on_progress=on_progress)
+    samples, _ = measure([g for pair in pairs for g in pair], settings, on_progress=on_progress)
 
-    def verdicts() -> list:
-        return [judge(ModelRecord(name=m, input=g.input, params=0, macs=0, processes=tuple(samples[g.name])),
-                      samples[c.name], input_shape=g.input, counts=None, factor=plan.factor, alpha=plan.alpha,
-                      clock=settings.clock) for m, (g, c) in zip(plan.models, pairs)]
+    def verdict(m: str, g: GateModel, c: GateModel) -> Verdict:
+        good, cand = samples[g.name], samples[c.name]
+        cmp = paired(good, cand, alpha=plan.alpha, clock=clock)
+        base_ms, now_ms = stats.raw_median(good), stats.raw_median(cand)
+        return Verdict(model=m, input="x".join(map(str, g.input)),
+                       verdict=stats.decide(cmp, factor=plan.factor, alpha=plan.alpha), ratio=cmp.ratio,
+                       ci_low=cmp.ci_low, ci_high=cmp.ci_high, p_value=cmp.p_value, baseline_ms=base_ms,
+                       now_ms=now_ms, raw_ratio=now_ms / base_ms, calibration_baseline_ms=stats.calibration_median(good),
+                       calibration_now_ms=stats.calibration_median(cand), processes_baseline=len(good),
+                       processes_now=len(cand), method=f"{cmp.method}, {clock} clock")
 
-    rows = verdicts()
+    rows = [verdict(m, g, c) for m, (g, c) in zip(plan.models, pairs)]
     started = time.perf_counter()
     for _ in range(b["extra_processes"]):
-        unsure = [p for p, r in zip(pairs, rows) if stats.ambiguous(stats.Comparison(
-            r.ratio, r.ci_low, r.ci_high, r.p_value, r.method, r.processes_baseline, r.processes_now),
-            factor=plan.factor)]
+        unsure = [p for p, r in zip(pairs, rows) if r.ci_low <= plan.factor <= r.ci_high]
         if not unsure or time.perf_counter() - started > b["seconds"]:
             break
         more, _ = measure([g for pair in unsure for g in pair], settings, processes=1, on_progress=on_progress)
         for name, s in more.items():
             samples[name].extend(s)
-        rows = verdicts()
+        rows = [verdict(m, g, c) for m, (g, c) in zip(plan.models, pairs)]
     return rows
 
 
