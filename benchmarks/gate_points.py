@@ -210,7 +210,8 @@ def run(db: Path, trials: int, budget: Budget, factor: float, alpha: float = 0.0
     planted = plants(con)
     for label, passes in planted.items():
         log(f"planted {label}: " + ", ".join(f"{m} {n} passes" for m, n in passes.items()))
-    done = con.execute("SELECT COUNT(*) FROM trials WHERE budget = ? AND factor = ?", (budget.name, factor)).fetchone()[0]
+    done = con.execute("SELECT COUNT(*) FROM trials WHERE budget = ? AND factor = ?",
+                       (budget.name, factor)).fetchone()[0]
     for i in range(trials):
         log(f"trial {done + i + 1} ({budget.name}, factor {factor:g}); load {os.getloadavg()[0]:.1f}")
         trial(con, done + i, budget, factor, alpha, planted)

@@ -210,7 +210,8 @@ def compare(plan: Plan, good_tree: Path, cand_tree: Path, on_progress: Progress 
         return Verdict(model=m, input="x".join(map(str, g.input)),
                        verdict=stats.decide(cmp, factor=plan.factor, alpha=plan.alpha), ratio=cmp.ratio,
                        ci_low=cmp.ci_low, ci_high=cmp.ci_high, p_value=cmp.p_value, baseline_ms=base_ms,
-                       now_ms=now_ms, raw_ratio=now_ms / base_ms, calibration_baseline_ms=stats.calibration_median(good),
+                       now_ms=now_ms, raw_ratio=now_ms / base_ms,
+                       calibration_baseline_ms=stats.calibration_median(good),
                        calibration_now_ms=stats.calibration_median(cand), processes_baseline=len(good),
                        processes_now=len(cand), method=f"{cmp.method}, {clock} clock")
 
