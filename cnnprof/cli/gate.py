@@ -55,7 +55,8 @@ MinTimeOpt = Annotated[float, typer.Option("--min-time", min=0.0, rich_help_pane
                                            help="Seconds of timed rounds per process (and at least 12 rounds).")]
 BudgetOpt = Annotated[str, typer.Option(
     "--budget", help="How much measuring a check may do: default (4 processes, up to 2 more for ambiguous models, "
-    "50 s), thorough (8 processes, up to 4 more, 150 s: for a --factor near 1.03), or seconds (the default's "
+    "50 s), thorough (8 processes, up to 4 more, 150 s: for a --factor near 1.03; see docs/gate.md), or seconds "
+    "(the default's "
     "processes with that time limit: no process beyond the first three starts that would end later).")]
 BudgetProcessesOpt = Annotated[Optional[int], typer.Option(
     "--processes", min=1, rich_help_panel=EXPERT,
