@@ -166,7 +166,7 @@ def test_a_bad_end_that_is_not_slower_has_nothing_to_bisect(cli, stubbed, tmp_pa
 
 
 @pytest.mark.parametrize("case", ["missing revision", "reversed range", "same commit", "dirty", "no model at good",
-                                  "not a repository", "model outside"])
+                                  "not a repository", "model outside", "registered name"])
 def test_bad_input_is_one_line_and_leaves_the_repository_alone(cli, stubbed, tmp_path, case):
     repo = tmp_path / "nets"
     shas = stub_repo(repo, [1.0, 1.0, 1.25])
@@ -179,6 +179,8 @@ def test_bad_input_is_one_line_and_leaves_the_repository_alone(cli, stubbed, tmp
         result = cli("gate", "bisect", "--good", args[0], "--bad", args[1], "--repo", str(repo), "other.py:make")
     elif case == "not a repository":
         result = cli("gate", "bisect", "--good", "a", "--bad", "b", "--repo", str(tmp_path), "model.py:make")
+    elif case == "registered name":
+        result = cli("gate", "bisect", "--good", args[0], "--bad", args[1], "--repo", str(repo), "mobilenetv3_small")
     elif case == "model outside":
         outside = tmp_path / "elsewhere.py"
         outside.write_text("")
@@ -189,7 +191,8 @@ def test_bad_input_is_one_line_and_leaves_the_repository_alone(cli, stubbed, tmp
     expected = {"missing revision": "revision 'nosuchbranch' does not exist", "reversed range": "is not an ancestor",
                 "same commit": "are the same commit", "dirty": "uncommitted changes",
                 "no model at good": "'other.py' does not exist at the good revision",
-                "not a repository": "is not a git repository", "model outside": "is not inside the repository"}[case]
+                "not a repository": "is not a git repository", "model outside": "is not inside the repository",
+                "registered name": "'mobilenetv3_small' is not a model file of the repository"}[case]
     assert expected in line
     assert repo_state(repo) == before
 

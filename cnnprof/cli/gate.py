@@ -273,7 +273,7 @@ def check_command(
 @command
 def bisect_command(
     models: Annotated[list[str], typer.Argument(help="Models: `file.py:factory` references relative to the "
-                                                "repository (or inside it), registered names.")],
+                                                "repository (or paths inside it).")],
     good: Annotated[str, typer.Option("--good", help="A revision without the slowdown (an ancestor of --bad).")],
     bad: Annotated[str, typer.Option("--bad", help="A revision with it.")],
     repo: Annotated[Path, typer.Option("--repo", help="The model's git repository (its checkout is not "

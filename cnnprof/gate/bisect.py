@@ -156,7 +156,10 @@ def prepare(repo: str | Path, good: str, bad: str, models: Sequence[str]) -> Pla
     refs = [repo_relative(m, root) for m in models]
     for ref in refs:
         location, _ = split_ref(ref)
-        if location is not None and git(root, "cat-file", "-e", f"{good_sha}:{location}", check=False).returncode:
+        if location is None:  # its code is this cnnprof's, the same at every revision of the repository
+            raise UsageError(f"{shorten(ref)!r} is not a model file of the repository: gate bisect times "
+                             "`file.py:factory` references, whose code changes from commit to commit")
+        if git(root, "cat-file", "-e", f"{good_sha}:{location}", check=False).returncode:
             raise UsageError(f"model file {location!r} does not exist at the good revision {good}")
     commits = int(git(root, "rev-list", "--count", f"{good_sha}..{bad_sha}").stdout.strip())
     return Plan(str(root), good_sha, bad_sha, refs, commits=commits)
