@@ -54,7 +54,7 @@ from cnnprof.timing.stats import mann_whitney_u
 from docblock import add_option
 
 DOCS_PAGE = "docs/gate.md"
-DOCS_BLOCKS = ("gate-trials",)
+DOCS_BLOCKS = ("gate-trials", "gate-points")
 
 MODELS = ("mobilenetv3_small", "ghostnet_100", "efficientnet_b0")
 NATIVE = (3, 224, 224)
@@ -235,8 +235,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/gate_trials.jsonl"))
     ap.add_argument("--summarize", action="store_true", help="only print the summary of --out")
     ap.add_argument("--neighbour", type=Path, help="run a random busy/idle neighbour process, its log here")
+    ap.add_argument("--points", action="store_true", help="operating points instead: A/A and planted +5%%, +10%%, "
+                    "+20%% (same MACs) per trial, stored in --db (see benchmarks/gate_points.py)")
+    ap.add_argument("--db", type=Path, default=Path("reports/gate_trials.db"), help="--points: the results database "
+                    "(default %(default)s; trials accumulate across runs)")
+    ap.add_argument("--budget", default="default", help="--points: the gate check budget (default %(default)s)")
+    ap.add_argument("--factor", type=float, default=1.03, help="--points: the checks' factor (default %(default)s)")
     add_option(ap, DOCS_PAGE, DOCS_BLOCKS)
     args = ap.parse_args()
+    if args.points:
+        points(args)
+        return
     macs = planted_mac_ratios()
     if not args.summarize:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -268,6 +277,26 @@ def main() -> None:
         text = summary.getvalue().replace(f" from {args.out}", "")  # the results file stays on this machine
         write_block(args.docs, "gate-trials", f"```\n{text.strip()}\n```")
         log(f"wrote the summary into {args.docs}")
+
+
+def points(args) -> None:
+    """``--points``: run ``--trials`` operating-point trials into ``--db`` (none with --summarize), print the
+    table, and with ``--docs`` write it into the page's gate-points block."""
+    import gate_points
+    from cnnprof.gate.budgets import parse_budget
+
+    budget = parse_budget(args.budget)
+    if not args.summarize:
+        gate_points.run(args.db, args.trials, budget, args.factor)
+    con = gate_points.connect(args.db)
+    text = gate_points.table(con, budget.name, args.factor)
+    con.close()
+    print(text)
+    if args.docs:
+        from docblock import write_block
+
+        write_block(args.docs, "gate-points", text)
+        log(f"wrote the operating points into {args.docs}")
 
 
 if __name__ == "__main__":

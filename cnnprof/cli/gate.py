@@ -55,6 +55,17 @@ ProcessesOpt = Annotated[int, typer.Option("--processes", min=1, rich_help_panel
                                            help="Fresh measurement processes, run one after another.")]
 MinTimeOpt = Annotated[float, option("min_time", min=0.0, rich_help_panel=EXPERT,
                                            help="Seconds of timed rounds per process (and at least 12 rounds).")]
+BudgetOpt = Annotated[str, typer.Option(
+    "--budget", help="How much measuring a check may do: default (4 processes, up to 2 more for ambiguous models, "
+    "50 s), thorough (8 processes, up to 4 more, 150 s: for a --factor near 1.03; see docs/gate.md), or seconds "
+    "(the default's "
+    "processes with that time limit: no process beyond the first three starts that would end later).")]
+BudgetProcessesOpt = Annotated[Optional[int], typer.Option(
+    "--processes", min=1, rich_help_panel=EXPERT,
+    help="Fresh measurement processes, run one after another [default: the budget's: 4; thorough 8].")]
+BudgetMinTimeOpt = Annotated[Optional[float], typer.Option(
+    "--min-time", min=0.0, rich_help_panel=EXPERT,
+    help="Seconds of timed rounds per process, and at least 12 rounds [default: the budget's: 3.0].")]
 
 RECORD_COLUMNS = [
     Column("model", "model"),
@@ -190,13 +201,12 @@ def check_command(
                                          "interval's confidence).")] = 0.01,
     strict_env: Annotated[bool, typer.Option("--strict-env", help="Make a different environment (torch, CPU, "
                                              "threads, ...) an error (exit 2) instead of a warning.")] = False,
-    processes: ProcessesOpt = 4,
-    extra_processes: Annotated[int, typer.Option("--extra-processes", min=0, rich_help_panel=EXPERT,
-                                                 help="At most this many more processes for ambiguous models.")] = 2,
-    budget: Annotated[float, typer.Option("--budget", min=0.0, rich_help_panel=EXPERT,
-                                          help="Seconds from the start: no process beyond the first three (and no "
-                                          "re-measurement) starts that would end later.")] = 50.0,
-    min_time: MinTimeOpt = 3.0,
+    budget: BudgetOpt = "default",
+    processes: BudgetProcessesOpt = None,
+    extra_processes: Annotated[Optional[int], typer.Option(
+        "--extra-processes", min=0, rich_help_panel=EXPERT,
+        help="At most this many more processes for ambiguous models [default: the budget's: 2; thorough 4].")] = None,
+    min_time: BudgetMinTimeOpt = None,
     trust: TrustOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -232,6 +242,7 @@ def check_command(
     from cnnprof.files import check_distinct, check_writable
     from cnnprof.gate import core
     from cnnprof.gate.baseline import load_baseline
+    from cnnprof.gate.budgets import parse_budget, with_overrides
     from cnnprof.gate.measure import Settings
     from cnnprof.report import emit
     from cnnprof.rows import RowKind
@@ -241,12 +252,13 @@ def check_command(
     check_distinct([output], [baseline])
     core.check_arguments(factor, alpha, warn)
     base = load_baseline(baseline, trust=trust or ())
-    settings = Settings(processes=processes, min_time_s=min_time)
+    chosen = with_overrides(parse_budget(budget), processes, extra_processes, min_time)
+    settings = Settings(processes=chosen.processes, min_time_s=chosen.min_time_s)
     recorder = stored.recorder("gate-check", db, no_db, outputs=[output, baseline],
                                revision=options.parse_revision(revision))
     with progress() as update_line:
         result = core.check(base, settings, factor=factor, alpha=alpha, source=str(baseline), strict_env=strict_env,
-                            extra_processes=extra_processes, budget_s=budget, started=started,
+                            extra_processes=chosen.extra_processes, budget_s=chosen.seconds, started=started,
                             on_progress=update_line, warn=warn)
     records = [{**r.to_dict(), "ratio_ci": f"{r.ratio:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"} for r in result.rows]
     fields = [f for f in records[0] if f != "ratio_ci"]
@@ -278,3 +290,98 @@ def _say_calibration(rows) -> None:
     cal_now = sum(r.calibration_now_ms for r in rows) / len(rows)
     say(f"calibration workload: {cal_base:.2f} ms at the baseline, {cal_now:.2f} ms now "
         f"(this machine is {cal_now / cal_base:.2f}x the baseline's time; ratios are relative to it)")
+
+
+@gate_app.command("bisect")
+@command
+def bisect_command(
+    models: Annotated[list[str], typer.Argument(help="Models: `file.py:factory` references relative to the "
+                                                "repository (or paths inside it).")],
+    good: Annotated[str, typer.Option("--good", help="A revision without the slowdown (an ancestor of --bad).")],
+    bad: Annotated[str, typer.Option("--bad", help="A revision with it.")],
+    repo: Annotated[Path, typer.Option("--repo", help="The model's git repository (its checkout is not "
+                                       "touched).", file_okay=False)] = Path("."),
+    factor: Annotated[float, typer.Option("--factor", help="Bad: slower than the good revision by more than "
+                                          "this ratio, and significantly so.")] = 1.10,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of each step's test.")] = 0.01,
+    budget: BudgetOpt = "default",
+    processes: BudgetProcessesOpt = None,
+    min_time: BudgetMinTimeOpt = None,
+    input_shape: InputOpt = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    db: DbOpt = DEFAULT_DB,
+    no_db: NoDbOpt = False,
+) -> None:
+    """Find the first commit that made a model slower, with `git bisect run`.
+
+    Every candidate is checked out in a temporary git worktree of its own and timed against the
+    good revision in the same processes (the gate's protocol: calibration network between calls,
+    fresh processes, ambiguous models measured again; a paired t over processes, as every process
+    times both). A candidate that cannot be
+    imported or run is skipped, not blamed. Your checkout, branches, HEAD and index are not
+    touched; the worktrees and the bisection are removed at the end, also on error or Ctrl-C.
+    The work tree must have no uncommitted changes to tracked files.
+
+    Cost: 1 + ceil(log2(commits in good..bad)) steps; each step runs the budget's processes
+    (default 4, up to 2 more when ambiguous), each timing every model at both revisions. 100
+    commits: 8 steps.
+
+    Exit 0 found (the table: the first bad commit against the good revision), 1 nothing found
+    (the bad end is not slower, or skipped commits leave it open), 2 bad usage.
+
+    Examples:
+
+      cnnprof gate bisect --good v1.2 --bad HEAD nets/model.py:build
+
+      cnnprof gate bisect --good abc123 --bad main --repo ~/src/nets 'nets/model.py:build(width=2)' --factor 1.05
+    """
+    from cnnprof.cli import stored
+    from cnnprof.errors import CheckFailed
+    from cnnprof.files import check_writable
+    from cnnprof.gate import bisect, core
+    from cnnprof.gate.budgets import parse_budget, with_overrides
+    from cnnprof.report import emit
+    from cnnprof.rows import RowKind
+
+    check_writable(output)
+    core.check_arguments(factor, alpha)
+    chosen = with_overrides(parse_budget(budget), processes, None, min_time)
+    recorder = stored.recorder("gate-bisect", db, no_db, outputs=[output])
+    with progress() as update_line:
+        result = bisect.bisect(repo, good, bad, models, budget=chosen, factor=factor, alpha=alpha,
+                               input_shape=input_shape, on_progress=update_line)
+    for s in result.steps:
+        say(f"{s['sha'][:12]} {s['outcome']:4s} {_worst(s)}  {s['subject'][:60]}"
+            + (f"  ({s['reason']})" if s["reason"] else ""))
+    if result.first_bad is None:
+        raise CheckFailed(result.message)
+    records = [{**r, "ratio_ci": f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                "note": f"first bad commit {result.first_bad[:12]} {result.subject}"} for r in result.rows]
+    title = (f"first bad commit {result.first_bad} ({result.subject}), against {result.plan.good[:12]}: "
+             f"{len(result.steps)} step(s), factor {factor:g}")
+    emit(records, columns=CHECK_COLUMNS, fmt=fmt, output=output,
+         fields=[f for f in records[0] if f != "ratio_ci"], title=title)
+    recorder.save(records, kind=RowKind.GATE_CHECK, context={
+        "bisect": {"repo": result.plan.root, "good": result.plan.good, "bad": result.plan.bad,
+                   "first_bad": result.first_bad, "subject": result.subject, "factor": factor, "alpha": alpha,
+                   "budget": chosen.name, "steps": [{k: s[k] for k in ("sha", "outcome", "reason", "seconds")}
+                                                    for s in result.steps]}},
+        extra={"backend": "torch", "precision": "fp32", "threads": 1, "batch": 1, "device": "cpu"})
+
+
+def _worst(step: dict) -> str:
+    rows = [r for r in step["rows"] if r.get("ratio") is not None]
+    if not rows:
+        return "-"
+    r = max(rows, key=lambda r: r["ratio"])
+    return f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+
+
+@gate_app.command("_bisect-step", hidden=True)
+def bisect_step_command(state: Annotated[Path, typer.Argument()]) -> None:
+    """One step of `gate bisect` (what `git bisect run` calls): exit 0 good, 1 bad, 125 skip, 128 abort."""
+    from cnnprof.gate import bisect
+
+    code = bisect.run_step(state)
+    raise typer.Exit(code)

@@ -6,6 +6,8 @@ shared machine.
 - ``worker`` / ``measure``: fresh measurement processes, run one after another.
 - ``stats``: normalised samples, Welch's t on per-process levels, verdicts.
 - ``core``: ``record`` and ``check``.
+- ``budgets``: the named measurement budgets of ``gate check --budget`` (default, thorough).
+- ``bisect``: ``gate bisect``, the first slower commit of a model's repository (``git bisect run``).
 
 Importing this package imports neither torch nor numpy; the submodules do what they need.
 """
