@@ -196,7 +196,10 @@ def table(con: sqlite3.Connection, budget: str = "default", factor: float = 1.03
         f"{b.describe() if b else budget}; the checks ran at factor {factor:g}, alpha 0.01 (the other columns "
         "judge the same measurements at theirs).",
         f"Check wall time: median {np.median(walls):.1f} s, max {walls.max():.1f} s for 3 models "
-        f"({np.median(walls) / 3:.1f} s per model).",
+        f"({np.median(walls) / 3:.1f} s per model)" + (
+            f"; {np.median(walls[loads < 4]):.1f} s (median of {int((loads < 4).sum())}) when the load average was "
+            f"under 4, {np.median(walls[loads >= 4]):.1f} s ({int((loads >= 4).sum())}) when it was higher."
+            if (loads < 4).any() and (loads >= 4).any() else "."),
         f"Shared 2-core machine, loaded by other work: 1-minute load average at each check's start "
         f"{loads.min():.1f}..{loads.max():.1f} (median {np.median(loads):.1f})"
         + (f"; other processes' CPU use while timing: median {np.median(others):.2f} cores" if others.size else "")
