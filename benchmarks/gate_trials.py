@@ -237,8 +237,9 @@ def main() -> None:
     ap.add_argument("--neighbour", type=Path, help="run a random busy/idle neighbour process, its log here")
     ap.add_argument("--points", action="store_true", help="operating points instead: A/A and planted +5%%, +10%%, "
                     "+20%% (same MACs) per trial, stored in --db (see benchmarks/gate_points.py)")
-    ap.add_argument("--db", type=Path, default=Path("reports/gate_trials.db"), help="--points: the results database "
-                    "(default %(default)s; trials accumulate across runs)")
+    ap.add_argument("--db", type=Path, default=Path("benchmarks/data/gate_trials.db"),
+                    help="--points: the results database (default %(default)s, kept in the repository: trials "
+                    "accumulate across runs and machines)")
     ap.add_argument("--budget", default="default", help="--points: the gate check budget (default %(default)s)")
     ap.add_argument("--factor", type=float, default=1.03, help="--points: the checks' factor (default %(default)s)")
     add_option(ap, DOCS_PAGE, DOCS_BLOCKS)
