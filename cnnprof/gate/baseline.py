@@ -40,6 +40,9 @@ from cnnprof.errors import UsageError, shorten
 from cnnprof.files import read_json
 
 SCHEMA = "cnnprof.gate.baseline/1"
+# Copies of every network per process (``gate record --instances``; a baseline's protocol is held
+# to it too): each copy is the network's weights and buffers again, in one process.
+MAX_INSTANCES = 16
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,6 @@ def _threads(doc: dict, threads: int, environment: dict) -> str:
 
 def _protocol(protocol: dict) -> dict:
     """The protocol, its ``instances`` within the bounds of ``gate record --instances``."""
-    from cnnprof.gate.measure import MAX_INSTANCES
-
     if "instances" in protocol:
         n = protocol["instances"]
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_INSTANCES:
