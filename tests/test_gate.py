@@ -264,6 +264,20 @@ def test_baseline_round_trips(tmp_path):
     assert {"torch", "cpu", "threads"} <= set(doc["environment"])
 
 
+
+def test_a_model_record_as_the_baseline_file_holds_it():
+    """Every field of the record, its input as a list, and a process recorded without the CPU clock
+    (a file written before it existed) has no CPU-clock lists, not empty ones."""
+    wall_only = ProcessSamples((2.0, 2.5), (1.0, 1.1), (1.2, 1.3))
+    both = ProcessSamples((2.0,), (1.0,), (1.2,), (1.9,), (0.9,), (1.1,))
+    record = record_of("mobilenetv3_small", [wall_only, both], params=7, macs=99)
+    assert record.to_dict() == {
+        "name": "mobilenetv3_small", "input": [3, 64, 64], "params": 7, "macs": 99,
+        "processes": [{"ms": [2.0, 2.5], "calibration_before_ms": [1.0, 1.1], "calibration_after_ms": [1.2, 1.3]},
+                      {"ms": [2.0], "calibration_before_ms": [1.0], "calibration_after_ms": [1.2], "cpu_ms": [1.9],
+                       "calibration_before_cpu_ms": [0.9], "calibration_after_cpu_ms": [1.1]}]}
+    assert list(record.to_dict()) == ["name", "input", "params", "macs", "processes"]
+
 def _good(tmp_path) -> dict:
     return make_baseline([record_of("mobilenetv3_small", procs(3.0, 2))]).to_dict()
 

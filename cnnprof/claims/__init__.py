@@ -48,6 +48,16 @@ from pathlib import Path
 from cnnprof.errors import CnnprofError, UsageError
 from cnnprof.rows import Row
 
+from cnnprof.claims.common import on_device, one_run
+# re-exported: how a timing was read, where a claim comes from
+from cnnprof.claims.names import CUDA_CLOCK as CUDA_CLOCK
+from cnnprof.claims.names import PAPER_PREFIX as PAPER_PREFIX
+from cnnprof.claims.names import RELEASED_PREFIX as RELEASED_PREFIX
+from cnnprof.claims.names import SEED_PREFIX as SEED_PREFIX
+from cnnprof.claims.names import SOURCE_PREFIXES as SOURCE_PREFIXES
+from cnnprof.claims.names import THREAD_CLOCK as THREAD_CLOCK
+from cnnprof.claims.names import WALL_CLOCK as WALL_CLOCK
+
 # re-exported: the family modules write their claims with these
 from cnnprof.claims.tolerance import ABOVE as ABOVE
 from cnnprof.claims.tolerance import BELOW as BELOW
@@ -79,15 +89,7 @@ BUSY_MARGIN = 1.25
 # widened by this factor on each side, so that one run holding and another deviating would need
 # their intervals 10% apart (the factor squared); a quiet run's is judged as measured.
 THREAD_BUSY_MARGIN = 1.05
-# How a timing was read (``Measurement.clock``): the calling thread's CPU clock, the wall clock, or
-# CUDA events (a GPU's own clock)
-THREAD_CLOCK, WALL_CLOCK, CUDA_CLOCK = "thread CPU", "wall", "CUDA events"
 RAW_CI = "raw 95% CI"
-
-SEED_PREFIX = "seed §"
-PAPER_PREFIX = "paper: "
-RELEASED_PREFIX = "released: "
-SOURCE_PREFIXES = (SEED_PREFIX, PAPER_PREFIX, RELEASED_PREFIX)
 RESULT_FIELDS = [
     "id", "family", "source", "statement", "expected", "measured", "tolerance", "verdict", "detail",
     "unit", "formula", "seconds", "quote", "ci_low", "ci_high", "judged", "busy", "device", "paper_device",
@@ -406,7 +408,6 @@ def run_claims(
     torch thread. ``on_count(n)``: ``n`` claims are done (before each claim, and at the end)."""
     import gc
 
-    from cnnprof.claims.common import on_device, one_run
     from cnnprof.timing import torch_threads
 
     if any(c.measure is not None for c in claims):

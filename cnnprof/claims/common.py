@@ -17,8 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cnnprof.claims import PAPER_PREFIX, RELEASED_PREFIX, SEED_PREFIX
-from cnnprof.claims import THREAD_CLOCK as THREAD_CLOCK_NAME
+from cnnprof.claims.names import CUDA_CLOCK, PAPER_PREFIX, RELEASED_PREFIX, SEED_PREFIX, THREAD_CLOCK, WALL_CLOCK
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -116,7 +115,7 @@ def device_text(*, threads: int = 1, clock: str = "wall", device: str | None = N
     ``clock`` "cpu" (or ``claims.THREAD_CLOCK``) ', thread CPU clock' after the threads."""
     device = device or timing_device()
     if device == "cpu":
-        clock_text = ", thread CPU clock" if clock in ("cpu", THREAD_CLOCK_NAME) else ""
+        clock_text = ", thread CPU clock" if clock in ("cpu", THREAD_CLOCK) else ""
         return f"cpu ({cpu_name()}, {threads} thread{'s' if threads != 1 else ''}{clock_text})"
     from cnnprof.timing.environment import gpu_name
 
@@ -277,8 +276,6 @@ class ClockedRunner:
     def __init__(self, runner) -> None:
         import torch
 
-        from cnnprof.claims import CUDA_CLOCK, THREAD_CLOCK, WALL_CLOCK
-
         self.runner = runner
         kind = str(getattr(runner, "device", "cpu")).split(":", 1)[0]
         if kind == "cuda":
@@ -287,7 +284,7 @@ class ClockedRunner:
             self.clock = THREAD_CLOCK if kind == "cpu" and torch.get_num_threads() == 1 else WALL_CLOCK
 
     def step(self) -> float:
-        if self.clock != THREAD_CLOCK_NAME:
+        if self.clock != THREAD_CLOCK:
             return self.runner.step()
         start = time.thread_time_ns()
         self.runner.call()
@@ -299,8 +296,6 @@ class ClockedRunner:
 
 def clock_of(runners: Sequence[Any]) -> str:
     """The clock a set of runners' samples were read on (``WALL_CLOCK`` unless all agree)."""
-    from cnnprof.claims import WALL_CLOCK
-
     clocks = {getattr(r, "clock", WALL_CLOCK) for r in runners}
     return clocks.pop() if len(clocks) == 1 else WALL_CLOCK
 

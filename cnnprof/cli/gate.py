@@ -67,6 +67,20 @@ BudgetMinTimeOpt = Annotated[Optional[float], typer.Option(
     "--min-time", min=0.0, rich_help_panel=EXPERT,
     help="Seconds of timed rounds per process, and at least 12 rounds [default: the budget's: 3.0].")]
 
+FactorOpt = Annotated[float, typer.Option("--factor", "--fail", help="Fail (exit 1) only if slower by more than "
+                                         "this ratio (and significantly so).")]
+WarnOpt = Annotated[Optional[float], typer.Option("--warn", help="Warn (exit 0, verdict `warning` in the table) "
+                                                  "when slower by more than this ratio, significantly, but not "
+                                                  "by more than --fail; between 1.0 and --fail [default: no "
+                                                  "warning level].", show_default=False)]
+AlphaOpt = Annotated[float, typer.Option("--alpha", help="Significance level of the test (and 1 - the "
+                                         "interval's confidence).")]
+StrictEnvOpt = Annotated[bool, typer.Option("--strict-env", help="Make a different environment (torch, CPU, "
+                                            "threads, ...) an error (exit 2) instead of a warning.")]
+ExtraProcessesOpt = Annotated[Optional[int], typer.Option(
+    "--extra-processes", min=0, rich_help_panel=EXPERT,
+    help="At most this many more processes for ambiguous models [default: the budget's: 2; thorough 4].")]
+
 RECORD_COLUMNS = [
     Column("model", "model"),
     Column("input", "input"),
@@ -191,21 +205,13 @@ def _recorded_row(m, settings) -> dict:
 @command
 def check_command(
     baseline: BaselineOpt = DEFAULT_BASELINE,
-    factor: Annotated[float, typer.Option("--factor", "--fail", help="Fail (exit 1) only if slower by more than "
-                                          "this ratio (and significantly so).")] = 1.10,
-    warn: Annotated[Optional[float], typer.Option("--warn", help="Warn (exit 0, verdict `warning` in the table) "
-                                                  "when slower by more than this ratio, significantly, but not "
-                                                  "by more than --fail; between 1.0 and --fail [default: no "
-                                                  "warning level].", show_default=False)] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test (and 1 - the "
-                                         "interval's confidence).")] = 0.01,
-    strict_env: Annotated[bool, typer.Option("--strict-env", help="Make a different environment (torch, CPU, "
-                                             "threads, ...) an error (exit 2) instead of a warning.")] = False,
+    factor: FactorOpt = 1.10,
+    warn: WarnOpt = None,
+    alpha: AlphaOpt = 0.01,
+    strict_env: StrictEnvOpt = False,
     budget: BudgetOpt = "default",
     processes: BudgetProcessesOpt = None,
-    extra_processes: Annotated[Optional[int], typer.Option(
-        "--extra-processes", min=0, rich_help_panel=EXPERT,
-        help="At most this many more processes for ambiguous models [default: the budget's: 2; thorough 4].")] = None,
+    extra_processes: ExtraProcessesOpt = None,
     min_time: BudgetMinTimeOpt = None,
     trust: TrustOpt = None,
     fmt: FormatOpt = Format.table,
@@ -238,7 +244,6 @@ def check_command(
       cnnprof gate check --baseline ci/baseline.json --trust mypkg.nets     # the baseline names mypkg.nets:build
     """
     from cnnprof.cli import options, stored
-    from cnnprof.errors import CheckFailed
     from cnnprof.files import check_distinct, check_writable
     from cnnprof.gate import core
     from cnnprof.gate.baseline import load_baseline
@@ -269,6 +274,14 @@ def check_command(
                   context={"baseline": str(baseline), "factor": factor, "alpha": alpha, "warn": warn},
                   extra={"backend": base.backend, "precision": base.precision, "threads": base.threads,
                          "batch": 1, "device": "cpu"})
+    _say_outcome(result, warn, started)
+
+
+def _say_outcome(result, warn: float | None, started: float) -> None:
+    """On stderr: the calibration, any environment difference, what was checked and any warning;
+    a failed model raises ``CheckFailed`` (exit 1) naming each."""
+    from cnnprof.errors import CheckFailed
+
     _say_calibration(result.rows)
     if result.environment_differences:
         say("environment differs from the baseline (--strict-env makes this an error): "

@@ -124,7 +124,6 @@ def history_command(
     from cnnprof.cli.db import parse_filters
     from cnnprof.files import check_distinct, check_writable
     from cnnprof.plots import check_plot_path
-    from cnnprof.report import emit
     from cnnprof.store import Store, query
 
     check_writable(output)
@@ -146,7 +145,15 @@ def history_command(
     lines, order = order_lines(lines, repository(model, repo))
     if changes:
         report_changes(model, lines, order, min_size=min_size, fmt=fmt, output=output, plot=plot)
-        return
+    else:
+        report_lines(model, lines, fmt=fmt, output=output, plot=plot)
+
+
+def report_lines(model: str, lines: list[dict], *, fmt, output, plot) -> None:
+    """``history``: one row per line, with its change over the revision before; the revisions the
+    gate flagged on stderr; the picture with ``--plot``."""
+    from cnnprof.report import emit
+
     lines = with_changes(lines)
     revisions = list(dict.fromkeys(ln["revision"] for ln in lines))
     flagged = [ln for ln in lines if ln.get("gate") not in (None, "pass")]

@@ -61,15 +61,17 @@ OP_COLUMNS = [
     Column("calls", "calls (uncounted ops)", "int"),
 ]
 
+DepthOpt = Annotated[Optional[int], typer.Option(
+    "--depth", "-d", min=0, show_default=False,
+    help="Depth of the per-module table (one model, table format; default 2). With --timing: time the "
+         "modules at this depth instead of the leaf layers.")]
+
 
 def profile_command(
     models: ModelsArg,
     resolution: ResolutionOpt = None,
     batch: BatchOpt = 1,
-    depth: Annotated[Optional[int], typer.Option(
-        "--depth", "-d", min=0, show_default=False,
-        help="Depth of the per-module table (one model, table format; default 2). With --timing: time the "
-             "modules at this depth instead of the leaf layers.")] = None,
+    depth: DepthOpt = None,
     input_shape: InputOpt = None,
     model_arg: ModelArgOpt = None,
     weights: WeightsOpt = "random",
@@ -139,8 +141,7 @@ def profile_command(
     if timing:  # per-layer latency
         return _run_timing(models, resolution=resolution, batch=batch, depth=depth, input_shape=input_shape,
                            model_arg=model_arg, weights=weights, fmt=fmt, output=output, backend=backend, top=top,
-                           plot=plot,
-                           threads=threads, min_time=min_time, min_runs=min_runs, db=None if no_db else db)
+                           plot=plot, threads=threads, min_time=min_time, min_runs=min_runs, db=None if no_db else db)
     _without_timing(backend=backend, top=top, plot=plot, threads=threads, min_time=min_time, min_runs=min_runs)
     _count(models, resolution=resolution, batch=batch, depth=DEPTH_DEFAULT if depth is None else depth,
            input_shape=input_shape, model_arg=model_arg, weights=weights, fmt=fmt, output=output, db=db, no_db=no_db)

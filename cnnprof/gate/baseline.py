@@ -38,8 +38,12 @@ from typing import Any, Sequence
 
 from cnnprof.errors import UsageError, shorten
 from cnnprof.files import read_json
+from cnnprof.rows import plain
 
 SCHEMA = "cnnprof.gate.baseline/1"
+# Copies of every network per process (``gate record --instances``; a baseline's protocol is held
+# to it too): each copy is the network's weights and buffers again, in one process.
+MAX_INSTANCES = 16
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class ProcessSamples:
         return bool(self.cpu_ms)
 
     def to_dict(self) -> dict[str, Any]:
+        """As the baseline file holds it: the CPU-clock lists only where recorded (files written
+        before that clock existed have none, and read and write alike)."""
         out = {"ms": list(self.ms), "calibration_before_ms": list(self.calibration_before_ms),
                "calibration_after_ms": list(self.calibration_after_ms)}
         if self.has_cpu:
@@ -88,8 +94,8 @@ class ModelRecord:
     processes: tuple[ProcessSamples, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "input": list(self.input), "params": self.params, "macs": self.macs,
-                "processes": [p.to_dict() for p in self.processes]}
+        """Its fields (``rows.plain``), each process as ``ProcessSamples.to_dict`` writes it."""
+        return {**plain(self), "processes": [p.to_dict() for p in self.processes]}
 
 
 @dataclass(frozen=True)
@@ -197,8 +203,6 @@ def _threads(doc: dict, threads: int, environment: dict) -> str:
 
 def _protocol(protocol: dict) -> dict:
     """The protocol, its ``instances`` within the bounds of ``gate record --instances``."""
-    from cnnprof.gate.measure import MAX_INSTANCES
-
     if "instances" in protocol:
         n = protocol["instances"]
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_INSTANCES:

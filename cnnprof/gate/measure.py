@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 from cnnprof.errors import CnnprofError
 from cnnprof.files import MODELS_DIR
+from cnnprof.gate.baseline import MAX_INSTANCES as MAX_INSTANCES  # re-exported
 from cnnprof.gate.baseline import ProcessSamples
 from cnnprof.rows import Row
 from cnnprof.timing.protocol import GATE
@@ -22,9 +23,6 @@ from cnnprof.workers import WorkerFailed, spawn
 
 Progress = Callable[[str], None]
 PROTOCOL_VERSION = 1
-# Copies of every network per process (``--instances``; a baseline's protocol is held to it too):
-# each copy is the network's weights and buffers again, in one process.
-MAX_INSTANCES = 16
 # glibc's malloc serves large blocks with fresh mmap()ed pages (page faults, zeroing) until a free
 # raises its mmap threshold, which then depends on every allocation the process made before. The
 # result is a per-process, per-history speed "state": measured here, the calibration network ran

@@ -9,18 +9,21 @@ runner. Code asks the record (``record(backend)``, or ``Backend.torch.record``) 
 comparing backend names: adding a backend is adding a record.
 
 Precision rules that hold for every backend (fp16 needs CUDA; bf16 needs native instructions)
-live in ``precision.refusal``, which consults these records first.
+live in ``precision.refusal``, which consults these records first. ``Precision``, ``Runtime`` and
+the device names live below this registry (``names.py``, re-exported here), so that the runner
+modules the factories import need not import the registry back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import Callable, Mapping, Protocol
 
 from cnnprof.rows import Choice
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cnnprof.timing import TimingOptions
+from cnnprof.timing.names import CPU as CPU
+from cnnprof.timing.names import CUDA as CUDA
+from cnnprof.timing.names import Precision as Precision
+from cnnprof.timing.names import Runtime as Runtime
 
 
 class Backend(Choice):
@@ -55,28 +58,17 @@ class Backend(Choice):
             return None
 
 
-class Precision(Choice):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-    int8 = "int8"
+class RunnerOptions(Protocol):
+    """What a runner factory reads of a configuration (``cnnprof.timing.TimingOptions`` has it)."""
 
-    @classmethod
-    def parse(cls, value) -> "Precision | None":
-        try:
-            return cls(str(value))
-        except ValueError:
-            return None
+    device: str
+    threads: int
+    channels_last: bool
+    train: bool
+    precision: Precision
+    cuda_graphs: bool
 
 
-class Runtime(Choice):
-    """What a backend runs: the PyTorch module, or an ONNX file."""
-
-    TORCH = "torch"
-    ONNX = "onnx"
-
-
-CPU, CUDA = "cpu", "cuda"
 REFERENCE = (Backend.torch, Precision.fp32)  # the parity reference, and the speed-ups' baseline (on the CPU)
 
 
@@ -88,7 +80,7 @@ class BackendRecord:
     runtime: Runtime
     devices: tuple[str, ...]
     wrong_device: str  # the one line for a device not in ``devices``
-    runner: Callable  # (model or ONNX path, example input, TimingOptions, export seconds) -> runner
+    runner: Callable  # (model or ONNX path, example input, RunnerOptions, export seconds) -> runner
     imports: tuple[str, ...]  # imported by a fresh worker before its idle resident set is read
     env_keys: tuple[str, ...] = ()  # environment entries (runtime versions) its timings depend on
     refused: Mapping[Precision, str] = field(default_factory=dict)  # on any device ({backend} filled in)
@@ -109,33 +101,33 @@ class BackendRecord:
 
 
 # -- runner factories (lazy: a backend's runtime is imported only when it runs) -------------------------
-def _eager(model, example, opts: "TimingOptions", export_s=None):
+def _eager(model, example, opts: RunnerOptions, export_s=None):
     from cnnprof.timing.eager import EagerRunner
 
     return EagerRunner(model, example, device=opts.device, channels_last=opts.channels_last, train=opts.train,
                        precision=opts.precision, cuda_graphs=opts.cuda_graphs)
 
 
-def _compiled(model, example, opts: "TimingOptions", export_s=None):
+def _compiled(model, example, opts: RunnerOptions, export_s=None):
     from cnnprof.timing.compiled import CompiledRunner
 
     return CompiledRunner(model, example, device=opts.device, channels_last=opts.channels_last, train=opts.train,
                           precision=opts.precision)
 
 
-def _ort(path, x, opts: "TimingOptions", export_s=None):
+def _ort(path, x, opts: RunnerOptions, export_s=None):
     from cnnprof.timing.ort import OrtRunner
 
     return OrtRunner(path, x, device=opts.device, threads=opts.threads, precision=opts.precision, export_s=export_s)
 
 
-def _openvino(path, x, opts: "TimingOptions", export_s=None):
+def _openvino(path, x, opts: RunnerOptions, export_s=None):
     from cnnprof.timing.openvino import OpenVinoRunner
 
     return OpenVinoRunner(path, x, threads=opts.threads, precision=opts.precision, export_s=export_s)
 
 
-def _tensorrt(path, x, opts: "TimingOptions", export_s=None):
+def _tensorrt(path, x, opts: RunnerOptions, export_s=None):
     from cnnprof.timing.ort import TensorrtRunner
 
     return TensorrtRunner(path, x, threads=opts.threads, precision=opts.precision, export_s=export_s)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnprof.timing.backends import Precision
+from cnnprof.timing.names import Precision
 
 AUTOCAST_DTYPES = {Precision.fp16: torch.float16, Precision.bf16: torch.bfloat16}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnprof.errors import UsageError
-from cnnprof.timing.backends import Precision
+from cnnprof.timing.names import Precision
 
 INSTALL = "pip install openvino"
 

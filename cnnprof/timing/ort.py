@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnprof.errors import UsageError
-from cnnprof.timing.backends import Precision
+from cnnprof.timing.names import Precision
 
 ONNXRUNTIME_GPU = ("pip uninstall -y onnxruntime && pip install onnxruntime-gpu "
                    "(a build matching this machine's CUDA; see the README)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnprof.rows import Note
-from cnnprof.timing.backends import Precision
+from cnnprof.timing.names import Precision
 
 PARITY_INPUTS = 16
 PARITY_SEED = 1
