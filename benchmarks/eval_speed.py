@@ -17,6 +17,8 @@ Measured, not asserted: the machine is shared, so the figures move from run to r
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/eval_speed.py --images 300 --model efficientnet_b0
 
+``--weights`` builds the model with trained weights (as ``eval --weights`` does; default random).
+
 ``--docs PAGE`` also writes the report into PAGE's ``eval-speed`` block (docs/accuracy.md).
 """
 
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="efficientnet_b0")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--calibration", type=int, default=32)
+    parser.add_argument("--weights", default="random", help="random (default), a state dict file or 'package'")
     add_option(parser, DOCS_PAGE, DOCS_BLOCKS)
     args = parser.parse_args(argv)
     with captured(args.docs, "eval-speed"):
@@ -72,7 +75,7 @@ def run(args) -> int:
     from cnnprof.targets import resolve_targets
 
     torch.set_num_threads(1)
-    target = resolve_targets([args.model])[0]
+    target = resolve_targets([args.model], weights=args.weights)[0]
     shape = tuple(target.input)
     pre = default_preprocess(target, shape)
     with tempfile.TemporaryDirectory(prefix="cnnprof-eval-speed-") as tmp:
@@ -97,7 +100,8 @@ def run(args) -> int:
         median_ms = (before[0] + after[0]) / 2
         serial = median_ms / 1e3 * args.images
         print(f"{args.model}, {args.images} JPEG images of 500x375 -> {'x'.join(map(str, shape))} "
-              f"(crop {pre.crop_pct}, {pre.interpolation}); torch fp32, 1 thread, batch 1; load average "
+              f"(crop {pre.crop_pct}, {pre.interpolation}); weights {target.weights_label}; torch fp32, 1 thread, "
+              f"batch 1; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end\n")
         print("| figure | value |\n|---|---|")
         print(f"| batch-1 latency, median of {before[1]} calls before and {after[1]} after the passes | "

@@ -109,20 +109,15 @@ def default_preprocess(target: Target, shape: Sequence[int]) -> Preprocess:
                       "resize 256 / crop 224 (0.875), bilinear, ImageNet mean/std (timm's and torchvision's default)")
 
 
-def _load(target: Target, weights: str | None, shape: Sequence[int]):
-    """The model to evaluate and where its weights come from: a registered model's random weights
-    (batch norms calibrated at ``shape``, as every command builds it), a user's model as its
-    factory returns it, else ``cnnprof.models.weights`` loads them."""
-    if weights in (None, "", "random"):
-        return target.build(shape=shape), ("random" if target.spec is not None else "factory")
-    try:
-        from cnnprof.models import weights as loader
-    except ImportError:
-        raise UsageError(f"--weights {weights}: this cnnprof loads no trained weights (only random)") from None
-    model = target.build(calibrate=False)
-    with running(target.name):
-        info = loader.load_weights(model, target.name, weights)
-    return model.eval(), info.label
+def _load(target: Target, shape: Sequence[int]):
+    """The model to evaluate and where its weights come from, built as every command builds it
+    (``Target.build``): the target's weights (``with_weights``: a file or a package) loaded with
+    nothing calibrated, else a registered model's random weights with its batch norms calibrated
+    at ``shape``, or a user's model as its factory returns it."""
+    model = target.build(shape=shape)
+    if target.weights != "random":
+        return model, target.weights_label
+    return model, ("random" if target.spec is not None else "factory")
 
 
 class Decoded:
@@ -256,10 +251,11 @@ def calibration_split(samples: list[Sample], calibration: int, needed: bool) -> 
 def evaluate(target: Target, images: str | Path, *, labels: str | Path | None = None,
              backends: Sequence[str] = ("torch",), precisions: Sequence[str] = ("fp32",), device: str = "cpu",
              threads: int = 1, batch: int = 1, calibration: int = CALIBRATION_IMAGES, method: str = "minmax",
-             weights: str | None = None, preprocess: Preprocess | None = None, skip_bad: bool = False,
+             preprocess: Preprocess | None = None, skip_bad: bool = False,
              workers: int = 4, force: bool = False, only_runnable: bool = False,
              onnx_dir: str | None = None, on_progress: Progress | None = None) -> Iterator[EvalRow]:
-    """Evaluate ``target`` on the labelled images of ``images`` for every backend x precision."""
+    """Evaluate ``target`` on the labelled images of ``images`` for every backend x precision, with
+    the target's weights (``targets.resolve_targets(..., weights=...)`` or ``Target.with_weights``)."""
     import numpy as np
 
     from cnnprof import timing
@@ -278,7 +274,7 @@ def evaluate(target: Target, images: str | Path, *, labels: str | Path | None = 
     reference = dataclasses.replace(base, backend="torch", precision="fp32", device="cpu")
     configs = sorted(configs, key=lambda c: not dataclasses.replace(base, backend=c[0], precision=c[1]).is_reference)
     say(f"{target.name}: building")
-    model, weights_label = _load(target, weights, shape)
+    model, weights_label = _load(target, shape)
     example = timing.example_input(batch, shape)
     with timing.torch_threads(threads):
         ref_runner = timing.make_runner(model, example, reference, target.name)

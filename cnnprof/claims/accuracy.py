@@ -88,5 +88,5 @@ def evaluate_for_claims(model: str | None, weights: str | None, images, labels=N
     from cnnprof.eval import evaluate
     from cnnprof.targets import resolve_targets
 
-    (row,) = evaluate(resolve_targets([model])[0], images, labels=labels, weights=weights, on_progress=on_progress)
+    (row,) = evaluate(resolve_targets([model], weights=weights)[0], images, labels=labels, on_progress=on_progress)
     return row

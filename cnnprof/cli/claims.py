@@ -92,31 +92,38 @@ def progress_bar(selected: list):
         line=lambda done, elapsed: f"claim {min(done + 1, total)}/{total}: {label(done)}",
         eta=lambda done: eta(done, total),
     )
+FamilyOpt = Annotated[str | None, typer.Option(
+    "--family", help="Only these families (comma-separated): espnet, espnetv2, fbnet, fbnetv2, fbnetv3, "
+                     "efficientnet, efficientnetv2, ghostnet, ghostnetv2, mobilenetv3.")]
+PlotOpt = Annotated[Path | None, typer.Option(
+    "--plot", help="Folder for the pictures (created if needed): esp-hff-gridding.png, "
+                   "fbnetv2-masking-cost.png, efficientnet-compound-scaling.png, "
+                   "ghostnetv2-dfc-vs-fc.png.")]
+ImagesOpt = Annotated[Path | None, typer.Option(
+    "--images", file_okay=False, rich_help_panel="Accuracy", help="Labelled images (as `cnnprof eval` reads "
+    "them): the accuracy claims about --model become measurements on them.")]
+LabelsOpt = Annotated[Path | None, typer.Option("--labels", dir_okay=False, rich_help_panel="Accuracy",
+                                                help="CSV of path,label for --images.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", rich_help_panel="Accuracy",
+                                              help="The model --weights are for (e.g. efficientnet_b0).")]
+WeightsOpt = Annotated[str | None, option("weights", rich_help_panel="Accuracy",
+                                          help="Its trained weights (a state dict file, or 'package').")]
+
 
 def claims_command(
-    family: Annotated[str | None, typer.Option(
-        "--family", help="Only these families (comma-separated): espnet, espnetv2, fbnet, fbnetv2, fbnetv3, "
-                         "efficientnet, efficientnetv2, ghostnet, ghostnetv2, mobilenetv3.")] = None,
+    family: FamilyOpt = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 if any measured claim deviates (after printing the report).")] = False,
-    plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Folder for the pictures (created if needed): esp-hff-gridding.png, "
-                       "fbnetv2-masking-cost.png, efficientnet-compound-scaling.png, "
-                       "ghostnetv2-dfc-vs-fc.png.")] = None,
+    plot: PlotOpt = None,
     device: DeviceOpt = "cpu",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
-    images: Annotated[Path | None, typer.Option(
-        "--images", file_okay=False, rich_help_panel="Accuracy", help="Labelled images (as `cnnprof eval` reads "
-        "them): the accuracy claims about --model become measurements on them.")] = None,
-    labels: Annotated[Path | None, typer.Option("--labels", dir_okay=False, rich_help_panel="Accuracy",
-                                                help="CSV of path,label for --images.")] = None,
-    model: Annotated[str | None, typer.Option("--model", rich_help_panel="Accuracy",
-                                              help="The model --weights are for (e.g. efficientnet_b0).")] = None,
-    weights: Annotated[str | None, option("weights", rich_help_panel="Accuracy",
-                                                help="Its trained weights (a state dict file, or 'package').")] = None,
+    images: ImagesOpt = None,
+    labels: LabelsOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
 ) -> None:
     """Check the checkable claims of the seed chapter by measuring cnnprof's own modules.
 
@@ -155,16 +162,10 @@ def claims_command(
     from cnnprof import claims as registry
     from cnnprof.claims.errata import errata
     from cnnprof.cli import stored
-    from cnnprof.errors import CheckFailed, UsageError
+    from cnnprof.errors import CheckFailed
     from cnnprof.rows import RowKind
 
-    if device not in ("cpu", "cuda"):
-        raise UsageError(f"unknown device {device!r}; choose cpu or cuda")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available on this machine")
+    _check_device(device)
     families = registry.parse_families(family)
     check_writable(output)
     _check_plot_dir(plot)
@@ -181,16 +182,34 @@ def claims_command(
     fixes = [e for e in errata() if families is None or e.family in families]
     _report(run, fixes, fmt=fmt, output=output, device=device)
     recorder.save(run.results, kind=RowKind.CLAIM, extra={"device": device})
-    if plot is not None and run.plots:
-        plot.mkdir(exist_ok=True)
-        for p in run.plots:
-            p.draw(plot / p.filename)
-            say(f"wrote {plot / p.filename}")
+    _draw(run.plots, plot)
     say(f"{run.coverage()}; {run.summary()}")
     _say_widened(run.results)
     if strict and run.deviating:
         ids = ", ".join(r.id for r in run.deviating)
         raise CheckFailed(f"--strict: {len(run.deviating)} measured claim(s) deviate: {ids}")
+
+
+def _check_device(device: str) -> None:
+    from cnnprof.errors import UsageError
+
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {device!r}; choose cpu or cuda")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available on this machine")
+
+
+def _draw(plots, folder: Path | None) -> None:
+    """The run's pictures into ``folder`` (created), each named on stderr."""
+    if folder is None or not plots:
+        return
+    folder.mkdir(exist_ok=True)
+    for p in plots:
+        p.draw(folder / p.filename)
+        say(f"wrote {folder / p.filename}")
 
 
 def _report(run, fixes, *, fmt: Format, output: Path | None, device: str) -> None:

@@ -50,6 +50,34 @@ WeightsOpt = Annotated[
 ]
 
 
+ImagesOpt = Annotated[Path, typer.Option(
+    "--images", help="Folder of labelled images: class sub-folders named by WordNet id (n02123045) or class index "
+    "(281), or any layout with --labels.", file_okay=False, rich_help_panel=PANEL)]
+LabelsOpt = Annotated[Optional[Path], typer.Option(
+    "--labels", help="CSV of path,label (path relative to --images; label a class index or WordNet id).",
+    dir_okay=False, rich_help_panel=PANEL)]
+CalibrationOpt = Annotated[int, typer.Option(
+    "--calibration", "--calibration-samples", min=1,
+    help="int8: images of the folder set apart (never evaluated) to calibrate activation ranges on.")]
+CropPctOpt = Annotated[Optional[float], typer.Option(
+    "--crop-pct", rich_help_panel=PANEL, help="Center crop as a share of the resized shorter side (timm's "
+    "crop_pct); default: the model's published value (0.875 for most; EfficientNet: size/(size+32)).")]
+InterpolationOpt = Annotated[Optional[str], typer.Option(
+    "--interpolation", rich_help_panel=PANEL, help="bilinear, bicubic or nearest; default: the model's "
+    "published one.")]
+MeanOpt = Annotated[Optional[str], typer.Option(
+    "--mean", rich_help_panel=PANEL,
+    help="R,G,B on the 0..1 scale; default: the model's (ImageNet's 0.485,0.456,0.406 for most).")]
+StdOpt = Annotated[Optional[str], typer.Option(
+    "--std", rich_help_panel=PANEL, help="R,G,B; default: the model's (ImageNet's 0.229,0.224,0.225 for most).")]
+SkipBadOpt = Annotated[bool, typer.Option(
+    "--skip-bad", rich_help_panel=PANEL, help="Evaluate the readable images and name the unreadable ones "
+    "(default: one unreadable image stops the run).")]
+WorkersOpt = Annotated[int, typer.Option(
+    "--workers", min=0, max=64, rich_help_panel=PANEL,
+    help="Processes decoding images while the model runs (0: decode in this process, one image after another).")]
+
+
 def _floats(text: Optional[str], what: str) -> Optional[tuple[float, ...]]:
     from cnnprof.errors import UsageError
 
@@ -63,41 +91,23 @@ def _floats(text: Optional[str], what: str) -> Optional[tuple[float, ...]]:
 
 def eval_command(
     model: Annotated[str, typer.Argument(help="A classifier: a registered name (see `cnnprof list`) or a user model.")],
-    images: Annotated[Path, typer.Option("--images", help="Folder of labelled images: class sub-folders named by "
-                                         "WordNet id (n02123045) or class index (281), or any layout with --labels.",
-                                         file_okay=False, rich_help_panel=PANEL)],
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of path,label (path relative to --images; "
-                                                   "label a class index or WordNet id).", dir_okay=False,
-                                                   rich_help_panel=PANEL)] = None,
+    images: ImagesOpt,
+    labels: LabelsOpt = None,
     weights: WeightsOpt = None,
     backend: BackendOpt = "torch",
     precision: PrecisionOpt = "fp32",
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = "1",
     batch: Annotated[int, typer.Option("--batch", "-b", min=1, max=1024, help="Images per call.")] = 1,
-    calibration: Annotated[int, typer.Option("--calibration", "--calibration-samples", min=1,
-                                             help="int8: images of the folder set apart (never evaluated) to "
-                                             "calibrate activation ranges on.")] = 32,
+    calibration: CalibrationOpt = 32,
     calibration_method: Annotated[str, typer.Option(
         "--calibration-method", help="int8 calibration: minmax, entropy or percentile.")] = "minmax",
-    crop_pct: Annotated[Optional[float], typer.Option(
-        "--crop-pct", rich_help_panel=PANEL, help="Center crop as a share of the resized shorter side (timm's "
-        "crop_pct); default: the model's published value (0.875 for most; EfficientNet: size/(size+32)).")] = None,
-    interpolation: Annotated[Optional[str], typer.Option(
-        "--interpolation", rich_help_panel=PANEL, help="bilinear, bicubic or nearest; default: the model's "
-        "published one.")] = None,
-    mean: Annotated[Optional[str], typer.Option(
-        "--mean", rich_help_panel=PANEL,
-        help="R,G,B on the 0..1 scale; default: the model's (ImageNet's 0.485,0.456,0.406 for most).")] = None,
-    std: Annotated[Optional[str], typer.Option("--std", rich_help_panel=PANEL, help="R,G,B; default: the model's "
-                                               "(ImageNet's 0.229,0.224,0.225 for most).")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", rich_help_panel=PANEL, help="Evaluate the readable images "
-                                           "and name the unreadable ones (default: one unreadable image stops the "
-                                           "run).")] = False,
-    workers: Annotated[int, typer.Option(
-        "--workers", min=0, max=64, rich_help_panel=PANEL,
-        help="Processes decoding images while the model runs (0: decode in this process, one image after "
-        "another).")] = 2,
+    crop_pct: CropPctOpt = None,
+    interpolation: InterpolationOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    skip_bad: SkipBadOpt = False,
+    workers: WorkersOpt = 2,
     force: ForceOpt = False,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDbOpt = False,
@@ -126,13 +136,11 @@ def eval_command(
     from cnnprof import eval as evaluation
     from cnnprof.bench import configurations
     from cnnprof.cli import options, stored
-    from cnnprof.cli.common import say_warnings
     from cnnprof.cli.timed import collect, fail_on_error_rows, say_precision_context
     from cnnprof.files import check_writable
-    from cnnprof.imagefolder import Preprocess
-    from cnnprof.timing.quantize import QuantOptions
     from cnnprof.store.columns import Kind
     from cnnprof.targets import resolve_targets
+    from cnnprof.timing.quantize import QuantOptions
 
     check_writable(output)
     backends, all_backends = options.parse_backends(backend)
@@ -142,7 +150,28 @@ def eval_command(
     only_runnable = all_backends or all_precisions or len(backends) * len(precisions) > 1
     _, skipped = configurations(backends, precisions, device=device, force=force, only_runnable=only_runnable)
     n_threads = options.parse_threads(threads)
-    target = resolve_targets([model])[0]
+    target = resolve_targets([model], weights=weights)[0]
+    pre = _preprocess(target, crop_pct, interpolation, mean, std)
+    recorder = stored.recorder("eval", db, no_db, outputs=[output])
+    say_precision_context(precisions, skipped, device)
+    rows, interrupted = collect(lambda update: evaluation.evaluate(
+        target, images, labels=labels, backends=backends, precisions=precisions, device=device, threads=n_threads,
+        batch=batch, calibration=calibration, method=method, preprocess=pre, skip_bad=skip_bad,
+        workers=workers, force=force, only_runnable=only_runnable, on_progress=update))
+    if rows:
+        _report(rows, images, fmt, output, interrupted)
+        recorder.save(rows, kind=Kind.EVAL, partial=interrupted, threads=n_threads)
+    if interrupted:
+        raise SystemExit(130)
+    fail_on_error_rows(rows)
+
+
+def _preprocess(target, crop_pct: Optional[float], interpolation: Optional[str], mean: Optional[str],
+                std: Optional[str]):
+    """The model's published preprocessing with what the command line changed (checked)."""
+    from cnnprof import eval as evaluation
+    from cnnprof.imagefolder import Preprocess
+
     base = evaluation.default_preprocess(target, target.input)
     given = any(v is not None for v in (crop_pct, interpolation, mean, std))
     pre = Preprocess(base.size, base.crop_pct if crop_pct is None else crop_pct,
@@ -150,19 +179,16 @@ def eval_command(
                      _floats(mean, "--mean") or base.mean, _floats(std, "--std") or base.std,
                      f"{base.source}; changed on the command line" if given else base.source)
     pre.check()
-    recorder = stored.recorder("eval", db, no_db, outputs=[output])
-    say_precision_context(precisions, skipped, device)
-    rows, interrupted = collect(lambda update: evaluation.evaluate(
-        target, images, labels=labels, backends=backends, precisions=precisions, device=device, threads=n_threads,
-        batch=batch, calibration=calibration, method=method, weights=weights, preprocess=pre, skip_bad=skip_bad,
-        workers=workers, force=force, only_runnable=only_runnable, on_progress=update))
-    if rows:
-        emit([r.to_dict() for r in rows], columns=COLUMNS, fmt=fmt, output=output,
-             fields=evaluation.EvalRow.field_names(), partial=interrupted,
-             title=f"accuracy on {rows[0].images or 0} image(s) of {images}")
-        for r in rows:
-            say_warnings(f"{r.model} ({r.backend} {r.precision})", r.warnings)
-        recorder.save(rows, kind=Kind.EVAL, partial=interrupted, threads=n_threads)
-    if interrupted:
-        raise SystemExit(130)
-    fail_on_error_rows(rows)
+    return pre
+
+
+def _report(rows, images: Path, fmt: Format, output: Optional[Path], interrupted: bool) -> None:
+    """The rows as a table (or ``--format``) and each row's warnings on stderr."""
+    from cnnprof import eval as evaluation
+    from cnnprof.cli.common import say_warnings
+
+    emit([r.to_dict() for r in rows], columns=COLUMNS, fmt=fmt, output=output,
+         fields=evaluation.EvalRow.field_names(), partial=interrupted,
+         title=f"accuracy on {rows[0].images or 0} image(s) of {images}")
+    for r in rows:
+        say_warnings(f"{r.model} ({r.backend} {r.precision})", r.warnings)
