@@ -75,7 +75,8 @@ def test_no_import_circle_among_the_lut_modules():
 def test_the_lut_layers_contract_is_kept():
     lint = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     if not Path(lint).exists():
-        pytest.skip("import-linter is not installed")
+        pytest.fail(f"lint-imports is not installed next to {sys.executable} (pip install import-linter: a dev "
+                    "dependency)")
     text = (ROOT / "pyproject.toml").read_text()
     assert 'id = "lut-layers"' in text and 'containers = ["cnnprof.lut"]' in text
     run = subprocess.run([lint, "--no-cache", "--contract", "lut-layers"], cwd=ROOT, capture_output=True, text=True,
