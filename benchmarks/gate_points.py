@@ -83,7 +83,7 @@ def plants(con: sqlite3.Connection) -> dict[str, dict[str, int]]:
 
 
 def trial(con: sqlite3.Connection, index: int, budget: Budget, factor: float, alpha: float,
-          planted: dict[str, dict[str, int]]) -> None:
+          planted: dict[str, dict[str, int]], labels: tuple[str, ...] = LABELS) -> None:
     import gate_plant
 
     os.environ.pop(gate_plant.ENV, None)
@@ -96,7 +96,7 @@ def trial(con: sqlite3.Connection, index: int, budget: Budget, factor: float, al
                                                 factor, alpha, record_s, os.cpu_count(), os.uname().nodename))
     trial_id = cur.lastrowid
     con.commit()
-    order = LABELS[index % len(LABELS):] + LABELS[:index % len(LABELS)]
+    order = labels[index % len(labels):] + labels[:index % len(labels)]
     for label in order:
         passes = planted.get(label, {})
         if passes:
@@ -208,7 +208,13 @@ def table(con: sqlite3.Connection, budget: str = "default", factor: float = 1.03
     return "\n".join(out) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
-def run(db: Path, trials: int, budget: Budget, factor: float, alpha: float = 0.01) -> None:
+def run(db: Path, trials: int, budget: Budget, factor: float, alpha: float = 0.01,
+        labels: tuple[str, ...] = LABELS) -> None:
+    """``trials`` trials into ``db``; each records a baseline and runs one check per entry of ``labels``
+    (repeats allowed: ``("A/A", "A/A", "A/A", "+5%")`` spends most of the time on false alarms)."""
+    unknown = sorted(set(labels) - set(LABELS))
+    if unknown:
+        raise SystemExit(f"unknown check label(s) {', '.join(unknown)}; choose from {', '.join(LABELS)}")
     con = connect(db)
     planted = plants(con)
     for label, passes in planted.items():
@@ -217,6 +223,6 @@ def run(db: Path, trials: int, budget: Budget, factor: float, alpha: float = 0.0
                        (budget.name, factor)).fetchone()[0]
     for i in range(trials):
         log(f"trial {done + i + 1} ({budget.name}, factor {factor:g}); load {os.getloadavg()[0]:.1f}")
-        trial(con, done + i, budget, factor, alpha, planted)
+        trial(con, done + i, budget, factor, alpha, planted, labels)
     con.close()
 

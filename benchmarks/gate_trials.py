@@ -242,6 +242,9 @@ def main() -> None:
                     "accumulate across runs and machines)")
     ap.add_argument("--budget", default="default", help="--points: the gate check budget (default %(default)s)")
     ap.add_argument("--factor", type=float, default=1.03, help="--points: the checks' factor (default %(default)s)")
+    ap.add_argument("--checks", default="A/A,+5%,+10%,+20%",
+                    help="--points: the checks of each trial, in order (rotated from trial to trial), repeats "
+                    "allowed, e.g. 'A/A,A/A,A/A,+5%%' to spend most of the time on false alarms (default %(default)s)")
     add_option(ap, DOCS_PAGE, DOCS_BLOCKS)
     args = ap.parse_args()
     if args.points:
@@ -288,7 +291,8 @@ def points(args) -> None:
 
     budget = parse_budget(args.budget)
     if not args.summarize:
-        gate_points.run(args.db, args.trials, budget, args.factor)
+        gate_points.run(args.db, args.trials, budget, args.factor,
+                        labels=tuple(c.strip() for c in args.checks.split(",") if c.strip()))
     con = gate_points.connect(args.db)
     text = gate_points.table(con, budget.name, args.factor)
     con.close()
