@@ -117,6 +117,11 @@ def test_commands_record_their_rows_and_no_db_records_nothing(cli, tmp_path, mon
     assert rows[1]["runs"] >= 3
     runs = json.loads(cli("db", "runs", "--db", str(db), "-f", "json").stdout)
     assert [r["command"] for r in runs] == ["bench", "profile"] and runs[0]["argv"].startswith("cnnprof bench")
+    # and the options each command was run with, as parsed
+    with sqlite3.connect(db) as con:
+        contexts = [json.loads(c) for (c,) in con.execute("SELECT context FROM runs ORDER BY id")]
+    assert [c.get("command", "").split()[-1:] for c in contexts] == [["profile"], ["bench"]]
+    assert contexts[1]["params"]["min_runs"] == 3 and contexts[1]["params"]["db"] == str(db)
 
 
 def test_the_default_database_is_reports_cnnprof_db(cli, tmp_path, monkeypatch):

@@ -24,14 +24,25 @@ def _argv() -> list[str]:
     return list(ARGV) or ["cnnprof", *sys.argv[1:]]
 
 
+def _current_context():
+    """The running command's click context. Typer 0.29 and later carry their own copy of click, whose
+    context the separately installed ``click`` cannot see, so typer's is asked first."""
+    import importlib
+
+    for module in ("typer.main", "click"):
+        try:
+            get = importlib.import_module(module).get_current_context
+        except (ImportError, AttributeError):
+            continue
+        ctx = get(silent=True)
+        if ctx is not None:
+            return ctx
+    return None
+
+
 def _params() -> dict[str, Any]:
     """The command's parsed options, when a click context is running (what the run was asked)."""
-    try:
-        import click
-
-        ctx = click.get_current_context(silent=True)
-    except ImportError:  # pragma: no cover
-        ctx = None
+    ctx = _current_context()
     if ctx is None:
         return {}
     return {"command": ctx.command_path, "params": {k: (str(v) if isinstance(v, Path) else v)
