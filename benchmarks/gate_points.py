@@ -152,7 +152,8 @@ def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
 
 def load_comparisons(con: sqlite3.Connection, budget: str, factor: float) -> list[tuple]:
     return con.execute(
-        "SELECT c.label, m.model, m.ratio, m.p_value, m.verdict, c.loadavg, c.wall_s, t.alpha, c.others_cores "
+        "SELECT c.label, m.model, m.ratio, m.p_value, m.verdict, c.loadavg, c.wall_s, t.alpha, c.others_cores, "
+        "t.id "
         "FROM comparisons m JOIN checks c ON m.check_id = c.id JOIN trials t ON c.trial = t.id "
         "WHERE t.budget = ? AND t.factor = ?", (budget, factor)).fetchall()
 
@@ -185,6 +186,7 @@ def table(con: sqlite3.Connection, budget: str = "default", factor: float = 1.03
         ratios = np.array([r[2] for r in sel])
         q5, q50, q95 = np.percentile(ratios, [5, 50, 95])
         out.append(f"| {label} | {len(sel)} | " + " | ".join(cells) + f" | {q50:.3f} [{q5:.3f}, {q95:.3f}] |")
+    out += ["", by_conditions(rows, factor)]
     checks = con.execute("SELECT c.wall_s, c.loadavg, c.others_cores FROM checks c JOIN trials t ON c.trial = t.id "
                          "WHERE t.budget = ? AND t.factor = ?", (budget, factor)).fetchall()
     walls = np.array([c[0] for c in checks])
@@ -206,6 +208,41 @@ def table(con: sqlite3.Connection, budget: str = "default", factor: float = 1.03
         + ".",
     ]
     return "\n".join(out) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+# How busy the machine was while a check timed: the other processes' mean CPU use (cores) that the
+# gate's workers sample (``others_cores``); a 2-core machine with one core timing has one to spare.
+CONDITIONS = (("quiet (others < 0.5 cores)", 0.0, 0.5), ("shared (0.5-1.5 cores)", 0.5, 1.5),
+              ("loaded (>= 1.5 cores)", 1.5, float("inf")))
+
+
+def by_conditions(rows: list[tuple], factor: float) -> str:
+    """A/A and +5% at the run's factor (the gate's own verdicts), split by how busy the machine was,
+    with how many baselines (trials) the A/A comparisons came from and the most alarms any one gave."""
+    out = [f"At {factor:g}, by how busy the machine was while the check timed:", "",
+           "| machine | A/A: false alarms | A/A: baselines, most alarms from one | +5%: caught |",
+           "|---|---|---|---|"]
+    for name, low, high in CONDITIONS + (("all", 0.0, float("inf")),):
+        sel = [r for r in rows if r[8] is not None and low <= r[8] < high] if name != "all" else rows
+        aa = [r for r in sel if r[0] == "A/A"]
+        five = [r for r in sel if r[0] == "+5%"]
+        if not aa and not five:
+            continue
+        flagged = [r for r in aa if r[2] > factor and r[3] < r[7]]
+        k = len(flagged)
+        alarms = f"{k}/{len(aa)}, 95% upper bound {100 * upper_bound(k, len(aa)):.1f}%" if aa else "-"
+        per_trial = {}
+        for r in flagged:
+            per_trial[r[9]] = per_trial.get(r[9], 0) + 1
+        baselines = f"{len({r[9] for r in aa})}, {max(per_trial.values(), default=0)}" if aa else "-"
+        kf = sum(r[2] > factor and r[3] < r[7] for r in five)
+        if five:
+            lo, hi = clopper_pearson(kf, len(five))
+            caught = f"{kf}/{len(five)} = {100 * kf / len(five):.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
+        else:
+            caught = "-"
+        out.append(f"| {name} | {alarms} | {baselines} | {caught} |")
+    return "\n".join(out)
 
 
 def run(db: Path, trials: int, budget: Budget, factor: float, alpha: float = 0.01,

@@ -53,3 +53,29 @@ def test_the_table_counts_each_factor_from_the_stored_comparisons(points, tmp_pa
     assert five[2].startswith("2/3 = 67%") and five[3].startswith("2/3 = 67%") and five[4].startswith("2/3 = 67%")
     assert five[5].startswith("0/3 = 0%")
     assert "1 trial(s), 2 checks of 3 models" in text and "load average at each check's start 2.5..2.5" in text
+
+
+def test_the_conditions_table_splits_by_the_others_cpu_use_and_counts_alarms_per_baseline(points, tmp_path):
+    con = points.connect(tmp_path / "t.db")
+    for trial in (1, 2):
+        con.execute("INSERT INTO trials VALUES (?, '2026-01-01T00:00:00Z', 'default', 1.03, 0.01, 60, 2, 'h')",
+                    (trial,))
+    # (check id, trial, label, others' cores, [(ratio, p)])
+    checks = [(1, 1, "A/A", 0.1, [(1.04, 0.001), (1.05, 0.001), (1.00, 0.5)]),  # two alarms, one baseline
+              (2, 2, "A/A", 0.2, [(1.00, 0.5), (1.04, 0.02), (0.99, 0.4)]),  # p too high: no alarm
+              (3, 2, "A/A", 1.7, [(1.04, 0.001), (1.00, 0.5), (1.01, 0.3)]),
+              (4, 2, "+5%", 0.3, [(1.06, 0.001), (1.05, 0.001), (1.02, 0.001)]),
+              (5, 1, "+5%", 1.0, [(1.06, 0.001), (1.06, 0.5), (1.07, 0.001)])]
+    for cid, trial, label, others, comparisons in checks:
+        con.execute("INSERT INTO checks VALUES (?, ?, ?, 30.0, 1.0, ?, 4, 0)", (cid, trial, label, others))
+        for j, (ratio, p) in enumerate(comparisons):
+            con.execute("INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, 'x', 4, ?, '')",
+                        (cid, f"m{j}", ratio, ratio * 0.98, ratio * 1.02, p, ratio))
+    con.commit()
+    lines = {line.split(" | ")[0].lstrip("| ").split(" (")[0]: line.split(" | ")
+             for line in points.table(con, "default", 1.03).splitlines() if line.startswith("| ")}
+    assert lines["quiet"][1].startswith("2/6,") and lines["quiet"][2] == "2, 2"
+    assert lines["quiet"][3].startswith("2/3 = 67%")
+    assert lines["shared"][1] == "-" and lines["shared"][3].startswith("2/3 = 67%")
+    assert lines["loaded"][1].startswith("1/3,") and lines["loaded"][2] == "1, 1" and lines["loaded"][3] == "- |"
+    assert lines["all"][1].startswith("3/9,") and lines["all"][2] == "2, 2" and lines["all"][3].startswith("4/6 = 67%")
