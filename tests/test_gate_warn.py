@@ -13,14 +13,14 @@ from cnnprof.gate import core, stats
 NAME = "mobilenetv3_small"
 
 
-def stub(monkeypatch, level: float) -> None:
+def stub(monkeypatch, level: float, others_cores: float = 0.0) -> None:
     """Every process now times the model at ``level`` times the baseline's (no noise), counts unchanged."""
     from cnnprof.gate import measure as gm
 
     def fake(models, settings, *, processes=None, **_):
         names = tuple(m.name for m in models)
         k = processes or settings.processes
-        run = gm.Run(names, rounds=12, measure_s=0.2, wall_s=1.0, others_cores=0.0)
+        run = gm.Run(names, rounds=12, measure_s=0.2, wall_s=1.0, others_cores=others_cores)
         return {n: [proc(3.0 * level, noise=0.0, seed=i) for i in range(k)] for n in names}, [run] * k
 
     monkeypatch.setattr(core, "measure", fake)
@@ -80,3 +80,18 @@ def test_bad_warn_and_fail_are_one_line_exit_2(cli, baseline, tmp_path, options,
     result, _ = gate(cli, baseline, tmp_path, *options)
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("others, busy", [(0.0, False), (1.2, False), (1.5, True), (1.9, True)])
+def test_a_check_on_a_busy_machine_says_so(cli, monkeypatch, baseline, tmp_path, others, busy):
+    # one timing thread on 2 CPUs: busy when the others leave it less than half a core to spare
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    stub(monkeypatch, 1.0, others_cores=others)
+    result, _ = gate(cli, baseline, tmp_path)
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.stderr.splitlines() if line.startswith("machine busy")]
+    assert bool(said) == busy
+    if busy:
+        assert f"other processes used {others:.1f} cores" in said[0] and "1 thread(s) of 2 CPUs" in said[0]

@@ -6,6 +6,7 @@ regression or a changed parameter / MAC count, 2 bad usage or a bad baseline (on
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -274,10 +275,10 @@ def check_command(
                   context={"baseline": str(baseline), "factor": factor, "alpha": alpha, "warn": warn},
                   extra={"backend": base.backend, "precision": base.precision, "threads": base.threads,
                          "batch": 1, "device": "cpu"})
-    _say_outcome(result, warn, started)
+    _say_outcome(result, warn, started, base.threads)
 
 
-def _say_outcome(result, warn: float | None, started: float) -> None:
+def _say_outcome(result, warn: float | None, started: float, threads: int = 1) -> None:
     """On stderr: the calibration, any environment difference, what was checked and any warning;
     a failed model raises ``CheckFailed`` (exit 1) naming each."""
     from cnnprof.errors import CheckFailed
@@ -288,6 +289,11 @@ def _say_outcome(result, warn: float | None, started: float) -> None:
             + "; ".join(result.environment_differences))
     say(f"checked {len(result.rows)} model(s) in {time.perf_counter() - started:.0f} s "
         f"({len(result.runs)} measurement process(es))")
+    busy = result.busy_cores(threads)
+    if busy is not None:
+        say(f"machine busy: other processes used {busy:.1f} cores while this check timed on {threads} thread(s) "
+            f"of {os.cpu_count()} CPUs; on a machine this busy small slowdowns are often missed (docs/gate.md, "
+            "operating points): check again when it is quieter")
     if result.warned:
         say(f"warning: {len(result.warned)} of {len(result.rows)} model(s) slower than --warn {warn:g}: " + ", ".join(
             f"{r.model} ({r.ratio:.3f}x)" for r in result.warned))

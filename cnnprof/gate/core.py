@@ -10,6 +10,7 @@ budget allow, and returns one ``ModelCheck`` per model.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -137,6 +138,9 @@ class ModelCheck(Row):
 Verdict = ModelCheck  # its name before ModelCheck (cnnprof.gate.Verdict)
 
 
+BUSY_SPARE_CORES = 0.5  # see CheckResult.busy_cores
+
+
 @dataclass
 class CheckResult:
     rows: list[ModelCheck]
@@ -157,6 +161,17 @@ class CheckResult:
     @property
     def warned(self) -> list[ModelCheck]:
         return [r for r in self.rows if r.verdict == stats.WARNING]
+
+    def busy_cores(self, threads: int, cpus: int | None = None) -> float | None:
+        """The other processes' mean CPU use (cores) while this check timed, when it left the timing
+        threads less than half a core to spare: ``others >= cpus - threads + 0.5``. Else None.
+        On such a machine the operating-point trials (docs/gate.md) caught fewer small slowdowns."""
+        others = [r.others_cores for r in self.runs if r.others_cores is not None]
+        if not others:
+            return None
+        mean = sum(others) / len(others)
+        cpus = cpus or os.cpu_count() or 1
+        return mean if mean >= cpus - threads + BUSY_SPARE_CORES else None
 
 
 def check_arguments(factor: float, alpha: float, warn: float | None = None) -> None:
