@@ -34,7 +34,7 @@ from cnnprof.gate.stats import betainc
 MODELS = ("mobilenetv3_small", "ghostnet_100", "efficientnet_b0")
 SLOWDOWNS = {"+5%": 0.05, "+10%": 0.10, "+20%": 0.20}
 LABELS = ("A/A",) + tuple(SLOWDOWNS)
-FACTORS = (1.02, 1.03, 1.05, 1.10)
+FACTORS = (1.02, 1.03, 1.04, 1.05, 1.10)
 PLANT_FILE = Path(__file__).resolve().with_name("gate_plant.py")
 
 SCHEMA = """

@@ -47,11 +47,11 @@ def test_the_table_counts_each_factor_from_the_stored_comparisons(points, tmp_pa
     text = points.table(con, "default", 1.03)
     aa = next(line for line in text.splitlines() if line.startswith("| A/A |")).split(" | ")
     five = next(line for line in text.splitlines() if line.startswith("| +5% |")).split(" | ")
-    # columns: label, n, at 1.02, 1.03 (the stored verdicts), 1.05, 1.10, ratios
+    # columns: label, n, at 1.02, 1.03 (the stored verdicts), 1.04, 1.05, 1.10, ratios
     assert aa[1] == "3" and aa[2].startswith("1/3,") and aa[3].startswith("1/3,") and aa[4].startswith("0/3,")
-    assert "rule of three: 100.0%" in aa[4]
+    assert "rule of three: 100.0%" in aa[4] and aa[5].startswith("0/3,")
     assert five[2].startswith("2/3 = 67%") and five[3].startswith("2/3 = 67%") and five[4].startswith("2/3 = 67%")
-    assert five[5].startswith("0/3 = 0%")
+    assert five[5].startswith("2/3 = 67%") and five[6].startswith("0/3 = 0%")
     assert "1 trial(s), 2 checks of 3 models" in text and "load average at each check's start 2.5..2.5" in text
 
 
