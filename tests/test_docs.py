@@ -147,3 +147,18 @@ def test_every_command_shown_exists_and_parses(page, line):
 def test_a_command_that_would_not_parse_is_caught(line):
     with pytest.raises(Exception, match="(?i)no such|does not take"):
         parse(line)
+
+
+def test_the_schema_versions_the_docs_name_are_the_migrations_own():
+    from cnnprof.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+    database = (REPO / "docs" / "database.md").read_text()
+    assert f"(`cnnprof/store/schema.py`, version {SCHEMA_VERSION};" in database
+    # every "schema version N" / "column since schema version N" a page states is the migration that added it
+    added = {m.version: m for m in MIGRATIONS}
+    for page, column in (("gate.md", "model_revision"), ("accuracy.md", "top1"), ("timing.md", "latency_ms_p90_upper")):
+        text = " ".join((REPO / "docs" / page).read_text().split())
+        said = [int(v) for v in re.findall(r"schema version (\d+)", text)]
+        assert said, page
+        for version in said:
+            assert any(column in statement for statement in added[version].statements), (page, version)
