@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections import Counter
 import time
 from pathlib import Path
 
@@ -231,9 +232,7 @@ def by_conditions(rows: list[tuple], factor: float) -> str:
         flagged = [r for r in aa if r[2] > factor and r[3] < r[7]]
         k = len(flagged)
         alarms = f"{k}/{len(aa)}, 95% upper bound {100 * upper_bound(k, len(aa)):.1f}%" if aa else "-"
-        per_trial = {}
-        for r in flagged:
-            per_trial[r[9]] = per_trial.get(r[9], 0) + 1
+        per_trial = Counter(r[9] for r in flagged)
         baselines = f"{len({r[9] for r in aa})}, {max(per_trial.values(), default=0)}" if aa else "-"
         kf = sum(r[2] > factor and r[3] < r[7] for r in five)
         if five:
